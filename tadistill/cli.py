@@ -1,0 +1,142 @@
+"""Command line: `tadistill run CONFIG [key=value ...]`, `tadistill demo`, `tadistill config show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from .config import ConfigError, describe_options, load_config
+
+log = logging.getLogger("tadistill")
+
+DEMO_METHODS = ("none", "full")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _outcome(ctx, seconds: float) -> dict:
+    manifest = ctx.run_dir.manifest()["steps"]
+    used = sum(manifest.get(s, {}).get("rows", 0) for s in ("teacher_stage1", "teacher_stage2"))
+    return {
+        "method": ctx.config.method,
+        "teacher requests paid": used,
+        "sent this run": ctx.teacher_sent,
+        "student accuracy": manifest.get("evaluate", {}).get("accuracy"),
+        "time (s)": round(seconds, 1),
+        "report": str(ctx.run_dir.path / "report.md"),
+    }
+
+
+def cmd_run(args) -> int:
+    from .pipeline import run_pipeline
+
+    config = load_config(args.config, args.overrides)
+    started = time.time()
+    ctx = run_pipeline(config)
+    outcome = _outcome(ctx, time.time() - started)
+    print(json.dumps(outcome, indent=2))
+    return 0
+
+
+def format_table(rows: list[dict], columns: list[str]) -> str:
+    def cell(value) -> str:
+        return f"{value:.3f}" if isinstance(value, float) and value < 1.0001 else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    lines += ["  ".join(cell(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_demo(args) -> int:
+    from .pipeline import run_pipeline
+    from .services import Services
+
+    base = load_config(args.config, args.overrides)
+    root = Path(args.run_root)
+    outcomes = []
+    services: Optional[Services] = None
+    try:
+        for method in DEMO_METHODS:
+            config = load_config(
+                args.config, [*args.overrides, f"method={method}", f"run_dir={root / method}"]
+            )
+            services = services or Services(config)
+            started = time.time()
+            ctx = run_pipeline(config, services=services)
+            outcomes.append(_outcome(ctx, time.time() - started))
+    finally:
+        if services:
+            services.shutdown()
+    columns = ["method", "teacher requests paid", "sent this run", "student accuracy", "time (s)"]
+    print()
+    print(f"tadistill demo: budget {base.budget.requests} teacher requests, "
+          f"teacher error rate {base.teacher.synthetic.error_rate}")
+    print(format_table(outcomes, columns))
+    for outcome in outcomes:
+        print(f"report ({outcome['method']}): {outcome['report']}")
+    (root / "demo.json").write_text(json.dumps(outcomes, indent=2))
+    return 0
+
+
+def cmd_config_show(args) -> int:
+    if args.config or args.overrides:
+        config = load_config(args.config, args.overrides)
+        print(config.model_dump_json(indent=2))
+        return 0
+    for key, default, description in describe_options():
+        print(f"{key} = {default}\n    {description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tadistill", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the two-stage distillation described by CONFIG")
+    run.add_argument("config", help="YAML config file")
+    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. budget.requests=200")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run 'none' and 'full' on the embedded default and compare")
+    demo.add_argument("overrides", nargs="*", help="key=value overrides applied to both methods")
+    demo.add_argument("--config", default=None, help="YAML config (default: the embedded default)")
+    demo.add_argument("--run-root", default="runs/demo", help="folder holding one run directory per method")
+    demo.set_defaults(func=cmd_demo)
+
+    config = sub.add_parser("config", help="show the options, or the resolved config")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="every option with its default and meaning")
+    show.add_argument("config", nargs="?", default=None)
+    show.add_argument("overrides", nargs="*")
+    show.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"tadistill: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""The one typed config tree.
+
+YAML in, ``key=value`` overrides on top, validated on load. Every option is documented
+once, here, in its ``Field(description=...)``; ``tadistill config show`` prints them.
+An unknown key or a bad value fails at load with a message that names the dotted key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SYNTHETIC = "synthetic"
+
+
+class ConfigError(ValueError):
+    """A config problem a user can fix: the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RayConfig(_Section):
+    address: Optional[str] = Field(
+        None, description="Ray cluster to join ('auto' or ray://...); null starts a local Ray."
+    )
+    num_cpus: Optional[float] = Field(
+        4,
+        gt=0,
+        description=(
+            "Logical CPUs for a local Ray. More than the physical cores keeps Ray Data and Serve "
+            "from deadlocking on small machines (actors holding every CPU). Ignored when joining."
+        ),
+    )
+
+
+class SyntheticDataConfig(_Section):
+    pool_size: int = Field(1000, ge=1, description="Unlabelled pool questions the method may buy.")
+    test_size: int = Field(300, ge=1, description="Held-out test questions for evaluation.")
+    min_steps: int = Field(2, ge=1, le=8, description="Fewest arithmetic steps in a problem.")
+    max_steps: int = Field(4, ge=1, le=8, description="Most arithmetic steps in a problem.")
+    seed: int = Field(1234, description="Seed of the question generator (data is a pure function of it).")
+
+    @model_validator(mode="after")
+    def _steps_ordered(self):
+        if self.min_steps > self.max_steps:
+            raise ValueError("min_steps must be <= max_steps")
+        return self
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic"] = Field(
+        SYNTHETIC, description="Where questions come from: the embedded synthetic task."
+    )
+    synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+    num_blocks: int = Field(4, ge=1, description="Ray Data blocks the corpus is split into.")
+
+
+class SyntheticTeacherConfig(_Section):
+    error_rate: float = Field(
+        0.3, ge=0, le=1, description="Share of answers the simulated teacher gets wrong."
+    )
+    seed: int = Field(7, description="Seed deciding which questions the teacher gets wrong.")
+
+
+class TeacherConfig(_Section):
+    source: Literal["synthetic", "openai"] = Field(
+        SYNTHETIC,
+        description=(
+            "'synthetic' starts the simulated teacher on Ray Serve (127.0.0.1) and calls it through "
+            "the openai client; 'openai' calls base_url as given."
+        ),
+    )
+    base_url: Optional[str] = Field(
+        None, description="OpenAI-compatible endpoint (…/v1). Required when source is 'openai'."
+    )
+    model: str = Field("synthetic-teacher", description="Model name sent in each request.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the API key (the only secret read from the environment).",
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of teacher calls.")
+    max_tokens: int = Field(256, ge=1, description="Completion token limit of a teacher call.")
+    concurrency: int = Field(8, ge=1, description="Teacher requests in flight at once.")
+    timeout_s: float = Field(60, gt=0, description="Timeout of one teacher request.")
+    max_retries: int = Field(4, ge=0, description="Retries (the openai client's backoff) per request.")
+    system_prompt: str = Field(
+        "Solve the problem step by step. End with 'The answer is N.'",
+        description="System message sent before each question.",
+    )
+    synthetic: SyntheticTeacherConfig = Field(default_factory=SyntheticTeacherConfig)
+    http_port: int = Field(8731, ge=1, le=65535, description="Port of Serve's HTTP proxy (127.0.0.1).")
+
+    @model_validator(mode="after")
+    def _base_url_for_openai(self):
+        if self.source == "openai" and not self.base_url:
+            raise ValueError("base_url is required when source is 'openai'")
+        return self
+
+
+class BudgetConfig(_Section):
+    requests: int = Field(300, ge=1, description="Hard cap on teacher requests for the whole run.")
+    warmup_share: float = Field(
+        0.3, gt=0, le=1, description="Share of the request budget spent on the random stage-1 warm-up."
+    )
+
+
+class ModelsConfig(_Section):
+    student: str = Field(
+        SYNTHETIC,
+        description="Student base model: a local folder or hub name for from_pretrained, or 'synthetic'.",
+    )
+    ta: str = Field(
+        SYNTHETIC, description="Teaching-assistant model: a local folder or hub name, or 'synthetic'."
+    )
+    cache_dir: str = Field(
+        ".cache/tadistill",
+        description="Where built synthetic models are cached, so later runs do not rebuild them.",
+    )
+
+
+class InferenceConfig(_Section):
+    backend: Literal["transformers"] = Field("transformers", description="Sampling and scoring backend.")
+    num_samples: int = Field(4, ge=1, description="Student samples per pool question (self-consistency N).")
+    temperature: float = Field(0.7, gt=0, le=2, description="Student sampling temperature.")
+    max_new_tokens: int = Field(48, ge=1, description="Token limit of a student sample.")
+    batch_size: int = Field(64, ge=1, description="Rows per Ray Data batch; one batch is one request to a deployment.")
+    max_batch_size: int = Field(4, ge=1, description="Requests (each a Ray Data batch) Serve merges into one model call.")
+    replicas: int = Field(1, ge=1, description="Replicas of each Serve deployment.")
+    num_cpus: float = Field(0.5, gt=0, description="CPUs reserved by each Serve replica.")
+    torch_threads: int = Field(
+        1, ge=1,
+        description="Torch intra-op threads in each replica (1 on small CPU hosts: spinning OpenMP threads starve the rest).",
+    )
+    seed: int = Field(0, description="Seed of student sampling.")
+
+
+class SignalsConfig(_Section):
+    consistency: Literal["agreement", "entropy"] = Field(
+        "agreement",
+        description="'agreement': share of samples agreeing with the majority; 'entropy': 1 - normalised answer entropy.",
+    )
+    w_sc: float = Field(1.0, ge=0, description="Weight of (1 - self-consistency) in the selection score.")
+    w_ta: float = Field(1.0, ge=0, description="Weight of (1 - TA confidence in the student) in the selection score.")
+
+
+class SelectionConfig(_Section):
+    strategy: Literal["signals", "random"] = Field(
+        "signals", description="How stage-2 questions are picked: by the selection score, or at random."
+    )
+
+
+class TrustConfig(_Section):
+    mode: Literal["weight", "filter", "none"] = Field(
+        "weight",
+        description=(
+            "Use of TA confidence in the teacher's output: 'weight' scales each example's loss by its "
+            "rank-normalised confidence, 'filter' drops those below filter_quantile, 'none' ignores it."
+        ),
+    )
+    filter_quantile: float = Field(0.2, ge=0, lt=1, description="Quantile below which 'filter' drops outputs.")
+    min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
+
+
+class TrainConfig(_Section):
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (DDP over gloo on CPU).")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved by each training worker.")
+    use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
+    epochs: int = Field(8, ge=1, description="Passes over the stage's training set.")
+    batch_size: int = Field(16, ge=1, description="Examples per worker per optimizer step.")
+    lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (linear decay to 10%).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    max_length: int = Field(160, ge=8, description="Token limit of prompt plus target; longer rows are truncated.")
+    stage2_init: Literal["stage1", "base"] = Field(
+        "stage1", description="Stage 2 starts from the stage-1 checkpoint or from the base model."
+    )
+    stage2_data: Literal["all", "selected"] = Field(
+        "all", description="Stage 2 trains on every bought output ('all') or only the stage-2 purchases."
+    )
+    seed: int = Field(0, description="Seed of initialisation order and shuffling.")
+
+
+class EvalConfig(_Section):
+    max_new_tokens: int = Field(48, ge=1, description="Token limit of a greedy test answer.")
+    batch_size: int = Field(64, ge=1, description="Test questions per generation batch.")
+
+
+METHODS = ("none", "random", "sc_only", "ta_student_only", "ta_teacher_only", "full")
+
+
+class Config(_Section):
+    run_dir: str = Field("runs/default", description="Directory of the run's artifacts and manifest.")
+    method: Literal[METHODS] = Field(  # type: ignore[valid-type]
+        "full",
+        description=(
+            "Preset of the method: 'none' = one stage on a random budget, no signals; 'random' = random "
+            "stage-2 pick with TA weighting; 'sc_only', 'ta_student_only' = selection by that signal "
+            "alone, no TA weighting; 'ta_teacher_only' = random pick, TA weighting; 'full' = all three."
+        ),
+    )
+    seed: int = Field(0, description="Seed of the random warm-up pick and baselines.")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @property
+    def two_stage(self) -> bool:
+        return self.method != "none"
+
+    def section_hash(self, *dotted_keys: str) -> str:
+        """Stable hash of the named parts of the config (what a step depends on)."""
+        dump = self.model_dump(mode="json")
+        picked = {key: _get_dotted(dump, key) for key in dotted_keys}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "random": {"selection.strategy": "random", "trust.mode": "weight"},
+    "sc_only": {"selection.strategy": "signals", "signals.w_ta": 0.0, "trust.mode": "none"},
+    "ta_student_only": {"selection.strategy": "signals", "signals.w_sc": 0.0, "trust.mode": "none"},
+    "ta_teacher_only": {"selection.strategy": "random", "trust.mode": "weight"},
+    "full": {},
+}
+
+
+def _get_dotted(tree: dict, dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _has_dotted(tree: dict, dotted: str) -> bool:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``a.b=3`` strings to {dotted key: YAML-typed value}."""
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. budget.requests=200")
+        parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return parsed
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for problem in err.errors():
+        key = ".".join(str(p) for p in problem["loc"]) or "<root>"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]] = None) -> Config:
+    """Load YAML (or defaults when path is None), apply overrides and the method preset, validate."""
+    source = str(path) if path else "<defaults>"
+    tree: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    explicit = parse_overrides(overrides or [])
+    for key, value in explicit.items():
+        _set_dotted(tree, key, value)
+    method = tree.get("method", "full")
+    # A preset fills in what the method means; keys the user set explicitly still win.
+    for key, value in METHOD_PRESETS.get(method, {}).items():
+        if not _has_dotted(tree, key):
+            _set_dotted(tree, key, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def describe_options(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) for every option: the one place options are documented."""
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(describe_options(annotation, key + "."))
+        else:
+            default = field.default if field.default_factory is None else field.default_factory()
+            rows.append((key, json.dumps(default), field.description or ""))
+    return rows

@@ -1,0 +1,53 @@
+"""Student accuracy on the held-out test split: greedy answers through Ray Data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import ray
+
+from .config import EvalConfig
+from .tasks.answers import extract_answer
+from .tasks.prompts import student_prompt
+
+EVAL_NUM_CPUS = 1.0
+
+
+class GreedyAnswers:
+    """A Ray Data UDF holding one copy of the student: (id, question, ...) -> text, answer."""
+
+    def __init__(self, model_path: str, max_new_tokens: int):
+        from .inference.backend import TransformersBackend
+
+        self.backend = TransformersBackend(model_path)
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        prompts = [student_prompt(q) for q in batch["question"]]
+        texts = [s[0] for s in self.backend.generate(prompts, 1, 0.0, self.max_new_tokens)]
+        out = batch[["id", "gold", "answer_type"]].copy()
+        out["text"] = texts
+        out["answer"] = [extract_answer(t, a) for t, a in zip(texts, batch["answer_type"])]
+        return out
+
+
+def answer_test_set(test: pd.DataFrame, model_path: str, config: EvalConfig) -> pd.DataFrame:
+    ds = ray.data.from_pandas(test[["id", "question", "gold", "answer_type"]])
+    answered = ds.map_batches(
+        GreedyAnswers,
+        fn_constructor_kwargs={"model_path": model_path, "max_new_tokens": config.max_new_tokens},
+        batch_size=config.batch_size,
+        batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=EVAL_NUM_CPUS,
+    ).to_pandas()
+    answered["correct"] = answered["answer"].notna() & (answered["answer"] == answered["gold"])
+    return answered.sort_values("id").reset_index(drop=True)
+
+
+def accuracy(answered: pd.DataFrame) -> dict:
+    return {
+        "accuracy": float(answered["correct"].mean()) if len(answered) else 0.0,
+        "correct": int(answered["correct"].sum()),
+        "total": int(len(answered)),
+        "unextractable": int(answered["answer"].isna().sum()),
+    }

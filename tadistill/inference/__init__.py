@@ -1,0 +1,1 @@
+"""Student sampling and TA scoring: backends, Ray Serve deployments, Ray Data drivers."""

@@ -1,0 +1,377 @@
+"""The two-stage run as a list of steps over the run directory.
+
+corpus -> warm-up pick -> teacher (stage 1) -> train stage 1 -> student samples -> TA
+scores -> selection -> teacher (stage 2) -> TA trust in the teacher -> train stage 2 ->
+evaluate -> report.  The `none` baseline is corpus -> random pick of the whole budget ->
+teacher -> train -> evaluate -> report, from the same code.
+
+Each step declares the config keys and the earlier steps it depends on; its fingerprint
+hashes both, so a rerun skips a finished step and a changed option redoes only what
+depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .config import SYNTHETIC, Config
+from .rundir import RunDir
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Step:
+    name: str
+    run: Callable[["RunContext"], dict]
+    config_keys: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+@dataclass
+class RunContext:
+    config: Config
+    run_dir: RunDir
+    services: Services
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    teacher_sent: int = 0  # requests actually paid in this invocation
+    step_log: list[dict] = field(default_factory=list)
+    _models: Optional[dict[str, str]] = None
+    _budget: object = None
+
+    def models(self) -> dict[str, str]:
+        """Resolved student and TA paths (the synthetic ones are built once, then cached)."""
+        if self._models is None:
+            paths = {"student": self.config.models.student, "ta": self.config.models.ta}
+            if SYNTHETIC in paths.values():
+                from .synthetic.models import ensure_synthetic_models
+
+                built = ensure_synthetic_models(self.config.models.cache_dir)
+                paths = {k: (built[k] if v == SYNTHETIC else v) for k, v in paths.items()}
+            self._models = paths
+        return self._models
+
+    def budget(self):
+        """The run's request budget, charged with what finished teacher steps already used."""
+        if self._budget is None:
+            from .teacher.client import RequestBudget
+
+            self._budget = RequestBudget(self.config.budget.requests)
+            for name in ("teacher_stage1", "teacher_stage2"):
+                if name in self.fingerprints and self.run_dir.finished(name, self.fingerprints[name]):
+                    self._budget.used += len(self.run_dir.read_table(f"teacher/{name}.parquet"))
+        return self._budget
+
+
+# -- the steps ---------------------------------------------------------------------------
+
+def step_corpus(ctx: RunContext) -> dict:
+    from .corpus import read_corpus, write_synthetic_source
+
+    ctx.services.ray()
+    sources = write_synthetic_source(ctx.config.data, ctx.run_dir.path / "corpus" / "source")
+    rows, rejects = read_corpus(sources, ctx.config.data.num_blocks)
+    ctx.run_dir.write_table("corpus/rows.parquet", rows)
+    ctx.run_dir.write_table("corpus/rejects.parquet", rejects)
+    if len(rejects):
+        log.warning("corpus: %d row(s) rejected; see %s", len(rejects), ctx.run_dir.path / "corpus/rejects.parquet")
+    counts = rows["split"].value_counts().to_dict()
+    return {"rows": len(rows), "rejected": len(rejects), "pool": counts.get("pool", 0), "test": counts.get("test", 0)}
+
+
+def warmup_count(config: Config) -> int:
+    if not config.two_stage:
+        return config.budget.requests
+    return max(1, round(config.budget.requests * config.budget.warmup_share))
+
+
+def step_warmup_pick(ctx: RunContext) -> dict:
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    pool = rows[rows["split"] == "pool"].sort_values("id")
+    count = min(warmup_count(ctx.config), len(pool))
+    picked = pool.sample(n=count, random_state=ctx.config.seed)[["id", "question"]]
+    ctx.run_dir.write_table("picks/stage1.parquet", picked)
+    return {"rows": len(picked)}
+
+
+def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
+    from .teacher.client import ResponseCache, TeacherClient
+
+    picks = ctx.run_dir.read_table(picks_path)
+    cache = ResponseCache(ctx.run_dir.path / "teacher" / "cache.jsonl")
+    budget = ctx.budget()
+    needs_endpoint = any(
+        cache.get(key) is None for key in _request_keys(ctx, picks["question"])
+    )
+    base_url = ctx.services.teacher_url() if needs_endpoint else "http://127.0.0.1:9/unused"
+    client = TeacherClient(ctx.config.teacher, base_url, cache)
+    bought, report = client.buy(picks, budget, desc=out_name)
+    ctx.run_dir.write_table(f"teacher/{out_name}.parquet", bought)
+    ctx.teacher_sent += report.sent
+    log.info("%s: bought %d (sent %d, cache hits %d)", out_name, report.bought, report.sent, report.cache_hits)
+    return {
+        "rows": report.bought, "sent": report.sent, "cache_hits": report.cache_hits,
+        "not_bought_budget": report.not_bought_budget, "unextractable_answers": report.unextractable_answers,
+        "prompt_tokens": report.prompt_tokens, "completion_tokens": report.completion_tokens,
+    }
+
+
+def _request_keys(ctx: RunContext, questions) -> list[str]:
+    from .tasks.prompts import teacher_messages
+    from .teacher.client import request_key
+
+    teacher = ctx.config.teacher
+    params = {"temperature": teacher.temperature, "max_tokens": teacher.max_tokens}
+    return [request_key(teacher.model, teacher_messages(q, teacher.system_prompt), params) for q in questions]
+
+
+def step_teacher_stage1(ctx: RunContext) -> dict:
+    return _buy(ctx, "picks/stage1.parquet", "teacher_stage1")
+
+
+def _training_rows(ctx: RunContext, teacher: pd.DataFrame, weights: Optional[pd.Series] = None) -> pd.DataFrame:
+    from .tasks.prompts import student_prompt, student_target
+
+    questions = ctx.run_dir.read_table("corpus/rows.parquet").set_index("id")["question"]
+    rows = pd.DataFrame({
+        "id": teacher["id"],
+        "prompt": [student_prompt(questions[i]) for i in teacher["id"]],
+        "target": [student_target(t) for t in teacher["text"]],
+        "weight": 1.0 if weights is None else weights.to_numpy(),
+    })
+    return rows[rows["weight"] > 0].reset_index(drop=True)
+
+
+def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> dict:
+    from .train.ray_trainer import train_stage
+
+    ctx.services.ray()
+    metrics = train_stage(
+        rows, init_model, ctx.config.train,
+        storage_path=ctx.run_dir.path / "ray_train", name=stage,
+        model_out=ctx.run_dir.file(f"{stage}/model"),
+    )
+    ctx.run_dir.write_table(f"{stage}/train_rows.parquet", rows)
+    (ctx.run_dir.path / stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return {k: v for k, v in metrics.items() if k != "step_losses"}
+
+
+def step_train_stage1(ctx: RunContext) -> dict:
+    teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
+    return _train(ctx, "stage1", _training_rows(ctx, teacher), ctx.models()["student"])
+
+
+def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    bought = set(ctx.run_dir.read_table("teacher/teacher_stage1.parquet")["id"])
+    pool = rows[(rows["split"] == "pool") & ~rows["id"].isin(bought)]
+    return pool.sort_values("id").reset_index(drop=True)
+
+
+def step_sample(ctx: RunContext) -> dict:
+    from ray import serve
+
+    from .inference.deployments import SAMPLER_APP, deploy_sampler
+    from .inference.drive import sample_pool
+
+    ctx.services.ray()
+    deploy_sampler(str(ctx.run_dir.path / "stage1" / "model"), ctx.config.inference)
+    try:
+        samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks)
+    finally:
+        serve.delete(SAMPLER_APP)  # give its CPUs back to the steps that follow
+    ctx.run_dir.write_table("signals/samples.parquet", samples)
+    return {"rows": len(samples), "questions": int(samples["id"].nunique()),
+            "unextractable": int(samples["answer"].isna().sum())}
+
+
+def _score(ctx: RunContext, rows: pd.DataFrame) -> pd.DataFrame:
+    from ray import serve
+
+    from .inference.deployments import SCORER_APP, deploy_scorer
+    from .inference.drive import score_texts
+
+    ctx.services.ray()
+    deploy_scorer(ctx.models()["ta"], ctx.config.inference)
+    try:
+        return score_texts(rows, ctx.config.inference.batch_size, ctx.config.data.num_blocks)
+    finally:
+        serve.delete(SCORER_APP)
+
+
+def step_score_samples(ctx: RunContext) -> dict:
+    samples = ctx.run_dir.read_table("signals/samples.parquet")
+    questions = _remaining_pool(ctx)[["id", "question"]]
+    scored = _score(ctx, samples.merge(questions, on="id"))
+    scored = scored.drop(columns=["question"]).sort_values(["id", "k"]).reset_index(drop=True)
+    ctx.run_dir.write_table("signals/samples_scored.parquet", scored)
+    return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
+
+
+def step_select(ctx: RunContext) -> dict:
+    from .signals.compute import question_signals, select
+
+    config = ctx.config
+    pool = _remaining_pool(ctx)
+    count = min(config.budget.requests - warmup_count(config), len(pool))
+    if config.selection.strategy == "signals":
+        signals = question_signals(ctx.run_dir.read_table("signals/samples_scored.parquet"), config.signals)
+    else:
+        signals = pd.DataFrame({"id": pool["id"], "self_consistency": np.nan, "ta_conf_student": np.nan})
+    chosen = select(signals, count, config.selection.strategy, config.signals, config.seed)
+    ctx.run_dir.write_table("signals/question_signals.parquet", chosen)
+    picks = chosen[chosen["selected"]].sort_values(["score", "id"], ascending=[False, True])
+    picks = picks[["id"]].merge(pool[["id", "question"]], on="id", how="left")
+    ctx.run_dir.write_table("picks/stage2.parquet", picks)
+    return {"rows": len(picks), "candidates": len(chosen)}
+
+
+def step_teacher_stage2(ctx: RunContext) -> dict:
+    return _buy(ctx, "picks/stage2.parquet", "teacher_stage2")
+
+
+def _bought_for_stage2(ctx: RunContext) -> pd.DataFrame:
+    """Teacher outputs stage 2 trains on: every purchase ('all') or the stage-2 ones only."""
+    stage2 = ctx.run_dir.read_table("teacher/teacher_stage2.parquet").assign(stage=2)
+    if ctx.config.train.stage2_data == "selected":
+        return stage2
+    stage1 = ctx.run_dir.read_table("teacher/teacher_stage1.parquet").assign(stage=1)
+    return pd.concat([stage1, stage2], ignore_index=True)
+
+
+def step_trust(ctx: RunContext) -> dict:
+    from .signals.compute import trust_weights
+
+    bought = _bought_for_stage2(ctx)
+    questions = ctx.run_dir.read_table("corpus/rows.parquet")[["id", "question"]]
+    if ctx.config.trust.mode == "none":
+        bought["ta_conf_teacher"] = np.nan
+    else:
+        scored = _score(ctx, bought[["id", "text"]].merge(questions, on="id"))
+        bought = bought.merge(scored[["id", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"}), on="id")
+    bought["weight"] = trust_weights(bought["ta_conf_teacher"], ctx.config.trust).to_numpy()
+    ctx.run_dir.write_table("trust/teacher_weighted.parquet", bought)
+    return {"rows": len(bought), "dropped": int((bought["weight"] == 0).sum()),
+            "mean_weight": float(bought["weight"].mean())}
+
+
+def step_train_stage2(ctx: RunContext) -> dict:
+    weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
+    rows = _training_rows(ctx, weighted, weighted["weight"])
+    init = str(ctx.run_dir.path / "stage1" / "model") if ctx.config.train.stage2_init == "stage1" else ctx.models()["student"]
+    return _train(ctx, "stage2", rows, init)
+
+
+def final_model_path(ctx: RunContext) -> str:
+    return str(ctx.run_dir.path / ("stage2" if ctx.config.two_stage else "stage1") / "model")
+
+
+def step_evaluate(ctx: RunContext) -> dict:
+    from .evaluate import accuracy, answer_test_set
+
+    ctx.services.ray()
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    answered = answer_test_set(rows[rows["split"] == "test"], final_model_path(ctx), ctx.config.eval)
+    ctx.run_dir.write_table("eval/answers.parquet", answered)
+    return {**accuracy(answered), "rows": len(answered)}
+
+
+def step_report(ctx: RunContext) -> dict:
+    from .report import write_report
+
+    path = write_report(ctx)
+    return {"path": str(path)}
+
+
+# -- the plan ----------------------------------------------------------------------------
+
+TEACHER_KEYS = ("teacher.source", "teacher.base_url", "teacher.model", "teacher.temperature",
+                "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic")
+MODEL_KEYS = ("models.student", "models.ta")
+
+
+def plan(config: Config) -> list[Step]:
+    first = [
+        Step("corpus", step_corpus, ("data",)),
+        Step("warmup_pick", step_warmup_pick, ("seed", "method", "budget"), ("corpus",)),
+        Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)),
+        Step("train_stage1", step_train_stage1, ("train", "models.student"), ("teacher_stage1",)),
+    ]
+    last = [
+        Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",)),
+        Step("report", step_report, (), ("evaluate",)),
+    ]
+    if not config.two_stage:
+        return first + last
+    by_signals = config.selection.strategy == "signals"
+    second = []
+    if by_signals:
+        second += [
+            Step("sample", step_sample, ("inference",), ("train_stage1",)),
+            Step("score_samples", step_score_samples, ("inference", "models.ta"), ("sample",)),
+        ]
+    second += [
+        Step("select", step_select, ("seed", "signals", "selection", "budget"),
+             ("score_samples",) if by_signals else ("train_stage1",)),
+        Step("teacher_stage2", step_teacher_stage2, TEACHER_KEYS, ("select",)),
+        Step("trust", step_trust, ("trust", "models.ta", "inference", "train.stage2_data"), ("teacher_stage2",)),
+        Step("train_stage2", step_train_stage2, ("train", "models.student"), ("trust",)),
+    ]
+    return first + second + last
+
+
+def fingerprint(config: Config, step: Step, upstream: dict[str, str]) -> str:
+    payload = {
+        "step": step.name,
+        "version": __version__,
+        "config": config.section_hash(*step.config_keys) if step.config_keys else "",
+        "after": [upstream[name] for name in step.after],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_pipeline(config: Config, services: Optional[Services] = None) -> RunContext:
+    """Run every unfinished step in order; return the context with what happened."""
+    own_services = services is None
+    services = services or Services(config)
+    run_dir = RunDir(config.run_dir)
+    (run_dir.path / "config.json").write_text(config.model_dump_json(indent=2))
+    ctx = RunContext(config=config, run_dir=run_dir, services=services)
+    steps = plan(config)
+    for step in steps:  # fingerprints first, so the budget knows which purchases still count
+        ctx.fingerprints[step.name] = fingerprint(config, step, ctx.fingerprints)
+    try:
+        for step in steps:
+            fp = ctx.fingerprints[step.name]
+            done = run_dir.finished(step.name, fp)
+            if done and step.name != "report":
+                ctx.step_log.append({"step": step.name, "status": "skipped", **_summary(done)})
+                log.info("step %-15s skipped (finished earlier)", step.name)
+                continue
+            log.info("step %-15s running", step.name)
+            started = time.time()
+            info = step.run(ctx)
+            seconds = round(time.time() - started, 1)
+            entry = {"fingerprint": fp, "seconds": seconds, **info}
+            if step.name != "report":
+                run_dir.record(step.name, entry)
+            ctx.step_log.append({"step": step.name, "status": "ran", **_summary(entry)})
+            log.info("step %-15s done in %.1fs %s", step.name, seconds, _summary(info))
+    finally:
+        if own_services:
+            services.shutdown()
+    return ctx
+
+
+def _summary(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k not in ("fingerprint", "finished_at")}

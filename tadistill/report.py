@@ -1,0 +1,192 @@
+"""The run's report: Markdown with tables and plots a person can read.
+
+Where the corpus has gold answers for the pool (the synthetic task does), the report
+also shows how good the teacher was and how well the TA told its wrong outputs from its
+right ones. The method itself never reads pool gold; only this diagnosis does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .pipeline import RunContext
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
+    """P(score of a positive > score of a negative), ties counting half; None if a class is empty."""
+    if len(positive) == 0 or len(negative) == 0:
+        return None
+    scores = np.concatenate([positive, negative])
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    rank_sum = ranks[: len(positive)].sum()
+    return float((rank_sum - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _plot_losses(run_path: Path, out: Path) -> Optional[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for stage in ("stage1", "stage2"):
+        metrics = run_path / stage / "metrics.json"
+        if metrics.exists():
+            curves[stage] = json.loads(metrics.read_text()).get("step_losses", [])
+    if not any(curves.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    offset = 0
+    for stage, losses in curves.items():
+        ax.plot(range(offset, offset + len(losses)), losses, label=stage)
+        offset += len(losses)
+    ax.set_xlabel("optimizer step (rank 0)")
+    ax.set_ylabel("weighted loss")
+    ax.set_title("Training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out.name
+
+
+def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "teacher_correct" not in weighted or weighted["ta_conf_teacher"].isna().all():
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.linspace(0, 1, 26)
+    for correct, label in ((True, "teacher right"), (False, "teacher wrong")):
+        values = weighted.loc[weighted["teacher_correct"] == correct, "ta_conf_teacher"]
+        ax.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
+    ax.set_xlabel("TA confidence in the teacher's output")
+    ax.set_ylabel("outputs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out.name
+
+
+def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
+    lines = ["## Teacher", ""]
+    parts = []
+    for stage in ("teacher_stage1", "teacher_stage2"):
+        path = ctx.run_dir.path / "teacher" / f"{stage}.parquet"
+        if path.exists() and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
+            frame = ctx.run_dir.read_table(f"teacher/{stage}.parquet")
+            frame["teacher_correct"] = frame["answer"].notna() & (frame["answer"] == frame["id"].map(gold))
+            parts.append({
+                "purchase": stage, "requests used": len(frame),
+                "teacher accuracy vs gold": frame["teacher_correct"].mean() if len(frame) else float("nan"),
+                "unextractable": int(frame["answer"].isna().sum()),
+                "completion tokens": int(frame["completion_tokens"].sum()),
+            })
+    if parts:
+        lines += [markdown_table(pd.DataFrame(parts)), ""]
+    lines += [
+        f"Requests used by this run: **{sum(p['requests used'] for p in parts)}** of a budget of "
+        f"{ctx.config.budget.requests}. Requests sent to the teacher in this invocation: "
+        f"**{ctx.teacher_sent}** (the rest came from the response cache, `teacher/cache.jsonl`).",
+        "",
+    ]
+    return lines
+
+
+def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[str]:
+    lines = []
+    signals_path = ctx.run_dir.path / "signals" / "question_signals.parquet"
+    if signals_path.exists() and ctx.config.selection.strategy == "signals":
+        signals = ctx.run_dir.read_table("signals/question_signals.parquet")
+        signals["student_right"] = signals["student_majority"] == signals["id"].map(gold)
+        table = signals.groupby("selected").agg(
+            questions=("id", "count"),
+            self_consistency=("self_consistency", "mean"),
+            ta_conf_student=("ta_conf_student", "mean"),
+            student_majority_right=("student_right", "mean"),
+        ).reset_index()
+        lines += [
+            "## Stage-2 selection", "",
+            "Selected questions should be those the stage-1 student gets wrong (low agreement, low TA "
+            "confidence).", "", markdown_table(table), "",
+            f"AUROC of self-consistency for the student's majority being right: "
+            f"{_fmt(auroc(signals.loc[signals.student_right, 'self_consistency'].to_numpy(), signals.loc[~signals.student_right, 'self_consistency'].to_numpy()))}; "
+            f"of TA confidence in the student: "
+            f"{_fmt(auroc(signals.loc[signals.student_right, 'ta_conf_student'].to_numpy(), signals.loc[~signals.student_right, 'ta_conf_student'].to_numpy()))}.",
+            "",
+        ]
+    trust_path = ctx.run_dir.path / "trust" / "teacher_weighted.parquet"
+    if trust_path.exists() and ctx.config.two_stage:
+        weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
+        weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
+        right = weighted.loc[weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
+        wrong = weighted.loc[~weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
+        lines += [
+            "## TA trust in the teacher", "",
+            f"Mode `{ctx.config.trust.mode}`. AUROC of TA confidence for telling right teacher outputs "
+            f"from wrong ones: **{_fmt(auroc(right, wrong))}**. Mean loss weight of right outputs "
+            f"{_fmt(weighted.loc[weighted.teacher_correct, 'weight'].mean())}, of wrong ones "
+            f"{_fmt(weighted.loc[~weighted.teacher_correct, 'weight'].mean())}.", "",
+        ]
+        figure = _plot_trust(weighted, figures / "trust.png")
+        if figure:
+            lines += [f"![TA confidence in teacher outputs]({figures.name}/{figure})", ""]
+    return lines
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+
+
+def write_report(ctx: "RunContext") -> Path:
+    run_path = ctx.run_dir.path
+    figures = run_path / "figures"
+    figures.mkdir(exist_ok=True)
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    gold = rows.set_index("id")["gold"]
+    evaluation = ctx.run_dir.manifest()["steps"].get("evaluate", {})
+    lines = [
+        f"# tadistill run: `{ctx.config.method}`", "",
+        f"Run directory `{run_path}`. Student `{ctx.config.models.student}`, TA `{ctx.config.models.ta}`, "
+        f"teacher `{ctx.config.teacher.model}` ({ctx.config.teacher.source}).", "",
+        "## Result", "",
+        f"Student accuracy on the held-out test split: **{_fmt(evaluation.get('accuracy'))}** "
+        f"({evaluation.get('correct', 0)} of {evaluation.get('total', 0)}; "
+        f"{evaluation.get('unextractable', 0)} answers could not be extracted).", "",
+        "## Steps", "",
+        markdown_table(pd.DataFrame([
+            {"step": s["step"], "status": s["status"], "seconds": s.get("seconds", ""),
+             "rows": s.get("rows", "")} for s in ctx.step_log
+        ])),
+        "",
+    ]
+    lines += _teacher_section(ctx, gold)
+    lines += _signals_section(ctx, gold, figures)
+    loss_figure = _plot_losses(run_path, figures / "loss.png")
+    if loss_figure:
+        lines += ["## Training", "", f"![Training loss]({figures.name}/{loss_figure})", ""]
+    report = run_path / "report.md"
+    report.write_text("\n".join(lines))
+    return report

@@ -1,0 +1,103 @@
+"""The run directory: one Parquet artifact per step, and a manifest of finished steps.
+
+A step is finished when its manifest entry exists with the same fingerprint (a hash of
+the config it depends on and of its inputs' fingerprints). Files are written to a
+temporary name and renamed, so a crash never leaves a half-written artifact that looks
+finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+
+
+class RunDirError(RuntimeError):
+    pass
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser().resolve()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write_probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise RunDirError(f"run directory {self.path} is not writable: {exc}") from exc
+
+    # -- manifest -------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.exists():
+            return {"steps": {}}
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{self.manifest_path} is not valid JSON ({exc}); delete it to redo the run") from exc
+
+    def finished(self, step: str, fingerprint: str) -> Optional[dict]:
+        entry = self.manifest()["steps"].get(step)
+        if entry and entry.get("fingerprint") == fingerprint:
+            return entry
+        return None
+
+    def record(self, step: str, entry: dict[str, Any]) -> None:
+        manifest = self.manifest()
+        manifest["steps"][step] = {**entry, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self._atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+
+    def forget_from(self, steps: list[str]) -> None:
+        """Drop manifest entries of steps that must be redone (a changed input)."""
+        manifest = self.manifest()
+        for step in steps:
+            manifest["steps"].pop(step, None)
+        self._atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+
+    # -- artifacts ------------------------------------------------------------------
+    def file(self, relative: str) -> Path:
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def write_table(self, relative: str, frame: pd.DataFrame | pa.Table) -> Path:
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        target = self.file(relative)
+        tmp = target.with_name(target.name + ".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+        return target
+
+    def read_table(self, relative: str) -> pd.DataFrame:
+        target = self.path / relative
+        if not target.exists():
+            raise RunDirError(f"{target} is missing: the step that writes it has not finished")
+        return pq.read_table(target).to_pandas()
+
+    def replace_dir(self, relative: str, source: str | Path) -> Path:
+        """Move a finished folder (a checkpoint, a Ray Data output) into place atomically."""
+        target = self.file(relative)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(str(source), str(target))
+        return target
+
+    @staticmethod
+    def _atomic_write_text(path: Path, text: str) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)

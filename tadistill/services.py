@@ -1,0 +1,64 @@
+"""Ray and the teacher endpoint, started only when a step that needs them actually runs.
+
+A rerun whose steps are all finished starts neither: it costs seconds and no request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, config: Config):
+        self.config = config
+        self._ray_started_here = False
+        self._teacher_url: str | None = None
+
+    def ray(self) -> None:
+        if ray.is_initialized():
+            return
+        # Quieter logs and no progress spam from Ray Data's per-operator bars; ours remain.
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        kwargs = {"log_to_driver": True, "include_dashboard": False}
+        if self.config.ray.address:
+            ray.init(address=self.config.ray.address, **kwargs)
+        else:
+            ray.init(num_cpus=self.config.ray.num_cpus, **kwargs)
+            self._ray_started_here = True
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+
+    def teacher_url(self) -> str:
+        if self._teacher_url:
+            return self._teacher_url
+        teacher = self.config.teacher
+        if teacher.source == "openai":
+            self._teacher_url = teacher.base_url
+        else:
+            from .synthetic.teacher_server import start_teacher
+
+            self.ray()
+            self._teacher_url = start_teacher(
+                teacher.model, teacher.synthetic.error_rate, teacher.synthetic.seed, teacher.http_port
+            )
+            log.info("simulated teacher serving at %s", self._teacher_url)
+        return self._teacher_url
+
+    def shutdown(self) -> None:
+        if not ray.is_initialized():
+            return
+        if self._teacher_url and self.config.teacher.source == "synthetic":
+            from ray import serve
+
+            serve.shutdown()
+        if self._ray_started_here:
+            ray.shutdown()
+        self._teacher_url = None

@@ -1,0 +1,1 @@
+"""The three signals, their combination, stage-2 selection and trust weights."""

@@ -1,0 +1,1 @@
+"""The embedded default: a synthetic reasoning task, a simulated teacher, tiny models."""

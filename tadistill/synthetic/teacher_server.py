@@ -1,0 +1,125 @@
+"""A simulated imperfect teacher behind an OpenAI-compatible chat-completions endpoint.
+
+It solves the synthetic language exactly, then, for a configured share of questions
+(decided by a hash of the question and a seed, so the same request always gets the same
+answer), answers with a plausible wrong chain of thought: a slipped step carried through
+to the end, or a correct chain with a wrong final answer. It runs on Ray Serve bound to
+127.0.0.1 and is reached through the `openai` client exactly as a real teacher would be.
+"""
+
+
+import hashlib
+import time
+import uuid
+
+from fastapi import FastAPI, HTTPException, Request
+from ray import serve
+
+from .problems import MAX_NUMBER, Problem, UnparseableQuestion, parse_question, render_solution
+
+TEACHER_APP = "synthetic_teacher"
+TEACHER_ROUTE = "/teacher"
+
+
+def _unit_hash(*parts: object) -> float:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _shift(value: int, u: float) -> int:
+    """A nearby wrong number (off by 1-3), kept inside the language's number range."""
+    delta = 1 + int(u * 3) % 3
+    up, down = value + delta, value - delta
+    if down < 0:
+        return up
+    if up > MAX_NUMBER:
+        return down
+    return up if int(u * 1000) % 2 == 0 else down
+
+
+def teacher_solution(problem: Problem, error_rate: float, seed: int) -> tuple[str, bool]:
+    """The teacher's chain of thought for a problem and whether it is correct."""
+    question = problem.question()
+    results = problem.values
+    if _unit_hash(question, seed, "wrong") >= error_rate:
+        return render_solution(problem.start, problem.steps, results, results[-1]), True
+    u = _unit_hash(question, seed, "how")
+    if u < 0.5:
+        # A slipped step: one result is off and the chain carries the error forward.
+        slip_at = int(_unit_hash(question, seed, "where") * len(results))
+        slipped = list(results)
+        slipped[slip_at] = _shift(results[slip_at], u * 2)
+        for i in range(slip_at + 1, len(slipped)):
+            step = problem.steps[i]
+            slipped[i] = slipped[i - 1] + step.amount if step.op == "+" else slipped[i - 1] - step.amount
+        if all(0 <= v <= MAX_NUMBER for v in slipped) and slipped[-1] != results[-1]:
+            return render_solution(problem.start, problem.steps, slipped, slipped[-1]), False
+    # A right chain with a wrong final answer.
+    wrong = _shift(results[-1], u)
+    return render_solution(problem.start, problem.steps, results, wrong), False
+
+
+def _word_count(text: str) -> int:
+    return len(text.replace(".", " .").replace("?", " ?").split())
+
+
+fastapi_app = FastAPI(title="tadistill simulated teacher")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.1})
+@serve.ingress(fastapi_app)
+class SyntheticTeacher:
+    """OpenAI chat-completions over the synthetic solver; counts the requests it served."""
+
+    def __init__(self, model: str, error_rate: float, seed: int):
+        self.model = model
+        self.error_rate = error_rate
+        self.seed = seed
+        self.served = 0
+
+    @fastapi_app.get("/v1/models")
+    def models(self) -> dict:
+        return {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "tadistill"}]}
+
+    @fastapi_app.get("/stats")
+    def stats(self) -> dict:
+        return {"served": self.served}
+
+    @fastapi_app.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request) -> dict:
+        body = await request.json()
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise HTTPException(status_code=400, detail="'messages' must be a non-empty list")
+        if body.get("model") != self.model:
+            raise HTTPException(status_code=404, detail=f"model {body.get('model')!r} not found; serving {self.model!r}")
+        self.served += 1
+        question = str(messages[-1].get("content", ""))
+        try:
+            text, _ = teacher_solution(parse_question(question), self.error_rate, self.seed)
+        except UnparseableQuestion:
+            text = "I cannot solve this problem."
+        prompt_tokens = sum(_word_count(str(m.get("content", ""))) for m in messages)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": _word_count(text),
+                "total_tokens": prompt_tokens + _word_count(text),
+            },
+        }
+
+
+def start_teacher(model: str, error_rate: float, seed: int, port: int) -> str:
+    """Deploy the simulated teacher on Serve (127.0.0.1:port); return its OpenAI base_url."""
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(
+        SyntheticTeacher.bind(model, error_rate, seed), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
+    )
+    return f"http://127.0.0.1:{port}{TEACHER_ROUTE}/v1"

@@ -1,0 +1,1 @@
+"""Answer types, prompts, and answer extraction."""

@@ -1,0 +1,1 @@
+"""The teacher: OpenAI-compatible calls with a response cache and a hard budget."""
