@@ -172,7 +172,7 @@ class TrainConfig(_Section):
     num_workers: int = Field(2, ge=1, description="Ray Train workers (DDP over gloo on CPU).")
     cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved by each training worker.")
     use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
-    epochs: int = Field(8, ge=1, description="Passes over the stage's training set.")
+    epochs: int = Field(10, ge=1, description="Passes over the stage's training set.")
     batch_size: int = Field(16, ge=1, description="Examples per worker per optimizer step.")
     lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (linear decay to 10%).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")

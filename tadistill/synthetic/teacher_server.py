@@ -122,4 +122,23 @@ def start_teacher(model: str, error_rate: float, seed: int, port: int) -> str:
     serve.run(
         SyntheticTeacher.bind(model, error_rate, seed), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
     )
-    return f"http://127.0.0.1:{port}{TEACHER_ROUTE}/v1"
+    base_url = f"http://127.0.0.1:{port}{TEACHER_ROUTE}/v1"
+    _wait_until_reachable(f"{base_url}/models")
+    return base_url
+
+
+def _wait_until_reachable(url: str, timeout_s: float = 60.0) -> None:
+    """serve.run returns when the replica is up; the HTTP proxy may still be starting."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            if time.time() > deadline:
+                raise RuntimeError(f"the simulated teacher at {url} did not answer within {timeout_s:.0f}s: {exc}") from exc
+        time.sleep(0.25)

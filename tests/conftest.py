@@ -1,0 +1,58 @@
+"""Shared fixtures: one real local Ray for the session, the cached synthetic models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The same cache the demo uses, so a machine builds the tiny models once for both.
+MODEL_CACHE = REPO / ".cache" / "tadistill"
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+
+    if not ray.is_initialized():
+        # 4 logical CPUs on 2 cores: Ray Data and Serve deadlock when actors hold every CPU.
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def synthetic_models() -> dict[str, str]:
+    from tadistill.synthetic.models import ensure_synthetic_models
+
+    return ensure_synthetic_models(MODEL_CACHE)
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    """A whole run at test size: minutes on 2 cores, every step real."""
+    from tadistill.config import load_config
+
+    def make(*overrides: str):
+        return load_config(None, [
+            f"run_dir={tmp_path / 'run'}",
+            f"models.cache_dir={MODEL_CACHE}",
+            "data.synthetic.pool_size=120",
+            "data.synthetic.test_size=40",
+            "budget.requests=40",
+            "train.epochs=2",
+            "train.batch_size=8",
+            "inference.num_samples=3",
+            "inference.batch_size=32",
+            "teacher.http_port=8741",
+            *overrides,
+        ])
+
+    return make

@@ -1,0 +1,50 @@
+"""The embedded student and TA: the TA must be measurably more competent, and cached."""
+
+import json
+import time
+from pathlib import Path
+
+from tadistill.inference.backend import TransformersBackend
+from tadistill.synthetic.models import ensure_synthetic_models
+from tadistill.synthetic.problems import generate_problems
+from tadistill.synthetic.teacher_server import teacher_solution
+from tadistill.tasks.answers import extract_number
+from tadistill.tasks.prompts import student_prompt, student_target
+from tadistill.report import auroc
+
+from ..conftest import MODEL_CACHE
+
+
+def _accuracy(path: str, problems) -> float:
+    backend = TransformersBackend(path)
+    prompts = [student_prompt(p.question()) for p in problems]
+    texts = [s[0] for s in backend.generate(prompts, 1, 0.0, 48)]
+    return sum(extract_number(t) == str(p.answer) for t, p in zip(texts, problems)) / len(problems)
+
+
+def test_ta_is_more_competent_than_student(synthetic_models):
+    problems = generate_problems(100, seed=4242)
+    student, ta = _accuracy(synthetic_models["student"], problems), _accuracy(synthetic_models["ta"], problems)
+    assert ta >= 0.7
+    assert ta >= student + 0.4
+
+
+def test_ta_confidence_separates_wrong_teacher_chains(synthetic_models):
+    backend = TransformersBackend(synthetic_models["ta"])
+    problems = generate_problems(200, seed=4343)
+    right, wrong = [], []
+    for p in problems:
+        text, ok = teacher_solution(p, 0.5, seed=7)
+        conf = backend.score([student_prompt(p.question())], [student_target(text)])[0]
+        (right if ok else wrong).append(conf)
+    assert auroc(right, wrong) > 0.85
+
+
+def test_second_call_reuses_the_cache(synthetic_models):
+    before = {k: json.loads((Path(v) / "tadistill_build.json").read_text()) for k, v in synthetic_models.items()}
+    started = time.time()
+    again = ensure_synthetic_models(MODEL_CACHE)
+    assert again == synthetic_models
+    assert time.time() - started < 2
+    after = {k: json.loads((Path(v) / "tadistill_build.json").read_text()) for k, v in again.items()}
+    assert before == after

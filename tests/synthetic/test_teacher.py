@@ -1,0 +1,66 @@
+"""The simulated teacher: its error model, and the real HTTP path through Ray Serve."""
+
+import urllib.request
+
+import openai
+
+from tadistill.synthetic.problems import generate_problems, parse_question
+from tadistill.synthetic.teacher_server import start_teacher, teacher_solution
+from tadistill.tasks.answers import extract_number
+
+
+def test_error_rate_is_realised_and_errors_are_real():
+    problems = generate_problems(2000, seed=11)
+    outcomes = [teacher_solution(p, error_rate=0.3, seed=7) for p in problems]
+    wrong = [(p, text) for p, (text, ok) in zip(problems, outcomes) if not ok]
+    assert 0.26 < len(wrong) / len(problems) < 0.34
+    for p, text in wrong:
+        assert extract_number(text) != str(p.answer)
+    for p, (text, ok) in zip(problems, outcomes):
+        if ok:
+            assert extract_number(text) == str(p.answer)
+
+
+def test_both_error_kinds_occur():
+    slipped = final_only = 0
+    for p in generate_problems(1000, seed=12):
+        text, ok = teacher_solution(p, error_rate=1.0, seed=7)
+        assert not ok
+        equations = [s for s in text.split(". ") if "=" in s]
+        results = [int(e.split("=")[1].strip(" .")) for e in equations]
+        if results == p.values:
+            final_only += 1
+        else:
+            slipped += 1
+    assert slipped > 200 and final_only > 200
+
+
+def test_same_request_same_answer():
+    p = generate_problems(1, seed=13)[0]
+    assert teacher_solution(p, 0.5, 7) == teacher_solution(p, 0.5, 7)
+
+
+def test_served_over_http_through_the_openai_client(ray_local):
+    base_url = start_teacher("synthetic-teacher", error_rate=0.0, seed=7, port=8751)
+    assert base_url.startswith("http://127.0.0.1:8751/")
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    problem = generate_problems(1, seed=14)[0]
+    reply = client.chat.completions.create(
+        model="synthetic-teacher",
+        messages=[{"role": "system", "content": "Solve."}, {"role": "user", "content": problem.question()}],
+    )
+    text = reply.choices[0].message.content
+    assert extract_number(text) == str(problem.answer)
+    assert reply.usage.completion_tokens > 0 and reply.choices[0].finish_reason == "stop"
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["synthetic-teacher"]
+    # Bound to loopback only, as the teacher of a real run would be by default.
+    with urllib.request.urlopen(base_url.replace("/v1", "/stats")) as resp:
+        assert b"served" in resp.read()
+    try:
+        client.chat.completions.create(model="other", messages=[{"role": "user", "content": "x"}])
+    except openai.NotFoundError:
+        pass
+    else:
+        raise AssertionError("an unknown model must be refused")
+    assert parse_question(problem.question()) == problem

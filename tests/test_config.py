@@ -1,0 +1,71 @@
+import pytest
+
+from tadistill.config import METHODS, Config, ConfigError, describe_options, load_config
+
+
+def test_defaults_validate_and_every_option_is_documented():
+    config = load_config()
+    assert isinstance(config, Config)
+    options = describe_options()
+    assert len(options) > 40
+    undocumented = [key for key, _, description in options if not description]
+    assert undocumented == []
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget:\n  requests: 123\ntrain:\n  epochs: 3\n")
+    config = load_config(path, ["train.epochs=5", "teacher.synthetic.error_rate=0.4"])
+    assert config.budget.requests == 123
+    assert config.train.epochs == 5
+    assert config.teacher.synthetic.error_rate == 0.4
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epocs: 3\n")
+    with pytest.raises(ConfigError, match=r"train\.epocs: unknown key"):
+        load_config(path)
+
+
+def test_bad_value_is_named():
+    with pytest.raises(ConfigError, match=r"budget\.warmup_share"):
+        load_config(None, ["budget.warmup_share=1.5"])
+    with pytest.raises(ConfigError, match=r"method"):
+        load_config(None, ["method=magic"])
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="base_url is required"):
+        load_config(None, ["teacher.source=openai"])
+    with pytest.raises(ConfigError, match="min_steps"):
+        load_config(None, ["data.synthetic.min_steps=5", "data.synthetic.max_steps=3"])
+
+
+def test_malformed_override_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["budget.requests"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_method_presets(method):
+    config = load_config(None, [f"method={method}"])
+    assert config.two_stage == (method != "none")
+    if method in ("random", "ta_teacher_only"):
+        assert config.selection.strategy == "random"
+    if method == "sc_only":
+        assert config.signals.w_ta == 0 and config.trust.mode == "none"
+
+
+def test_explicit_key_beats_preset():
+    config = load_config(None, ["method=sc_only", "trust.mode=filter"])
+    assert config.trust.mode == "filter"
+
+
+def test_section_hash_tracks_only_named_keys():
+    a = load_config(None, ["train.epochs=3"])
+    b = load_config(None, ["train.epochs=4"])
+    assert a.section_hash("data") == b.section_hash("data")
+    assert a.section_hash("train") != b.section_hash("train")

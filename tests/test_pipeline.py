@@ -1,0 +1,77 @@
+"""The whole two-stage run at test size, on a real local Ray, teacher over real HTTP."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tadistill.pipeline import plan, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def _paid(run_dir) -> int:
+    return sum(1 for _ in (run_dir / "teacher" / "cache.jsonl").open())
+
+
+def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_models, small_config):
+    config = small_config("method=full")
+    ctx = run_pipeline(config)
+    run = ctx.run_dir.path
+    steps = [s["step"] for s in ctx.step_log]
+    assert steps == [s.name for s in plan(config)]
+    assert all(s["status"] == "ran" for s in ctx.step_log)
+
+    stage1 = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
+    stage2 = pd.read_parquet(run / "teacher/teacher_stage2.parquet")
+    assert len(stage1) == 12 and len(stage2) == 28  # 30% warm-up of 40, the rest by signals
+    assert not set(stage1["id"]) & set(stage2["id"])
+    assert ctx.teacher_sent == 40 == _paid(run)
+
+    samples = pd.read_parquet(run / "signals/samples_scored.parquet")
+    pool = pd.read_parquet(run / "corpus/rows.parquet").query("split == 'pool'")
+    assert samples["id"].nunique() == len(pool) - 12
+    assert samples.groupby("id").size().eq(3).all()
+    assert samples["ta_conf"].between(0, 1).all()
+
+    signals = pd.read_parquet(run / "signals/question_signals.parquet")
+    chosen = signals[signals.selected]
+    assert set(chosen["id"]) == set(stage2["id"])
+    assert chosen["score"].min() >= signals.loc[~signals.selected, "score"].max()
+
+    weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
+    assert len(weighted) == 40 and weighted["weight"].between(0.1, 1.0).all()
+    assert weighted["ta_conf_teacher"].notna().all()
+
+    manifest = json.loads((run / "manifest.json").read_text())["steps"]
+    assert manifest["evaluate"]["total"] == 40
+    assert (run / "stage2/model/config.json").exists()
+    report = (run / "report.md").read_text()
+    assert "Student accuracy" in report and "AUROC" in report
+    assert (run / "figures/loss.png").exists()
+
+    again = run_pipeline(config)
+    assert again.teacher_sent == 0 and _paid(run) == 40
+    assert [s["status"] for s in again.step_log] == ["skipped"] * (len(steps) - 1) + ["ran"]
+    assert "in this invocation: **0**" in (run / "report.md").read_text()
+
+
+def test_changed_trust_redoes_only_what_depends_on_it(ray_local, synthetic_models, small_config):
+    run_pipeline(small_config("method=full"))
+    ctx = run_pipeline(small_config("method=full", "trust.mode=filter"))
+    ran = [s["step"] for s in ctx.step_log if s["status"] == "ran"]
+    assert ran == ["trust", "train_stage2", "evaluate", "report"]
+    assert ctx.teacher_sent == 0
+    weighted = pd.read_parquet(ctx.run_dir.path / "trust/teacher_weighted.parquet")
+    assert set(weighted["weight"]) <= {0.0, 1.0} and (weighted["weight"] == 0).sum() > 0
+
+
+def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_models, small_config):
+    config = small_config("method=none")
+    ctx = run_pipeline(config)
+    run = ctx.run_dir.path
+    assert [s["step"] for s in ctx.step_log] == [
+        "corpus", "warmup_pick", "teacher_stage1", "train_stage1", "evaluate", "report"]
+    assert len(pd.read_parquet(run / "teacher/teacher_stage1.parquet")) == 40
+    assert ctx.teacher_sent == 40
+    assert not (run / "stage2").exists()
