@@ -184,7 +184,7 @@ def step_sample(ctx: RunContext) -> dict:
     from .inference.deployments import SAMPLER_APP, deploy_sampler
     from .inference.drive import sample_pool
 
-    ctx.services.ray()
+    ctx.services.serve()
     deploy_sampler(str(ctx.run_dir.path / "stage1" / "model"), ctx.config.inference)
     try:
         samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks)
@@ -201,7 +201,7 @@ def _score(ctx: RunContext, rows: pd.DataFrame) -> pd.DataFrame:
     from .inference.deployments import SCORER_APP, deploy_scorer
     from .inference.drive import score_texts
 
-    ctx.services.ray()
+    ctx.services.serve()
     deploy_scorer(ctx.models()["ta"], ctx.config.inference)
     try:
         return score_texts(rows, ctx.config.inference.batch_size, ctx.config.data.num_blocks)

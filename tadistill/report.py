@@ -40,12 +40,17 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _plot_losses(run_path: Path, out: Path) -> Optional[str]:
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only: no display on servers and CI
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_losses(run_path: Path, out: Path) -> Optional[str]:
+    plt = _pyplot()
     curves = {}
     for stage in ("stage1", "stage2"):
         metrics = run_path / stage / "metrics.json"
@@ -58,22 +63,11 @@ def _plot_losses(run_path: Path, out: Path) -> Optional[str]:
     for stage, losses in curves.items():
         ax.plot(range(offset, offset + len(losses)), losses, label=stage)
         offset += len(losses)
-    ax.set_xlabel("optimizer step (rank 0)")
-    ax.set_ylabel("weighted loss")
-    ax.set_title("Training loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out.name
+    return _save(fig, ax, out, "optimizer step (rank 0)", "weighted loss")
 
 
 def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if "teacher_correct" not in weighted or weighted["ta_conf_teacher"].isna().all():
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -81,8 +75,14 @@ def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
     for correct, label in ((True, "teacher right"), (False, "teacher wrong")):
         values = weighted.loc[weighted["teacher_correct"] == correct, "ta_conf_teacher"]
         ax.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
-    ax.set_xlabel("TA confidence in the teacher's output")
-    ax.set_ylabel("outputs")
+    return _save(fig, ax, out, "TA confidence in the teacher's output", "outputs")
+
+
+def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=100)
@@ -160,6 +160,10 @@ def _fmt(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
 
+def warmup_share_text(ctx: "RunContext") -> str:
+    return f"{ctx.config.budget.warmup_share:.0%}"
+
+
 def write_report(ctx: "RunContext") -> Path:
     run_path = ctx.run_dir.path
     figures = run_path / "figures"
@@ -170,7 +174,12 @@ def write_report(ctx: "RunContext") -> Path:
     lines = [
         f"# tadistill run: `{ctx.config.method}`", "",
         f"Run directory `{run_path}`. Student `{ctx.config.models.student}`, TA `{ctx.config.models.ta}`, "
-        f"teacher `{ctx.config.teacher.model}` ({ctx.config.teacher.source}).", "",
+        f"teacher `{ctx.config.teacher.model}` ({ctx.config.teacher.source}"
+        + (f", simulated error rate {ctx.config.teacher.synthetic.error_rate}" if ctx.config.teacher.source == "synthetic" else "")
+        + f"). Budget {ctx.config.budget.requests} requests"
+        + (f", {warmup_share_text(ctx)} on the random warm-up; selection `{ctx.config.selection.strategy}`, "
+           f"trust `{ctx.config.trust.mode}`." if ctx.config.two_stage else ", all on a random pick (one stage)."),
+        "",
         "## Result", "",
         f"Student accuracy on the held-out test split: **{_fmt(evaluation.get('accuracy'))}** "
         f"({evaluation.get('correct', 0)} of {evaluation.get('total', 0)}; "

@@ -45,20 +45,31 @@ class Services:
         else:
             from .synthetic.teacher_server import start_teacher
 
-            self.ray()
+            self.serve()
             self._teacher_url = start_teacher(
                 teacher.model, teacher.synthetic.error_rate, teacher.synthetic.seed, teacher.http_port
             )
             log.info("simulated teacher serving at %s", self._teacher_url)
         return self._teacher_url
 
+    def serve(self) -> None:
+        """Ray plus Serve's HTTP proxy on 127.0.0.1 (the port of teacher.http_port)."""
+        from .synthetic.teacher_server import serve_http_port
+
+        self.ray()
+        serve_http_port("127.0.0.1", self.config.teacher.http_port)
+
     def shutdown(self) -> None:
         if not ray.is_initialized():
             return
-        if self._teacher_url and self.config.teacher.source == "synthetic":
-            from ray import serve
+        from ray import serve
 
-            serve.shutdown()
         if self._ray_started_here:
+            serve.shutdown()
             ray.shutdown()
+        elif self._teacher_url and self.config.teacher.source == "synthetic":
+            # A cluster we joined keeps its Serve; take away only what we deployed.
+            from .synthetic.teacher_server import TEACHER_APP
+
+            serve.delete(TEACHER_APP)
         self._teacher_url = None

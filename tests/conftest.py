@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # The same cache the demo uses, so a machine builds the tiny models once for both.
 MODEL_CACHE = REPO / ".cache" / "tadistill"
+TEST_HTTP_PORT = 8741
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,10 @@ def ray_local():
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
+    from ray import serve
+
+    # Serve keeps the HTTP options it first starts with: every test's teacher lives here.
+    serve.start(http_options={"host": "127.0.0.1", "port": TEST_HTTP_PORT})
     yield ray
     from ray import serve
 
@@ -51,7 +56,7 @@ def small_config(tmp_path):
             "train.batch_size=8",
             "inference.num_samples=3",
             "inference.batch_size=32",
-            "teacher.http_port=8741",
+            f"teacher.http_port={TEST_HTTP_PORT}",
             *overrides,
         ])
 

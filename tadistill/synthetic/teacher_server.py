@@ -9,6 +9,7 @@ to the end, or a correct chain with a wrong final answer. It runs on Ray Serve b
 
 
 import hashlib
+import logging
 import time
 import uuid
 
@@ -16,6 +17,8 @@ from fastapi import FastAPI, HTTPException, Request
 from ray import serve
 
 from .problems import MAX_NUMBER, Problem, UnparseableQuestion, parse_question, render_solution
+
+log = logging.getLogger(__name__)
 
 TEACHER_APP = "synthetic_teacher"
 TEACHER_ROUTE = "/teacher"
@@ -116,9 +119,26 @@ class SyntheticTeacher:
         }
 
 
+def serve_http_port(host: str, port: int) -> int:
+    """Start Serve's HTTP proxy on host:port, or find the port of the one already running.
+
+    Serve keeps the HTTP options it was first started with for the life of the cluster.
+    """
+    serve.start(http_options={"host": host, "port": port})
+    try:
+        from ray.serve.context import _get_global_client
+
+        return int(_get_global_client().http_config.port)
+    except Exception:  # the private client moved: trust the configured port
+        return port
+
+
 def start_teacher(model: str, error_rate: float, seed: int, port: int) -> str:
-    """Deploy the simulated teacher on Serve (127.0.0.1:port); return its OpenAI base_url."""
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    """Deploy the simulated teacher on Serve (127.0.0.1); return its OpenAI base_url."""
+    actual = serve_http_port("127.0.0.1", port)
+    if actual != port:
+        log.warning("Serve was already running with HTTP on port %d; the teacher is served there, not on %d", actual, port)
+        port = actual
     serve.run(
         SyntheticTeacher.bind(model, error_rate, seed), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
     )

@@ -8,6 +8,8 @@ from tadistill.synthetic.problems import generate_problems, parse_question
 from tadistill.synthetic.teacher_server import start_teacher, teacher_solution
 from tadistill.tasks.answers import extract_number
 
+from ..conftest import TEST_HTTP_PORT
+
 
 def test_error_rate_is_realised_and_errors_are_real():
     problems = generate_problems(2000, seed=11)
@@ -41,8 +43,8 @@ def test_same_request_same_answer():
 
 
 def test_served_over_http_through_the_openai_client(ray_local):
-    base_url = start_teacher("synthetic-teacher", error_rate=0.0, seed=7, port=8751)
-    assert base_url.startswith("http://127.0.0.1:8751/")
+    base_url = start_teacher("synthetic-teacher", error_rate=0.0, seed=7, port=TEST_HTTP_PORT)
+    assert base_url.startswith(f"http://127.0.0.1:{TEST_HTTP_PORT}/")
     client = openai.OpenAI(base_url=base_url, api_key="unused")
     problem = generate_problems(1, seed=14)[0]
     reply = client.chat.completions.create(
