@@ -52,13 +52,16 @@ def cmd_run(args) -> int:
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(value) -> str:
-        return f"{value:.3f}" if isinstance(value, float) and value < 1.0001 else str(value)
+    def cell(row: dict, column: str) -> str:
+        value = row[column]
+        if isinstance(value, float):
+            return f"{value:.3f}" if "accuracy" in column else f"{value:.1f}"
+        return str(value)
 
-    widths = {c: max(len(c), *(len(cell(r[c])) for r in rows)) for c in columns}
+    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     lines.append("  ".join("-" * widths[c] for c in columns))
-    lines += ["  ".join(cell(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    lines += ["  ".join(cell(r, c).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)
 
 

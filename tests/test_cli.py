@@ -23,5 +23,6 @@ def test_console_command_is_installed():
 
 
 def test_table_format():
-    table = format_table([{"method": "none", "acc": 0.5}], ["method", "acc"])
-    assert table.splitlines()[2].split() == ["none", "0.500"]
+    table = format_table([{"method": "none", "student accuracy": 0.5, "time (s)": 1.0}],
+                         ["method", "student accuracy", "time (s)"])
+    assert table.splitlines()[2].split() == ["none", "0.500", "1.0"]

@@ -69,7 +69,7 @@ def _word_count(text: str) -> int:
 fastapi_app = FastAPI(title="tadistill simulated teacher")
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.1})
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, logging_config={"enable_access_log": False})
 @serve.ingress(fastapi_app)
 class SyntheticTeacher:
     """OpenAI chat-completions over the synthetic solver; counts the requests it served."""
