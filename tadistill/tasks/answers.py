@@ -18,9 +18,30 @@ from typing import Optional, Sequence
 ANSWER_TYPES = ("number", "choice", "yesno", "label")
 
 _NUMBER = r"[-−]?\s*\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?|[-−]?\s*\$?\s*\.\d+"
-# Phrases that commit to a final answer, strongest first; the last commitment in a text wins.
-_COMMIT = r"(?:the\s+(?:final\s+)?answer\s+(?:is|would\s+be|will\s+be|=)|answer\s*[:=]|####|\\boxed\{)"
-_NUMBER_AFTER_COMMIT = re.compile(_COMMIT + r"\s*(?:approximately\s+|about\s+|:\s*)?\(?\s*(" + _NUMBER + r")", re.IGNORECASE)
+# Phrases that commit to a final answer; the last commitment in a text is the answer.
+_COMMIT = re.compile(r"(?:answer\s+(?:is|would\s+be|will\s+be)|answer\s*[:=]|####|\\boxed\{)\s*:?", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"\s*(?:approximately\s+|about\s+)?\(?\s*(" + _NUMBER + r")", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<!\b[a-jA-J])[.!?](?:\s|$)|\n")
+
+
+def _after_last_commitment(text: str) -> Optional[str]:
+    """The text after the last 'the answer is' ('answer:', '####', ...), or None."""
+    last = None
+    for last in _COMMIT.finditer(text):
+        pass
+    return text[last.end():] if last else None
+
+
+def _last_commitment(text: str) -> Optional[str]:
+    """The committed answer's sentence: after the last commitment, up to the sentence's end.
+
+    A single letter before '.' ('answer is B.') does not end the sentence early.
+    """
+    rest = _after_last_commitment(text)
+    if rest is None:
+        return None
+    end = _SENTENCE_END.search(rest)
+    return rest[: end.start()] if end else rest
 
 
 class UnsafeExpression(ValueError):
@@ -85,22 +106,16 @@ def normalise_number(raw: str) -> Optional[str]:
         return None
 
 
-_COMMIT_RE = re.compile(_COMMIT, re.IGNORECASE)
-_EXPRESSION = re.compile(r"\s*:?\s*([\d\s.+\-−*/×÷()$,]+)")
+_EXPRESSION = re.compile(r"\s*([\d\s.+\-−*/×÷()$,]+)")
 _BINARY_OP = re.compile(r"[\d)]\s*[-+*/×÷−]\s*[(\d.]")
 
 
-def _committed_expression(text: str) -> Optional[str]:
-    """An arithmetic answer after the last commitment ('The answer is (10 * 45).') or None."""
-    commits = list(_COMMIT_RE.finditer(text))
-    if not commits:
-        return None
-    line = text[commits[-1].end():].split("\n", 1)[0]
-    sentence = re.split(r"\.(?:\s|$)", line, maxsplit=1)[0]  # '7.50' stays whole, '6. 6 + 2' does not
-    match = _EXPRESSION.match(sentence)
+def _arithmetic_answer(committed: str) -> Optional[str]:
+    """The committed answer when it is an expression ('(10 * 45)'), ready for the safe parser."""
+    match = _EXPRESSION.match(committed)
     if not match:
         return None
-    expression = match.group(1).strip().rstrip(".").strip()
+    expression = match.group(1).strip()
     if not _BINARY_OP.search(expression):
         return None
     return expression.replace("−", "-").replace("×", "*").replace("÷", "/").replace("$", "").replace(",", "")
@@ -112,18 +127,17 @@ def extract_number(text: Optional[str]) -> Optional[str]:
     A committed arithmetic expression ('The answer is (12 - 2) - 7.', as PaLM writes on
     SVAMP) is computed by the safe parser; one it refuses gives None.
     """
-    if not text:
+    committed = _last_commitment(text) if text else None
+    if committed is None:
         return None
-    expression = _committed_expression(text)
+    expression = _arithmetic_answer(committed)
     if expression is not None:
         try:
             return format_number(safe_arithmetic(expression))
         except UnsafeExpression:
             return None
-    matches = _NUMBER_AFTER_COMMIT.findall(text)
-    if not matches:
-        return None
-    return normalise_number(matches[-1])
+    number = _LEADING_NUMBER.match(committed)
+    return normalise_number(number.group(1)) if number else None
 
 
 def gold_number(value) -> Optional[str]:
@@ -181,16 +195,6 @@ def extract_choice(text: Optional[str], choices: Sequence[str]) -> Optional[str]
     if len(set(candidates)) > 1:
         return None  # the letter and the text name different options: do not guess
     return candidates[0]
-
-
-def _last_commitment(text: str) -> Optional[str]:
-    """What follows the last 'the answer is' (or 'answer:'), up to the end of that sentence."""
-    matches = list(re.finditer(r"(?:answer\s+(?:is|would\s+be|will\s+be)|answer\s*[:=])\s*:?", text, re.IGNORECASE))
-    if not matches:
-        return None
-    rest = text[matches[-1].end():]
-    end = re.search(r"(?<!\b[a-jA-J])[.!?\n](?:\s|$)", rest)
-    return rest[: end.start()] if end else rest
 
 
 def _options_named(region: str, choices: Sequence[str]) -> Optional[str]:
