@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
-import ray
 
 from .config import EvalConfig
+from .inference.drive import map_with_actor
 from .tasks.answers import extract_answer
 from .tasks.prompts import student_prompt
 
@@ -31,15 +31,11 @@ class GreedyAnswers:
 
 
 def answer_test_set(test: pd.DataFrame, model_path: str, config: EvalConfig) -> pd.DataFrame:
-    ds = ray.data.from_pandas(test[["id", "question", "gold", "answer_type"]])
-    answered = ds.map_batches(
-        GreedyAnswers,
-        fn_constructor_kwargs={"model_path": model_path, "max_new_tokens": config.max_new_tokens},
-        batch_size=config.batch_size,
-        batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=1),
+    answered = map_with_actor(
+        test[["id", "question", "gold", "answer_type"]], GreedyAnswers, config.batch_size,
         num_cpus=EVAL_NUM_CPUS,
-    ).to_pandas()
+        constructor_kwargs={"model_path": model_path, "max_new_tokens": config.max_new_tokens},
+    )
     answered["correct"] = answered["answer"].notna() & (answered["answer"] == answered["gold"])
     return answered.sort_values("id").reset_index(drop=True)
 

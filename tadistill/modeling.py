@@ -40,8 +40,7 @@ class Encoded:
 
 def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: bool = True) -> Encoded:
     """[bos] prompt target [eos], with the loss only on target tokens; truncated on the right."""
-    prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    prompt_ids = prefix + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt_ids = encode_prompt(tokenizer, prompt)
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     if add_eos and tokenizer.eos_token_id is not None:
         target_ids = target_ids + [tokenizer.eos_token_id]

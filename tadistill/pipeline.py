@@ -68,8 +68,9 @@ class RunContext:
 
             self._budget = RequestBudget(self.config.budget.requests)
             for name in ("teacher_stage1", "teacher_stage2"):
-                if name in self.fingerprints and self.run_dir.finished(name, self.fingerprints[name]):
-                    self._budget.used += len(self.run_dir.read_table(f"teacher/{name}.parquet"))
+                done = self.run_dir.finished(name, self.fingerprints.get(name, ""))
+                if done:
+                    self._budget.used += done["rows"]
         return self._budget
 
 
@@ -109,13 +110,9 @@ def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
 
     picks = ctx.run_dir.read_table(picks_path)
     cache = ResponseCache(ctx.run_dir.path / "teacher" / "cache.jsonl")
-    budget = ctx.budget()
-    needs_endpoint = any(
-        cache.get(key) is None for key in _request_keys(ctx, picks["question"])
-    )
-    base_url = ctx.services.teacher_url() if needs_endpoint else "http://127.0.0.1:9/unused"
-    client = TeacherClient(ctx.config.teacher, base_url, cache)
-    bought, report = client.buy(picks, budget, desc=out_name)
+    # The endpoint is resolved on the first cache miss: a cached run starts no teacher.
+    client = TeacherClient(ctx.config.teacher, ctx.services.teacher_url, cache)
+    bought, report = client.buy(picks, ctx.budget(), desc=out_name)
     ctx.run_dir.write_table(f"teacher/{out_name}.parquet", bought)
     ctx.teacher_sent += report.sent
     log.info("%s: bought %d (sent %d, cache hits %d)", out_name, report.bought, report.sent, report.cache_hits)
@@ -124,15 +121,6 @@ def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
         "not_bought_budget": report.not_bought_budget, "unextractable_answers": report.unextractable_answers,
         "prompt_tokens": report.prompt_tokens, "completion_tokens": report.completion_tokens,
     }
-
-
-def _request_keys(ctx: RunContext, questions) -> list[str]:
-    from .tasks.prompts import teacher_messages
-    from .teacher.client import request_key
-
-    teacher = ctx.config.teacher
-    params = {"temperature": teacher.temperature, "max_tokens": teacher.max_tokens}
-    return [request_key(teacher.model, teacher_messages(q, teacher.system_prompt), params) for q in questions]
 
 
 def step_teacher_stage1(ctx: RunContext) -> dict:

@@ -79,8 +79,7 @@ def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
 
 
 def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()
@@ -160,8 +159,18 @@ def _fmt(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
 
-def warmup_share_text(ctx: "RunContext") -> str:
-    return f"{ctx.config.budget.warmup_share:.0%}"
+def _setup_line(config) -> str:
+    """One sentence on what was run: models, teacher, budget and how it was spent."""
+    teacher = f"teacher `{config.teacher.model}` ({config.teacher.source}"
+    if config.teacher.source == "synthetic":
+        teacher += f", simulated error rate {config.teacher.synthetic.error_rate}"
+    budget = f"Budget {config.budget.requests} requests"
+    if config.two_stage:
+        budget += (f", {config.budget.warmup_share:.0%} on the random warm-up; "
+                   f"selection `{config.selection.strategy}`, trust `{config.trust.mode}`.")
+    else:
+        budget += ", all on a random pick (one stage)."
+    return f"Student `{config.models.student}`, TA `{config.models.ta}`, {teacher}). {budget}"
 
 
 def write_report(ctx: "RunContext") -> Path:
@@ -173,13 +182,7 @@ def write_report(ctx: "RunContext") -> Path:
     evaluation = ctx.run_dir.manifest()["steps"].get("evaluate", {})
     lines = [
         f"# tadistill run: `{ctx.config.method}`", "",
-        f"Run directory `{run_path}`. Student `{ctx.config.models.student}`, TA `{ctx.config.models.ta}`, "
-        f"teacher `{ctx.config.teacher.model}` ({ctx.config.teacher.source}"
-        + (f", simulated error rate {ctx.config.teacher.synthetic.error_rate}" if ctx.config.teacher.source == "synthetic" else "")
-        + f"). Budget {ctx.config.budget.requests} requests"
-        + (f", {warmup_share_text(ctx)} on the random warm-up; selection `{ctx.config.selection.strategy}`, "
-           f"trust `{ctx.config.trust.mode}`." if ctx.config.two_stage else ", all on a random pick (one stage)."),
-        "",
+        f"Run directory `{run_path}`. {_setup_line(ctx.config)}", "",
         "## Result", "",
         f"Student accuracy on the held-out test split: **{_fmt(evaluation.get('accuracy'))}** "
         f"({evaluation.get('correct', 0)} of {evaluation.get('total', 0)}; "

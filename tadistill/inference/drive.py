@@ -48,23 +48,28 @@ class ScoreWithTA:
         return batch
 
 
-def _run(frame: pd.DataFrame, udf, batch_size: int, num_blocks: int) -> pd.DataFrame:
+def map_with_actor(
+    frame: pd.DataFrame, udf, batch_size: int, num_blocks: int = 1,
+    num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None,
+) -> pd.DataFrame:
+    """Stream frame through one actor of the UDF class, batch by batch, with Ray Data."""
     ds = ray.data.from_pandas(frame).repartition(max(1, min(num_blocks, len(frame))))
     out = ds.map_batches(
         udf,
+        fn_constructor_kwargs=constructor_kwargs,
         batch_size=batch_size,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=UDF_NUM_CPUS,
+        num_cpus=num_cpus,
     )
     return out.to_pandas()
 
 
 def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4) -> pd.DataFrame:
-    samples = _run(questions[["id", "question", "answer_type"]], SampleStudent, batch_size, num_blocks)
+    samples = map_with_actor(questions[["id", "question", "answer_type"]], SampleStudent, batch_size, num_blocks)
     return samples.sort_values(["id", "k"]).reset_index(drop=True)
 
 
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4) -> pd.DataFrame:
     """rows must hold `question` and `text`; returns them with `ta_conf`."""
-    return _run(rows, ScoreWithTA, batch_size, num_blocks)
+    return map_with_actor(rows, ScoreWithTA, batch_size, num_blocks)

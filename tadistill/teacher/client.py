@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -142,19 +142,36 @@ def _api_key(config: TeacherConfig) -> str:
 
 
 class TeacherClient:
-    def __init__(self, config: TeacherConfig, base_url: str, cache: ResponseCache, answer_type: str = "number"):
-        import openai
+    """Buys teacher outputs; the endpoint is only resolved (and started) for a cache miss.
 
+    base_url may be a callable, so that a run answered wholly from the cache never starts
+    the teacher it would otherwise need.
+    """
+
+    def __init__(self, config: TeacherConfig, base_url: str | Callable[[], str], cache: ResponseCache,
+                 answer_type: str = "number"):
         self.config = config
         self.cache = cache
         self.answer_type = answer_type
-        self.client = openai.OpenAI(
-            base_url=base_url,
-            api_key=_api_key(config),
-            timeout=config.timeout_s,
-            max_retries=config.max_retries,  # the client backs off on 429/5xx/timeouts, honouring Retry-After
-        )
+        self._api_key = _api_key(config)  # fail before any work when the secret is missing
+        self._base_url = base_url if callable(base_url) else (lambda: base_url)
+        self._client = None
+        self._client_lock = threading.Lock()
         self.params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
+
+    @property
+    def client(self):
+        with self._client_lock:
+            if self._client is None:
+                import openai
+
+                self._client = openai.OpenAI(
+                    base_url=self._base_url(),
+                    api_key=self._api_key,
+                    timeout=self.config.timeout_s,
+                    max_retries=self.config.max_retries,  # backs off on 429/5xx/timeouts, honouring Retry-After
+                )
+            return self._client
 
     def _messages(self, question: str) -> list[dict]:
         return teacher_messages(question, self.config.system_prompt)
