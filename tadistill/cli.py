@@ -1,4 +1,5 @@
-"""Command line: `tadistill run CONFIG [key=value ...]`, `tadistill demo`, `tadistill config show`."""
+"""Command line: `tadistill run CONFIG [key=value ...]`, `tadistill demo`, `tadistill data inspect CONFIG`,
+`tadistill config show`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from .config import ConfigError, describe_options, load_config
+from .corpus.files import CorpusError
 
 log = logging.getLogger("tadistill")
 
@@ -106,6 +108,25 @@ def cmd_config_show(args) -> int:
     return 0
 
 
+def cmd_data_inspect(args) -> int:
+    from .corpus.inspect import inspect_data
+    from .services import Services
+
+    config = load_config(args.config, args.overrides)
+    services = Services(config)
+    try:
+        services.ray()
+        markdown, summary = inspect_data(config)
+    finally:
+        services.shutdown()
+    print(markdown)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(markdown)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tadistill", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -122,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-root", default="runs/demo", help="folder holding one run directory per method")
     demo.set_defaults(func=cmd_demo)
 
+    data = sub.add_parser("data", help="look at a corpus and its recorded teacher before a run")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    inspect = data_sub.add_parser(
+        "inspect", help="rows per split, answer types, rejects with reasons, recorded-teacher accuracy")
+    inspect.add_argument("config", help="YAML config file")
+    inspect.add_argument("overrides", nargs="*", help="key=value overrides")
+    inspect.add_argument("--out", default=None, help="also write the Markdown here (and a .json summary beside it)")
+    inspect.set_defaults(func=cmd_data_inspect)
+
     config = sub.add_parser("config", help="show the options, or the resolved config")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="every option with its default and meaning")
@@ -136,7 +166,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, CorpusError) as exc:
         print(f"tadistill: {exc}", file=sys.stderr)
         return 2
 

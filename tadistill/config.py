@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SYNTHETIC = "synthetic"
 
@@ -54,12 +54,114 @@ class SyntheticDataConfig(_Section):
         return self
 
 
+ANSWER_TYPES = ("number", "choice", "yesno", "label")
+DATA_FORMATS = ("auto", "jsonl", "json", "parquet", "csv")
+# Named adapters for public data sets (tadistill/corpus/presets.py says what each reads).
+PRESETS = (
+    "gsm8k", "svamp", "svamp_dss", "csqa", "csqa_cose", "csqa_mcc_kd",
+    "strategyqa", "arc", "openbookqa", "anli",
+)
+
+
+class FieldMap(_Section):
+    """Where the parts of a question sit in a record of a user's file (dotted paths)."""
+
+    question: str = Field(..., description="Path of the question text, e.g. 'question' or 'question.stem'.")
+    answer: Optional[str] = Field(None, description="Path of the gold answer; null for unlabelled data.")
+    id: Optional[str] = Field(
+        None, description="Path of a stable row id; null derives one from a hash of the question and options."
+    )
+    choices: Optional[str | list[str]] = Field(
+        None,
+        description=(
+            "Options of a multiple-choice question: a path to a list (of strings, or of {label, text}), "
+            "or a list of paths, one per option (CSV columns A, B, C, D)."
+        ),
+    )
+    context: Optional[str] = Field(None, description="Path of a passage shown before the question (a premise, a story).")
+
+
 class DataConfig(_Section):
-    source: Literal["synthetic"] = Field(
-        SYNTHETIC, description="Where questions come from: the embedded synthetic task."
+    source: Literal["synthetic", "files"] = Field(
+        SYNTHETIC,
+        description="'synthetic': the embedded generated task; 'files': the data files named in data.files.",
     )
     synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+    files: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Split name -> data files (JSONL, JSON, Parquet or CSV; globs allowed), e.g. "
+            "{train: [train.jsonl], test: [test.jsonl]}. Relative paths are taken from data.root."
+        ),
+    )
+    root: str = Field(".", description="Folder that relative paths in data.files and teacher.recorded.files start from.")
+    format: Literal[DATA_FORMATS] = Field(  # type: ignore[valid-type]
+        "auto",
+        description="File format; 'auto' goes by extension (.jsonl, .json: a JSON array or JSON lines, .parquet, .csv).",
+    )
+    preset: Optional[Literal[PRESETS]] = Field(  # type: ignore[valid-type]
+        None, description=f"Named adapter of a public data set ({', '.join(PRESETS)}); null uses data.fields."
+    )
+    fields: Optional[FieldMap] = Field(None, description="Field map of the generic reader (when data.preset is null).")
+    answer_type: Optional[Literal[ANSWER_TYPES]] = Field(  # type: ignore[valid-type]
+        None, description="number | choice | yesno | label. A preset sets it; the generic reader needs it."
+    )
+    labels: Optional[list[str]] = Field(
+        None, description="The label set of answer_type 'label' (e.g. [entailment, neutral, contradiction])."
+    )
+    task: Optional[str] = Field(None, description="Name of the task in reports; default: the preset's name or 'custom'.")
+    answer_fallback: Literal["none", "last_number"] = Field(
+        "none",
+        description=(
+            "For number answers, when a text commits to no answer ('The answer is ...', '####', 'A: ...'): "
+            "'none' records it as unextractable; 'last_number' takes its last number (a guess, for "
+            "rationales written without a final-answer phrase). Applies to teacher, samples and evaluation alike."
+        ),
+    )
+    pool_split: str = Field("train", description="Split whose questions the method may buy teacher outputs for.")
+    test_split: str = Field("test", description="Split the student is evaluated on (every row needs a gold answer).")
+    test_share: float = Field(
+        0.0, ge=0, lt=1,
+        description=(
+            "When data.files has no test split: share of the pool split held out as test, picked by a "
+            "hash of each id (stable across runs)."
+        ),
+    )
+    max_reject_share: float = Field(
+        0.05, ge=0, le=1,
+        description="A run stops when a split has more than this share of its rows rejected.",
+    )
     num_blocks: int = Field(4, ge=1, description="Ray Data blocks the corpus is split into.")
+
+    @model_validator(mode="after")
+    def _files_are_described(self):
+        if self.source != "files":
+            return self
+        if not self.files:
+            raise ValueError("data.files is empty: name at least the pool split's files")
+        if self.preset and self.fields:
+            raise ValueError("set data.preset or data.fields, not both")
+        if not self.preset and not self.fields:
+            raise ValueError(f"set data.preset (one of {', '.join(PRESETS)}) or data.fields")
+        if self.fields and not self.answer_type:
+            raise ValueError("data.answer_type is required with data.fields")
+        if self.answer_type == "label" and not self.labels and self.preset is None:
+            raise ValueError("data.labels is required when data.answer_type is 'label'")
+        if self.pool_split not in self.files:
+            raise ValueError(f"data.pool_split {self.pool_split!r} is not a key of data.files ({', '.join(self.files)})")
+        if self.test_split not in self.files and self.test_share == 0:
+            raise ValueError(
+                f"data.test_split {self.test_split!r} is not a key of data.files: "
+                "add its files, or hold out part of the pool with data.test_share"
+            )
+        return self
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _one_file_is_a_list(cls, value):
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
 
 class SyntheticTeacherConfig(_Section):
@@ -69,12 +171,62 @@ class SyntheticTeacherConfig(_Section):
     seed: int = Field(7, description="Seed deciding which questions the teacher gets wrong.")
 
 
+class RecordFields(_Section):
+    """Where the parts of a recorded teacher output sit in a JSON / JSONL record (dotted paths)."""
+
+    id: Optional[str] = Field(None, description="Path of the row id the output answers (match by id).")
+    question: Optional[str] = Field("question", description="Path of the question text (match by question).")
+    rationale: str = Field(
+        "rationale", description="Path of the output: a string, or a list of strings (several rationales)."
+    )
+
+
+class RecordedTeacherConfig(_Section):
+    files: list[str] = Field(
+        default_factory=list,
+        description="Files of teacher outputs collected earlier (relative paths start from data.root).",
+    )
+    format: Literal["auto", "aligned", "records", "kojima_log"] = Field(
+        "auto",
+        description=(
+            "'aligned': a JSON list of completions, in the order of the rows of data file "
+            "teacher.recorded.aligned_to (distilling-step-by-step); 'records': JSON / JSONL records with "
+            "teacher.recorded.fields; 'kojima_log': a zero-shot-CoT log (Q:, A:); 'auto' tells them apart."
+        ),
+    )
+    aligned_to: Optional[str | dict[str, str]] = Field(
+        None,
+        description=(
+            "Data file (as in data.files) whose rows the 'aligned' completions line up with; or a mapping "
+            "from a pattern of completion files to the data file, e.g. {'llm/test_CoT_*.json': test.json}. "
+            "Completions split over several files continue each other in file-name order."
+        ),
+    )
+    fields: RecordFields = Field(default_factory=RecordFields)
+    match: Literal["auto", "id", "question"] = Field(
+        "auto",
+        description="Match outputs to rows by id or by question text; 'auto': by id when fields.id is set.",
+    )
+    cut_at_blank_line: Optional[bool] = Field(
+        None,
+        description=(
+            "Cut each output at its first blank line (completions that run on into more few-shot text); "
+            "null: cut 'aligned' completions only."
+        ),
+    )
+    rationales: Literal["all", "first"] = Field(
+        "all",
+        description="Per bought question, keep every recorded output ('all') or the first. A question costs one request either way.",
+    )
+
+
 class TeacherConfig(_Section):
-    source: Literal["synthetic", "openai"] = Field(
+    source: Literal["synthetic", "openai", "recorded"] = Field(
         SYNTHETIC,
         description=(
             "'synthetic' starts the simulated teacher on Ray Serve (127.0.0.1) and calls it through "
-            "the openai client; 'openai' calls base_url as given."
+            "the openai client; 'openai' calls base_url as given; 'recorded' answers from "
+            "teacher.recorded.files (outputs collected earlier), charged to the budget like live calls."
         ),
     )
     base_url: Optional[str] = Field(
@@ -90,17 +242,28 @@ class TeacherConfig(_Section):
     concurrency: int = Field(8, ge=1, description="Teacher requests in flight at once.")
     timeout_s: float = Field(60, gt=0, description="Timeout of one teacher request.")
     max_retries: int = Field(4, ge=0, description="Retries (the openai client's backoff) per request.")
-    system_prompt: str = Field(
-        "Solve the problem step by step. End with 'The answer is N.'",
-        description="System message sent before each question.",
+    system_prompt: Optional[str] = Field(
+        None,
+        description=(
+            "System message sent before each question; null picks one that asks for the answer "
+            "in the form the task's answer type is extracted from ('The answer is ...')."
+        ),
     )
     synthetic: SyntheticTeacherConfig = Field(default_factory=SyntheticTeacherConfig)
+    recorded: RecordedTeacherConfig = Field(default_factory=RecordedTeacherConfig)
     http_port: int = Field(8731, ge=1, le=65535, description="Port of Serve's HTTP proxy (127.0.0.1).")
 
     @model_validator(mode="after")
-    def _base_url_for_openai(self):
+    def _source_is_complete(self):
         if self.source == "openai" and not self.base_url:
             raise ValueError("base_url is required when source is 'openai'")
+        if self.source == "recorded":
+            if not self.recorded.files:
+                raise ValueError("recorded.files is empty: name the files of teacher outputs")
+            if self.recorded.format == "aligned" and not self.recorded.aligned_to:
+                raise ValueError("recorded.aligned_to is required with format 'aligned'")
+            if self.recorded.match == "id" and not self.recorded.fields.id and self.recorded.format == "records":
+                raise ValueError("recorded.match is 'id' but recorded.fields.id is not set")
         return self
 
 

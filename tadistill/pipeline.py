@@ -64,7 +64,7 @@ class RunContext:
     def budget(self):
         """The run's request budget, charged with what finished teacher steps already used."""
         if self._budget is None:
-            from .teacher.client import RequestBudget
+            from .teacher.budget import RequestBudget
 
             self._budget = RequestBudget(self.config.budget.requests)
             for name in ("teacher_stage1", "teacher_stage2"):
@@ -80,14 +80,57 @@ def step_corpus(ctx: RunContext) -> dict:
     from .corpus import read_corpus, write_synthetic_source
 
     ctx.services.ray()
-    sources = write_synthetic_source(ctx.config.data, ctx.run_dir.path / "corpus" / "source")
-    rows, rejects = read_corpus(sources, ctx.config.data.num_blocks)
-    ctx.run_dir.write_table("corpus/rows.parquet", rows)
-    ctx.run_dir.write_table("corpus/rejects.parquet", rejects)
-    if len(rejects):
-        log.warning("corpus: %d row(s) rejected; see %s", len(rejects), ctx.run_dir.path / "corpus/rejects.parquet")
-    counts = rows["split"].value_counts().to_dict()
-    return {"rows": len(rows), "rejected": len(rejects), "pool": counts.get("pool", 0), "test": counts.get("test", 0)}
+    data = ctx.config.data
+    if data.source == SYNTHETIC:
+        data = write_synthetic_source(data, ctx.run_dir.path / "corpus" / "source")
+    corpus = read_corpus(data)
+    ctx.run_dir.write_table("corpus/rows.parquet", corpus.rows)
+    ctx.run_dir.write_table("corpus/rejects.parquet", corpus.rejects)
+    rejects_path = str(ctx.run_dir.path / "corpus/rejects.parquet")
+    if len(corpus.rejects):
+        log.warning("corpus: %d row(s) rejected; see %s", len(corpus.rejects), rejects_path)
+    corpus.check_reject_share(data.max_reject_share, rejects_path)
+    return {"rows": len(corpus.rows), "rejected": len(corpus.rejects), "splits": corpus.counts}
+
+
+def step_teacher_records(ctx: RunContext) -> dict:
+    """Import the recorded teacher outputs and match them to corpus rows (no budget spent here)."""
+    from .teacher.recorded import import_records
+
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    records, unmatched = import_records(ctx.config.teacher.recorded, ctx.config.data.root, rows)
+    ctx.run_dir.write_table("teacher/records.parquet", records)
+    ctx.run_dir.write_table("teacher/unmatched_records.parquet", unmatched)
+    pool = rows[rows["split"] == ctx.config.data.pool_split]
+    without = int((~pool["id"].isin(set(records["id"]))).sum())
+    if len(unmatched):
+        log.warning("recorded teacher: %d output(s) match no corpus row; see %s", len(unmatched),
+                    ctx.run_dir.path / "teacher/unmatched_records.parquet")
+    if without:
+        log.warning("recorded teacher: %d of %d pool questions have no recorded output and cannot be bought",
+                    without, len(pool))
+    return {"rows": len(records), "questions": int(records["id"].nunique()), "unmatched": len(unmatched),
+            "pool_without_record": without}
+
+
+def answer_type_of(config: Config) -> str:
+    """The corpus's answer type (one per task), known before any row is read."""
+    from .corpus.presets import PRESETS
+
+    data = config.data
+    if data.source == SYNTHETIC:
+        return "number"
+    return data.answer_type or PRESETS[data.preset].answer_type
+
+
+def pool_rows(ctx: RunContext) -> pd.DataFrame:
+    """Questions the method may buy: the pool split, less those a recorded teacher cannot answer."""
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    pool = rows[rows["split"] == ctx.config.data.pool_split]
+    if ctx.config.teacher.source == "recorded":
+        recorded = set(ctx.run_dir.read_table("teacher/records.parquet")["id"])
+        pool = pool[pool["id"].isin(recorded)]
+    return pool.sort_values("id").reset_index(drop=True)
 
 
 def warmup_count(config: Config) -> int:
@@ -97,28 +140,39 @@ def warmup_count(config: Config) -> int:
 
 
 def step_warmup_pick(ctx: RunContext) -> dict:
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
-    pool = rows[rows["split"] == "pool"].sort_values("id")
+    pool = pool_rows(ctx)
     count = min(warmup_count(ctx.config), len(pool))
     picked = pool.sample(n=count, random_state=ctx.config.seed)[["id", "question"]]
     ctx.run_dir.write_table("picks/stage1.parquet", picked)
     return {"rows": len(picked)}
 
 
-def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
+def _teacher(ctx: RunContext):
+    if ctx.config.teacher.source == "recorded":
+        from .teacher.recorded import RecordedTeacher
+
+        return RecordedTeacher(ctx.run_dir.read_table("teacher/records.parquet"))
+    from .tasks.prompts import system_prompt
     from .teacher.client import ResponseCache, TeacherClient
 
-    picks = ctx.run_dir.read_table(picks_path)
     cache = ResponseCache(ctx.run_dir.path / "teacher" / "cache.jsonl")
+    prompt = system_prompt(ctx.config.teacher.system_prompt, answer_type_of(ctx.config))
     # The endpoint is resolved on the first cache miss: a cached run starts no teacher.
-    client = TeacherClient(ctx.config.teacher, ctx.services.teacher_url, cache)
-    bought, report = client.buy(picks, ctx.budget(), desc=out_name)
+    return TeacherClient(ctx.config.teacher, ctx.services.teacher_url, cache, prompt)
+
+
+def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
+    from .tasks.answers import add_answers
+
+    picks = ctx.run_dir.read_table(picks_path)
+    bought, report = _teacher(ctx).buy(picks, ctx.budget(), desc=out_name)
+    bought = add_answers(bought, ctx.run_dir.read_table("corpus/rows.parquet"), ctx.config.data.answer_fallback)
     ctx.run_dir.write_table(f"teacher/{out_name}.parquet", bought)
     ctx.teacher_sent += report.sent
     log.info("%s: bought %d (sent %d, cache hits %d)", out_name, report.bought, report.sent, report.cache_hits)
     return {
-        "rows": report.bought, "sent": report.sent, "cache_hits": report.cache_hits,
-        "not_bought_budget": report.not_bought_budget, "unextractable_answers": report.unextractable_answers,
+        "rows": report.bought, "outputs": len(bought), "sent": report.sent, "cache_hits": report.cache_hits,
+        "not_bought_budget": report.not_bought_budget, "unextractable_answers": int(bought["answer"].isna().sum()),
         "prompt_tokens": report.prompt_tokens, "completion_tokens": report.completion_tokens,
     }
 
@@ -160,10 +214,9 @@ def step_train_stage1(ctx: RunContext) -> dict:
 
 
 def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    pool = pool_rows(ctx)
     bought = set(ctx.run_dir.read_table("teacher/teacher_stage1.parquet")["id"])
-    pool = rows[(rows["split"] == "pool") & ~rows["id"].isin(bought)]
-    return pool.sort_values("id").reset_index(drop=True)
+    return pool[~pool["id"].isin(bought)].reset_index(drop=True)
 
 
 def step_sample(ctx: RunContext) -> dict:
@@ -175,7 +228,8 @@ def step_sample(ctx: RunContext) -> dict:
     ctx.services.serve()
     deploy_sampler(str(ctx.run_dir.path / "stage1" / "model"), ctx.config.inference)
     try:
-        samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks)
+        samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks,
+                              ctx.config.data.answer_fallback)
     finally:
         serve.delete(SAMPLER_APP)  # give its CPUs back to the steps that follow
     ctx.run_dir.write_table("signals/samples.parquet", samples)
@@ -245,8 +299,9 @@ def step_trust(ctx: RunContext) -> dict:
     if ctx.config.trust.mode == "none":
         bought["ta_conf_teacher"] = np.nan
     else:
-        scored = _score(ctx, bought[["id", "text"]].merge(questions, on="id"))
-        bought = bought.merge(scored[["id", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"}), on="id")
+        scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"))
+        conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
+        bought = bought.merge(conf, on=["id", "k"])
     bought["weight"] = trust_weights(bought["ta_conf_teacher"], ctx.config.trust).to_numpy()
     ctx.run_dir.write_table("trust/teacher_weighted.parquet", bought)
     return {"rows": len(bought), "dropped": int((bought["weight"] == 0).sum()),
@@ -269,7 +324,8 @@ def step_evaluate(ctx: RunContext) -> dict:
 
     ctx.services.ray()
     rows = ctx.run_dir.read_table("corpus/rows.parquet")
-    answered = answer_test_set(rows[rows["split"] == "test"], final_model_path(ctx), ctx.config.eval)
+    test = rows[rows["split"] == ctx.config.data.test_split]
+    answered = answer_test_set(test, final_model_path(ctx), ctx.config.eval, ctx.config.data.answer_fallback)
     ctx.run_dir.write_table("eval/answers.parquet", answered)
     return {**accuracy(answered), "rows": len(answered)}
 
@@ -284,14 +340,19 @@ def step_report(ctx: RunContext) -> dict:
 # -- the plan ----------------------------------------------------------------------------
 
 TEACHER_KEYS = ("teacher.source", "teacher.base_url", "teacher.model", "teacher.temperature",
-                "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic")
+                "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic", "teacher.recorded")
 MODEL_KEYS = ("models.student", "models.ta")
 
 
 def plan(config: Config) -> list[Step]:
-    first = [
-        Step("corpus", step_corpus, ("data",)),
-        Step("warmup_pick", step_warmup_pick, ("seed", "method", "budget"), ("corpus",)),
+    recorded = config.teacher.source == "recorded"
+    first = [Step("corpus", step_corpus, ("data",))]
+    if recorded:
+        first.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"), ("corpus",)))
+    # Which questions can be bought depends on the record when the teacher is recorded.
+    pool_from = ("teacher_records",) if recorded else ("corpus",)
+    first += [
+        Step("warmup_pick", step_warmup_pick, ("seed", "method", "budget"), pool_from),
         Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)),
         Step("train_stage1", step_train_stage1, ("train", "models.student"), ("teacher_stage1",)),
     ]

@@ -98,7 +98,7 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
             frame = ctx.run_dir.read_table(f"teacher/{stage}.parquet")
             frame["teacher_correct"] = frame["answer"].notna() & (frame["answer"] == frame["id"].map(gold))
             parts.append({
-                "purchase": stage, "requests used": len(frame),
+                "purchase": stage, "requests used": int(frame["id"].nunique()), "outputs": len(frame),
                 "teacher accuracy vs gold": frame["teacher_correct"].mean() if len(frame) else float("nan"),
                 "unextractable": int(frame["answer"].isna().sum()),
                 "completion tokens": int(frame["completion_tokens"].sum()),
@@ -108,7 +108,9 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
     lines += [
         f"Requests used by this run: **{sum(p['requests used'] for p in parts)}** of a budget of "
         f"{ctx.config.budget.requests}. Requests sent to the teacher in this invocation: "
-        f"**{ctx.teacher_sent}** (the rest came from the response cache, `teacher/cache.jsonl`).",
+        f"**{ctx.teacher_sent}**" + (
+            " (the rest came from the response cache, `teacher/cache.jsonl`)." if ctx.config.teacher.source != "recorded"
+            else " (answered from the recorded outputs in `teacher/records.parquet`)."),
         "",
     ]
     return lines

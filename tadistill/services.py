@@ -40,6 +40,8 @@ class Services:
         if self._teacher_url:
             return self._teacher_url
         teacher = self.config.teacher
+        if teacher.source == "recorded":
+            raise RuntimeError("a recorded teacher answers from its files; it has no endpoint")
         if teacher.source == "openai":
             self._teacher_url = teacher.base_url
         else:

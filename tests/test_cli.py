@@ -26,3 +26,34 @@ def test_table_format():
     table = format_table([{"method": "none", "student accuracy": 0.5, "time (s)": 1.0}],
                          ["method", "student accuracy", "time (s)"])
     assert table.splitlines()[2].split() == ["none", "0.500", "1.0"]
+
+
+def test_data_inspect_prints_splits_rejects_and_recorded_teacher_accuracy(ray_local, tmp_path, capsys):
+    import json
+
+    lines = [{"id": f"q{i}", "question": f"What is {i} plus 1?", "answer": i + 1} for i in range(6)]
+    lines.append({"id": "bad", "question": "", "answer": 1})
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (tmp_path / "teacher.jsonl").write_text("".join(
+        json.dumps({"id": f"q{i}", "rationale": f"{i} + 1 = {i + 1 + (i == 0)}. The answer is {i + 1 + (i == 0)}."}) + "\n"
+        for i in range(6)))
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        "data:\n  source: files\n  root: " + str(tmp_path) + "\n  files: {train: train.jsonl}\n  test_share: 0.3\n"
+        "  fields: {id: id, question: question, answer: answer}\n  answer_type: number\n  max_reject_share: 0.1\n"
+        "teacher:\n  source: recorded\n  recorded: {files: [teacher.jsonl], fields: {id: id}}\n")
+    assert main(["data", "inspect", str(config), "--out", str(tmp_path / "inspect.md")]) == 0
+    out = capsys.readouterr().out
+    assert "| split | rows in | kept | rejected |" in out
+    assert "missing question (field 'question')" in out and "train.jsonl:7" in out
+    assert "A run would stop here" in out  # 1 of 5 or so training rows rejected is above 10%
+    summary = json.loads((tmp_path / "inspect.json").read_text())
+    teacher = summary["teacher"]
+    assert sum(t["outputs"] for t in teacher) == 6 and sum(t["correct"] for t in teacher) == 5
+
+
+def test_data_inspect_names_a_missing_file(ray_local, tmp_path, capsys):
+    config = tmp_path / "data.yaml"
+    config.write_text("data: {source: files, preset: gsm8k, files: {train: nope.jsonl, test: nope2.jsonl}}\n")
+    assert main(["data", "inspect", str(config)]) == 2
+    assert "data.files.train: no file matches 'nope.jsonl'" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     assert ctx.teacher_sent == 40 == _paid(run)
 
     samples = pd.read_parquet(run / "signals/samples_scored.parquet")
-    pool = pd.read_parquet(run / "corpus/rows.parquet").query("split == 'pool'")
+    pool = pd.read_parquet(run / "corpus/rows.parquet").query("split == 'train'")
     assert samples["id"].nunique() == len(pool) - 12
     assert samples.groupby("id").size().eq(3).all()
     assert samples["ta_conf"].between(0, 1).all()
@@ -75,3 +75,47 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     assert len(pd.read_parquet(run / "teacher/teacher_stage1.parquet")) == 40
     assert ctx.teacher_sent == 40
     assert not (run / "stage2").exists()
+
+
+def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
+    """The synthetic task as user files, and two recorded teacher rationales for most training questions."""
+    from tadistill.synthetic.problems import generate_problems, problem_id
+    from tadistill.synthetic.teacher_server import teacher_solution
+
+    train, test = generate_problems(n_train, 11), generate_problems(n_test, 12)
+    for name, problems in (("train", train), ("test", test)):
+        (folder / f"{name}.jsonl").write_text("".join(
+            json.dumps({"qid": problem_id(p), "text": p.question(), "gold": p.answer}) + "\n" for p in problems))
+    with (folder / "teacher.jsonl").open("w") as handle:
+        for p in train[:recorded]:
+            outputs = [teacher_solution(p, 0.3, seed)[0] for seed in (1, 2)]
+            handle.write(json.dumps({"question": p.question(), "outputs": outputs}) + "\n")
+
+
+def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_models, small_config, tmp_path):
+    _recorded_task(tmp_path)
+    config = small_config(
+        "method=full", "data.source=files", f"data.root={tmp_path}",
+        "data.files={train: train.jsonl, test: test.jsonl}", "data.fields={id: qid, question: text, answer: gold}",
+        "data.answer_type=number", "data.max_reject_share=0.2",
+        "teacher.source=recorded", "teacher.recorded.files=[teacher.jsonl]",
+        "teacher.recorded.fields={question: question, rationale: outputs}",
+    )
+    ctx = run_pipeline(config)
+    run = ctx.run_dir.path
+    manifest = json.loads((run / "manifest.json").read_text())["steps"]
+    assert manifest["teacher_records"]["questions"] + manifest["teacher_records"]["pool_without_record"] == \
+        manifest["corpus"]["splits"]["train"]["kept"]
+    recorded = set(pd.read_parquet(run / "teacher/records.parquet")["id"])
+    stage1 = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
+    stage2 = pd.read_parquet(run / "teacher/teacher_stage2.parquet")
+    # 40 questions charged, each with both of its rationales; none without a record was picked.
+    assert stage1["id"].nunique() == 12 and stage2["id"].nunique() == 28 and ctx.teacher_sent == 40
+    assert set(stage1["id"]) | set(stage2["id"]) <= recorded
+    assert stage1.groupby("id").size().eq(2).all()
+    weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
+    assert len(weighted) == 80 and weighted.set_index(["id", "k"]).index.is_unique
+    assert weighted["ta_conf_teacher"].notna().all()
+    assert "answered from the recorded outputs" in (run / "report.md").read_text()
+    again = run_pipeline(config)
+    assert [s["status"] for s in again.step_log][:-1] == ["skipped"] * (len(again.step_log) - 1)

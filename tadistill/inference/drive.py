@@ -12,7 +12,7 @@ import pandas as pd
 import ray
 from ray import serve
 
-from ..tasks.answers import extract_answer
+from ..tasks.answers import extract_for_row
 from ..tasks.prompts import student_prompt, student_target
 from .deployments import SAMPLER_APP, SCORER_APP
 
@@ -20,17 +20,18 @@ UDF_NUM_CPUS = 0.25  # the UDF only waits on handles; the models' CPUs belong to
 
 
 class SampleStudent:
-    """(id, question, answer_type) -> one row per sample: id, k, text, answer."""
+    """(id, question, answer_type, options) -> one row per sample: id, k, text, answer."""
 
-    def __init__(self):
+    def __init__(self, answer_fallback: str = "none"):
         self.handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
+        self.answer_fallback = answer_fallback
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         samples = self.handle.sample.remote([student_prompt(q) for q in batch["question"]]).result()
         rows = []
-        for row_id, answer_type, texts in zip(batch["id"], batch["answer_type"], samples):
+        for row_id, answer_type, options, texts in zip(batch["id"], batch["answer_type"], batch["options"], samples):
             for k, text in enumerate(texts):
-                rows.append({"id": row_id, "k": k, "text": text, "answer": extract_answer(text, answer_type)})
+                rows.append({"id": row_id, "k": k, "text": text, "answer": extract_for_row(text, answer_type, options, self.answer_fallback)})
         return pd.DataFrame(rows, columns=["id", "k", "text", "answer"])
 
 
@@ -65,8 +66,11 @@ def map_with_actor(
     return out.to_pandas()
 
 
-def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4) -> pd.DataFrame:
-    samples = map_with_actor(questions[["id", "question", "answer_type"]], SampleStudent, batch_size, num_blocks)
+def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, answer_fallback: str = "none") -> pd.DataFrame:
+    samples = map_with_actor(
+        questions[["id", "question", "answer_type", "options"]], SampleStudent, batch_size, num_blocks,
+        constructor_kwargs={"answer_fallback": answer_fallback},
+    )
     return samples.sort_values(["id", "k"]).reset_index(drop=True)
 
 

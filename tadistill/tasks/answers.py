@@ -19,7 +19,12 @@ ANSWER_TYPES = ("number", "choice", "yesno", "label")
 
 _NUMBER = r"[-−]?\s*\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?|[-−]?\s*\$?\s*\.\d+"
 # Phrases that commit to a final answer; the last commitment in a text is the answer.
-_COMMIT = re.compile(r"(?:answer\s+(?:is|would\s+be|will\s+be)|answer\s*[:=]|####|\\boxed\{)\s*:?", re.IGNORECASE)
+_COMMIT = re.compile(
+    r"(?:answer\s+(?:\([^()\n]{1,40}\)\s+)?(?:is|would\s+be|will\s+be)|answer\s*[:=]|####|\\boxed\{"
+    # 'A: 18' on a line of its own ends the GPT-3 solutions released with GSM8K.
+    r"|(?m:^)[ \t]*(?-i:A)[ \t]*:)\s*:?",
+    re.IGNORECASE,
+)
 _LEADING_NUMBER = re.compile(r"\s*(?:approximately\s+|about\s+)?\(?\s*(" + _NUMBER + r")", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<!\b[a-jA-J])[.!?](?:\s|$)|\n")
 
@@ -162,11 +167,11 @@ def gold_number(value) -> Optional[str]:
 
 # -- multiple choice -----------------------------------------------------------------------
 
-_LETTERS = "abcdefghij"
+LETTERS = "abcdefghij"
 
 
 def _letter_pattern(count: int) -> str:
-    return f"[{_LETTERS[:count]}{_LETTERS[:count].upper()}]"
+    return f"[{LETTERS[:count]}{LETTERS[:count].upper()}]"
 
 
 def extract_choice(text: Optional[str], choices: Sequence[str]) -> Optional[str]:
@@ -204,7 +209,7 @@ def _options_named(region: str, choices: Sequence[str]) -> Optional[str]:
     for i, choice in enumerate(choices):
         option = str(choice).strip().lower()
         if option and re.search(r"(?<!\w)" + re.escape(option) + r"(?!\w)", lowered):
-            named.append((len(option), _LETTERS[i], option))
+            named.append((len(option), LETTERS[i], option))
     if not named:
         return None
     named.sort(reverse=True)
@@ -223,7 +228,7 @@ def gold_choice(value, choices: Sequence[str]) -> Optional[str]:
         return text.strip("().").lower()
     for i, choice in enumerate(choices):
         if text.lower() == str(choice).strip().lower():
-            return _LETTERS[i]
+            return LETTERS[i]
     return None
 
 
@@ -289,6 +294,13 @@ def gold_label(value, labels: Sequence[str]) -> Optional[str]:
     return None
 
 
+def as_options(value) -> list[str]:
+    """Options as a plain list of strings, from a list, a NumPy array (a Parquet/Arrow cell) or null."""
+    if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return []  # null, NaN or pandas' NA: no options
+    return [str(v) for v in value]
+
+
 def extract_answer(
     text: Optional[str], answer_type: str, choices: Optional[Sequence[str]] = None,
     labels: Optional[Sequence[str]] = None,
@@ -303,3 +315,40 @@ def extract_answer(
     if answer_type == "label":
         return extract_label(text, labels or [])
     raise ValueError(f"answer_type {answer_type!r} is not supported (expected one of {', '.join(ANSWER_TYPES)})")
+
+
+_ANY_NUMBER = re.compile(_NUMBER)
+
+
+def last_number(text: Optional[str]) -> Optional[str]:
+    """The last number in a text: the fallback some evaluations use for rationales that never
+    say 'the answer is'. A guess, so only used when data.answer_fallback asks for it."""
+    found = _ANY_NUMBER.findall(text or "")
+    for raw in reversed(found):
+        value = normalise_number(raw)
+        if value is not None:
+            return value
+    return None
+
+
+def extract_for_row(text: Optional[str], answer_type: str, options, fallback: str = "none") -> Optional[str]:
+    """extract_answer for a canonical row, whose `options` holds the choices or the label set.
+
+    fallback 'last_number' answers a number question that commits to nothing with its last number.
+    """
+    opts = as_options(options)
+    answer = extract_answer(text, answer_type, choices=opts, labels=opts)
+    if answer is None and fallback == "last_number" and answer_type == "number":
+        return last_number(text)
+    return answer
+
+
+def add_answers(outputs, rows, fallback: str = "none"):
+    """Outputs (a DataFrame with id, text) plus `answer`, read with each row's answer type and options."""
+    info = rows.set_index("id")[["answer_type", "options"]]
+    out = outputs.copy()
+    out["answer"] = [
+        extract_for_row(text, info.at[row_id, "answer_type"], info.at[row_id, "options"], fallback)
+        for row_id, text in zip(out["id"], out["text"])
+    ]
+    return out

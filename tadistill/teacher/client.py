@@ -16,7 +16,6 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,16 +23,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..config import TeacherConfig
-from ..tasks.answers import extract_answer
 from ..tasks.prompts import teacher_messages
+from .budget import TEACHER_COLUMNS, PurchaseReport, RequestBudget
 
 log = logging.getLogger(__name__)
-
-TEACHER_COLUMNS = [
-    "id", "request_key", "model", "text", "answer", "prompt_tokens", "completion_tokens",
-    "finish_reason", "source", "cached",
-]
-
 
 class TeacherError(RuntimeError):
     pass
@@ -91,44 +84,6 @@ class ResponseCache:
         return len(self._entries)
 
 
-class RequestBudget:
-    """A hard cap on requests: reserve before sending, release if the request fails."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.used = 0
-        self._lock = threading.Lock()
-
-    def reserve(self) -> bool:
-        with self._lock:
-            if self.used >= self.limit:
-                return False
-            self.used += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self.used -= 1
-
-    @property
-    def left(self) -> int:
-        return self.limit - self.used
-
-
-@dataclass
-class PurchaseReport:
-    requested: int = 0
-    bought: int = 0
-    cache_hits: int = 0
-    sent: int = 0
-    not_bought_budget: int = 0
-    unextractable_answers: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-    failures: list[str] = field(default_factory=list)
-
-
 def _api_key(config: TeacherConfig) -> str:
     key = os.environ.get(config.api_key_env)
     if key:
@@ -149,10 +104,10 @@ class TeacherClient:
     """
 
     def __init__(self, config: TeacherConfig, base_url: str | Callable[[], str], cache: ResponseCache,
-                 answer_type: str = "number"):
+                 system_prompt: str):
         self.config = config
         self.cache = cache
-        self.answer_type = answer_type
+        self.system_prompt = system_prompt
         self._api_key = _api_key(config)  # fail before any work when the secret is missing
         self._base_url = base_url if callable(base_url) else (lambda: base_url)
         self._client = None
@@ -174,7 +129,7 @@ class TeacherClient:
             return self._client
 
     def _messages(self, question: str) -> list[dict]:
-        return teacher_messages(question, self.config.system_prompt)
+        return teacher_messages(question, self.system_prompt)
 
     def _send(self, row_id: str, key: str, messages: list[dict]) -> dict:
         import openai
@@ -216,13 +171,12 @@ class TeacherClient:
                 budget.release()
                 raise
             self.cache.put(entry)
-        answer = extract_answer(entry["text"], self.answer_type)
         return {
             "id": row_id,
+            "k": 0,
             "request_key": key,
             "model": entry["model"],
             "text": entry["text"],
-            "answer": answer,
             "prompt_tokens": entry["prompt_tokens"],
             "completion_tokens": entry["completion_tokens"],
             "finish_reason": entry["finish_reason"],
@@ -254,7 +208,6 @@ class TeacherClient:
         report.bought = len(frame)
         report.cache_hits = int(frame["cached"].sum()) if len(frame) else 0
         report.sent = report.bought - report.cache_hits
-        report.unextractable_answers = int(frame["answer"].isna().sum()) if len(frame) else 0
         report.prompt_tokens = int(frame["prompt_tokens"].sum()) if len(frame) else 0
         report.completion_tokens = int(frame["completion_tokens"].sum()) if len(frame) else 0
         report.seconds = round(time.time() - started, 2)

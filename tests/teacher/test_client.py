@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from tadistill.config import TeacherConfig
-from tadistill.teacher.client import RequestBudget, ResponseCache, TeacherClient, TeacherError
+from tadistill.tasks.prompts import SYSTEM_PROMPTS
+from tadistill.teacher.budget import RequestBudget
+from tadistill.teacher.client import ResponseCache, TeacherClient, TeacherError
 
 from .openai_server import OpenAITestServer
 
@@ -18,7 +20,7 @@ def _rows(n: int) -> pd.DataFrame:
 def _client(server, tmp_path, **overrides):
     config = TeacherConfig(source="openai", base_url=server.base_url, model="test-model", api_key_env="TADISTILL_TEST_KEY",
                            max_retries=2, **overrides)
-    return TeacherClient(config, server.base_url, ResponseCache(tmp_path / "cache.jsonl"))
+    return TeacherClient(config, server.base_url, ResponseCache(tmp_path / "cache.jsonl"), SYSTEM_PROMPTS["number"])
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +28,12 @@ def api_key(monkeypatch):
     monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key")
 
 
-def test_buys_in_order_with_answers(tmp_path):
+def test_buys_in_order(tmp_path):
     with OpenAITestServer() as server:
         bought, report = _client(server, tmp_path).buy(_rows(12), RequestBudget(100))
     assert list(bought["id"]) == [f"r{i}" for i in range(12)]
     assert report.sent == 12 and server.served == 12 and report.cache_hits == 0
-    assert bought["answer"].notna().all()
+    assert bought["text"].str.len().gt(0).all() and (bought["k"] == 0).all()
     assert (bought["completion_tokens"] == 12).all()
 
 

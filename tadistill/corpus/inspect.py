@@ -1,0 +1,118 @@
+"""`tadistill data inspect`: what a corpus (and a recorded teacher) holds, before a run pays for anything.
+
+Rows per split (rows in = kept + rejected), answer-type statistics, rejects grouped by
+reason with a place to look, and the recorded teacher's answer accuracy against gold.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import SYNTHETIC, Config
+from ..report import markdown_table
+from ..tasks.answers import add_answers
+from .read import Corpus, read_corpus
+from .synthetic import write_synthetic_source
+
+
+def _split_table(corpus: Corpus) -> pd.DataFrame:
+    rows = corpus.rows
+    table = []
+    for split, count in corpus.counts.items():
+        kept = rows[rows["split"] == split]
+        table.append({
+            "split": split, "rows in": count["rows_in"], "kept": count["kept"], "rejected": count["rejected"],
+            "reject share": count["rejected"] / count["rows_in"] if count["rows_in"] else 0.0,
+            "with gold": int(kept["gold"].notna().sum()),
+        })
+    return pd.DataFrame(table)
+
+
+def _answer_table(corpus: Corpus) -> pd.DataFrame:
+    table = []
+    for (split, answer_type), kept in corpus.rows.groupby(["split", "answer_type"], sort=False):
+        gold = kept["gold"].dropna()
+        options = kept["options"].map(lambda o: 0 if o is None else len(o))
+        common = ", ".join(f"{value} ({n})" for value, n in gold.value_counts().head(5).items())
+        table.append({
+            "split": split, "answer type": answer_type, "rows": len(kept), "distinct gold": gold.nunique(),
+            "commonest gold": common or "-", "options per question": _span(options) if answer_type in ("choice", "label") else "-",
+            "question words (median)": int(kept["stem"].map(lambda t: len(t.split())).median()),
+        })
+    return pd.DataFrame(table)
+
+
+def _span(values: pd.Series) -> str:
+    low, high = int(values.min()), int(values.max())
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _reject_table(corpus: Corpus) -> pd.DataFrame:
+    rejects = corpus.rejects
+    if rejects.empty:
+        return rejects
+    grouped = rejects.groupby(["split", "reason"], sort=False)
+    return pd.DataFrame([
+        {"split": split, "reason": reason, "rows": len(group),
+         "first rows": ", ".join(f"{Path(f).name}:{r}" for f, r in zip(group["source_file"][:3], group["row"][:3]))}
+        for (split, reason), group in grouped
+    ]).sort_values("rows", ascending=False)
+
+
+def teacher_accuracy(records: pd.DataFrame, rows: pd.DataFrame, fallback: str = "none") -> pd.DataFrame:
+    """Per split: outputs, extracted answers, and accuracy against gold where the row has one."""
+    answered = add_answers(records, rows, fallback).merge(rows[["id", "split", "gold"]], on="id")
+    table = []
+    for split, group in answered.groupby("split", sort=False):
+        graded = group[group["gold"].notna()]
+        correct = graded["answer"].notna() & (graded["answer"] == graded["gold"])
+        per_question = correct.groupby(graded["id"]).any()
+        table.append({
+            "split": split, "questions": group["id"].nunique(), "outputs": len(group),
+            "answer extracted": int(group["answer"].notna().sum()),
+            "graded outputs": len(graded), "correct": int(correct.sum()),
+            "accuracy": float(correct.mean()) if len(graded) else float("nan"),
+            "questions with a right output": float(per_question.mean()) if len(per_question) else float("nan"),
+        })
+    return pd.DataFrame(table)
+
+
+def inspect_data(config: Config) -> tuple[str, dict]:
+    """(Markdown report, summary) of the corpus and, for a recorded teacher, its outputs."""
+    data = config.data
+    with tempfile.TemporaryDirectory() as tmp:
+        if data.source == SYNTHETIC:
+            data = write_synthetic_source(data, Path(tmp))
+        corpus = read_corpus(data)
+    lines = [f"# Data: {data.task or data.preset or 'custom'}", ""]
+    lines += ["## Rows per split", "", markdown_table(_split_table(corpus)), ""]
+    summary: dict = {"splits": corpus.counts}
+    try:
+        corpus.check_reject_share(data.max_reject_share, "the table below")
+    except ValueError as exc:
+        lines += [f"**A run would stop here:** {exc}", ""]
+        summary["run_would_stop"] = str(exc)
+    if len(corpus.rows):
+        lines += ["## Answers", "", markdown_table(_answer_table(corpus)), ""]
+    lines += [f"## Rejects ({len(corpus.rejects)})", ""]
+    lines += [markdown_table(_reject_table(corpus)), ""] if len(corpus.rejects) else ["None.", ""]
+    if config.teacher.source == "recorded":
+        from ..teacher.recorded import import_records
+
+        records, unmatched = import_records(config.teacher.recorded, data.root, corpus.rows)
+        accuracy = teacher_accuracy(records, corpus.rows, data.answer_fallback)
+        summary["teacher"] = accuracy.to_dict(orient="records")
+        summary["unmatched_outputs"] = len(unmatched)
+        lines += ["## Recorded teacher", "", f"Files: {', '.join(config.teacher.recorded.files)}", ""]
+        lines += [markdown_table(accuracy), ""] if len(accuracy) else ["No output matched a corpus row.", ""]
+        lines += [f"Outputs that match no corpus row: **{len(unmatched)}**", ""]
+        if len(unmatched):
+            reasons = unmatched["reason"].value_counts().head(5)
+            lines += [markdown_table(pd.DataFrame({"reason": reasons.index, "outputs": reasons.values})), ""]
+    else:
+        lines += ["## Teacher", "", f"Teacher source '{config.teacher.source}': its accuracy is measured when a "
+                  "run buys outputs (see the run's report.md); inspecting buys nothing.", ""]
+    return "\n".join(lines), summary

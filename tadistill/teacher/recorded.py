@@ -1,0 +1,233 @@
+"""A teacher that answers from outputs collected earlier, charged to the budget like a live one.
+
+Importers turn the common shapes into one table of recorded outputs (id, k, text):
+- 'aligned': JSON lists of completions in the order of the rows of one data file (the
+  distilling-step-by-step release; its completions run on into more few-shot text, so
+  each is cut at its first blank line);
+- 'records': JSON / JSONL / Parquet / CSV records with an id or a question, and a
+  rationale that is a string or a list of strings (several rationales per question);
+- 'kojima_log': the logs of the zero-shot-CoT paper (Q: ..., A: ..., pred_after, GT).
+
+Outputs are matched to corpus rows by id or by question text; an output that matches no
+row, or more than one, is kept in a table of unmatched outputs with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pandas as pd
+
+from ..config import RecordedTeacherConfig
+from ..corpus.canonical import question_key
+from ..corpus.files import CorpusError, get_path, parse_file, resolve_files
+from .budget import TEACHER_COLUMNS, PurchaseReport, RequestBudget
+
+RECORD_COLUMNS = ["id", "k", "text", "record_file", "record_row"]
+UNMATCHED_COLUMNS = ["record_file", "record_row", "reason"]
+
+
+def _texts(value) -> list[str]:
+    """A rationale field as a list of non-empty strings (a string, or a list of them)."""
+    if value is None:
+        return []
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [str(v) for v in values if v is not None and str(v).strip()]
+
+
+def cut_at_blank_line(text: str) -> str:
+    return re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0].strip()
+
+
+# -- importers: each yields (file, row, key kind, key, texts) -----------------------------
+
+def _aligned(path: Path) -> Iterator[tuple[int, list[str]]]:
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(value, list):
+        raise CorpusError(f"{path}: format 'aligned' expects a JSON list of completions, got {type(value).__name__}")
+    for number, item in enumerate(value, start=1):
+        yield number, _texts(item)
+
+
+_KOJIMA_BLOCK = re.compile(r"^Q: (?P<q>.*?)\nA: (?P<a>.*?)\npred_before :", re.DOTALL | re.MULTILINE)
+
+
+def _kojima_log(path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """(block number, question, [answer]) from a zero-shot-CoT log."""
+    text = path.read_text(errors="replace")
+    for number, match in enumerate(_KOJIMA_BLOCK.finditer(text), start=1):
+        question = re.split(r"\s+Answer Choices:", match.group("q"), maxsplit=1)[0]
+        yield number, question.strip(), _texts(match.group("a").strip())
+
+
+def detect_record_format(path: Path, configured: str) -> str:
+    if configured != "auto":
+        return configured
+    if path.suffix == ".log":
+        return "kojima_log"
+    if path.suffix == ".json":
+        head = path.read_text()[:4096].lstrip()
+        # A JSON list whose first element is a string (or a list of strings) is a list of completions.
+        if re.match(r'\[\s*(\[\s*)?"', head):
+            return "aligned"
+    return "records"
+
+
+def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(matched outputs: RECORD_COLUMNS, unmatched outputs: UNMATCHED_COLUMNS)."""
+    files = resolve_files(config.files, root, "teacher.recorded.files")
+    matched: list[dict] = []
+    unmatched: list[dict] = []
+    index = RowIndex(corpus_rows)
+    formats = {path: detect_record_format(path, config.format) for path in files}
+    offsets = _aligned_offsets(files, formats, config, root)
+    for path in files:
+        fmt = formats[path]
+        cut = config.cut_at_blank_line if config.cut_at_blank_line is not None else fmt == "aligned"
+        for row, kind, key, texts in _entries(path, fmt, config, root, offsets):
+            where = {"record_file": str(path), "record_row": row}
+            if not texts:
+                unmatched.append({**where, "reason": "no output text"})
+                continue
+            row_id, reason = index.match(kind, key)
+            if row_id is None:
+                unmatched.append({**where, "reason": reason})
+                continue
+            for text in texts:
+                matched.append({"id": row_id, "text": cut_at_blank_line(text) if cut else text.strip(), **where})
+    records = pd.DataFrame(matched, columns=["id", "text", "record_file", "record_row"])
+    records["k"] = records.groupby("id").cumcount()
+    if config.rationales == "first":
+        records = records[records["k"] == 0]
+    records = records[RECORD_COLUMNS].sort_values(["id", "k"]).reset_index(drop=True)
+    return records, pd.DataFrame(unmatched, columns=UNMATCHED_COLUMNS)
+
+
+def _entries(path: Path, fmt: str, config: RecordedTeacherConfig, root: str, offsets: dict):
+    """(row, key kind, key, texts) for every output in one file."""
+    if fmt == "aligned":
+        data_file, offset = offsets[path]
+        for number, texts in _aligned(path):
+            yield number, "position", (data_file, offset + number), texts
+    elif fmt == "kojima_log":
+        for number, question, texts in _kojima_log(path):
+            yield number, "question", question, texts
+    else:
+        fields = config.fields
+        for record in parse_file(str(path), path.read_bytes(), "auto"):
+            if record.value is None:
+                yield record.row, "error", record.error, ["-"]
+                continue
+            texts = _texts(get_path(record.value, fields.rationale))
+            use_id = config.match == "id" or (config.match == "auto" and fields.id)
+            if use_id:
+                yield record.row, "id", get_path(record.value, fields.id or "id"), texts
+            else:
+                yield record.row, "question", get_path(record.value, fields.question or "question"), texts
+
+
+def _aligned_data_file(path: Path, config: RecordedTeacherConfig, root: str) -> str:
+    """The data file one 'aligned' completion file follows (teacher.recorded.aligned_to)."""
+    target = config.aligned_to
+    if isinstance(target, dict):
+        for pattern, data_file in target.items():
+            if path in _matching(pattern, root):
+                target = data_file
+                break
+        else:
+            raise CorpusError(f"{path}: no pattern of teacher.recorded.aligned_to matches this completion file")
+    if not target:
+        raise CorpusError(f"{path} holds a list of completions: set teacher.recorded.aligned_to to the data file they follow")
+    return str(resolve_files([target], root, "teacher.recorded.aligned_to")[0].resolve())
+
+
+def _matching(pattern: str, root: str) -> list[Path]:
+    try:
+        return resolve_files([pattern], root, "teacher.recorded.aligned_to")
+    except CorpusError:
+        return []  # a pattern that matches no file matches this one neither
+
+
+def _aligned_offsets(files: list[Path], formats: dict, config: RecordedTeacherConfig, root: str) -> dict:
+    """path -> (data file, rows before it): completion files aligned to one data file continue each other."""
+    offsets, seen = {}, {}
+    for path in files:
+        if formats[path] != "aligned":
+            continue
+        data_file = _aligned_data_file(path, config, root)
+        offsets[path] = (data_file, seen.get(data_file, 0))
+        seen[data_file] = seen.get(data_file, 0) + sum(1 for _ in _aligned(path))
+    return offsets
+
+
+class RowIndex:
+    """Corpus rows by id, by (data file, row) and by question text, for matching outputs."""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.ids = set(rows["id"])
+        self.by_position = {(f, int(r)): i for f, r, i in zip(rows["source_file"], rows["row"], rows["id"])}
+        self.by_question: dict[str, set[str]] = {}
+        for row_id, stem, question in zip(rows["id"], rows["stem"], rows["question"]):
+            for text in (stem, question):
+                self.by_question.setdefault(question_key(text), set()).add(row_id)
+
+    def match(self, kind: str, key) -> tuple[Optional[str], str]:
+        """(row id, "") or (None, why not)."""
+        if kind == "error":
+            return None, key
+        if kind == "position":
+            data_file, data_row = key
+            row_id = self.by_position.get((data_file, data_row))
+            if row_id is None:
+                return None, f"no kept corpus row at {Path(data_file).name} row {data_row} (past its end, or rejected)"
+            return row_id, ""
+        if key is None or str(key).strip() == "":
+            return None, f"missing {kind} field"
+        if kind == "id":
+            return (str(key), "") if str(key) in self.ids else (None, f"id {str(key)[:40]!r} is not in the corpus")
+        ids = self.by_question.get(question_key(key), set())
+        if len(ids) == 1:
+            return next(iter(ids)), ""
+        if not ids:
+            return None, "question text matches no corpus row"
+        return None, f"question text matches {len(ids)} corpus rows"
+
+
+class RecordedTeacher:
+    """Buys from the record: one request per question, charged to the same budget as live calls."""
+
+    def __init__(self, records: pd.DataFrame):
+        self.by_id = {row_id: group for row_id, group in records.groupby("id", sort=False)}
+
+    def has(self, row_id: str) -> bool:
+        return row_id in self.by_id
+
+    def buy(self, rows: pd.DataFrame, budget: RequestBudget, desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
+        report = PurchaseReport(requested=len(rows))
+        started = time.time()
+        out = []
+        for row_id in rows["id"]:
+            if row_id not in self.by_id:
+                raise CorpusError(f"row {row_id!r} has no recorded teacher output; it should not have been picked")
+            if not budget.reserve():
+                report.not_bought_budget += 1
+                continue
+            for _, record in self.by_id[row_id].iterrows():
+                out.append({
+                    "id": row_id, "k": int(record["k"]), "request_key": f"recorded:{record['record_file']}:{record['record_row']}",
+                    "model": "recorded", "text": record["text"], "prompt_tokens": 0, "completion_tokens": 0,
+                    "finish_reason": "recorded", "source": "recorded", "cached": False,
+                })
+        frame = pd.DataFrame(out, columns=TEACHER_COLUMNS)
+        report.bought = int(frame["id"].nunique()) if len(frame) else 0
+        report.sent = report.bought
+        report.seconds = round(time.time() - started, 2)
+        return frame, report
+

@@ -1,0 +1,68 @@
+"""Data files into numbered records: every format, and errors that name the file and row."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tadistill.corpus.files import CorpusError, get_path, parse_file, resolve_files
+
+RECORDS = [{"q": "one?", "a": "1"}, {"q": "two?", "a": "2"}]
+
+
+def _parse(path):
+    return list(parse_file(str(path), path.read_bytes(), "auto"))
+
+
+def test_every_format_gives_the_same_records_numbered_from_one(tmp_path):
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    (tmp_path / "d.json").write_text(json.dumps(RECORDS))
+    (tmp_path / "lines.json").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))  # JSON lines named .json
+    pd.DataFrame(RECORDS).to_parquet(tmp_path / "d.parquet")
+    pd.DataFrame(RECORDS).to_csv(tmp_path / "d.csv", index=False)
+    for name in ("d.jsonl", "d.json", "lines.json", "d.parquet", "d.csv"):
+        records = _parse(tmp_path / name)
+        assert [r.value for r in records] == RECORDS, name
+        assert [r.row for r in records] == [1, 2], name
+
+
+def test_a_bad_jsonl_line_is_a_record_with_its_error_and_line_number(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"q": "one?"}\n\n{"q": broken\n[1, 2]\n')
+    records = _parse(path)
+    assert [(r.row, r.value is None) for r in records] == [(1, False), (3, True), (4, True)]
+    assert "not valid JSON" in records[1].error and "expected a JSON object" in records[2].error
+
+
+def test_csv_cells_stay_strings(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("id,q\n007,what?\n")
+    assert _parse(path)[0].value == {"id": "007", "q": "what?"}
+
+
+def test_a_broken_json_document_names_the_file_and_position(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[{"q": "one?"},\n {"q": ')
+    with pytest.raises(CorpusError, match=r"d\.json: not valid JSON .* line 2"):
+        _parse(path)
+    path.write_text('"just a string"')
+    with pytest.raises(CorpusError, match="expected a JSON array of records or JSON lines, got str"):
+        _parse(path)
+    path.write_text('{"q": "one?"}')  # a single object is a file of one record
+    assert [r.value for r in _parse(path)] == [{"q": "one?"}]
+
+
+def test_globs_keep_numbered_shards_in_order_and_missing_files_are_named(tmp_path):
+    for i in (0, 1, 2, 10):
+        (tmp_path / f"part_{i}.json").write_text("[]")
+    found = resolve_files(["part_*.json"], str(tmp_path), "data.files.train")
+    assert [p.name for p in found] == ["part_0.json", "part_1.json", "part_2.json", "part_10.json"]
+    with pytest.raises(CorpusError, match=r"data.files.test: no file matches 'nope.jsonl'"):
+        resolve_files(["nope.jsonl"], str(tmp_path), "data.files.test")
+
+
+def test_dotted_paths_reach_into_objects_and_lists():
+    record = {"question": {"stem": "Why?", "choices": [{"text": "a"}, {"text": "b"}]}}
+    assert get_path(record, "question.stem") == "Why?"
+    assert get_path(record, "question.choices.1.text") == "b"
+    assert get_path(record, "question.missing") is None and get_path(record, "question.stem.deeper") is None
