@@ -19,6 +19,7 @@ def _frame(n):
         "question": [p.question() for p in problems],
         "text": [gold_solution(p) for p in problems],
         "answer_type": "number",
+        "options": None,
     })
 
 

@@ -69,6 +69,12 @@ NUMBER_CASES = [
     ("The answer is (8 / (4 - 4)).", None),
     ("The answer is 2 + 2 apples.", "4"),
     ("The answer is 6. 6 + 2 = 8. The", "6"),
+    # GPT-3's GSM8K solutions end with 'A: N' on a line of its own; a lowercase 'a:' is no answer.
+    ("She makes 9 * 2 = $18 every day\nA: 18", "18"),
+    ("A: Let's think step by step. 3 + 4 = 7. The answer is 7.", "7"),
+    ("Options\na: 7", None),
+    # Zero-shot-CoT's answer trigger.
+    ("So 40 points.\nTherefore, the answer (arabic numerals) is 40.", "40"),
 ]
 
 
@@ -322,3 +328,14 @@ def test_dispatch_and_unknown_type():
                          ids=["number", "choice", "yesno", "label"])
 def test_at_least_50_hand_written_strings_per_type(cases):
     assert len(cases) >= 50
+
+
+def test_last_number_fallback_is_used_only_when_asked_and_only_for_numbers():
+    from tadistill.tasks.answers import extract_for_row, last_number
+
+    text = "Danny has 100 - 68 = 32 more wrappers than bottle caps."
+    assert extract_for_row(text, "number", None) is None
+    assert extract_for_row(text, "number", None, "last_number") == "32"
+    assert extract_for_row("The answer is 5. Then 9 more.", "number", None, "last_number") == "5"
+    assert extract_for_row("Maybe 3", "choice", ["x", "y", "z"], "last_number") is None
+    assert last_number("costs $1,250.50 in total") == "1250.5" and last_number("no digits") is None
