@@ -8,6 +8,7 @@ An unknown key or a bad value fails at load with a message that names the dotted
 from __future__ import annotations
 
 import hashlib
+import typing
 import json
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -480,15 +481,28 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def _section_type(annotation) -> Optional[type[BaseModel]]:
+    """The config section a field holds (unwrapping Optional[Section]), or None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    sections = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return sections[0] if len(sections) == 1 else None
+
+
 def describe_options(model: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
     """(dotted key, default, description) for every option: the one place options are documented."""
     rows = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        annotation = _section_type(field.annotation)
+        if annotation is not None:
+            if field.default is None:  # an optional section: say what it is for, then its keys
+                rows.append((key, "null", field.description or ""))
             rows.extend(describe_options(annotation, key + "."))
         else:
+            if field.is_required():
+                rows.append((key, "(required)", field.description or ""))
+                continue
             default = field.default if field.default_factory is None else field.default_factory()
             rows.append((key, json.dumps(default), field.description or ""))
     return rows

@@ -87,6 +87,9 @@ def step_corpus(ctx: RunContext) -> dict:
     ctx.run_dir.write_table("corpus/rows.parquet", corpus.rows)
     ctx.run_dir.write_table("corpus/rejects.parquet", corpus.rejects)
     rejects_path = str(ctx.run_dir.path / "corpus/rejects.parquet")
+    for split, count in corpus.counts.items():
+        log.info("corpus: split %-10s %6d rows in, %6d kept, %5d rejected", split, count["rows_in"], count["kept"],
+                 count["rejected"])
     if len(corpus.rejects):
         log.warning("corpus: %d row(s) rejected; see %s", len(corpus.rejects), rejects_path)
     corpus.check_reject_share(data.max_reject_share, rejects_path)
