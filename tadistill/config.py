@@ -240,9 +240,24 @@ class TeacherConfig(_Section):
     )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of teacher calls.")
     max_tokens: int = Field(256, ge=1, description="Completion token limit of a teacher call.")
-    concurrency: int = Field(8, ge=1, description="Teacher requests in flight at once.")
+    api_key_file: Optional[str] = Field(
+        None,
+        description="File holding the API key (a mounted secret); read instead of teacher.api_key_env when set.",
+    )
+    concurrency: int = Field(32, ge=1, description="Teacher requests in flight at once, over all workers.")
+    workers: int = Field(1, ge=1, description="Ray Data actors sending teacher requests (each an asyncio client).")
+    rpm: Optional[int] = Field(None, ge=1, description="Requests per minute, over all workers (null: no limit).")
+    tpm: Optional[int] = Field(
+        None, ge=1, description="Tokens per minute (prompt bound + max_tokens), over all workers (null: no limit)."
+    )
     timeout_s: float = Field(60, gt=0, description="Timeout of one teacher request.")
-    max_retries: int = Field(4, ge=0, description="Retries (the openai client's backoff) per request.")
+    max_retries: int = Field(
+        4, ge=0,
+        description=(
+            "Retries per request: the openai client's exponential backoff with jitter on 429, 5xx, timeouts and "
+            "dropped connections, honouring Retry-After; the same count for malformed response bodies."
+        ),
+    )
     system_prompt: Optional[str] = Field(
         None,
         description=(
@@ -268,8 +283,21 @@ class TeacherConfig(_Section):
         return self
 
 
+class Price(_Section):
+    prompt: float = Field(..., ge=0, description="Price of a million prompt tokens.")
+    completion: float = Field(..., ge=0, description="Price of a million completion tokens.")
+
+
 class BudgetConfig(_Section):
     requests: int = Field(300, ge=1, description="Hard cap on teacher requests for the whole run.")
+    tokens: Optional[int] = Field(None, ge=1, description="Hard cap on teacher tokens (prompt + completion); null: none.")
+    cost: Optional[float] = Field(
+        None, gt=0, description="Hard cap on teacher cost, priced by budget.prices; null: none."
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Price per million tokens by teacher model, e.g. {gpt-4o: {prompt: 2.5, completion: 10}}.",
+    )
     warmup_share: float = Field(
         0.3, gt=0, le=1, description="Share of the request budget spent on the random stage-1 warm-up."
     )
@@ -380,6 +408,12 @@ class Config(_Section):
     trust: TrustConfig = Field(default_factory=TrustConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _cost_needs_a_price(self):
+        if self.budget.cost is not None and self.teacher.source == "openai" and self.teacher.model not in self.budget.prices:
+            raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {self.teacher.model!r}")
+        return self
 
     @property
     def two_stage(self) -> bool:

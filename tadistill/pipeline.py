@@ -62,16 +62,46 @@ class RunContext:
         return self._models
 
     def budget(self):
-        """The run's request budget, charged with what finished teacher steps already used."""
-        if self._budget is None:
-            from .teacher.budget import RequestBudget
+        """The run's budget, already charged with what finished teacher steps used and with
+        requests a crashed invocation left in flight (they may have been paid).
 
-            self._budget = RequestBudget(self.config.budget.requests)
+        A live teacher's budget is one named Ray actor shared by every teacher worker; a
+        recorded teacher answers in the driver from a local one.
+        """
+        if self._budget is None:
+            from .teacher.budget import Budget, Spend, ledger_actor
+
+            spent = Spend()
             for name in ("teacher_stage1", "teacher_stage2"):
                 done = self.run_dir.finished(name, self.fingerprints.get(name, ""))
                 if done:
-                    self._budget.used += done["rows"]
+                    spent = spent + Spend(done["rows"], done.get("prompt_tokens", 0) + done.get("completion_tokens", 0),
+                                          done.get("cost", 0.0))
+            limits = self.config.budget
+            if self.config.teacher.source == "recorded":
+                self._budget = Budget(limits.requests, limits.tokens, limits.cost, spent)
+            else:
+                from .teacher.cache import ResponseCache
+
+                cache = ResponseCache(self.teacher_cache_dir())
+                orphaned = cache.orphan_spend(self.price())
+                if orphaned.requests:
+                    log.warning("teacher: %d request(s) were in flight when an earlier invocation died; "
+                                "they are charged to the budget", orphaned.requests)
+                spent = spent + orphaned
+                self.services.ray()
+                self._budget = ledger_actor(self.ledger_name(), limits.requests, limits.tokens, limits.cost, spent)
         return self._budget
+
+    def teacher_cache_dir(self):
+        return self.run_dir.path / "teacher" / "cache"
+
+    def ledger_name(self) -> str:
+        return "tadistill-budget-" + hashlib.sha256(str(self.run_dir.path.resolve()).encode()).hexdigest()[:12]
+
+    def price(self):
+        price = self.config.budget.prices.get(self.config.teacher.model)
+        return (price.prompt, price.completion) if price else None
 
 
 # -- the steps ---------------------------------------------------------------------------
@@ -150,33 +180,39 @@ def step_warmup_pick(ctx: RunContext) -> dict:
     return {"rows": len(picked)}
 
 
-def _teacher(ctx: RunContext):
-    if ctx.config.teacher.source == "recorded":
-        from .teacher.recorded import RecordedTeacher
-
-        return RecordedTeacher(ctx.run_dir.read_table("teacher/records.parquet"))
-    from .tasks.prompts import system_prompt
-    from .teacher.client import ResponseCache, TeacherClient
-
-    cache = ResponseCache(ctx.run_dir.path / "teacher" / "cache.jsonl")
-    prompt = system_prompt(ctx.config.teacher.system_prompt, answer_type_of(ctx.config))
-    # The endpoint is resolved on the first cache miss: a cached run starts no teacher.
-    return TeacherClient(ctx.config.teacher, ctx.services.teacher_url, cache, prompt)
+def _ledger(ctx: RunContext) -> str:
+    ctx.budget()  # creates the run's named budget actor
+    return ctx.ledger_name()
 
 
 def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
     from .tasks.answers import add_answers
 
     picks = ctx.run_dir.read_table(picks_path)
-    bought, report = _teacher(ctx).buy(picks, ctx.budget(), desc=out_name)
+    if ctx.config.teacher.source == "recorded":
+        from .teacher.recorded import RecordedTeacher
+
+        teacher = RecordedTeacher(ctx.run_dir.read_table("teacher/records.parquet"))
+        bought, report = teacher.buy(picks, ctx.budget(), desc=out_name)
+    else:
+        from .tasks.prompts import system_prompt
+        from .teacher.step import buy_with_ray_data
+
+        prompt = system_prompt(ctx.config.teacher.system_prompt, answer_type_of(ctx.config))
+        bought, report = buy_with_ray_data(
+            picks, ctx.config.teacher, ctx.services.teacher_url, ctx.teacher_cache_dir(), prompt,
+            _ledger(ctx), ctx.price(), desc=out_name,
+        )
     bought = add_answers(bought, ctx.run_dir.read_table("corpus/rows.parquet"), ctx.config.data.answer_fallback)
     ctx.run_dir.write_table(f"teacher/{out_name}.parquet", bought)
     ctx.teacher_sent += report.sent
-    log.info("%s: bought %d (sent %d, cache hits %d)", out_name, report.bought, report.sent, report.cache_hits)
+    log.info("%s: bought %d (sent %d, cache hits %d, truncated %d)", out_name, report.bought, report.sent,
+             report.cache_hits, report.truncated)
     return {
         "rows": report.bought, "outputs": len(bought), "sent": report.sent, "cache_hits": report.cache_hits,
         "not_bought_budget": report.not_bought_budget, "unextractable_answers": int(bought["answer"].isna().sum()),
-        "prompt_tokens": report.prompt_tokens, "completion_tokens": report.completion_tokens,
+        "truncated": report.truncated, "prompt_tokens": report.prompt_tokens,
+        "completion_tokens": report.completion_tokens, "cost": round(report.cost, 6),
     }
 
 

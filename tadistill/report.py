@@ -109,7 +109,7 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
         f"Requests used by this run: **{sum(p['requests used'] for p in parts)}** of a budget of "
         f"{ctx.config.budget.requests}. Requests sent to the teacher in this invocation: "
         f"**{ctx.teacher_sent}**" + (
-            " (the rest came from the response cache, `teacher/cache.jsonl`)." if ctx.config.teacher.source != "recorded"
+            " (the rest came from the response cache, `teacher/cache/`)." if ctx.config.teacher.source != "recorded"
             else " (answered from the recorded outputs in `teacher/records.parquet`)."),
         "",
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,9 @@ TEST_HTTP_PORT = 8741
 def ray_local():
     import ray
 
+    # Teacher workers read the API key from their own environment, as on a cluster where it is
+    # set before `ray start` or in the job's runtime_env: so it must be there before Ray starts.
+    os.environ.setdefault("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")
     if not ray.is_initialized():
         # 4 logical CPUs on 2 cores: Ray Data and Serve deadlock when actors hold every CPU.
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)

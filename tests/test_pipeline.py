@@ -11,7 +11,9 @@ pytestmark = pytest.mark.slow
 
 
 def _paid(run_dir) -> int:
-    return sum(1 for _ in (run_dir / "teacher" / "cache.jsonl").open())
+    """Responses stored in the run's teacher cache shards (each one paid once)."""
+    lines = [json.loads(line) for shard in (run_dir / "teacher" / "cache").glob("*.jsonl") for line in shard.open()]
+    return sum(1 for entry in lines if "text" in entry)
 
 
 def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_models, small_config):

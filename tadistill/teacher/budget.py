@@ -1,9 +1,17 @@
-"""What every teacher shares: the hard request budget, the purchase report, the output columns."""
+"""What every teacher shares: the hard budget, the purchase report, the output columns.
+
+The budget caps requests, tokens and cost. A request reserves its worst case before it is
+sent (the prompt's UTF-8 bytes bound its tokens from above; max_tokens bounds the
+completion) and settles to what the response reports, or releases on failure: however many
+workers share it, the limits cannot be passed. In a run it is one named Ray actor
+(`ledger_actor`) that every teacher worker of the cluster reserves from.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Optional
 
 # One row per teacher output; k numbers several outputs for one question (recorded teachers).
 TEACHER_COLUMNS = [
@@ -12,28 +20,95 @@ TEACHER_COLUMNS = [
 ]
 
 
-class RequestBudget:
-    """A hard cap on requests: reserve before sending, release if the request fails."""
+@dataclass
+class Spend:
+    requests: int = 0
+    tokens: int = 0
+    cost: float = 0.0
 
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.used = 0
+    def __add__(self, other: "Spend") -> "Spend":
+        return Spend(self.requests + other.requests, self.tokens + other.tokens, self.cost + other.cost)
+
+    def __sub__(self, other: "Spend") -> "Spend":
+        return Spend(self.requests - other.requests, self.tokens - other.tokens, self.cost - other.cost)
+
+
+class Budget:
+    """Limits in requests, tokens and cost (None: no limit on that one); thread-safe."""
+
+    def __init__(self, requests: int, tokens: Optional[int] = None, cost: Optional[float] = None,
+                 already: Optional[Spend] = None):
+        self.limits = (requests, tokens, cost)
+        self.spent = already or Spend()
         self._lock = threading.Lock()
 
-    def reserve(self) -> bool:
+    def _fits(self, spend: Spend) -> bool:
+        requests, tokens, cost = self.limits
+        total = self.spent + spend
+        return (total.requests <= requests and (tokens is None or total.tokens <= tokens)
+                and (cost is None or total.cost <= cost + 1e-12))
+
+    def reserve(self, tokens: int = 0, cost: float = 0.0) -> bool:
+        """Reserve one request and its worst-case tokens and cost; False when it does not fit."""
         with self._lock:
-            if self.used >= self.limit:
+            spend = Spend(1, tokens, cost)
+            if not self._fits(spend):
                 return False
-            self.used += 1
+            self.spent = self.spent + spend
             return True
 
-    def release(self) -> None:
+    def settle(self, reserved_tokens: int, reserved_cost: float, tokens: int, cost: float) -> None:
+        """Replace a reservation's worst case by what the request really used."""
         with self._lock:
-            self.used -= 1
+            self.spent = self.spent - Spend(0, reserved_tokens - tokens, reserved_cost - cost)
+
+    def release(self, tokens: int = 0, cost: float = 0.0) -> None:
+        """Give back a reservation whose request was not sent or not paid."""
+        with self._lock:
+            self.spent = self.spent - Spend(1, tokens, cost)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            requests, tokens, cost = self.limits
+            return {"requests": self.spent.requests, "tokens": self.spent.tokens, "cost": round(self.spent.cost, 6),
+                    "limit_requests": requests, "limit_tokens": tokens, "limit_cost": cost}
+
+    @property
+    def used(self) -> int:
+        return self.spent.requests
 
     @property
     def left(self) -> int:
-        return self.limit - self.used
+        return self.limits[0] - self.spent.requests
+
+
+class RequestBudget(Budget):
+    """A budget in requests only (kept for callers that count nothing else)."""
+
+    def __init__(self, limit: int):
+        super().__init__(limit)
+        self.limit = limit
+
+
+def ledger_actor(name: str, requests: int, tokens: Optional[int], cost: Optional[float], already: Spend):
+    """The run's budget as one named Ray actor: every teacher worker in the cluster reserves from it.
+
+    Created fresh by each invocation of a run (its state is rebuilt from the run directory),
+    so a crashed driver's actor never carries a stale count.
+    """
+    import ray
+
+    import time
+
+    actor_cls = ray.remote(num_cpus=0, max_concurrency=64)(Budget)
+    for _ in range(100):  # an actor left by an earlier invocation in this cluster: replace it
+        try:
+            ray.kill(ray.get_actor(name))
+        except ValueError:
+            break
+        time.sleep(0.05)
+    # The caller must keep the handle: the actor lives as long as a handle to it does.
+    return actor_cls.options(name=name).remote(requests, tokens, cost, already)
 
 
 @dataclass
@@ -44,7 +119,9 @@ class PurchaseReport:
     sent: int = 0
     not_bought_budget: int = 0
     unextractable_answers: int = 0
+    truncated: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: float = 0.0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)

@@ -1,32 +1,38 @@
-"""Buying teacher outputs: the `openai` client, a response cache, and a hard request budget.
+"""Buying teacher outputs: an asyncio client over the `openai` package.
 
-Every request is keyed by a hash of model, messages and sampling parameters. A response
-whose key is in the cache (an append-only JSONL file in the run directory, fsynced line by
-line) is never requested again, so a rerun or a resume pays nothing twice. The budget
-counts requests *used* by the run, cache hits included, so what the method buys does not
-depend on what happened to be cached; `sent` counts what was actually paid this time.
+Every request is keyed by a hash of model, messages and sampling parameters; a key whose
+response is in the cache (`cache.py`) is never requested again. Before a request leaves it
+reserves its worst case from the budget (`budget.py`) and passes the rate limiters (RPM
+and TPM, leaky buckets from `aiolimiter`); the openai client retries 429, 5xx, timeouts
+and dropped connections with exponential backoff and jitter, honouring Retry-After.
+Malformed bodies are retried here the same number of times. A non-retryable 4xx stops the
+purchase with the row and the request id. The API key comes from an environment variable
+or a secret file and is never logged, stored or put into a message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
-import threading
+import random
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Optional
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..config import TeacherConfig
 from ..tasks.prompts import teacher_messages
-from .budget import TEACHER_COLUMNS, PurchaseReport, RequestBudget
+from .budget import TEACHER_COLUMNS, Budget, PurchaseReport
+from .cache import ResponseCache
 
 log = logging.getLogger(__name__)
+
+MESSAGE_OVERHEAD_TOKENS = 8  # per message: role and separators, generously
+
 
 class TeacherError(RuntimeError):
     pass
@@ -37,178 +43,233 @@ def request_key(model: str, messages: list[dict], params: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class ResponseCache:
-    """Append-only JSONL of paid responses; a torn last line from a crash is ignored."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._entries: dict[str, dict] = {}
-        self.torn_lines = 0
-        if path.exists():
-            self._load()
-
-    def _load(self) -> None:
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                try:
-                    entry = json.loads(raw)
-                    self._entries[entry["key"]] = entry
-                except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
-                    self.torn_lines += 1
-        if self.torn_lines:
-            log.warning("%s: ignored %d torn line(s) left by an interrupted write", self.path, self.torn_lines)
-            self._rewrite()
-
-    def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w") as handle:
-            for entry in self._entries.values():
-                handle.write(json.dumps(entry) + "\n")
-        os.replace(tmp, self.path)
-
-    def get(self, key: str) -> Optional[dict]:
-        return self._entries.get(key)
-
-    def put(self, entry: dict) -> None:
-        line = json.dumps(entry) + "\n"
-        with self._lock:
-            with self.path.open("a") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._entries[entry["key"]] = entry
-
-    def __len__(self) -> int:
-        return len(self._entries)
+def prompt_token_bound(messages: list[dict]) -> int:
+    """An upper bound on prompt tokens: byte-level tokenizers spend at least one byte a token."""
+    return sum(len(m["content"].encode()) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
-def _api_key(config: TeacherConfig) -> str:
+def read_api_key(config: TeacherConfig) -> str:
+    if config.api_key_file:
+        path = Path(config.api_key_file)
+        if not path.is_file():
+            raise TeacherError(f"teacher.api_key_file {path} does not exist")
+        key = path.read_text().strip()
+        if not key:
+            raise TeacherError(f"teacher.api_key_file {path} is empty")
+        return key
     key = os.environ.get(config.api_key_env)
     if key:
         return key
     if config.source == "openai":
         raise TeacherError(
             f"teacher.source is 'openai' but the environment variable {config.api_key_env} "
-            "(teacher.api_key_env) is not set"
+            "(teacher.api_key_env) is not set, and no teacher.api_key_file is given"
         )
     return "no-key-needed-for-the-local-simulated-teacher"
 
 
-class TeacherClient:
-    """Buys teacher outputs; the endpoint is only resolved (and started) for a cache miss.
+class BudgetGate:
+    """The budget seen from async code: a local Budget, or the run's named Ray actor."""
 
-    base_url may be a callable, so that a run answered wholly from the cache never starts
-    the teacher it would otherwise need.
+    def __init__(self, budget):
+        self.budget = budget
+        self.remote = not isinstance(budget, Budget)
+
+    async def _call(self, method: str, *args):
+        if self.remote:
+            return await getattr(self.budget, method).remote(*args)
+        return getattr(self.budget, method)(*args)
+
+    async def reserve(self, tokens: int, cost: float) -> bool:
+        return await self._call("reserve", tokens, cost)
+
+    async def settle(self, reserved_tokens: int, reserved_cost: float, tokens: int, cost: float) -> None:
+        await self._call("settle", reserved_tokens, reserved_cost, tokens, cost)
+
+    async def release(self, tokens: int, cost: float) -> None:
+        await self._call("release", tokens, cost)
+
+
+class TeacherClient:
+    """Fetches teacher outputs row by row, at most `concurrency` in flight.
+
+    base_url may be a callable, so that a purchase answered wholly from the cache never
+    starts the teacher it would otherwise need. `share` is this client's part of the
+    cluster-wide concurrency and rate limits when several workers run.
     """
 
     def __init__(self, config: TeacherConfig, base_url: str | Callable[[], str], cache: ResponseCache,
-                 system_prompt: str):
+                 system_prompt: str, price: Optional[tuple[float, float]] = None, share: float = 1.0):
         self.config = config
         self.cache = cache
         self.system_prompt = system_prompt
-        self._api_key = _api_key(config)  # fail before any work when the secret is missing
+        self.price = price  # per million (prompt, completion) tokens
+        self._api_key = read_api_key(config)  # fail before any work when the secret is missing
         self._base_url = base_url if callable(base_url) else (lambda: base_url)
         self._client = None
-        self._client_lock = threading.Lock()
         self.params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
+        self.concurrency = max(1, int(config.concurrency * share))
+        self._limits = (
+            config.rpm * share if config.rpm else None,
+            config.tpm * share if config.tpm else None,
+        )
+        self._limiters = None
 
-    @property
-    def client(self):
-        with self._client_lock:
-            if self._client is None:
-                import openai
+    def __repr__(self) -> str:  # never show the key
+        return f"TeacherClient(model={self.config.model!r}, concurrency={self.concurrency})"
 
-                self._client = openai.OpenAI(
-                    base_url=self._base_url(),
-                    api_key=self._api_key,
-                    timeout=self.config.timeout_s,
-                    max_retries=self.config.max_retries,  # backs off on 429/5xx/timeouts, honouring Retry-After
-                )
-            return self._client
+    def _openai(self):
+        if self._client is None:
+            import openai
 
-    def _messages(self, question: str) -> list[dict]:
+            self._client = openai.AsyncOpenAI(
+                base_url=self._base_url(), api_key=self._api_key,
+                timeout=self.config.timeout_s, max_retries=self.config.max_retries,
+            )
+        return self._client
+
+    def _rate_limiters(self):
+        if self._limiters is None:  # made inside the running event loop
+            from aiolimiter import AsyncLimiter
+
+            rpm, tpm = self._limits
+            self._limiters = (AsyncLimiter(rpm, 60) if rpm else None, AsyncLimiter(tpm, 60) if tpm else None)
+        return self._limiters
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        if not self.price:
+            return 0.0
+        return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
+
+    def messages(self, question: str) -> list[dict]:
         return teacher_messages(question, self.system_prompt)
 
-    def _send(self, row_id: str, key: str, messages: list[dict]) -> dict:
+    async def _send(self, row_id: str, key: str, messages: list[dict]) -> dict:
         import openai
 
-        try:
-            response = self.client.chat.completions.create(model=self.config.model, messages=messages, **self.params)
-        except openai.APIStatusError as exc:
-            request_id = exc.response.headers.get("x-request-id", "?") if exc.response is not None else "?"
-            raise TeacherError(
-                f"teacher refused the request for row {row_id!r}: HTTP {exc.status_code} "
-                f"(request id {request_id}): {exc.message}"
-            ) from None
-        except openai.APIError as exc:
-            raise TeacherError(f"teacher request for row {row_id!r} failed after retries: {exc}") from None
-        choice = response.choices[0]
-        usage = response.usage
-        return {
-            "key": key,
-            "model": self.config.model,
-            "text": choice.message.content or "",
-            "finish_reason": choice.finish_reason or "",
-            "prompt_tokens": int(usage.prompt_tokens) if usage else 0,
-            "completion_tokens": int(usage.completion_tokens) if usage else 0,
-            "response_id": response.id,
-            "paid_at": time.time(),
-        }
-
-    def _one(self, row_id: str, question: str, budget: RequestBudget) -> Optional[dict]:
-        messages = self._messages(question)
-        key = request_key(self.config.model, messages, self.params)
-        if not budget.reserve():
-            return None
-        entry = self.cache.get(key)
-        cached = entry is not None
-        if not cached:
+        attempts = self.config.max_retries + 1
+        for attempt in range(attempts):
             try:
-                entry = self._send(row_id, key, messages)
-            except Exception:
-                budget.release()
-                raise
-            self.cache.put(entry)
+                response = await self._openai().chat.completions.create(
+                    model=self.config.model, messages=messages, **self.params)
+                choice = response.choices[0]
+                usage = response.usage
+                break
+            except openai.APIStatusError as exc:
+                request_id = exc.response.headers.get("x-request-id", "?") if exc.response is not None else "?"
+                raise TeacherError(
+                    f"teacher refused the request for row {row_id!r}: HTTP {exc.status_code} "
+                    f"(request id {request_id}): {exc.message}"
+                ) from None
+            except openai.APIConnectionError as exc:  # timeouts and dropped connections, after the client's retries
+                raise TeacherError(f"teacher request for row {row_id!r} failed after retries: {exc}") from None
+            except (openai.APIResponseValidationError, json.JSONDecodeError, AttributeError, IndexError, TypeError) as exc:
+                if attempt + 1 == attempts:
+                    raise TeacherError(
+                        f"teacher sent {attempts} malformed responses for row {row_id!r}: {type(exc).__name__}") from None
+                await asyncio.sleep(min(8.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+        prompt_tokens = int(usage.prompt_tokens) if usage else 0
+        completion_tokens = int(usage.completion_tokens) if usage else 0
         return {
-            "id": row_id,
-            "k": 0,
-            "request_key": key,
-            "model": entry["model"],
-            "text": entry["text"],
-            "prompt_tokens": entry["prompt_tokens"],
-            "completion_tokens": entry["completion_tokens"],
-            "finish_reason": entry["finish_reason"],
-            "source": "openai",
-            "cached": cached,
+            "key": key, "id": row_id, "model": self.config.model,
+            "text": choice.message.content or "", "finish_reason": choice.finish_reason or "",
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "cost": self._cost(prompt_tokens, completion_tokens), "response_id": response.id, "paid_at": time.time(),
         }
 
-    def buy(self, rows: pd.DataFrame, budget: RequestBudget, desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
-        """Teacher outputs for rows (id, question) in order of preference, until the budget ends."""
-        report = PurchaseReport(requested=len(rows))
+    async def fetch(self, row_id: str, question: str, gate: BudgetGate) -> Optional[dict]:
+        """One output row, from the cache or the teacher; None when the budget cannot take it."""
+        messages = self.messages(question)
+        key = request_key(self.config.model, messages, self.params)
+        entry = self.cache.get(key)
+        if entry is not None:  # used by this run, so charged, but never paid again
+            tokens = entry["prompt_tokens"] + entry["completion_tokens"]
+            if not await gate.reserve(tokens, entry.get("cost", 0.0)):
+                return None
+            return _row(row_id, key, entry, cached=True)
+        prompt_bound = prompt_token_bound(messages)
+        bound = prompt_bound + self.config.max_tokens
+        worst_cost = self._cost(prompt_bound, self.config.max_tokens)
+        if not await gate.reserve(bound, worst_cost):
+            return None
+        try:
+            rpm, tpm = self._rate_limiters()
+            if rpm:
+                await rpm.acquire()
+            if tpm:
+                await tpm.acquire(min(bound, tpm.max_rate))
+            await self.cache.mark_sent_async(key, row_id, bound)
+            try:
+                entry = await self._send(row_id, key, messages)
+            except TeacherError:
+                await self.cache.mark_failed_async(key)
+                raise
+        except BaseException:
+            await gate.release(bound, worst_cost)
+            raise
+        await self.cache.put_async(entry)
+        await gate.settle(bound, worst_cost, entry["prompt_tokens"] + entry["completion_tokens"], entry["cost"])
+        return _row(row_id, key, entry, cached=False)
+
+    async def fetch_all(self, rows: pd.DataFrame, gate: BudgetGate, on_done: Optional[Callable] = None) -> list:
+        """Outputs for rows (id, question), `concurrency` at a time; None where the budget ran out."""
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(row_id, question):
+            async with semaphore:
+                out = await self.fetch(row_id, question, gate)
+            if on_done:
+                on_done(out)
+            return out
+
+        tasks = [asyncio.ensure_future(one(r, q)) for r, q in zip(rows["id"], rows["question"])]
+        try:
+            return await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    def buy(self, rows: pd.DataFrame, budget: Budget, desc: str = "teacher",
+            progress: bool = True) -> tuple[pd.DataFrame, PurchaseReport]:
+        """Synchronous purchase in this process (tests, benchmarks, small runs)."""
+        from tqdm.auto import tqdm
+
         started = time.time()
-        wanted = list(zip(rows["id"], rows["question"]))[: max(0, budget.left)]
-        report.not_bought_budget = len(rows) - len(wanted)
-        results: list[dict] = []
-        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool, tqdm(
-            total=len(wanted), desc=f"{desc} (budget {budget.limit})", unit="req", leave=False
-        ) as bar:
-            futures = [pool.submit(self._one, rid, q, budget) for rid, q in wanted]
-            for future in as_completed(futures):
-                out = future.result()
-                bar.update(1)
-                if out is None:
-                    report.not_bought_budget += 1
-                    continue
-                results.append(out)
-        frame = pd.DataFrame(results, columns=TEACHER_COLUMNS)
-        order = {rid: i for i, (rid, _) in enumerate(wanted)}
-        frame = frame.sort_values("id", key=lambda s: s.map(order)).reset_index(drop=True)
-        report.bought = len(frame)
-        report.cache_hits = int(frame["cached"].sum()) if len(frame) else 0
-        report.sent = report.bought - report.cache_hits
-        report.prompt_tokens = int(frame["prompt_tokens"].sum()) if len(frame) else 0
-        report.completion_tokens = int(frame["completion_tokens"].sum()) if len(frame) else 0
-        report.seconds = round(time.time() - started, 2)
-        return frame, report
+        with tqdm(total=len(rows), desc=desc, unit="req", leave=False, disable=not progress) as bar:
+            results = asyncio.run(self._fetch_and_close(rows, BudgetGate(budget), lambda _: bar.update(1)))
+        return summarise(results, len(rows), time.time() - started)
+
+    async def _fetch_and_close(self, rows, gate, on_done):
+        try:
+            return await self.fetch_all(rows, gate, on_done)
+        finally:
+            if self._client is not None:
+                await self._client.close()
+                self._client = None
+
+
+def _row(row_id: str, key: str, entry: dict, cached: bool) -> dict:
+    return {
+        "id": row_id, "k": 0, "request_key": key, "model": entry["model"], "text": entry["text"],
+        "prompt_tokens": entry["prompt_tokens"], "completion_tokens": entry["completion_tokens"],
+        "finish_reason": entry["finish_reason"], "source": "openai", "cached": cached,
+        "cost": entry.get("cost", 0.0),
+    }
+
+
+def summarise(results: list, requested: int, seconds: float) -> tuple[pd.DataFrame, PurchaseReport]:
+    """Outputs in request order, and what was bought, sent, cached, truncated and spent."""
+    bought = [r for r in results if r is not None]
+    frame = pd.DataFrame(bought, columns=TEACHER_COLUMNS + ["cost"])
+    report = PurchaseReport(requested=requested, not_bought_budget=len(results) - len(bought))
+    report.bought = len(frame)
+    report.cache_hits = int(frame["cached"].sum()) if len(frame) else 0
+    report.sent = report.bought - report.cache_hits
+    report.truncated = int((frame["finish_reason"] == "length").sum()) if len(frame) else 0
+    report.prompt_tokens = int(frame["prompt_tokens"].sum()) if len(frame) else 0
+    report.completion_tokens = int(frame["completion_tokens"].sum()) if len(frame) else 0
+    report.cost = float(frame["cost"].sum()) if len(frame) else 0.0
+    report.seconds = round(seconds, 2)
+    return frame.drop(columns=["cost"]), report

@@ -25,7 +25,7 @@ import pandas as pd
 from ..config import RecordedTeacherConfig
 from ..corpus.canonical import question_key
 from ..corpus.files import CorpusError, get_path, parse_file, resolve_files
-from .budget import TEACHER_COLUMNS, PurchaseReport, RequestBudget
+from .budget import TEACHER_COLUMNS, Budget, PurchaseReport
 
 RECORD_COLUMNS = ["id", "k", "text", "record_file", "record_row"]
 UNMATCHED_COLUMNS = ["record_file", "record_row", "reason"]
@@ -209,7 +209,7 @@ class RecordedTeacher:
     def has(self, row_id: str) -> bool:
         return row_id in self.by_id
 
-    def buy(self, rows: pd.DataFrame, budget: RequestBudget, desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
+    def buy(self, rows: pd.DataFrame, budget: Budget, desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
         report = PurchaseReport(requested=len(rows))
         started = time.time()
         out = []

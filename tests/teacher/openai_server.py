@@ -1,61 +1,99 @@
-"""A real HTTP server speaking the OpenAI chat-completions API, for teacher tests.
+"""A real HTTP server speaking the OpenAI chat-completions API, for teacher tests and benchmarks.
 
-It answers every question with a fixed chain of thought, counts the requests it served,
-and can be told to fail with a given status for the next requests.
+It answers every question with a short chain of thought after `latency` seconds, counts
+what it served (and so what a real provider would have charged: every 200), and injects
+the faults queued in `faults`, one per request, in order:
+  ("status", code, headers)  an error response, e.g. (429, {"Retry-After": "0"}) or 500
+  ("sleep", seconds)         answer only after `seconds` (past the client's timeout)
+  ("drop",)                  close the connection without a response
+  ("malformed",)             a 200 whose body is not JSON
+  ("length",)                a 200 cut off by the token limit (finish_reason "length")
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class OpenAITestServer:
-    def __init__(self):
-        self.served = 0
-        self.fail_next: list[tuple[int, dict]] = []  # (status, headers)
+    def __init__(self, latency: float = 0.0):
+        self.latency = latency
+        self.faults: list[tuple] = []
+        self.served = 0  # 200 responses: what a provider charges for
+        self.paid_per_question: collections.Counter = collections.Counter()
+        self.requests = 0
         self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
+
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server._lock:
-                    failure = server.fail_next.pop(0) if server.fail_next else None
-                    if failure is None:
-                        server.served += 1
-                if failure:
-                    status, headers = failure
-                    payload = json.dumps({"error": {"message": f"injected {status}", "type": "test"}}).encode()
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("x-request-id", "req-test-123")
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                question = body["messages"][-1]["content"]
-                text = f"Thinking about {len(question)} characters. The answer is {len(question) % 10}."
-                payload = json.dumps({
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22},
-                }).encode()
-                self.send_response(200)
+            def setup(self):
+                super().setup()
+                # Headers and body go out in two writes: without this, Nagle's algorithm and the
+                # client's delayed ACK add 40 ms to every keep-alive response.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _send(self, status: int, payload: bytes, headers: dict | None = None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("x-request-id", f"req-{uuid.uuid4().hex[:8]}")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                question = body["messages"][-1]["content"]
+                with server._lock:
+                    server.requests += 1
+                    fault = server.faults.pop(0) if server.faults else None
+                if server.latency:
+                    time.sleep(server.latency)
+                kind = fault[0] if fault else "ok"
+                if kind == "status":
+                    error = {"error": {"message": f"injected {fault[1]}", "type": "test"}}
+                    self._send(fault[1], json.dumps(error).encode(), fault[2])
+                    return
+                if kind == "drop":
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if kind == "sleep":
+                    time.sleep(fault[1])
+                with server._lock:
+                    server.served += 1
+                    server.paid_per_question[question] += 1
+                if kind == "malformed":
+                    self._send(200, b'{"id": "chatcmpl-x", "choices": [{"index": 0, "mess')
+                    return
+                truncated = kind == "length"
+                text = f"Thinking about {len(question)} characters." + ("" if truncated else f" The answer is {len(question) % 10}.")
+                payload = json.dumps({
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                 "finish_reason": "length" if truncated else "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22},
+                }).encode()
+                self._send(200, payload)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -66,3 +104,6 @@ class OpenAITestServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def start(self):
+        return self.__enter__()

@@ -1,97 +1,198 @@
-"""The teacher client against a real local HTTP server speaking the OpenAI API."""
+"""The asyncio teacher client against a real local HTTP server speaking the OpenAI API."""
 
-import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tadistill.config import TeacherConfig
 from tadistill.tasks.prompts import SYSTEM_PROMPTS
-from tadistill.teacher.budget import RequestBudget
-from tadistill.teacher.client import ResponseCache, TeacherClient, TeacherError
+from tadistill.teacher.budget import Budget
+from tadistill.teacher.cache import ResponseCache
+from tadistill.teacher.client import TeacherClient, TeacherError
 
 from .openai_server import OpenAITestServer
 
-
-def _rows(n: int) -> pd.DataFrame:
-    return pd.DataFrame({"id": [f"r{i}" for i in range(n)], "question": [f"question number {i}" * (i % 3 + 1) for i in range(n)]})
+KEY = "sk-test-not-a-real-key-4f9a"
 
 
-def _client(server, tmp_path, **overrides):
-    config = TeacherConfig(source="openai", base_url=server.base_url, model="test-model", api_key_env="TADISTILL_TEST_KEY",
-                           max_retries=2, **overrides)
-    return TeacherClient(config, server.base_url, ResponseCache(tmp_path / "cache.jsonl"), SYSTEM_PROMPTS["number"])
+def _rows(n: int, offset: int = 0) -> pd.DataFrame:
+    ids = [f"r{i}" for i in range(offset, offset + n)]
+    return pd.DataFrame({"id": ids, "question": [f"question number {i}" for i in range(offset, offset + n)]})
+
+
+def _client(server, tmp_path, price=None, **overrides):
+    values = {"source": "openai", "base_url": server.base_url, "model": "test-model", "api_key_env": "TADISTILL_TEST_KEY",
+              "max_retries": 3, "timeout_s": 5, **overrides}
+    config = TeacherConfig(**values)
+    return TeacherClient(config, server.base_url, ResponseCache(tmp_path / "cache"), SYSTEM_PROMPTS["number"], price)
 
 
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch):
-    monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("TADISTILL_TEST_KEY", KEY)  # the same key tests/conftest.py gives Ray's workers
 
 
 def test_buys_in_order(tmp_path):
     with OpenAITestServer() as server:
-        bought, report = _client(server, tmp_path).buy(_rows(12), RequestBudget(100))
+        bought, report = _client(server, tmp_path).buy(_rows(12), Budget(100))
     assert list(bought["id"]) == [f"r{i}" for i in range(12)]
     assert report.sent == 12 and server.served == 12 and report.cache_hits == 0
     assert bought["text"].str.len().gt(0).all() and (bought["k"] == 0).all()
-    assert (bought["completion_tokens"] == 12).all()
+    assert report.prompt_tokens == 120 and report.completion_tokens == 144
 
 
 def test_cache_means_no_request_is_paid_twice(tmp_path):
     with OpenAITestServer() as server:
-        _client(server, tmp_path).buy(_rows(10), RequestBudget(100))
-        again, report = _client(server, tmp_path).buy(_rows(15), RequestBudget(100))
-    assert server.served == 15
-    assert report.cache_hits == 10 and report.sent == 5
-    assert len(again) == 15
+        _client(server, tmp_path).buy(_rows(10), Budget(100))
+        again, report = _client(server, tmp_path).buy(_rows(15), Budget(100))
+    assert server.served == 15 and max(server.paid_per_question.values()) == 1
+    assert report.cache_hits == 10 and report.sent == 5 and len(again) == 15
 
 
-def test_budget_is_a_hard_cap(tmp_path):
-    budget = RequestBudget(7)
-    with OpenAITestServer() as server:
-        bought, report = _client(server, tmp_path, concurrency=4).buy(_rows(20), budget)
-        more, more_report = _client(server, tmp_path).buy(_rows(20).iloc[10:], budget)
+def test_request_budget_is_a_hard_cap_at_any_concurrency(tmp_path):
+    budget = Budget(7)
+    with OpenAITestServer(latency=0.05) as server:
+        bought, report = _client(server, tmp_path, concurrency=16).buy(_rows(20), budget)
+        more, more_report = _client(server, tmp_path).buy(_rows(10, offset=20), budget)
     assert len(bought) == 7 and server.served == 7 and budget.used == 7
-    assert report.not_bought_budget == 13
-    assert len(more) == 0 and more_report.not_bought_budget == 10
+    assert report.not_bought_budget == 13 and len(more) == 0 and more_report.not_bought_budget == 10
 
 
-def test_torn_last_line_is_ignored_and_repaired(tmp_path):
+def test_token_and_cost_budgets_reserve_the_worst_case_and_settle_to_usage(tmp_path):
+    # Each request reserves its prompt bound + max_tokens and settles to 22 used tokens.
+    client_tokens = Budget(1000, tokens=2000)
     with OpenAITestServer() as server:
-        _client(server, tmp_path).buy(_rows(3), RequestBudget(10))
-        cache_file = tmp_path / "cache.jsonl"
-        with cache_file.open("a") as handle:
-            handle.write('{"key": "half-writ')  # a crash in the middle of a write
-        cache = ResponseCache(cache_file)
-        assert len(cache) == 3 and cache.torn_lines == 1
-        assert all(json.loads(line) for line in cache_file.read_text().splitlines())
-        _, report = _client(server, tmp_path).buy(_rows(3), RequestBudget(10))
-    assert report.sent == 0 and server.served == 3
+        bought, _ = _client(server, tmp_path / "t", max_tokens=64).buy(_rows(30), client_tokens)
+        assert client_tokens.spent.tokens == 22 * len(bought) <= 2000
+        cost_budget = Budget(1000, cost=0.02)
+        price = (100.0, 300.0)  # per million tokens: 10*100 + 12*300 = 4600e-6 a request when settled
+        bought_c, report = _client(server, tmp_path / "c", price=price, max_tokens=8, concurrency=1).buy(
+            _rows(5), cost_budget)
+    assert 0 < len(bought_c) < 5 and cost_budget.spent.cost <= 0.02
+    assert report.cost == pytest.approx(0.0046 * len(bought_c))
 
 
-def test_retries_5xx_and_429_then_succeeds(tmp_path):
+def test_retries_429_500_dropped_connections_timeouts_and_malformed_bodies(tmp_path):
     with OpenAITestServer() as server:
-        server.fail_next = [(500, {}), (429, {"Retry-After": "0"})]
-        bought, report = _client(server, tmp_path, concurrency=1).buy(_rows(1), RequestBudget(5))
-    assert len(bought) == 1 and server.served == 1
+        server.faults = [("status", 429, {"Retry-After": "0"}), ("status", 500, {}), ("drop",),
+                         ("sleep", 2.0), ("malformed",)]
+        bought, report = _client(server, tmp_path, concurrency=1, max_retries=5, timeout_s=1).buy(_rows(1), Budget(5))
+        assert len(bought) == 1 and bought["finish_reason"].iloc[0] == "stop"
+        assert server.requests == 6
+
+
+def test_truncated_answers_are_kept_and_counted(tmp_path):
+    with OpenAITestServer() as server:
+        server.faults = [("length",), ("length",)]
+        bought, report = _client(server, tmp_path, concurrency=1).buy(_rows(3), Budget(5))
+    assert report.truncated == 2 and (bought["finish_reason"] == "length").sum() == 2
 
 
 def test_non_retryable_error_names_the_row_and_request_and_releases_budget(tmp_path):
-    budget = RequestBudget(5)
+    budget = Budget(5)
     with OpenAITestServer() as server:
-        server.fail_next = [(400, {})]
-        with pytest.raises(TeacherError, match=r"row 'r0'.*HTTP 400.*req-test-123"):
+        server.faults = [("status", 400, {})]
+        with pytest.raises(TeacherError, match=r"row 'r0'.*HTTP 400.*request id req-"):
             _client(server, tmp_path, concurrency=1).buy(_rows(1), budget)
     assert budget.used == 0
+    assert ResponseCache(tmp_path / "cache").orphans() == []  # a refused request was not paid
 
 
-def test_api_key_never_lands_in_the_cache(tmp_path):
+def test_the_key_never_reaches_the_cache_logs_errors_or_repr(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
     with OpenAITestServer() as server:
-        _client(server, tmp_path).buy(_rows(3), RequestBudget(10))
-    assert "sk-test-not-a-real-key" not in (tmp_path / "cache.jsonl").read_text()
+        client = _client(server, tmp_path)
+        client.buy(_rows(3), Budget(10))
+        server.faults = [("status", 401, {})]
+        with pytest.raises(TeacherError) as err:
+            _client(server, tmp_path).buy(_rows(1, offset=50), Budget(10))
+    stored = "".join(p.read_text() for p in (tmp_path / "cache").glob("*.jsonl"))
+    assert KEY not in stored and KEY not in str(err.value) and KEY not in repr(client)
+    assert KEY not in caplog.text
+
+
+def test_the_key_can_come_from_a_secret_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("TADISTILL_TEST_KEY")
+    secret = tmp_path / "key"
+    secret.write_text(KEY + "\n")
+    with OpenAITestServer() as server:
+        bought, _ = _client(server, tmp_path, api_key_file=str(secret)).buy(_rows(2), Budget(10))
+    assert len(bought) == 2
 
 
 def test_missing_api_key_for_a_real_endpoint_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("TADISTILL_TEST_KEY")
-    with OpenAITestServer() as server, pytest.raises(TeacherError, match="TADISTILL_TEST_KEY"):
-        _client(server, tmp_path)
+    with OpenAITestServer() as server:
+        with pytest.raises(TeacherError, match="TADISTILL_TEST_KEY"):
+            _client(server, tmp_path)
+
+
+def test_requests_per_minute_limit_holds_back_requests_past_the_burst(tmp_path):
+    with OpenAITestServer() as server:
+        started = time.time()
+        _client(server, tmp_path, concurrency=8, rpm=30).buy(_rows(32), Budget(100))
+    # A leaky bucket of 30 a minute lets 30 through at once, then one every 2 s: never faster.
+    assert time.time() - started >= 2.0
+
+
+def test_torn_last_line_is_ignored_and_repaired(tmp_path):
+    with OpenAITestServer() as server:
+        _client(server, tmp_path).buy(_rows(3), Budget(10))
+        shard = next((tmp_path / "cache").glob("*.jsonl"))
+        with shard.open("a") as handle:
+            handle.write('{"key": "half-writ')  # a crash in the middle of a write
+        cache = ResponseCache(tmp_path / "cache")
+        assert len(cache) == 3 and cache.torn_lines == 1
+        _, report = _client(server, tmp_path).buy(_rows(3), Budget(10))
+    assert report.sent == 0 and server.served == 3
+
+
+KILLED_BUYER = """
+import sys
+from pathlib import Path
+import pandas as pd
+from tadistill.config import TeacherConfig
+from tadistill.tasks.prompts import SYSTEM_PROMPTS
+from tadistill.teacher.budget import Budget
+from tadistill.teacher.cache import ResponseCache
+from tadistill.teacher.client import TeacherClient
+
+base_url, cache_dir, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+rows = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "question": [f"question number {i}" for i in range(n)]})
+config = TeacherConfig(source="openai", base_url=base_url, model="test-model", api_key_env="TADISTILL_TEST_KEY", concurrency=8)
+TeacherClient(config, base_url, ResponseCache(cache_dir), SYSTEM_PROMPTS["number"]).buy(rows, Budget(int(sys.argv[4])))
+"""
+
+
+def test_a_killed_purchase_resumes_without_paying_a_stored_response_twice_or_overspending(tmp_path):
+    n, limit = 60, 70
+    script = tmp_path / "buyer.py"
+    script.write_text(KILLED_BUYER)
+    with OpenAITestServer(latency=0.1) as server:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        proc = subprocess.Popen([sys.executable, str(script), server.base_url, str(tmp_path / "cache"), str(n), str(limit)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while server.served < 20 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = ResponseCache(tmp_path / "cache")
+        stored = {e["id"] for e in before._responses.values()}
+        assert 0 < len(stored) < n
+        # Resume: what was in flight at the kill is charged, then everything else is bought.
+        budget = Budget(limit, already=before.orphan_spend())
+        bought, report = _client(server, tmp_path, concurrency=8).buy(_rows(n), budget)
+    assert len(bought) == n and report.cache_hits == len(stored)
+    paid = server.paid_per_question
+    assert all(paid[f"question number {i[1:]}"] == 1 for i in stored)  # no stored response paid again
+    assert server.served <= limit and budget.used <= limit
+    # Only requests in flight at the kill (orphans: sent, maybe paid, never answered) were paid twice.
+    assert sum(paid.values()) - n <= len(before.orphans()) <= 8

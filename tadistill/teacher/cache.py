@@ -1,0 +1,177 @@
+"""The response cache and ledger: append-only JSONL shards in the run directory.
+
+Each writer (a process, a Ray Data actor) appends to a shard of its own, one fsynced line
+per event, so no two processes interleave a line and a crash can tear at most the last
+line of one shard (ignored and repaired on load). Two events per request:
+- an intent ({"key", "state": "sent"}) written before the request leaves, and
+- the response ({"key", "text", tokens, cost, ...}) written when it arrives, or
+  {"key", "state": "failed"} when the request was refused or never connected.
+A key with a response is never requested again. A key with an intent but no response was
+in flight when a process died: it may have been paid, so it is charged to the budget
+('orphan'), and it is sent again only because its answer was never received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable, Optional
+
+log = logging.getLogger(__name__)
+
+LEGACY_FILE = "cache.jsonl"  # runs made before the cache was sharded
+
+
+class ResponseCache:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._responses: dict[str, dict] = {}
+        self._intents: dict[str, list[dict]] = {}  # every send of a key, in order
+        self.torn_lines = 0
+        for shard in sorted(self.folder.glob("*.jsonl")):
+            self._load(shard)
+        legacy = self.folder.parent / LEGACY_FILE
+        if legacy.exists():
+            self._load(legacy)
+        self._shard = self.folder / f"part-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._handle = None
+        self._committer: Optional[_GroupCommit] = None
+
+    def _load(self, path: Path) -> None:
+        good, torn = [], 0
+        with path.open("rb") as handle:
+            for raw in handle:
+                try:
+                    entry = json.loads(raw)
+                    entry["key"]
+                except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+                    torn += 1
+                    continue
+                good.append(entry)
+                self._record(entry)
+        if torn:
+            self.torn_lines += torn
+            log.warning("%s: ignored %d torn line(s) left by an interrupted write", path, torn)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(e) + "\n" for e in good))
+            os.replace(tmp, path)
+
+    def get(self, key: str) -> Optional[dict]:
+        return self._responses.get(key)
+
+    def orphans(self) -> list[dict]:
+        """Sends whose response never arrived: in flight when a process died (maybe paid).
+
+        A key sent twice with one stored response left one orphan: it stays charged in every
+        later invocation, because that money is gone.
+        """
+        lost = []
+        for key, sends in self._intents.items():
+            lost.extend(sends[1:] if key in self._responses else sends)
+        return lost
+
+    def orphan_spend(self, price: Optional[tuple[float, float]] = None):
+        """What orphaned requests may have cost: each one request and its reserved worst case."""
+        from .budget import Spend
+
+        spent = Spend()
+        for orphan in self.orphans():
+            tokens = int(orphan.get("reserved_tokens", 0))
+            spent = spent + Spend(1, tokens, tokens * price[1] / 1e6 if price else 0.0)
+        return spent
+
+    def _write_durably(self, lines: list[str]) -> None:
+        """Append lines and fsync once: the unit of a group commit."""
+        with self._lock:
+            if self._handle is None:
+                self._handle = self._shard.open("a")
+            self._handle.write("".join(lines))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def _record(self, entry: dict) -> None:
+        key = entry["key"]
+        if "text" in entry:
+            self._responses[key] = entry
+        elif entry.get("state") == "sent":
+            self._intents.setdefault(key, []).append(entry)
+        elif entry.get("state") == "failed" and self._intents.get(key):
+            self._intents[key].pop()  # refused or unreachable: not paid
+
+    async def append_async(self, entry: dict) -> None:
+        """Append durably from async code: concurrent callers share one fsync (group commit).
+
+        Returns once the line is on disk; only then is the entry visible to `get`.
+        """
+        if self._committer is None or not self._committer.running():
+            self._committer = _GroupCommit(self._write_durably)
+        await self._committer.write(json.dumps(entry) + "\n")
+        self._record(entry)
+
+    async def mark_sent_async(self, key: str, row_id: str, reserved_tokens: int) -> None:
+        await self.append_async({"key": key, "state": "sent", "id": row_id, "reserved_tokens": reserved_tokens})
+
+    async def mark_failed_async(self, key: str) -> None:
+        await self.append_async({"key": key, "state": "failed"})
+
+    async def put_async(self, entry: dict) -> None:
+        await self.append_async(entry)
+
+    def __len__(self) -> int:
+        return len(self._responses)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+class _GroupCommit:
+    """One writer task per event loop: whatever lines wait while an fsync runs go in the next one."""
+
+    def __init__(self, write: Callable[[list[str]], None]):
+        self._write = write
+        self._loop = asyncio.get_running_loop()
+        self._waiting: list[tuple[str, asyncio.Future]] = []
+        self._wake = asyncio.Event()
+        self._task = self._loop.create_task(self._run())
+
+    def running(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop and not self._task.done()
+        except RuntimeError:
+            return False
+
+    async def write(self, line: str) -> None:
+        future = self._loop.create_future()
+        self._waiting.append((line, future))
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._waiting = self._waiting, []
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(self._write, [line for line, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)

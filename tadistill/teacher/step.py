@@ -1,0 +1,110 @@
+"""Teacher calls as a Ray Data step: an async UDF on an actor pool, one budget for the cluster.
+
+Each actor holds one asyncio `TeacherClient` (its share of the concurrency and rate
+limits) and a cache shard of its own; every actor reserves from the run's named budget
+actor, so no number of workers can overspend. Rows stream through in batches, so a pool of
+millions of questions never has to sit in one process; a progress bar in the driver shows
+spent / budget, tokens, cost and the rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from ..config import TeacherConfig
+from .budget import TEACHER_COLUMNS, PurchaseReport
+from .cache import ResponseCache
+from .client import BudgetGate, TeacherClient, summarise
+
+STATUS_COLUMN = "_bought"
+
+
+class BuyFromTeacher:
+    """Ray Data UDF: (id, question) batches -> teacher output rows (or a not-bought marker)."""
+
+    def __init__(self, config_json: str, base_url: str, cache_dir: str, system_prompt: str,
+                 ledger_name: str, price: Optional[tuple[float, float]], share: float):
+        import ray
+
+        config = TeacherConfig.model_validate_json(config_json)
+        self.client = TeacherClient(config, base_url, ResponseCache(Path(cache_dir)), system_prompt, price, share)
+        self.gate = BudgetGate(ray.get_actor(ledger_name))
+
+    async def __call__(self, batch: pd.DataFrame):
+        results = await self.client.fetch_all(batch[["id", "question"]], self.gate)
+        rows = []
+        for row_id, out in zip(batch["id"], results):
+            if out is None:
+                rows.append({"id": row_id, STATUS_COLUMN: False})
+            else:
+                rows.append({**out, STATUS_COLUMN: True})
+        yield pd.DataFrame(rows, columns=TEACHER_COLUMNS + ["cost", STATUS_COLUMN])
+
+
+def _progress(ledger, desc: str, stop: threading.Event) -> None:
+    import ray
+    from tqdm.auto import tqdm
+
+    first = ray.get(ledger.snapshot.remote())
+    with tqdm(total=first["limit_requests"], initial=first["requests"], desc=desc, unit="req", leave=False) as bar:
+        while not stop.wait(0.5):
+            snap = ray.get(ledger.snapshot.remote())
+            bar.update(snap["requests"] - bar.n)
+            bar.set_postfix(tokens=snap["tokens"], cost=snap["cost"], refresh=False)
+
+
+def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Callable[[], str], cache_dir: Path,
+                      system_prompt: str, ledger_name: str, price: Optional[tuple[float, float]] = None,
+                      desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
+    """Outputs for rows (id, question) in order of preference, until the budget ends."""
+    import ray
+
+    started = time.time()
+    ledger = ray.get_actor(ledger_name)
+    left = max(0, ray.get(ledger.snapshot.remote())["limit_requests"] - ray.get(ledger.snapshot.remote())["requests"])
+    wanted = rows.iloc[:left]  # the most preferred rows get the requests that are left
+    results: list = []
+    if len(wanted):
+        cache = ResponseCache(cache_dir)
+        # The endpoint (and a simulated teacher behind it) is started only when something must be sent.
+        url = base_url() if any(cache.get(k) is None for k in _keys(wanted, config, system_prompt)) else "http://unused"
+        workers = min(config.workers, len(wanted))
+        batch_size = max(1, min(len(wanted), 4 * config.concurrency // workers))
+        ds = ray.data.from_pandas(wanted[["id", "question"]]).repartition(max(1, -(-len(wanted) // batch_size)))
+        stop = threading.Event()
+        bar = threading.Thread(target=_progress, args=(ledger, desc, stop), daemon=True)
+        bar.start()
+        try:
+            out = ds.map_batches(
+                BuyFromTeacher,
+                fn_constructor_kwargs={
+                    "config_json": config.model_dump_json(), "base_url": url, "cache_dir": str(cache_dir),
+                    "system_prompt": system_prompt, "ledger_name": ledger_name, "price": price,
+                    "share": 1.0 / workers,
+                },
+                batch_size=batch_size, batch_format="pandas",
+                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.25,
+            ).to_pandas()
+        finally:
+            stop.set()
+            bar.join()
+        order = {row_id: i for i, row_id in enumerate(wanted["id"])}
+        out = out.sort_values("id", key=lambda s: s.map(order))
+        results = [None if not bought else rec for bought, rec in
+                   zip(out[STATUS_COLUMN], out.drop(columns=[STATUS_COLUMN]).to_dict("records"))]
+    frame, report = summarise(results, len(rows), time.time() - started)
+    report.not_bought_budget += len(rows) - len(wanted)
+    return frame, report
+
+
+def _keys(rows: pd.DataFrame, config: TeacherConfig, system_prompt: str) -> list[str]:
+    from ..tasks.prompts import teacher_messages
+    from .client import request_key
+
+    params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
+    return [request_key(config.model, teacher_messages(q, system_prompt), params) for q in rows["question"]]

@@ -1,0 +1,32 @@
+"""Teacher calls as a Ray Data step: actors share one named budget actor and never overspend."""
+
+import pandas as pd
+from tadistill.config import TeacherConfig
+from tadistill.tasks.prompts import SYSTEM_PROMPTS
+from tadistill.teacher.budget import Spend, ledger_actor
+from tadistill.teacher.step import buy_with_ray_data
+
+from .openai_server import OpenAITestServer
+
+
+def _rows(n):
+    return pd.DataFrame({"id": [f"r{i:02d}" for i in range(n)], "question": [f"question {i}" for i in range(n)]})
+
+
+def test_workers_share_one_budget_and_the_most_preferred_rows_are_bought(ray_local, tmp_path):
+    config = TeacherConfig(source="openai", base_url="http://x/v1", model="m", api_key_env="TADISTILL_TEST_KEY",
+                           workers=2, concurrency=8)
+    with OpenAITestServer(latency=0.05) as server:
+        ledger = ledger_actor("test-ledger", 25, None, None, Spend(requests=5))  # 5 used by an earlier step
+        bought, report = buy_with_ray_data(_rows(40), config, lambda: server.base_url, tmp_path / "cache",
+                                           SYSTEM_PROMPTS["number"], "test-ledger")
+        assert list(bought["id"]) == [f"r{i:02d}" for i in range(20)]
+        assert report.bought == 20 and report.not_bought_budget == 20 and server.served == 20
+        assert ray_local.get(ledger.snapshot.remote())["requests"] == 25
+        assert (tmp_path / "cache").is_dir()
+
+        ledger = ledger_actor("test-ledger", 25, None, None, Spend())  # a new invocation: rebuilt from the run
+        again, again_report = buy_with_ray_data(_rows(20), config, lambda: server.base_url, tmp_path / "cache",
+                                                SYSTEM_PROMPTS["number"], "test-ledger")
+    assert again_report.cache_hits == 20 and again_report.sent == 0 and server.served == 20
+    pd.testing.assert_frame_equal(again.drop(columns=["cached"]), bought.drop(columns=["cached"]))
