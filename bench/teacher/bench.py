@@ -3,6 +3,7 @@
 Sequential, then at concurrency 8, 32 and 128: requests per second and the ratio to the
 ideal rate (concurrency / latency). The server runs in its own process, as a real endpoint
 would; the client is tadistill's asyncio TeacherClient with its cache, ledger and budget.
+Each level is timed after two untimed warm-up requests (imports, first connection).
 
     .venv/bin/python -m bench.teacher.bench [--latency 0.1] [--out bench/results/teacher.json]
 """
@@ -48,6 +49,9 @@ def _run(base_url: str, concurrency: int, requests: int, cache_dir: Path) -> flo
     rows = pd.DataFrame({"id": [f"r{i}" for i in range(requests)],
                          "question": [f"bench question {concurrency}-{i}" for i in range(requests)]})
     client = TeacherClient(config, base_url, ResponseCache(cache_dir), SYSTEM_PROMPTS["number"])
+    # Untimed warm-up: the first request of a process pays for imports and connection set-up.
+    warm = pd.DataFrame({"id": ["w0", "w1"], "question": [f"warm-up {concurrency}-{i}" for i in range(2)]})
+    client.buy(warm, Budget(2), progress=False)
     started = time.perf_counter()
     bought, report = client.buy(rows, Budget(requests), progress=False)
     seconds = time.perf_counter() - started
