@@ -318,7 +318,17 @@ class ModelsConfig(_Section):
 
 
 class InferenceConfig(_Section):
-    backend: Literal["transformers"] = Field("transformers", description="Sampling and scoring backend.")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="Sampling and scoring backend: transformers (CPU or GPU) or vLLM (install the vllm extra).",
+    )
+    num_gpus: float = Field(
+        0.0, ge=0,
+        description="GPUs reserved by each Serve replica; fractions (0.5) let the sampler and the scorer share one GPU.",
+    )
+    gpu_memory_utilization: float = Field(
+        0.4, gt=0, le=1, description="vLLM: share of a GPU's memory its engine may take (keep the sum under 1 when sharing).",
+    )
     num_samples: int = Field(4, ge=1, description="Student samples per pool question (self-consistency N).")
     temperature: float = Field(0.7, gt=0, le=2, description="Student sampling temperature.")
     max_new_tokens: int = Field(48, ge=1, description="Token limit of a student sample.")

@@ -67,3 +67,13 @@ class TransformersBackend:
             math.exp(float(s) / int(c)) if int(c) > 0 else 0.0
             for s, c in zip(logprob_sum.double(), counts)
         ]
+
+
+def make_backend(kind: str, model_path: str, torch_threads: Optional[int] = None, device: str = "cpu",
+                 gpu_memory_utilization: float = 0.4):
+    """The backend inference.backend names; vLLM is imported only when it is asked for."""
+    if kind == "vllm":
+        from .vllm_backend import VLLMBackend
+
+        return VLLMBackend(model_path, gpu_memory_utilization=gpu_memory_utilization)
+    return TransformersBackend(model_path, torch_threads=torch_threads, device=device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ray import serve
 
 from ..config import InferenceConfig
-from .backend import TransformersBackend
+from .backend import make_backend
 
 SAMPLER_APP = "student_sampler"
 SCORER_APP = "ta_scorer"
@@ -31,11 +31,20 @@ def _split(flat: list, lengths: list[int]) -> list[list]:
 class StudentSampler:
     """sample(prompts) -> num_samples completions per prompt, from the served checkpoint."""
 
-    def __init__(self, model_path: str, num_samples: int, temperature: float, max_new_tokens: int,
-                 seed: int, torch_threads: int, max_batch_size: int):
-        self.backend = TransformersBackend(model_path, torch_threads=torch_threads)
+    def __init__(self, num_samples: int, temperature: float, max_new_tokens: int,
+                 seed: int, torch_threads: int, max_batch_size: int, backend: dict):
+        self.backend = None
+        self._backend_settings = (torch_threads, backend)
         self._sample_lists.set_max_batch_size(max_batch_size)
         self.settings = dict(num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Serve the checkpoint in user_config['model_path'] (Serve calls this on deploy and
+        whenever the user_config changes): after stage 1 the sampler app serves the new
+        checkpoint without a restart of Serve or the cluster."""
+        path = user_config["model_path"]
+        if self.backend is None or self.backend.model_path != path:
+            self.backend = _backend(path, *self._backend_settings)
 
     def model_path(self) -> str:
         return self.backend.model_path
@@ -53,8 +62,8 @@ class StudentSampler:
 class TAScorer:
     """score(prompts, outputs) -> the TA's length-normalised confidence in each output."""
 
-    def __init__(self, model_path: str, torch_threads: int, max_batch_size: int):
-        self.backend = TransformersBackend(model_path, torch_threads=torch_threads)
+    def __init__(self, model_path: str, torch_threads: int, max_batch_size: int, backend: dict):
+        self.backend = _backend(model_path, torch_threads, backend)
         self._score_lists.set_max_batch_size(max_batch_size)
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
@@ -67,19 +76,35 @@ class TAScorer:
         return await self._score_lists((list(prompts), list(outputs)))
 
 
+def _backend(model_path: str, torch_threads: int, backend: dict):
+    import torch
+
+    device = "cuda" if backend["num_gpus"] > 0 and torch.cuda.is_available() else "cpu"
+    return make_backend(backend["kind"], model_path, torch_threads=torch_threads, device=device,
+                        gpu_memory_utilization=backend["gpu_memory_utilization"])
+
+
+def _backend_settings(config: InferenceConfig) -> dict:
+    return {"kind": config.backend, "num_gpus": config.num_gpus, "gpu_memory_utilization": config.gpu_memory_utilization}
+
+
 def _options(config: InferenceConfig) -> dict:
-    return {"num_replicas": config.replicas, "ray_actor_options": {"num_cpus": config.num_cpus}}
+    actor = {"num_cpus": config.num_cpus}
+    if config.num_gpus:
+        actor["num_gpus"] = config.num_gpus
+    return {"num_replicas": config.replicas, "ray_actor_options": actor}
 
 
 def deploy_sampler(model_path: str, config: InferenceConfig) -> None:
-    """(Re)deploy the sampler on a checkpoint; a running app rolls over to the new model."""
-    app = StudentSampler.options(**_options(config)).bind(
-        model_path, config.num_samples, config.temperature, config.max_new_tokens, config.seed,
-        config.torch_threads, config.max_batch_size,
+    """Deploy the sampler on a checkpoint; a running sampler reloads the new one in place."""
+    app = StudentSampler.options(**_options(config), user_config={"model_path": model_path}).bind(
+        config.num_samples, config.temperature, config.max_new_tokens, config.seed,
+        config.torch_threads, config.max_batch_size, _backend_settings(config),
     )
     serve.run(app, name=SAMPLER_APP, route_prefix=None)
 
 
 def deploy_scorer(model_path: str, config: InferenceConfig) -> None:
-    app = TAScorer.options(**_options(config)).bind(model_path, config.torch_threads, config.max_batch_size)
+    app = TAScorer.options(**_options(config)).bind(
+        model_path, config.torch_threads, config.max_batch_size, _backend_settings(config))
     serve.run(app, name=SCORER_APP, route_prefix=None)

@@ -40,8 +40,12 @@ def test_ta_scores_through_serve_equal_direct_scores(ray_local, synthetic_models
 def test_sampler_gives_n_samples_per_question_with_answers(ray_local, synthetic_models):
     frame = _frame(10)
     config = InferenceConfig(num_samples=3, batch_size=4)
+    deploy_sampler(synthetic_models["student"], config)
+    handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
     deploy_sampler(synthetic_models["ta"], config)  # the competent model: answers are extractable
     try:
+        # The running app now serves the new checkpoint.
+        assert handle.model_path.remote().result() == synthetic_models["ta"]
         samples = sample_pool(frame, config.batch_size, num_blocks=2)
     finally:
         serve.delete(SAMPLER_APP)
