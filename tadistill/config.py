@@ -317,6 +317,18 @@ class ModelsConfig(_Section):
     )
 
 
+class AutoscalingConfig(_Section):
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas (0 lets an idle deployment scale to zero).")
+    max_replicas: int = Field(4, ge=1, description="Most replicas.")
+    target_ongoing_requests: float = Field(2.0, gt=0, description="Requests in flight per replica Serve aims for.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must be <= max_replicas")
+        return self
+
+
 class InferenceConfig(_Section):
     backend: Literal["transformers", "vllm"] = Field(
         "transformers",
@@ -334,7 +346,10 @@ class InferenceConfig(_Section):
     max_new_tokens: int = Field(48, ge=1, description="Token limit of a student sample.")
     batch_size: int = Field(64, ge=1, description="Rows per Ray Data batch; one batch is one request to a deployment.")
     max_batch_size: int = Field(4, ge=1, description="Requests (each a Ray Data batch) Serve merges into one model call.")
-    replicas: int = Field(1, ge=1, description="Replicas of each Serve deployment.")
+    replicas: int = Field(1, ge=1, description="Replicas of each Serve deployment (when inference.autoscaling is null).")
+    autoscaling: Optional[AutoscalingConfig] = Field(
+        None, description="Let Serve scale each deployment's replicas with its load instead of a fixed count.",
+    )
     num_cpus: float = Field(0.5, gt=0, description="CPUs reserved by each Serve replica.")
     torch_threads: int = Field(
         1, ge=1,

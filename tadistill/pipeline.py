@@ -268,7 +268,7 @@ def step_sample(ctx: RunContext) -> dict:
     deploy_sampler(str(ctx.run_dir.path / "stage1" / "model"), ctx.config.inference)
     try:
         samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks,
-                              ctx.config.data.answer_fallback)
+                              ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"))
     finally:
         serve.delete(SAMPLER_APP)  # give its CPUs back to the steps that follow
     ctx.run_dir.write_table("signals/samples.parquet", samples)
@@ -276,7 +276,12 @@ def step_sample(ctx: RunContext) -> dict:
             "unextractable": int(samples["answer"].isna().sum())}
 
 
-def _score(ctx: RunContext, rows: pd.DataFrame) -> pd.DataFrame:
+def _parts(ctx: RunContext, folder: str, step: str):
+    """Where a step writes its output block by block, and the fingerprint the blocks belong to."""
+    return ctx.run_dir.path / folder, ctx.fingerprints[step]
+
+
+def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
     from ray import serve
 
     from .inference.deployments import SCORER_APP, deploy_scorer
@@ -285,7 +290,7 @@ def _score(ctx: RunContext, rows: pd.DataFrame) -> pd.DataFrame:
     ctx.services.serve()
     deploy_scorer(ctx.models()["ta"], ctx.config.inference)
     try:
-        return score_texts(rows, ctx.config.inference.batch_size, ctx.config.data.num_blocks)
+        return score_texts(rows, ctx.config.inference.batch_size, ctx.config.data.num_blocks, parts=parts)
     finally:
         serve.delete(SCORER_APP)
 
@@ -293,7 +298,7 @@ def _score(ctx: RunContext, rows: pd.DataFrame) -> pd.DataFrame:
 def step_score_samples(ctx: RunContext) -> dict:
     samples = ctx.run_dir.read_table("signals/samples.parquet")
     questions = _remaining_pool(ctx)[["id", "question"]]
-    scored = _score(ctx, samples.merge(questions, on="id"))
+    scored = _score(ctx, samples.merge(questions, on="id"), _parts(ctx, "signals/scored_parts", "score_samples"))
     scored = scored.drop(columns=["question"]).sort_values(["id", "k"]).reset_index(drop=True)
     ctx.run_dir.write_table("signals/samples_scored.parquet", scored)
     return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
@@ -338,7 +343,7 @@ def step_trust(ctx: RunContext) -> dict:
     if ctx.config.trust.mode == "none":
         bought["ta_conf_teacher"] = np.nan
     else:
-        scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"))
+        scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"), _parts(ctx, "trust/scored_parts", "trust"))
         conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
         bought = bought.merge(conf, on=["id", "k"])
     bought["weight"] = trust_weights(bought["ta_conf_teacher"], ctx.config.trust).to_numpy()

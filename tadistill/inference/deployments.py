@@ -92,6 +92,8 @@ def _options(config: InferenceConfig) -> dict:
     actor = {"num_cpus": config.num_cpus}
     if config.num_gpus:
         actor["num_gpus"] = config.num_gpus
+    if config.autoscaling:
+        return {"autoscaling_config": config.autoscaling.model_dump(), "ray_actor_options": actor}
     return {"num_replicas": config.replicas, "ray_actor_options": actor}
 
 

@@ -25,7 +25,9 @@ def _frame(n):
 
 def test_ta_scores_through_serve_equal_direct_scores(ray_local, synthetic_models):
     frame = _frame(40)
-    config = InferenceConfig(batch_size=7, max_batch_size=3)  # odd sizes: rows batched with strangers
+    # Odd sizes: rows batched with strangers; an autoscaling deployment, as on a cluster.
+    config = InferenceConfig(batch_size=7, max_batch_size=3,
+                             autoscaling={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1})
     deploy_scorer(synthetic_models["ta"], config)
     try:
         scored = score_texts(frame, config.batch_size, num_blocks=3).sort_values("id")
