@@ -341,6 +341,15 @@ class InferenceConfig(_Section):
     gpu_memory_utilization: float = Field(
         0.4, gt=0, le=1, description="vLLM: share of a GPU's memory its engine may take (keep the sum under 1 when sharing).",
     )
+    ta_endpoint: Optional[str] = Field(
+        None,
+        description=(
+            "OpenAI-compatible endpoint (…/v1) serving the TA with prompt log-probabilities (vLLM, a ray.serve.llm "
+            "app); the TAScorer then scores through it. models.ta still names the TA, for its tokenizer."
+        ),
+    )
+    ta_endpoint_model: Optional[str] = Field(None, description="Name the endpoint serves the TA under (default: models.ta).")
+    ta_endpoint_api_key_env: str = Field("TA_API_KEY", description="Environment variable holding the TA endpoint's key, if any.")
     num_samples: int = Field(4, ge=1, description="Student samples per pool question (self-consistency N).")
     temperature: float = Field(0.7, gt=0, le=2, description="Student sampling temperature.")
     max_new_tokens: int = Field(48, ge=1, description="Token limit of a student sample.")

@@ -70,8 +70,13 @@ class TransformersBackend:
 
 
 def make_backend(kind: str, model_path: str, torch_threads: Optional[int] = None, device: str = "cpu",
-                 gpu_memory_utilization: float = 0.4):
-    """The backend inference.backend names; vLLM is imported only when it is asked for."""
+                 gpu_memory_utilization: float = 0.4, endpoint: Optional[dict] = None):
+    """The backend inference.backend names (or a remote TA endpoint); vLLM is imported only when asked for."""
+    if endpoint:
+        from .openai_scorer import OpenAIScorerBackend
+
+        return OpenAIScorerBackend(endpoint["base_url"], endpoint["model"] or model_path, tokenizer_path=model_path,
+                                   api_key_env=endpoint["api_key_env"])
     if kind == "vllm":
         from .vllm_backend import VLLMBackend
 

@@ -81,7 +81,7 @@ def _backend(model_path: str, torch_threads: int, backend: dict):
 
     device = "cuda" if backend["num_gpus"] > 0 and torch.cuda.is_available() else "cpu"
     return make_backend(backend["kind"], model_path, torch_threads=torch_threads, device=device,
-                        gpu_memory_utilization=backend["gpu_memory_utilization"])
+                        gpu_memory_utilization=backend["gpu_memory_utilization"], endpoint=backend.get("endpoint"))
 
 
 def _backend_settings(config: InferenceConfig) -> dict:
@@ -107,6 +107,9 @@ def deploy_sampler(model_path: str, config: InferenceConfig) -> None:
 
 
 def deploy_scorer(model_path: str, config: InferenceConfig) -> None:
-    app = TAScorer.options(**_options(config)).bind(
-        model_path, config.torch_threads, config.max_batch_size, _backend_settings(config))
+    settings = _backend_settings(config)
+    if config.ta_endpoint:  # the TA runs elsewhere: the replica only tokenizes and asks it
+        settings["endpoint"] = {"base_url": config.ta_endpoint, "model": config.ta_endpoint_model,
+                                "api_key_env": config.ta_endpoint_api_key_env}
+    app = TAScorer.options(**_options(config)).bind(model_path, config.torch_threads, config.max_batch_size, settings)
     serve.run(app, name=SCORER_APP, route_prefix=None)

@@ -37,3 +37,53 @@ def test_n_samples_per_prompt_and_greedy_agrees(backends):
     samples = vllm.generate(PROMPTS, num_samples=3, temperature=0.8, max_new_tokens=16, seed=1)
     assert [len(s) for s in samples] == [3, 3] and all(isinstance(t, str) for s in samples for t in s)
     assert vllm.generate(PROMPTS, 1, 0.0, 16) == hf.generate(PROMPTS, 1, 0.0, 16)
+
+
+@pytest.fixture(scope="module")
+def vllm_server(synthetic_models):
+    """vLLM's OpenAI-compatible server on 127.0.0.1, serving the TA (about 40 s to start on CPU)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", synthetic_models["ta"],
+         "--served-model-name", "ta", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+         "--enforce-eager"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/v1/models", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("the vLLM server exited while starting")
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("the vLLM server did not start in 300 s")
+    yield url + "/v1"
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def test_a_ta_behind_an_openai_compatible_server_scores_like_the_local_backend(backends, vllm_server, synthetic_models):
+    from tadistill.inference.openai_scorer import OpenAIScorerBackend
+
+    from tadistill.inference.backend import make_backend
+
+    hf, _ = backends
+    remote = OpenAIScorerBackend(vllm_server, "ta", tokenizer_path=synthetic_models["ta"])
+    assert remote.score(PROMPTS, OUTPUTS) == pytest.approx(hf.score(PROMPTS, OUTPUTS), abs=1e-5)
+    # What a TAScorer replica builds when inference.ta_endpoint is set.
+    endpoint = {"base_url": vllm_server, "model": "ta", "api_key_env": "TA_API_KEY"}
+    served = make_backend("transformers", synthetic_models["ta"], endpoint=endpoint)
+    assert served.score(PROMPTS[:1], OUTPUTS[:1]) == pytest.approx(hf.score(PROMPTS[:1], OUTPUTS[:1]), abs=1e-5)
