@@ -146,16 +146,6 @@ def step_teacher_records(ctx: RunContext) -> dict:
             "pool_without_record": without}
 
 
-def answer_type_of(config: Config) -> str:
-    """The corpus's answer type (one per task), known before any row is read."""
-    from .corpus.presets import PRESETS
-
-    data = config.data
-    if data.source == SYNTHETIC:
-        return "number"
-    return data.answer_type or PRESETS[data.preset].answer_type
-
-
 def pool_rows(ctx: RunContext) -> pd.DataFrame:
     """Questions the method may buy: the pool split, less those a recorded teacher cannot answer."""
     rows = ctx.run_dir.read_table("corpus/rows.parquet")
@@ -189,6 +179,7 @@ def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
     from .tasks.answers import add_answers
 
     picks = ctx.run_dir.read_table(picks_path)
+    rows = ctx.run_dir.read_table("corpus/rows.parquet")
     if ctx.config.teacher.source == "recorded":
         from .teacher.recorded import RecordedTeacher
 
@@ -198,12 +189,13 @@ def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
         from .tasks.prompts import system_prompt
         from .teacher.step import buy_with_ray_data
 
-        prompt = system_prompt(ctx.config.teacher.system_prompt, answer_type_of(ctx.config))
+        # One task, one answer type: every corpus row carries it.
+        prompt = system_prompt(ctx.config.teacher.system_prompt, rows["answer_type"].iloc[0])
         bought, report = buy_with_ray_data(
             picks, ctx.config.teacher, ctx.services.teacher_url, ctx.teacher_cache_dir(), prompt,
             _ledger(ctx), ctx.price(), desc=out_name,
         )
-    bought = add_answers(bought, ctx.run_dir.read_table("corpus/rows.parquet"), ctx.config.data.answer_fallback)
+    bought = add_answers(bought, rows, ctx.config.data.answer_fallback)
     ctx.run_dir.write_table(f"teacher/{out_name}.parquet", bought)
     ctx.teacher_sent += report.sent
     log.info("%s: bought %d (sent %d, cache hits %d, truncated %d)", out_name, report.bought, report.sent,

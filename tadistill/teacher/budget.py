@@ -82,14 +82,6 @@ class Budget:
         return self.limits[0] - self.spent.requests
 
 
-class RequestBudget(Budget):
-    """A budget in requests only (kept for callers that count nothing else)."""
-
-    def __init__(self, limit: int):
-        super().__init__(limit)
-        self.limit = limit
-
-
 def ledger_actor(name: str, requests: int, tokens: Optional[int], cost: Optional[float], already: Spend):
     """The run's budget as one named Ray actor: every teacher worker in the cluster reserves from it.
 

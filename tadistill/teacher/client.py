@@ -145,6 +145,9 @@ class TeacherClient:
     def messages(self, question: str) -> list[dict]:
         return teacher_messages(question, self.system_prompt)
 
+    def key_for(self, question: str) -> str:
+        return request_key(self.config.model, self.messages(question), self.params)
+
     async def _send(self, row_id: str, key: str, messages: list[dict]) -> dict:
         import openai
 
@@ -187,7 +190,7 @@ class TeacherClient:
     async def fetch(self, row_id: str, question: str, gate: BudgetGate) -> Optional[dict]:
         """One output row, from the cache or the teacher; None when the budget cannot take it."""
         messages = self.messages(question)
-        key = request_key(self.config.model, messages, self.params)
+        key = self.key_for(question)
         entry = self.cache.get(key)
         if entry is not None:  # used by this run, so charged, but never paid again
             tokens = entry["prompt_tokens"] + entry["completion_tokens"]

@@ -86,12 +86,11 @@ def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.Dat
     matched: list[dict] = []
     unmatched: list[dict] = []
     index = RowIndex(corpus_rows)
-    formats = {path: detect_record_format(path, config.format) for path in files}
-    offsets = _aligned_offsets(files, formats, config, root)
+    aligned_rows: dict[str, int] = {}  # data file -> completions read for it so far
     for path in files:
-        fmt = formats[path]
+        fmt = detect_record_format(path, config.format)
         cut = config.cut_at_blank_line if config.cut_at_blank_line is not None else fmt == "aligned"
-        for row, kind, key, texts in _entries(path, fmt, config, root, offsets):
+        for row, kind, key, texts in _entries(path, fmt, config, root, aligned_rows):
             where = {"record_file": str(path), "record_row": row}
             if not texts:
                 unmatched.append({**where, "reason": "no output text"})
@@ -110,12 +109,19 @@ def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.Dat
     return records, pd.DataFrame(unmatched, columns=UNMATCHED_COLUMNS)
 
 
-def _entries(path: Path, fmt: str, config: RecordedTeacherConfig, root: str, offsets: dict):
-    """(row, key kind, key, texts) for every output in one file."""
+def _entries(path: Path, fmt: str, config: RecordedTeacherConfig, root: str, aligned_rows: dict[str, int]):
+    """(row, key kind, key, texts) for every output in one file.
+
+    Completion files aligned to one data file continue each other (train_CoT_0.json,
+    train_CoT_1.json): aligned_rows carries how many rows the earlier files covered.
+    """
     if fmt == "aligned":
-        data_file, offset = offsets[path]
+        data_file = _aligned_data_file(path, config, root)
+        offset = aligned_rows.get(data_file, 0)
+        number = 0
         for number, texts in _aligned(path):
             yield number, "position", (data_file, offset + number), texts
+        aligned_rows[data_file] = offset + number
     elif fmt == "kojima_log":
         for number, question, texts in _kojima_log(path):
             yield number, "question", question, texts
@@ -153,18 +159,6 @@ def _matching(pattern: str, root: str) -> list[Path]:
         return resolve_files([pattern], root, "teacher.recorded.aligned_to")
     except CorpusError:
         return []  # a pattern that matches no file matches this one neither
-
-
-def _aligned_offsets(files: list[Path], formats: dict, config: RecordedTeacherConfig, root: str) -> dict:
-    """path -> (data file, rows before it): completion files aligned to one data file continue each other."""
-    offsets, seen = {}, {}
-    for path in files:
-        if formats[path] != "aligned":
-            continue
-        data_file = _aligned_data_file(path, config, root)
-        offsets[path] = (data_file, seen.get(data_file, 0))
-        seen[data_file] = seen.get(data_file, 0) + sum(1 for _ in _aligned(path))
-    return offsets
 
 
 class RowIndex:

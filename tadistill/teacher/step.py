@@ -66,13 +66,14 @@ def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Calla
 
     started = time.time()
     ledger = ray.get_actor(ledger_name)
-    left = max(0, ray.get(ledger.snapshot.remote())["limit_requests"] - ray.get(ledger.snapshot.remote())["requests"])
+    snapshot = ray.get(ledger.snapshot.remote())
+    left = max(0, snapshot["limit_requests"] - snapshot["requests"])
     wanted = rows.iloc[:left]  # the most preferred rows get the requests that are left
     results: list = []
     if len(wanted):
-        cache = ResponseCache(cache_dir)
         # The endpoint (and a simulated teacher behind it) is started only when something must be sent.
-        url = base_url() if any(cache.get(k) is None for k in _keys(wanted, config, system_prompt)) else "http://unused"
+        probe = TeacherClient(config, "http://unused", ResponseCache(cache_dir), system_prompt)
+        url = base_url() if any(probe.cache.get(probe.key_for(q)) is None for q in wanted["question"]) else "http://unused"
         workers = min(config.workers, len(wanted))
         batch_size = max(1, min(len(wanted), 4 * config.concurrency // workers))
         ds = ray.data.from_pandas(wanted[["id", "question"]]).repartition(max(1, -(-len(wanted) // batch_size)))
@@ -101,10 +102,3 @@ def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Calla
     report.not_bought_budget += len(rows) - len(wanted)
     return frame, report
 
-
-def _keys(rows: pd.DataFrame, config: TeacherConfig, system_prompt: str) -> list[str]:
-    from ..tasks.prompts import teacher_messages
-    from .client import request_key
-
-    params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
-    return [request_key(config.model, teacher_messages(q, system_prompt), params) for q in rows["question"]]

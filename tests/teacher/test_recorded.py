@@ -8,7 +8,7 @@ import pytest
 from tadistill.config import RecordedTeacherConfig
 from tadistill.corpus.canonical import stable_id
 from tadistill.corpus.files import CorpusError
-from tadistill.teacher.budget import RequestBudget
+from tadistill.teacher.budget import Budget
 from tadistill.teacher.recorded import RecordedTeacher, import_records
 
 
@@ -119,9 +119,9 @@ def test_aligned_files_need_to_know_their_data_file(tmp_path):
 def test_buying_from_the_record_charges_one_request_per_question(tmp_path):
     records = pd.DataFrame({"id": ["a", "a", "b", "c"], "k": [0, 1, 0, 0], "text": ["x", "y", "z", "w"],
                             "record_file": "f", "record_row": [1, 1, 2, 3]})
-    budget = RequestBudget(2)
+    budget = Budget(2)
     bought, report = RecordedTeacher(records).buy(pd.DataFrame({"id": ["a", "b", "c"]}), budget)
     assert list(zip(bought["id"], bought["k"])) == [("a", 0), ("a", 1), ("b", 0)]
     assert budget.used == 2 and report.bought == 2 and report.not_bought_budget == 1
     with pytest.raises(CorpusError, match="no recorded teacher output"):
-        RecordedTeacher(records).buy(pd.DataFrame({"id": ["zzz"]}), RequestBudget(5))
+        RecordedTeacher(records).buy(pd.DataFrame({"id": ["zzz"]}), Budget(5))
