@@ -394,22 +394,138 @@ class TrustConfig(_Section):
     min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
 
 
+class DeepSpeedConfig(_Section):
+    """DeepSpeed ZeRO settings, used when train.strategy is 'deepspeed'."""
+
+    zero_stage: Literal[0, 1, 2, 3] = Field(
+        2,
+        description=(
+            "ZeRO stage: 0 = plain data parallel, 1 = shard optimizer state, 2 = also gradients, "
+            "3 = also parameters (for students too big for one device)."
+        ),
+    )
+    offload_optimizer: bool = Field(
+        False, description="Keep optimizer state (and its update) in CPU memory; ZeRO 1-3."
+    )
+    offload_params: bool = Field(False, description="Keep parameters in CPU memory between uses; ZeRO 3 only.")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Raw DeepSpeed config entries merged over the generated ones (nested dicts merge), for "
+            "settings this config does not name, e.g. {zero_optimization: {reduce_bucket_size: 5e7}}."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _offload_needs_a_stage(self):
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ValueError("offload_optimizer needs zero_stage 1, 2 or 3")
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError("offload_params needs zero_stage 3")
+        return self
+
+
+class LoraConfig(_Section):
+    """Low-rank adapters (peft) instead of full fine-tuning."""
+
+    enabled: bool = Field(False, description="Train LoRA adapters on a frozen student (needs the 'lora' extra).")
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: float = Field(32, gt=0, description="Adapter scale numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get adapters: 'all-linear' or a list of module names."
+    )
+
+
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+
+
+class TrackingConfig(_Section):
+    """Where training curves go besides the run's report (rank 0 logs every optimizer step)."""
+
+    backends: list[Literal[TRACKERS]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Any of 'tensorboard', 'mlflow', 'wandb' (each needs its package)."
+    )
+    project: str = Field("tadistill", description="W&B project / MLflow experiment name.")
+    tensorboard_dir: Optional[str] = Field(
+        None, description="TensorBoard log folder; null = <run_dir>/tensorboard."
+    )
+    mlflow_tracking_uri: Optional[str] = Field(
+        None, description="MLflow tracking URI (http://..., sqlite:///...); null = sqlite:///<run_dir>/mlflow.db."
+    )
+    wandb_mode: Literal["online", "offline"] = Field(
+        "online", description="W&B mode; 'offline' writes runs locally to sync later (key: WANDB_API_KEY)."
+    )
+
+
 class TrainConfig(_Section):
-    num_workers: int = Field(2, ge=1, description="Ray Train workers (DDP over gloo on CPU).")
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each; one GPU each with use_gpu).")
     cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved by each training worker.")
-    use_gpu: bool = Field(False, description="Train on GPUs (one per worker).")
+    use_gpu: bool = Field(False, description="Train on GPUs (one per worker, NCCL); otherwise CPUs over gloo.")
+    strategy: Literal["ddp", "deepspeed"] = Field(
+        "deepspeed", description="Data-parallel engine: DeepSpeed (train.deepspeed) or plain PyTorch DDP."
+    )
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="Training precision: bf16 on recent GPUs (and CPUs); fp16 needs DeepSpeed and a GPU."
+    )
     epochs: int = Field(20, ge=1, description="Passes over the stage's training set.")
-    batch_size: int = Field(8, ge=1, description="Examples per worker per optimizer step (global batch = this x num_workers).")
-    lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (linear decay to 10%).")
+    global_batch_size: int = Field(
+        16,
+        ge=1,
+        description=(
+            "Examples per optimizer step over all workers. It stays fixed when num_workers changes, "
+            "so a run gives the same loss curve on 1 or 8 workers: gradient accumulation makes up the "
+            "difference. Must be a multiple of micro_batch_size x num_workers."
+        ),
+    )
+    micro_batch_size: int = Field(8, ge=1, description="Examples per worker per forward/backward pass.")
+    lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, then linear decay to 10%).")
+    warmup_share: float = Field(0.1, ge=0, lt=1, description="Share of the optimizer steps spent warming up the rate.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 turns clipping off.")
     max_length: int = Field(160, ge=8, description="Token limit of prompt plus target; longer rows are truncated.")
+    checkpoint_every_steps: int = Field(
+        0, ge=0, description="Also checkpoint every this many optimizer steps (0 = only at each epoch end)."
+    )
+    checkpoints_to_keep: int = Field(2, ge=1, description="Newest resumable checkpoints kept per stage.")
+    max_failures: int = Field(
+        2, ge=-1, description="Worker-group restarts from the latest checkpoint after a crash (-1 = no limit)."
+    )
+    storage_path: Optional[str] = Field(
+        None,
+        description=(
+            "Where checkpoints go: a local folder, an NFS path every node mounts, or s3://bucket/prefix; "
+            "null = <run_dir>/ray_train (a single machine only)."
+        ),
+    )
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     stage2_init: Literal["stage1", "base"] = Field(
         "stage1", description="Stage 2 starts from the stage-1 checkpoint or from the base model."
     )
     stage2_data: Literal["all", "selected"] = Field(
         "all", description="Stage 2 trains on every bought output ('all') or only the stage-2 purchases."
     )
-    seed: int = Field(0, description="Seed of initialisation order and shuffling.")
+    seed: int = Field(0, description="Seed of initialisation, data order and dropout.")
+
+    @model_validator(mode="after")
+    def _batch_sizes_divide(self):
+        per_step = self.micro_batch_size * self.num_workers
+        if self.global_batch_size % per_step:
+            raise ValueError(
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size x "
+                f"num_workers ({self.micro_batch_size} x {self.num_workers} = {per_step})"
+            )
+        if self.precision == "fp16" and (self.strategy != "deepspeed" or not self.use_gpu):
+            raise ValueError("precision fp16 needs strategy 'deepspeed' and use_gpu (use bf16 or fp32 on CPU)")
+        if self.lora.enabled and self.strategy == "deepspeed" and self.deepspeed.zero_stage == 3:
+            raise ValueError("lora with deepspeed.zero_stage 3 is not supported: use zero_stage 2 (adapters are small)")
+        return self
+
+    @property
+    def accumulation_steps(self) -> int:
+        return self.global_batch_size // (self.micro_batch_size * self.num_workers)
 
 
 class EvalConfig(_Section):

@@ -229,14 +229,20 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> 
     from .train.ray_trainer import train_stage
 
     ctx.services.ray()
+    train = ctx.config.train
     metrics = train_stage(
-        rows, init_model, ctx.config.train,
-        storage_path=ctx.run_dir.path / "ray_train", name=stage,
+        rows, init_model, train,
+        storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
         model_out=ctx.run_dir.file(f"{stage}/model"),
+        tracking_dirs={
+            "tensorboard": train.tracking.tensorboard_dir or str(ctx.run_dir.path.resolve() / "tensorboard"),
+            "mlflow": train.tracking.mlflow_tracking_uri or f"sqlite:///{ctx.run_dir.path.resolve() / 'mlflow.db'}",
+            "wandb": str(ctx.run_dir.path.resolve()),
+        },
     )
     ctx.run_dir.write_table(f"{stage}/train_rows.parquet", rows)
     (ctx.run_dir.path / stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return {k: v for k, v in metrics.items() if k != "step_losses"}
+    return {k: v for k, v in metrics.items() if k not in ("step_losses", "step_lrs")}
 
 
 def step_train_stage1(ctx: RunContext) -> dict:

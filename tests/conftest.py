@@ -57,7 +57,9 @@ def small_config(tmp_path):
             "data.synthetic.test_size=40",
             "budget.requests=40",
             "train.epochs=2",
-            "train.batch_size=8",
+            "train.strategy=ddp",  # DeepSpeed has its own tests in tests/train
+            "train.global_batch_size=16",
+            "train.micro_batch_size=8",
             "inference.num_samples=3",
             "inference.batch_size=32",
             f"teacher.http_port={TEST_HTTP_PORT}",

@@ -11,22 +11,24 @@ import torch
 from ..modeling import collate_right, encode_pair, weighted_lm_loss
 
 
-def make_optimizer(model, lr: float, weight_decay: float, total_steps: int):
-    """AdamW with a linear warm-up over 10% of the steps and a linear decay to 10% of the peak.
+def lr_factor(step: int, warmup: int, total_steps: int) -> float:
+    """Linear warm-up over `warmup` steps, then a linear decay to 10% of the peak.
 
     The warm-up matters when fine-tuning: a fresh AdamW's first updates move every
     parameter by about the full learning rate and knock a trained model off course.
     """
+    warmup = max(1, warmup)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return max(0.1, 1.0 - 0.9 * progress)
+
+
+def make_optimizer(model, lr: float, weight_decay: float, total_steps: int):
+    """AdamW with lr_factor's schedule (10% warm-up), for training in this process."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    warmup = max(1, total_steps // 10)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return max(0.1, 1.0 - 0.9 * progress)
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    warmup = total_steps // 10
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
 
 
 def rows_to_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int):

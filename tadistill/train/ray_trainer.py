@@ -1,17 +1,20 @@
-"""One training stage on Ray Train `TorchTrainer`: DDP over gloo on CPU workers.
+"""One training stage on Ray Train's `TorchTrainer`, DeepSpeed or DDP inside.
 
-Each worker reads its shard of the stage's rows (prompt, target, weight) from Ray Data,
-optimises the weighted loss, and rank 0 reports the final model as a Ray Train
-checkpoint under the run's storage path; the caller moves it into the run directory.
+The driver hands the stage's rows to the workers as a Ray Data dataset (``worker.py``
+tokenises them), and copies the final model out of the run's storage
+into the run directory. The Ray Train run is named after the stage and a fingerprint of
+its inputs (rows, starting model, train config), so rerunning an interrupted stage resumes
+from its latest checkpoint, while a stage whose inputs changed starts afresh.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import ray
@@ -19,114 +22,102 @@ import ray
 from ..config import TrainConfig
 
 
-def _train_loop_per_worker(loop_config: dict) -> None:
-    import ray.train
-    import ray.train.torch
-    import torch
+def stage_dataset(rows: pd.DataFrame) -> ray.data.Dataset:
+    """The stage's rows with their position, which the batch plan indexes."""
+    frame = rows[["prompt", "target", "weight"]].reset_index(drop=True)
+    return ray.data.from_pandas(frame.assign(row=frame.index, weight=frame["weight"].astype("float32")))
 
-    from ..modeling import load_model, load_tokenizer
-    from .loop import make_optimizer, rows_to_batch, train_step
 
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.manual_seed(loop_config["seed"])
-    tokenizer = load_tokenizer(loop_config["init_model"])
-    model = ray.train.torch.prepare_model(load_model(loop_config["init_model"]))
-    per_worker_rows = math.ceil(loop_config["num_rows"] / world)
-    steps_per_epoch = math.ceil(per_worker_rows / loop_config["batch_size"])
-    optimizer, scheduler = make_optimizer(
-        model, loop_config["lr"], loop_config["weight_decay"], steps_per_epoch * loop_config["epochs"]
-    )
-    shard = ray.train.get_dataset_shard("train")
-    losses, tokens_seen, started = [], 0, time.time()
-    for epoch in range(loop_config["epochs"]):
-        epoch_losses = []
-        for rows in shard.iter_batches(
-            batch_size=loop_config["batch_size"], batch_format="pandas",
-            local_shuffle_buffer_size=4 * loop_config["batch_size"], local_shuffle_seed=loop_config["seed"] + epoch,
-        ):
-            batch = rows_to_batch(tokenizer, list(rows["prompt"]), list(rows["target"]), loop_config["max_length"])
-            weights = torch.tensor(rows["weight"].to_numpy(), dtype=torch.float32)
-            epoch_losses.append(train_step(model, optimizer, scheduler, batch, weights))
-            tokens_seen += int(batch["attention_mask"].sum())
-        losses.extend(epoch_losses)
-        metrics = {
-            "epoch": epoch + 1,
-            "loss": sum(epoch_losses) / max(1, len(epoch_losses)),
-            "lr": scheduler.get_last_lr()[0],
-            "tokens_per_s": tokens_seen * world / max(1e-9, time.time() - started),
-        }
-        if epoch + 1 < loop_config["epochs"]:
-            ray.train.report(metrics)
-            continue
-        # Last epoch: rank 0 saves the unwrapped model; every rank reports (Train requires it).
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
-            if rank == 0:
-                unwrapped = model.module if hasattr(model, "module") else model
-                unwrapped.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report({**metrics, "step_losses": losses}, checkpoint=checkpoint)
+def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(rows[["prompt", "target", "weight"]], index=False).values.tobytes())
+    digest.update(init_model.encode())
+    # Tracking and checkpoint cadence do not change what is learnt.
+    digest.update(json.dumps(config.model_dump(exclude={"tracking", "checkpoint_every_steps", "checkpoints_to_keep",
+                                                         "max_failures", "storage_path"}), sort_keys=True).encode())
+    return digest.hexdigest()[:10]
 
 
 def train_stage(
     rows: pd.DataFrame,
     init_model: str,
     config: TrainConfig,
-    storage_path: Path,
+    storage_path: str | Path,
     name: str,
     model_out: Path,
+    tracking_dirs: Optional[dict[str, str]] = None,
 ) -> dict:
-    """Train on rows (prompt, target, weight) starting from init_model; save to model_out."""
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    """Train on rows (prompt, target, weight) starting from init_model; save the model to model_out."""
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+
+    from .tracking import check_installed
+    from .worker import train_loop_per_worker
 
     if len(rows) == 0:
         raise ValueError(f"training stage {name!r} has no rows to train on")
-    dataset = ray.data.from_pandas(rows[["prompt", "target", "weight"]].reset_index(drop=True))
+    check_installed(config.tracking)
+    run_name = f"{name}-{stage_fingerprint(rows, init_model, config)}"
     trainer = TorchTrainer(
-        _train_loop_per_worker,
+        train_loop_per_worker,
         train_loop_config={
-            "init_model": init_model,
-            "num_rows": len(rows),
-            "batch_size": config.batch_size,
-            "epochs": config.epochs,
-            "lr": config.lr,
-            "weight_decay": config.weight_decay,
-            "max_length": config.max_length,
-            "seed": config.seed,
+            "init_model": init_model, "train": config.model_dump(), "run_name": run_name,
+            "tracking_dirs": _tracking_dirs(tracking_dirs, Path(model_out).parent.parent),
         },
         scaling_config=ScalingConfig(
-            num_workers=config.num_workers,
-            use_gpu=config.use_gpu,
+            num_workers=config.num_workers, use_gpu=config.use_gpu,
             resources_per_worker={"CPU": config.cpus_per_worker},
         ),
         run_config=RunConfig(
-            name=name,
-            storage_path=str(storage_path),
-            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            name=run_name, storage_path=str(storage_path),
+            checkpoint_config=CheckpointConfig(num_to_keep=config.checkpoints_to_keep),
+            failure_config=FailureConfig(max_failures=config.max_failures),
         ),
-        datasets={"train": dataset},
+        datasets={"train": stage_dataset(rows)},
+        # Each worker gets every row and picks its micro-batches by the batch plan: the loss
+        # curve then depends on the global batch, not on how many workers share it.
+        dataset_config=DataConfig(datasets_to_split=[]),
     )
     started = time.time()
     result = trainer.fit()
     if result.checkpoint is None:
-        raise RuntimeError(f"training stage {name!r} finished without a checkpoint (see {storage_path / name})")
-    with result.checkpoint.as_directory() as folder:
-        staging = model_out.with_name(model_out.name + ".tmp")
-        if staging.exists():
-            shutil.rmtree(staging)
-        shutil.copytree(folder, staging)
-        if model_out.exists():
-            shutil.rmtree(model_out)
-        staging.rename(model_out)
+        raise RuntimeError(f"training stage {name!r} finished without a checkpoint (see {storage_path}/{run_name})")
+    _copy_model(result.checkpoint, model_out)
     metrics = dict(result.metrics)
     return {
         "seconds": round(time.time() - started, 1),
         "final_loss": metrics.get("loss"),
         "tokens_per_s": metrics.get("tokens_per_s"),
+        "tokens": metrics.get("tokens"),
+        "steps": metrics.get("step"),
+        "resumed_at": metrics.get("resumed_at", []),
         "step_losses": metrics.get("step_losses", []),
+        "step_lrs": metrics.get("step_lrs", []),
         "rows": len(rows),
         "workers": config.num_workers,
+        "strategy": config.strategy if config.strategy == "ddp" else f"deepspeed-zero{config.deepspeed.zero_stage}",
+        "ray_train_run": f"{storage_path}/{run_name}",
     }
+
+
+def _tracking_dirs(given: Optional[dict[str, str]], root: Path) -> dict[str, str]:
+    """Where trackers write, defaulting to folders of the run directory."""
+    root = root.resolve()
+    return {
+        "tensorboard": str(root / "tensorboard"), "mlflow": f"sqlite:///{root / 'mlflow.db'}", "wandb": str(root),
+        **(given or {}),
+    }
+
+
+def _copy_model(checkpoint, model_out: Path) -> None:
+    """Copy the exported model out of storage (downloading it from s3:// if need be), atomically."""
+    from .worker import TRAINER_STATE
+
+    with checkpoint.as_directory() as folder:
+        staging = model_out.with_name(model_out.name + ".tmp")
+        if staging.exists():
+            shutil.rmtree(staging)
+        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(TRAINER_STATE))
+        if model_out.exists():
+            shutil.rmtree(model_out)
+        staging.rename(model_out)
