@@ -1,7 +1,10 @@
-"""Loading causal LMs and turning (prompt, target) pairs into token tensors.
+"""Loading language models and turning (prompt, target) pairs into token tensors.
 
 Every model goes through ``from_pretrained(name_or_path)``: a local folder, a hub name on
 a machine that reaches the hub, or 'synthetic' (resolved to the embedded models' cache).
+Decoder-only (causal) models are the default; an encoder-decoder student (the T5 family of
+the distillation literature) is recognised from its config and handled by the same
+functions: the prompt goes to the encoder and the target is the decoder's labels.
 Training, sampling, scoring and evaluation share these encoders, so the tokens a model is
 trained on are exactly the tokens it is later scored on.
 """
@@ -26,45 +29,73 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def load_model(path: str, dtype: torch.dtype = torch.float32):
-    from transformers import AutoModelForCausalLM
+def is_seq2seq_path(path: str) -> bool:
+    from transformers import AutoConfig
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return bool(getattr(AutoConfig.from_pretrained(path), "is_encoder_decoder", False))
+
+
+def is_seq2seq(model) -> bool:
+    model = getattr(model, "module", model)  # DDP and DeepSpeed wrap the model
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def load_model(path: str, dtype: torch.dtype = torch.float32):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    kind = AutoModelForSeq2SeqLM if is_seq2seq_path(path) else AutoModelForCausalLM
+    return kind.from_pretrained(path, dtype=dtype)
 
 
 @dataclass
 class Encoded:
     input_ids: list[int]
-    labels: list[int]  # IGNORE_INDEX on the prompt, token ids on the target
+    # Causal: aligned with input_ids, IGNORE_INDEX on the prompt. Seq2seq: the decoder's
+    # target ids alone.
+    labels: list[int]
+    seq2seq: bool = False
 
 
-def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: bool = True) -> Encoded:
-    """[bos] prompt target [eos], with the loss only on target tokens; truncated on the right."""
-    prompt_ids = encode_prompt(tokenizer, prompt)
+def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: bool = True,
+                seq2seq: bool = False) -> Encoded:
+    """The loss only on target tokens, truncated on the right to max_length.
+
+    Causal: [bos] prompt target [eos] in one sequence. Seq2seq: prompt [eos] for the
+    encoder, target [eos] for the decoder, each within max_length.
+    """
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     if add_eos and tokenizer.eos_token_id is not None:
         target_ids = target_ids + [tokenizer.eos_token_id]
+    if seq2seq:
+        return Encoded(encode_prompt(tokenizer, prompt, seq2seq=True)[:max_length], target_ids[:max_length], True)
+    prompt_ids = encode_prompt(tokenizer, prompt)
     ids = (prompt_ids + target_ids)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[:max_length]
     return Encoded(ids, labels)
 
 
-def encode_prompt(tokenizer, prompt: str) -> list[int]:
+def encode_prompt(tokenizer, prompt: str, seq2seq: bool = False) -> list[int]:
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if seq2seq:  # T5-style encoders read "text </s>"
+        return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
     prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    return prefix + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return prefix + ids
+
+
+def _pad_right(rows: list[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    values = torch.full((len(rows), width), fill, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        values[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return values, mask
 
 
 def collate_right(encoded: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch for teacher forcing; padding is masked and never a label."""
-    width = max(len(e.input_ids) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, e in enumerate(encoded):
-        n = len(e.input_ids)
-        ids[row, :n] = torch.tensor(e.input_ids)
-        labels[row, :n] = torch.tensor(e.labels)
-        mask[row, :n] = 1
+    ids, mask = _pad_right([e.input_ids for e in encoded], pad_id)
+    labels, _ = _pad_right([e.labels for e in encoded], IGNORE_INDEX)
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
@@ -81,9 +112,14 @@ def collate_left(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tenso
 
 def per_example_token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of target-token log-probabilities and the target-token count, per example."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    shifted_logits = logits[:, :-1, :].float()
-    shifted_labels = batch["labels"][:, 1:]
+    if is_seq2seq(model):
+        # The model shifts the labels into decoder inputs itself; logits line up with labels.
+        shifted_logits = model(**batch).logits.float()
+        shifted_labels = batch["labels"]
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        shifted_logits = logits[:, :-1, :].float()
+        shifted_labels = batch["labels"][:, 1:]
     mask = shifted_labels != IGNORE_INDEX
     logprobs = torch.log_softmax(shifted_logits, dim=-1)
     picked = logprobs.gather(-1, shifted_labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)

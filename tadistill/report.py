@@ -49,21 +49,46 @@ def _pyplot():
     return plt
 
 
-def _plot_losses(run_path: Path, out: Path) -> Optional[str]:
-    plt = _pyplot()
-    curves = {}
+def _stage_metrics(run_path: Path) -> dict[str, dict]:
+    found = {}
     for stage in ("stage1", "stage2"):
-        metrics = run_path / stage / "metrics.json"
-        if metrics.exists():
-            curves[stage] = json.loads(metrics.read_text()).get("step_losses", [])
-    if not any(curves.values()):
+        path = run_path / stage / "metrics.json"
+        if path.exists():
+            found[stage] = json.loads(path.read_text())
+    return found
+
+
+def _plot_curves(stages: dict[str, dict], key: str, ylabel: str, out: Path) -> Optional[str]:
+    """One line per stage, the stages end to end along the optimizer steps."""
+    plt = _pyplot()
+    if not any(m.get(key) for m in stages.values()):
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
     offset = 0
-    for stage, losses in curves.items():
-        ax.plot(range(offset, offset + len(losses)), losses, label=stage)
-        offset += len(losses)
-    return _save(fig, ax, out, "optimizer step (rank 0)", "weighted loss")
+    for stage, metrics in stages.items():
+        values = metrics.get(key, [])
+        ax.plot(range(offset + 1, offset + len(values) + 1), values, label=stage)
+        offset += len(values)
+    return _save(fig, ax, out, "optimizer step", ylabel)
+
+
+def _training_section(run_path: Path, figures: Path) -> list[str]:
+    stages = _stage_metrics(run_path)
+    if not stages:
+        return []
+    table = pd.DataFrame([{
+        "stage": stage, "engine": m.get("strategy", ""), "workers": m.get("workers", ""), "rows": m.get("rows", ""),
+        "steps": m.get("steps", len(m.get("step_losses", []))), "final loss": m.get("final_loss"),
+        "tokens/s": m.get("tokens_per_s"), "last lr": (m.get("step_lrs") or [None])[-1],
+        "seconds": m.get("seconds"), "resumed at step": ", ".join(map(str, m.get("resumed_at", []))) or "-",
+    } for stage, m in stages.items()])
+    lines = ["## Training", "", markdown_table(table), ""]
+    for key, label, name in (("step_losses", "weighted loss (all workers)", "loss.png"),
+                             ("step_lrs", "learning rate", "lr.png")):
+        figure = _plot_curves(stages, key, label, figures / name)
+        if figure:
+            lines += [f"![{label}]({figures.name}/{figure})", ""]
+    return lines
 
 
 def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
@@ -198,9 +223,7 @@ def write_report(ctx: "RunContext") -> Path:
     ]
     lines += _teacher_section(ctx, gold)
     lines += _signals_section(ctx, gold, figures)
-    loss_figure = _plot_losses(run_path, figures / "loss.png")
-    if loss_figure:
-        lines += ["## Training", "", f"![Training loss]({figures.name}/{loss_figure})", ""]
+    lines += _training_section(run_path, figures)
     report = run_path / "report.md"
     report.write_text("\n".join(lines))
     return report

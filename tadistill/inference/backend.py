@@ -13,7 +13,10 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..modeling import collate_left, collate_right, encode_pair, encode_prompt, load_model, load_tokenizer, per_example_token_logprobs
+from ..modeling import (
+    collate_left, collate_right, encode_pair, encode_prompt, is_seq2seq, load_model, load_tokenizer,
+    per_example_token_logprobs,
+)
 
 
 class TransformersBackend:
@@ -24,6 +27,7 @@ class TransformersBackend:
         self.device = torch.device(device)
         self.tokenizer = load_tokenizer(model_path)
         self.model = load_model(model_path).to(self.device).eval()
+        self.seq2seq = is_seq2seq(self.model)
 
     @torch.no_grad()
     def generate(
@@ -35,7 +39,7 @@ class TransformersBackend:
         seed: int = 0,
     ) -> list[list[str]]:
         """num_samples completions per prompt (greedy when temperature is 0)."""
-        encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
+        encoded = [encode_prompt(self.tokenizer, p, seq2seq=self.seq2seq) for p in prompts]
         batch = {k: v.to(self.device) for k, v in collate_left(encoded, self.tokenizer.pad_token_id).items()}
         # Seeded by the prompts themselves: the same batch gives the same samples on rerun.
         digest = hashlib.sha256(("|".join(prompts) + f"#{seed}").encode()).digest()
@@ -52,7 +56,8 @@ class TransformersBackend:
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
         )
-        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        # A decoder-only model echoes the prompt; an encoder-decoder returns only what it wrote.
+        new_tokens = out if self.seq2seq else out[:, batch["input_ids"].shape[1]:]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         texts = [t.strip() for t in texts]
         return [texts[i * num_samples:(i + 1) * num_samples] for i in range(len(prompts))]
@@ -60,7 +65,8 @@ class TransformersBackend:
     @torch.no_grad()
     def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512) -> list[float]:
         """Length-normalised confidence exp(mean token log-prob) of each output given its prompt."""
-        encoded = [encode_pair(self.tokenizer, p, o, max_length, add_eos=False) for p, o in zip(prompts, outputs)]
+        encoded = [encode_pair(self.tokenizer, p, o, max_length, add_eos=False, seq2seq=self.seq2seq)
+                   for p, o in zip(prompts, outputs)]
         batch = {k: v.to(self.device) for k, v in collate_right(encoded, self.tokenizer.pad_token_id).items()}
         logprob_sum, counts = per_example_token_logprobs(self.model, batch)
         return [

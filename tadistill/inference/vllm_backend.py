@@ -20,6 +20,13 @@ class VLLMBackend:
                  dtype: str = "float32", seed: int = 0, engine_kwargs: Optional[dict] = None):
         from vllm import LLM
 
+        from ..modeling import is_seq2seq_path
+
+        if is_seq2seq_path(model_path):
+            raise ValueError(
+                f"{model_path} is an encoder-decoder model, which vLLM does not serve: "
+                "set inference.backend=transformers for a seq2seq student"
+            )
         self.model_path = model_path
         self.tokenizer = load_tokenizer(model_path)
         self.llm = LLM(

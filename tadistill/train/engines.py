@@ -30,8 +30,10 @@ def apply_lora(model, config: TrainConfig):
         from peft import LoraConfig, get_peft_model
     except ImportError as error:  # pragma: no cover - depends on the install
         raise ImportError("train.lora.enabled needs peft: pip install 'tadistill[lora]'") from error
+    from ..modeling import is_seq2seq
+
     lora = LoraConfig(
-        task_type="CAUSAL_LM", r=config.lora.r, lora_alpha=config.lora.alpha,
+        task_type="SEQ_2_SEQ_LM" if is_seq2seq(model) else "CAUSAL_LM", r=config.lora.r, lora_alpha=config.lora.alpha,
         lora_dropout=config.lora.dropout, target_modules=config.lora.target_modules,
     )
     return get_peft_model(model, lora)

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 
-from ..modeling import collate_right, encode_pair, weighted_lm_loss
+from ..modeling import collate_right, encode_pair, is_seq2seq, weighted_lm_loss
 
 
 def lr_factor(step: int, warmup: int, total_steps: int) -> float:
@@ -31,8 +31,8 @@ def make_optimizer(model, lr: float, weight_decay: float, total_steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
 
 
-def rows_to_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int):
-    encoded = [encode_pair(tokenizer, p, t, max_length) for p, t in zip(prompts, targets)]
+def rows_to_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int, seq2seq: bool = False):
+    encoded = [encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq) for p, t in zip(prompts, targets)]
     return collate_right(encoded, tokenizer.pad_token_id)
 
 
@@ -74,7 +74,8 @@ def fit_local(
         epoch_losses = []
         for start in range(0, len(order), batch_size):
             chunk = [rows[i] for i in order[start:start + batch_size]]
-            batch = rows_to_batch(tokenizer, [r["prompt"] for r in chunk], [r["target"] for r in chunk], max_length)
+            batch = rows_to_batch(tokenizer, [r["prompt"] for r in chunk], [r["target"] for r in chunk], max_length,
+                                  seq2seq=is_seq2seq(model))
             weights = torch.tensor([float(r.get("weight", 1.0)) for r in chunk])
             epoch_losses.append(train_step(model, optimizer, scheduler, batch, weights))
         losses.extend(epoch_losses)

@@ -89,6 +89,7 @@ def train_stage(
         "final_loss": metrics.get("loss"),
         "tokens_per_s": metrics.get("tokens_per_s"),
         "tokens": metrics.get("tokens"),
+        "train_seconds": metrics.get("train_seconds"),
         "steps": metrics.get("step"),
         "resumed_at": metrics.get("resumed_at", []),
         "step_losses": metrics.get("step_losses", []),

@@ -31,14 +31,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
     import ray.train
 
     from ..config import TrainConfig
-    from ..modeling import load_tokenizer
+    from ..modeling import is_seq2seq_path, load_tokenizer
     from .plan import BatchPlan
 
     config = TrainConfig(**loop_config["train"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     tokenizer = load_tokenizer(loop_config["init_model"])
-    rows = _load_rows(ray.train.get_dataset_shard("train"), tokenizer, config.max_length)
+    seq2seq = is_seq2seq_path(loop_config["init_model"])
+    rows = _load_rows(ray.train.get_dataset_shard("train"), tokenizer, config.max_length, seq2seq)
     plan = BatchPlan(len(rows["row"]), config.global_batch_size, config.micro_batch_size, world, config.seed)
     total_steps = plan.steps_per_epoch * config.epochs
 
@@ -151,7 +152,7 @@ def _tracker(loop_config: dict, config, rank: int):
                    params=loop_config["train"], active=rank == 0)
 
 
-def _load_rows(shard, tokenizer, max_length: int) -> dict[str, list]:
+def _load_rows(shard, tokenizer, max_length: int, seq2seq: bool) -> dict[str, list]:
     """Every worker holds the stage's rows, tokenised: the plan needs random access by row.
 
     Token ids are small (a 100k-row stage of 200 tokens is ~160 MB per worker), and
@@ -163,7 +164,7 @@ def _load_rows(shard, tokenizer, max_length: int) -> dict[str, list]:
     for batch in shard.iter_batches(batch_size=4096, batch_format="pandas"):
         rows["row"].extend(batch["row"].tolist())
         rows["weight"].extend(batch["weight"].tolist())
-        rows["encoded"].extend(encode_pair(tokenizer, p, t, max_length) for p, t in zip(batch["prompt"], batch["target"]))
+        rows["encoded"].extend(encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq) for p, t in zip(batch["prompt"], batch["target"]))
     order = np.argsort(rows["row"])
     return {key: [values[i] for i in order] for key, values in rows.items()}
 
