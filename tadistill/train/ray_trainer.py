@@ -31,11 +31,21 @@ def stage_dataset(rows: pd.DataFrame) -> ray.data.Dataset:
 def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig) -> str:
     digest = hashlib.sha256()
     digest.update(pd.util.hash_pandas_object(rows[["prompt", "target", "weight"]], index=False).values.tobytes())
-    digest.update(init_model.encode())
+    digest.update(_model_identity(init_model).encode())
     # Tracking and checkpoint cadence do not change what is learnt.
     digest.update(json.dumps(config.model_dump(exclude={"tracking", "checkpoint_every_steps", "checkpoints_to_keep",
                                                          "max_failures", "storage_path"}), sort_keys=True).encode())
     return digest.hexdigest()[:10]
+
+
+def _model_identity(path: str) -> str:
+    """A local folder by its files' names, sizes and times (stage 1's output is rewritten in
+    place when stage 1 reruns); a hub name by itself."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    files = sorted(f for f in folder.rglob("*") if f.is_file())
+    return path + "|" + "|".join(f"{f.relative_to(folder)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
 
 
 def train_stage(

@@ -76,8 +76,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
 
 def _run(engine, plan, rows, config, state, total_steps, rank, world, tracker) -> None:
-    import ray.train
-
     order, order_epoch = None, -1
     started, tokens_at_start = time.time(), state["tokens"]
     seconds_before = state["seconds"]
@@ -85,7 +83,7 @@ def _run(engine, plan, rows, config, state, total_steps, rank, world, tracker) -
         epoch, in_epoch = divmod(step, plan.steps_per_epoch)
         if epoch != order_epoch:
             order, order_epoch = plan.epoch_order(epoch), epoch
-        losses, tokens = [], 0
+        losses, tokens, step_started = [], 0, time.time()
         for indices in plan.micro_batches(order, in_epoch, rank):
             batch, weights = _collate(rows, indices, engine.device)
             losses.append(engine.micro_step(batch, weights))
@@ -97,14 +95,17 @@ def _run(engine, plan, rows, config, state, total_steps, rank, world, tracker) -
         state["lrs"].append(engine.lr)
         state["tokens"] += tokens
         state["seconds"] = seconds_before + time.time() - started
-        tracker.log({"loss": loss, "lr": engine.lr, "epoch": epoch + (in_epoch + 1) / plan.steps_per_epoch}, step + 1)
+        tracker.log({
+            "loss": loss, "lr": engine.lr, "epoch": epoch + (in_epoch + 1) / plan.steps_per_epoch,
+            "tokens_per_s": tokens / max(1e-9, time.time() - step_started),
+        }, step + 1)
         end_of_epoch = in_epoch == plan.steps_per_epoch - 1
         every = config.checkpoint_every_steps
         if step + 1 < total_steps and (end_of_epoch or (every and (step + 1) % every == 0)):
-            _report_checkpoint(engine, state, rank, world, epoch, tokens_at_start, started)
+            _report_checkpoint(engine, state, rank, epoch, tokens_at_start, started)
 
 
-def _report_checkpoint(engine, state, rank, world, epoch, tokens_at_start, started) -> None:
+def _report_checkpoint(engine, state, rank, epoch, tokens_at_start, started) -> None:
     import ray.train
 
     seconds = max(1e-9, time.time() - started)

@@ -180,3 +180,25 @@ def _assert_mlflow_has_the_curve(db, losses):
     history = sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(1, len(losses) + 1))
     assert [m.value for m in history] == pytest.approx(losses)
+
+
+def test_a_stage_resumes_only_a_run_with_the_same_inputs(synthetic_models, tmp_path):
+    """The Ray Train run's name holds a fingerprint: rerun the same stage and it resumes; change
+    what is learnt (rows, config, the starting model's files) and it starts afresh."""
+    import shutil
+
+    from tadistill.train.ray_trainer import stage_fingerprint
+
+    model = tmp_path / "init"
+    shutil.copytree(synthetic_models["student"], model)
+    rows, config = _rows(16), _config()
+    first = stage_fingerprint(rows, str(model), config)
+    assert stage_fingerprint(rows.copy(), str(model), config) == first
+    # Cadence and tracking do not change what is learnt: a resumed run may change them.
+    assert stage_fingerprint(rows, str(model), _config(checkpoint_every_steps=2, max_failures=5,
+                                                        tracking={"backends": ["tensorboard"]})) == first
+    assert stage_fingerprint(rows, str(model), _config(lr=1e-4)) != first
+    assert stage_fingerprint(rows.assign(weight=0.3), str(model), config) != first
+    time.sleep(0.01)
+    (model / "config.json").write_text((model / "config.json").read_text() + " ")  # stage 1 rewrote it
+    assert stage_fingerprint(rows, str(model), config) != first
