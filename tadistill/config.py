@@ -299,7 +299,8 @@ class BudgetConfig(_Section):
         description="Price per million tokens by teacher model, e.g. {gpt-4o: {prompt: 2.5, completion: 10}}.",
     )
     warmup_share: float = Field(
-        0.3, gt=0, le=1, description="Share of the request budget spent on the random stage-1 warm-up."
+        0.3, ge=0, le=1,
+        description="Share of the request budget spent on the random stage-1 warm-up (0: no warm-up, signals from the base student).",
     )
 
 
@@ -533,7 +534,8 @@ class EvalConfig(_Section):
     batch_size: int = Field(64, ge=1, description="Test questions per generation batch.")
 
 
-METHODS = ("none", "random", "sc_only", "ta_student_only", "ta_teacher_only", "full")
+METHODS = ("none", "oracle", "random", "sc_only", "ta_student_only", "ta_teacher_only", "full", "full_one_stage")
+ONE_STAGE_METHODS = ("none", "oracle")
 
 
 class Config(_Section):
@@ -541,9 +543,12 @@ class Config(_Section):
     method: Literal[METHODS] = Field(  # type: ignore[valid-type]
         "full",
         description=(
-            "Preset of the method: 'none' = one stage on a random budget, no signals; 'random' = random "
-            "stage-2 pick with TA weighting; 'sc_only', 'ta_student_only' = selection by that signal "
-            "alone, no TA weighting; 'ta_teacher_only' = random pick, TA weighting; 'full' = all three."
+            "Preset of the method: 'none' = one stage on a random budget, no signals; 'oracle' = the same "
+            "with wrong teacher answers dropped by gold (an upper bound for trust filtering; needs pool "
+            "gold); 'random' = random stage-2 pick with TA weighting; 'sc_only', 'ta_student_only' = "
+            "selection by that signal alone, no TA weighting; 'ta_teacher_only' = random pick, TA "
+            "weighting; 'full' = all three; 'full_one_stage' = all three from the base student, no "
+            "warm-up (budget.warmup_share 0, train.stage2_init base)."
         ),
     )
     seed: int = Field(0, description="Seed of the random warm-up pick and baselines.")
@@ -565,9 +570,16 @@ class Config(_Section):
             raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {self.teacher.model!r}")
         return self
 
+    @model_validator(mode="after")
+    def _no_warmup_means_no_stage1_model(self):
+        if self.two_stage and self.budget.warmup_share == 0 and self.train.stage2_init == "stage1":
+            raise ValueError("budget.warmup_share 0 trains no stage-1 model: set train.stage2_init to 'base'")
+        return self
+
     @property
     def two_stage(self) -> bool:
-        return self.method != "none"
+        """Whether signals pick a second purchase (every method but the one-stage baselines)."""
+        return self.method not in ONE_STAGE_METHODS
 
     def section_hash(self, *dotted_keys: str) -> str:
         """Stable hash of the named parts of the config (what a step depends on)."""
@@ -583,6 +595,8 @@ METHOD_PRESETS: dict[str, dict[str, Any]] = {
     "ta_student_only": {"selection.strategy": "signals", "signals.w_sc": 0.0, "trust.mode": "none"},
     "ta_teacher_only": {"selection.strategy": "random", "trust.mode": "weight"},
     "full": {},
+    "oracle": {},
+    "full_one_stage": {"budget.warmup_share": 0.0, "train.stage2_init": "base"},
 }
 
 

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ class Step:
     run: Callable[["RunContext"], dict]
     config_keys: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    # What the step depends on that is computed from the config rather than one of its keys
+    # (the warm-up size, say), so methods that agree on it share the step's output.
+    derived: Optional[Callable[[Config], Any]] = None
 
 
 @dataclass
@@ -159,7 +162,13 @@ def pool_rows(ctx: RunContext) -> pd.DataFrame:
 def warmup_count(config: Config) -> int:
     if not config.two_stage:
         return config.budget.requests
+    if config.budget.warmup_share == 0:
+        return 0
     return max(1, round(config.budget.requests * config.budget.warmup_share))
+
+
+def has_warmup(config: Config) -> bool:
+    return warmup_count(config) > 0
 
 
 def step_warmup_pick(ctx: RunContext) -> dict:
@@ -247,12 +256,36 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> 
 
 def step_train_stage1(ctx: RunContext) -> dict:
     teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
-    return _train(ctx, "stage1", _training_rows(ctx, teacher), ctx.models()["student"])
+    weights = _gold_weights(ctx, teacher) if ctx.config.method == "oracle" else None
+    return _train(ctx, "stage1", _training_rows(ctx, teacher, weights), ctx.models()["student"])
+
+
+def _gold_weights(ctx: RunContext, teacher: pd.DataFrame) -> pd.Series:
+    """The oracle baseline: weight 1 where the teacher's answer matches gold, 0 elsewhere."""
+    gold = ctx.run_dir.read_table("corpus/rows.parquet").set_index("id")["gold"]
+    missing = teacher["id"].map(gold).isna()
+    if missing.any():
+        raise ValueError(f"method 'oracle' needs gold answers in the pool split; {int(missing.sum())} bought "
+                         f"questions have none (e.g. id {teacher.loc[missing, 'id'].iloc[0]!r})")
+    right = teacher["answer"].notna() & (teacher["answer"] == teacher["id"].map(gold))
+    return right.astype(float)
+
+
+def _stage1_bought(ctx: RunContext) -> pd.DataFrame:
+    """The warm-up purchase; empty when the method has no warm-up."""
+    if not has_warmup(ctx.config):
+        return ctx.run_dir.read_table("picks/stage1.parquet").iloc[0:0].assign(k=0, text="", answer=None)
+    return ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
+
+
+def _stage1_model(ctx: RunContext) -> str:
+    """The model whose signals steer stage 2: the warmed-up student, or the base one without a warm-up."""
+    return str(ctx.run_dir.path / "stage1" / "model") if has_warmup(ctx.config) else ctx.models()["student"]
 
 
 def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
     pool = pool_rows(ctx)
-    bought = set(ctx.run_dir.read_table("teacher/teacher_stage1.parquet")["id"])
+    bought = set(_stage1_bought(ctx)["id"])
     return pool[~pool["id"].isin(bought)].reset_index(drop=True)
 
 
@@ -263,7 +296,7 @@ def step_sample(ctx: RunContext) -> dict:
     from .inference.drive import sample_pool
 
     ctx.services.serve()
-    deploy_sampler(str(ctx.run_dir.path / "stage1" / "model"), ctx.config.inference)
+    deploy_sampler(_stage1_model(ctx), ctx.config.inference)
     try:
         samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks,
                               ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"))
@@ -329,8 +362,8 @@ def _bought_for_stage2(ctx: RunContext) -> pd.DataFrame:
     stage2 = ctx.run_dir.read_table("teacher/teacher_stage2.parquet").assign(stage=2)
     if ctx.config.train.stage2_data == "selected":
         return stage2
-    stage1 = ctx.run_dir.read_table("teacher/teacher_stage1.parquet").assign(stage=1)
-    return pd.concat([stage1, stage2], ignore_index=True)
+    stage1 = _stage1_bought(ctx).assign(stage=1)
+    return pd.concat([stage1, stage2], ignore_index=True) if len(stage1) else stage2
 
 
 def step_trust(ctx: RunContext) -> dict:
@@ -353,7 +386,7 @@ def step_trust(ctx: RunContext) -> dict:
 def step_train_stage2(ctx: RunContext) -> dict:
     weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
     rows = _training_rows(ctx, weighted, weighted["weight"])
-    init = str(ctx.run_dir.path / "stage1" / "model") if ctx.config.train.stage2_init == "stage1" else ctx.models()["student"]
+    init = _stage1_model(ctx) if ctx.config.train.stage2_init == "stage1" else ctx.models()["student"]
     return _train(ctx, "stage2", rows, init)
 
 
@@ -393,11 +426,15 @@ def plan(config: Config) -> list[Step]:
         first.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"), ("corpus",)))
     # Which questions can be bought depends on the record when the teacher is recorded.
     pool_from = ("teacher_records",) if recorded else ("corpus",)
-    first += [
-        Step("warmup_pick", step_warmup_pick, ("seed", "method", "budget"), pool_from),
-        Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)),
-        Step("train_stage1", step_train_stage1, ("train", "models.student"), ("teacher_stage1",)),
-    ]
+    # The warm-up depends on its size, not on the method's name: every two-stage method with
+    # the same seed and budget buys, and trains on, the same warm-up (a paired comparison).
+    first.append(Step("warmup_pick", step_warmup_pick, ("seed",), pool_from, derived=warmup_count))
+    if has_warmup(config):
+        first += [
+            Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)),
+            Step("train_stage1", step_train_stage1, ("train", "models.student"), ("teacher_stage1",),
+                 derived=lambda c: {"oracle": c.method == "oracle"}),
+        ]
     last = [
         Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",)),
         Step("report", step_report, (), ("evaluate",)),
@@ -405,15 +442,17 @@ def plan(config: Config) -> list[Step]:
     if not config.two_stage:
         return first + last
     by_signals = config.selection.strategy == "signals"
+    stage1 = ("train_stage1",) if has_warmup(config) else ("warmup_pick",)
     second = []
     if by_signals:
         second += [
-            Step("sample", step_sample, ("inference",), ("train_stage1",)),
+            # Without a warm-up the base student is sampled: then its name matters here.
+            Step("sample", step_sample, ("inference",) + (() if has_warmup(config) else ("models.student",)), stage1),
             Step("score_samples", step_score_samples, ("inference", "models.ta"), ("sample",)),
         ]
     second += [
         Step("select", step_select, ("seed", "signals", "selection", "budget"),
-             ("score_samples",) if by_signals else ("train_stage1",)),
+             ("score_samples",) if by_signals else stage1),
         Step("teacher_stage2", step_teacher_stage2, TEACHER_KEYS, ("select",)),
         Step("trust", step_trust, ("trust", "models.ta", "inference", "train.stage2_data"), ("teacher_stage2",)),
         Step("train_stage2", step_train_stage2, ("train", "models.student"), ("trust",)),
@@ -428,6 +467,8 @@ def fingerprint(config: Config, step: Step, upstream: dict[str, str]) -> str:
         "config": config.section_hash(*step.config_keys) if step.config_keys else "",
         "after": [upstream[name] for name in step.after],
     }
+    if step.derived:
+        payload["derived"] = step.derived(config)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

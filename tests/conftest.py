@@ -57,7 +57,8 @@ def small_config(tmp_path):
             "data.synthetic.test_size=40",
             "budget.requests=40",
             "train.epochs=2",
-            "train.strategy=ddp",  # DeepSpeed has its own tests in tests/train
+            "train.strategy=ddp",  # DeepSpeed and several workers have their own tests in tests/train
+            "train.num_workers=1",
             "train.global_batch_size=16",
             "train.micro_batch_size=8",
             "inference.num_samples=3",

@@ -52,11 +52,18 @@ def test_malformed_override_and_missing_file(tmp_path):
 @pytest.mark.parametrize("method", METHODS)
 def test_method_presets(method):
     config = load_config(None, [f"method={method}"])
-    assert config.two_stage == (method != "none")
+    assert config.two_stage == (method not in ("none", "oracle"))
     if method in ("random", "ta_teacher_only"):
         assert config.selection.strategy == "random"
     if method == "sc_only":
         assert config.signals.w_ta == 0 and config.trust.mode == "none"
+    if method == "full_one_stage":
+        assert config.budget.warmup_share == 0 and config.train.stage2_init == "base"
+
+
+def test_no_warmup_needs_stage2_to_start_from_the_base_model():
+    with pytest.raises(ConfigError, match="train.stage2_init"):
+        load_config(None, ["budget.warmup_share=0"])
 
 
 def test_explicit_key_beats_preset():

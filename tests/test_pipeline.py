@@ -51,7 +51,7 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     report = (run / "report.md").read_text()
     assert "Student accuracy" in report and "AUROC" in report
     assert (run / "figures/loss.png").exists() and (run / "figures/lr.png").exists()
-    assert "| stage1 | ddp | 2 |" in report and "| stage2 | ddp | 2 |" in report
+    assert "| stage1 | ddp | 1 |" in report and "| stage2 | ddp | 1 |" in report
 
     again = run_pipeline(config)
     assert again.teacher_sent == 0 and _paid(run) == 40
@@ -76,6 +76,28 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     assert len(pd.read_parquet(run / "teacher/teacher_stage1.parquet")) == 40
     assert ctx.teacher_sent == 40
     assert not (run / "stage2").exists()
+
+    # The oracle baseline on the same purchase: only the training (and what follows) is redone,
+    # with the teacher's wrong answers weighted out by gold.
+    oracle = run_pipeline(small_config("method=oracle"))
+    assert [s["step"] for s in oracle.step_log if s["status"] == "ran"] == ["train_stage1", "evaluate", "report"]
+    assert oracle.teacher_sent == 0
+    bought = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
+    gold = pd.read_parquet(run / "corpus/rows.parquet").set_index("id")["gold"]
+    right = set(bought.loc[bought["answer"] == bought["id"].map(gold), "id"])
+    trained = pd.read_parquet(run / "stage1/train_rows.parquet")
+    assert set(trained["id"]) == right and 0 < len(right) < 40  # the simulated teacher errs
+
+
+def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
+    ctx = run_pipeline(small_config("method=full_one_stage"))
+    run = ctx.run_dir.path
+    assert [s["step"] for s in ctx.step_log] == [s.name for s in plan(ctx.config)]
+    assert not (run / "stage1").exists() and not (run / "teacher/teacher_stage1.parquet").exists()
+    assert len(pd.read_parquet(run / "teacher/teacher_stage2.parquet")) == 40 == ctx.teacher_sent
+    samples = pd.read_parquet(run / "signals/samples_scored.parquet")
+    assert samples["id"].nunique() == 120  # the whole pool, sampled by the base student
+    assert (run / "stage2/model/config.json").exists()
 
 
 def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
@@ -120,3 +142,26 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
     assert "answered from the recorded outputs" in (run / "report.md").read_text()
     again = run_pipeline(config)
     assert [s["status"] for s in again.step_log][:-1] == ["skipped"] * (len(again.step_log) - 1)
+
+
+def test_methods_share_the_steps_they_agree_on():
+    """Fingerprints: the two-stage methods share their warm-up, stage-1 model and signals; the
+    one-stage baselines share their purchase; no warm-up shares only the corpus."""
+    from tadistill.config import load_config
+    from tadistill.pipeline import fingerprint
+
+    def prints(method):
+        config = load_config(None, [f"method={method}"])
+        done: dict[str, str] = {}
+        for step in plan(config):
+            done[step.name] = fingerprint(config, step, done)
+        return done
+
+    full, random_, sc, none, oracle, one = (prints(m) for m in (
+        "full", "random", "sc_only", "none", "oracle", "full_one_stage"))
+    for step in ("warmup_pick", "teacher_stage1", "train_stage1"):
+        assert full[step] == random_[step] == sc[step]
+    assert full["score_samples"] == sc["score_samples"] and full["select"] != sc["select"]
+    assert none["teacher_stage1"] == oracle["teacher_stage1"] and none["train_stage1"] != oracle["train_stage1"]
+    assert none["warmup_pick"] != full["warmup_pick"]  # the whole budget against its warm-up share
+    assert "train_stage1" not in one and one["warmup_pick"] != full["warmup_pick"]
