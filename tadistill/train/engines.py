@@ -73,12 +73,15 @@ def _save_pretrained(model, folder: Path, tokenizer, state_dict: Optional[dict] 
 
 class DDPEngine:
     def __init__(self, model, config: TrainConfig, total_steps: int, device: torch.device, world_size: int):
-        import ray.train.torch
-
         self.config = config
         self.device = device
         self.world_size = world_size
-        self.model = ray.train.torch.prepare_model(model)
+        if world_size > 1:
+            import ray.train.torch
+
+            self.model = ray.train.torch.prepare_model(model)
+        else:  # one process (Ray Train with one worker, or the local launcher): nothing to sync
+            self.model = model.to(device)
         self.optimizer = _optimizer(self.model, config)
         self.scheduler = _scheduler(self.optimizer, config, total_steps)
         self._micro = 0

@@ -58,22 +58,52 @@ def train_stage(
     tracking_dirs: Optional[dict[str, str]] = None,
 ) -> dict:
     """Train on rows (prompt, target, weight) starting from init_model; save the model to model_out."""
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     from .tracking import check_installed
-    from .worker import train_loop_per_worker
 
     if len(rows) == 0:
         raise ValueError(f"training stage {name!r} has no rows to train on")
     check_installed(config.tracking)
     run_name = f"{name}-{stage_fingerprint(rows, init_model, config)}"
+    loop_config = {
+        "init_model": init_model, "train": config.model_dump(), "run_name": run_name,
+        "tracking_dirs": _tracking_dirs(tracking_dirs, Path(model_out).parent.parent),
+    }
+    started = time.time()
+    if config.launcher == "local":
+        metrics, final = _train_locally(rows, loop_config, config, Path(storage_path) / run_name)
+        _copy_folder(final, model_out)
+    else:
+        result = _fit_on_ray_train(rows, loop_config, config, storage_path, run_name)
+        if result.checkpoint is None:
+            raise RuntimeError(f"training stage {name!r} finished without a checkpoint (see {storage_path}/{run_name})")
+        with result.checkpoint.as_directory() as folder:  # downloads it from s3:// if need be
+            _copy_folder(Path(folder), model_out)
+        metrics = dict(result.metrics)
+    return _stage_metrics(metrics, rows, config, started, f"{storage_path}/{run_name}")
+
+
+def _train_locally(rows: pd.DataFrame, loop_config: dict, config: TrainConfig, folder: Path):
+    import torch
+
+    from .worker import FINAL_DIR, LocalSession, run_training
+
+    frame = rows[["prompt", "target", "weight"]].reset_index(drop=True)
+    frame = frame.assign(row=frame.index, weight=frame["weight"].astype("float32"))
+    device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available() else "cpu")
+    session = LocalSession(frame, folder, config.checkpoints_to_keep, device)
+    run_training(session, loop_config)
+    return session.metrics, folder / FINAL_DIR
+
+
+def _fit_on_ray_train(rows, loop_config: dict, config: TrainConfig, storage_path, run_name: str):
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from .worker import train_loop_per_worker
+
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "init_model": init_model, "train": config.model_dump(), "run_name": run_name,
-            "tracking_dirs": _tracking_dirs(tracking_dirs, Path(model_out).parent.parent),
-        },
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
             resources_per_worker={"CPU": config.cpus_per_worker},
@@ -88,12 +118,10 @@ def train_stage(
         # curve then depends on the global batch, not on how many workers share it.
         dataset_config=DataConfig(datasets_to_split=[]),
     )
-    started = time.time()
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"training stage {name!r} finished without a checkpoint (see {storage_path}/{run_name})")
-    _copy_model(result.checkpoint, model_out)
-    metrics = dict(result.metrics)
+    return trainer.fit()
+
+
+def _stage_metrics(metrics: dict, rows: pd.DataFrame, config: TrainConfig, started: float, run_path: str) -> dict:
     return {
         "seconds": round(time.time() - started, 1),
         "final_loss": metrics.get("loss"),
@@ -107,7 +135,8 @@ def train_stage(
         "rows": len(rows),
         "workers": config.num_workers,
         "strategy": config.strategy if config.strategy == "ddp" else f"deepspeed-zero{config.deepspeed.zero_stage}",
-        "ray_train_run": f"{storage_path}/{run_name}",
+        "launcher": config.launcher,
+        "ray_train_run": run_path,
     }
 
 
@@ -120,15 +149,14 @@ def _tracking_dirs(given: Optional[dict[str, str]], root: Path) -> dict[str, str
     }
 
 
-def _copy_model(checkpoint, model_out: Path) -> None:
-    """Copy the exported model out of storage (downloading it from s3:// if need be), atomically."""
+def _copy_folder(folder: Path, model_out: Path) -> None:
+    """Copy the exported model into the run directory, atomically."""
     from .worker import TRAINER_STATE
 
-    with checkpoint.as_directory() as folder:
-        staging = model_out.with_name(model_out.name + ".tmp")
-        if staging.exists():
-            shutil.rmtree(staging)
-        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(TRAINER_STATE))
-        if model_out.exists():
-            shutil.rmtree(model_out)
-        staging.rename(model_out)
+    staging = model_out.with_name(model_out.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(TRAINER_STATE))
+    if model_out.exists():
+        shutil.rmtree(model_out)
+    staging.rename(model_out)

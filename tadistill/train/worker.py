@@ -14,8 +14,10 @@ checkpoint; after a lost driver, a rerun of the same stage finds it in the run's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -27,55 +29,121 @@ TRAINER_STATE = "trainer_state.json"
 FINAL_DIR = "model_final"
 
 
-def train_loop_per_worker(loop_config: dict) -> None:
-    import ray.train
+class RayTrainSession:
+    """What the loop needs from Ray Train: its rank, its rows, the latest checkpoint, report."""
 
+    def __init__(self):
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def batches(self):
+        import ray.train
+
+        return ray.train.get_dataset_shard("train").iter_batches(batch_size=4096, batch_format="pandas")
+
+    def checkpoint(self):
+        """A context manager giving the latest checkpoint's folder, or None."""
+        import ray.train
+
+        found = ray.train.get_checkpoint()
+        return None if found is None else _as_path(found.as_directory())
+
+    def report(self, metrics: dict, folder: Path | None, name: str | None = None) -> None:
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder is not None else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=name)
+
+
+class LocalSession:
+    """The same contract in the caller's process: one rank, checkpoints in a local folder."""
+
+    def __init__(self, frame, folder: Path, keep: int, device):
+        self.rank, self.world, self.device = 0, 1, device
+        self.frame, self.folder, self.keep = frame, Path(folder), keep
+        self.metrics: dict = {}
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def batches(self):
+        yield self.frame
+
+    def checkpoint(self):
+        latest = self.folder / "latest.json"
+        if not latest.exists():
+            return None
+        return contextlib.nullcontext(self.folder / json.loads(latest.read_text())["name"])
+
+    def report(self, metrics: dict, folder: Path | None, name: str | None = None) -> None:
+        self.metrics = metrics
+        if folder is None:
+            return
+        target = self.folder / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(folder, target)
+        (self.folder / "latest.json").write_text(json.dumps({"name": name}))
+        for old in sorted(self.folder.glob("step_*"))[:-self.keep] if name.startswith("step_") else []:
+            shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def _as_path(directory_context):
+    with directory_context as folder:
+        yield Path(folder)
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """The Ray Train entry point."""
+    run_training(RayTrainSession(), loop_config)
+
+
+def run_training(session, loop_config: dict) -> None:
     from ..config import TrainConfig
     from ..modeling import is_seq2seq_path, load_tokenizer
     from .plan import BatchPlan
 
     config = TrainConfig(**loop_config["train"])
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank, world = session.rank, session.world
     tokenizer = load_tokenizer(loop_config["init_model"])
     seq2seq = is_seq2seq_path(loop_config["init_model"])
-    rows = _load_rows(ray.train.get_dataset_shard("train"), tokenizer, config.max_length, seq2seq)
+    rows = _load_rows(session.batches(), tokenizer, config.max_length, seq2seq)
     plan = BatchPlan(len(rows["row"]), config.global_batch_size, config.micro_batch_size, world, config.seed)
     total_steps = plan.steps_per_epoch * config.epochs
 
     state = {"step": 0, "losses": [], "lrs": [], "resumed_at": [], "tokens": 0, "seconds": 0.0}
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = session.checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = json.loads((Path(folder) / TRAINER_STATE).read_text())
-            if state.get("done"):
-                # The run had finished; only its last report was lost. Report the same again.
-                ray.train.report(_final_metrics(state))
-                return
+        with checkpoint as folder:
+            state = json.loads((folder / TRAINER_STATE).read_text())
+        if state.get("done"):
+            # The run had finished; only its last report was lost. Report the same again.
+            session.report(_final_metrics(state), None)
+            return
     torch.manual_seed(config.seed)  # the same adapter initialisation on every rank
-    engine = _build_engine(loop_config, config, total_steps, world)
+    engine = _build_engine(loop_config, config, total_steps, world, session.device)
     _seed_everything(config.seed, rank)
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            engine.load_state(Path(folder))
-            _load_rng(Path(folder), rank)
+        with session.checkpoint() as folder:
+            engine.load_state(folder)
+            _load_rng(folder, rank)
         state["resumed_at"].append(state["step"])
     tracker = _tracker(loop_config, config, rank)
-    _run(engine, plan, rows, config, state, total_steps, rank, world, tracker)
+    _run(engine, plan, rows, config, state, total_steps, session, tracker)
     tracker.close()
     state["done"] = True
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         engine.export(folder, tokenizer, rank)
         (folder / TRAINER_STATE).write_text(json.dumps(state))
-        ray.train.report(
-            _final_metrics(state),
-            checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None,
-            checkpoint_dir_name=FINAL_DIR,
-        )
+        session.report(_final_metrics(state), folder if rank == 0 else None, FINAL_DIR)
 
 
-def _run(engine, plan, rows, config, state, total_steps, rank, world, tracker) -> None:
+def _run(engine, plan, rows, config, state, total_steps, session, tracker) -> None:
+    rank, world = session.rank, session.world
     order, order_epoch = None, -1
     started, tokens_at_start = time.time(), state["tokens"]
     seconds_before = state["seconds"]
@@ -102,12 +170,10 @@ def _run(engine, plan, rows, config, state, total_steps, rank, world, tracker) -
         end_of_epoch = in_epoch == plan.steps_per_epoch - 1
         every = config.checkpoint_every_steps
         if step + 1 < total_steps and (end_of_epoch or (every and (step + 1) % every == 0)):
-            _report_checkpoint(engine, state, rank, epoch, tokens_at_start, started)
+            _report_checkpoint(engine, state, session, epoch, tokens_at_start, started)
 
 
-def _report_checkpoint(engine, state, rank, epoch, tokens_at_start, started) -> None:
-    import ray.train
-
+def _report_checkpoint(engine, state, session, epoch, tokens_at_start, started) -> None:
     seconds = max(1e-9, time.time() - started)
     metrics = {
         "step": state["step"], "epoch": epoch + 1, "loss": state["losses"][-1], "lr": state["lrs"][-1],
@@ -115,14 +181,11 @@ def _report_checkpoint(engine, state, rank, epoch, tokens_at_start, started) -> 
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        engine.save_state(folder, rank)
-        _save_rng(folder, rank)
-        if rank == 0:
+        engine.save_state(folder, session.rank)
+        _save_rng(folder, session.rank)
+        if session.rank == 0:
             (folder / TRAINER_STATE).write_text(json.dumps(state))
-        ray.train.report(
-            metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-            checkpoint_dir_name=f"step_{state['step']:07d}",
-        )
+        session.report(metrics, folder, f"step_{state['step']:07d}")
 
 
 def _final_metrics(state: dict) -> dict:
@@ -136,14 +199,12 @@ def _final_metrics(state: dict) -> dict:
     }
 
 
-def _build_engine(loop_config: dict, config, total_steps: int, world: int):
-    import ray.train.torch
-
+def _build_engine(loop_config: dict, config, total_steps: int, world: int, device):
     from ..modeling import load_model
     from .engines import apply_lora, make_engine
 
     model = apply_lora(load_model(loop_config["init_model"]), config)
-    return make_engine(model, config, total_steps, ray.train.torch.get_device(), world)
+    return make_engine(model, config, total_steps, device, world)
 
 
 def _tracker(loop_config: dict, config, rank: int):
@@ -153,7 +214,7 @@ def _tracker(loop_config: dict, config, rank: int):
                    params=loop_config["train"], active=rank == 0)
 
 
-def _load_rows(shard, tokenizer, max_length: int, seq2seq: bool) -> dict[str, list]:
+def _load_rows(batches, tokenizer, max_length: int, seq2seq: bool) -> dict[str, list]:
     """Every worker holds the stage's rows, tokenised: the plan needs random access by row.
 
     Token ids are small (a 100k-row stage of 200 tokens is ~160 MB per worker), and
@@ -162,7 +223,7 @@ def _load_rows(shard, tokenizer, max_length: int, seq2seq: bool) -> dict[str, li
     from ..modeling import encode_pair
 
     rows: dict[str, list] = {"row": [], "encoded": [], "weight": []}
-    for batch in shard.iter_batches(batch_size=4096, batch_format="pandas"):
+    for batch in batches:
         rows["row"].extend(batch["row"].tolist())
         rows["weight"].extend(batch["weight"].tolist())
         rows["encoded"].extend(encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq) for p, t in zip(batch["prompt"], batch["target"]))

@@ -7,6 +7,7 @@ worker is killed mid-epoch must resume from its latest checkpoint and retrace it
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -202,3 +203,25 @@ def test_a_stage_resumes_only_a_run_with_the_same_inputs(synthetic_models, tmp_p
     time.sleep(0.01)
     (model / "config.json").write_text((model / "config.json").read_text() + " ")  # stage 1 rewrote it
     assert stage_fingerprint(rows, str(model), config) != first
+
+
+def test_the_local_launcher_retraces_a_ray_train_worker_and_resumes(ray_local, synthetic_models, tmp_path):
+    """launcher 'local' runs the same loop in this process: the same curve as one Ray Train
+    worker, and a rerun after a crash resumes from its latest checkpoint."""
+    base = dict(num_workers=1, strategy="ddp", epochs=2, checkpoint_every_steps=2)
+    rows = _rows(32)
+    on_ray = _train(tmp_path, "ray", _config(**base), synthetic_models["student"], rows=rows)
+    config = _config(**base, launcher="local")
+    local = _train(tmp_path, "local", config, synthetic_models["student"], rows=rows)
+    assert local["launcher"] == "local" and len(local["step_losses"]) == len(on_ray["step_losses"]) == 8
+    for step, (a, b) in enumerate(zip(local["step_losses"], on_ray["step_losses"])):
+        assert abs(a - b) < LOSS_TOLERANCE, f"step {step + 1}: local {a}, Ray Train {b}"
+    # A crash after step 4's checkpoint: the final model and the later checkpoints are gone.
+    (run,) = (tmp_path / "ray_train").glob("local-*")
+    shutil.rmtree(run / "model_final")
+    for late in sorted(run.glob("step_*"))[1:]:
+        shutil.rmtree(late)
+    (run / "latest.json").write_text(json.dumps({"name": sorted(run.glob("step_*"))[0].name}))
+    resumed = _train(tmp_path, "local", config, synthetic_models["student"], rows=rows)
+    assert resumed["resumed_at"] == [int(sorted(run.glob("step_*"))[0].name.split("_")[1])]
+    assert resumed["step_losses"] == pytest.approx(local["step_losses"], abs=1e-6)
