@@ -22,10 +22,10 @@ import ray
 from ..config import TrainConfig
 
 
-def stage_dataset(rows: pd.DataFrame) -> ray.data.Dataset:
+def stage_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The stage's rows with their position, which the batch plan indexes."""
     frame = rows[["prompt", "target", "weight"]].reset_index(drop=True)
-    return ray.data.from_pandas(frame.assign(row=frame.index, weight=frame["weight"].astype("float32")))
+    return frame.assign(row=frame.index, weight=frame["weight"].astype("float32"))
 
 
 def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig) -> str:
@@ -87,10 +87,8 @@ def _train_locally(rows: pd.DataFrame, loop_config: dict, config: TrainConfig, f
 
     from .worker import FINAL_DIR, LocalSession, run_training
 
-    frame = rows[["prompt", "target", "weight"]].reset_index(drop=True)
-    frame = frame.assign(row=frame.index, weight=frame["weight"].astype("float32"))
     device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available() else "cpu")
-    session = LocalSession(frame, folder, config.checkpoints_to_keep, device)
+    session = LocalSession(stage_frame(rows), folder, config.checkpoints_to_keep, device)
     run_training(session, loop_config)
     return session.metrics, folder / FINAL_DIR
 
@@ -113,7 +111,7 @@ def _fit_on_ray_train(rows, loop_config: dict, config: TrainConfig, storage_path
             checkpoint_config=CheckpointConfig(num_to_keep=config.checkpoints_to_keep),
             failure_config=FailureConfig(max_failures=config.max_failures),
         ),
-        datasets={"train": stage_dataset(rows)},
+        datasets={"train": ray.data.from_pandas(stage_frame(rows))},
         # Each worker gets every row and picks its micro-batches by the batch plan: the loss
         # curve then depends on the global batch, not on how many workers share it.
         dataset_config=DataConfig(datasets_to_split=[]),

@@ -116,21 +116,21 @@ def run_training(session, loop_config: dict) -> None:
 
     state = {"step": 0, "losses": [], "lrs": [], "resumed_at": [], "tokens": 0, "seconds": 0.0}
     checkpoint = session.checkpoint()
-    if checkpoint is not None:
-        with checkpoint as folder:
+    # One opening of the checkpoint (from s3:// it is a download) serves state, weights and RNG.
+    with checkpoint if checkpoint is not None else contextlib.nullcontext() as folder:
+        if folder is not None:
             state = json.loads((folder / TRAINER_STATE).read_text())
-        if state.get("done"):
-            # The run had finished; only its last report was lost. Report the same again.
-            session.report(_final_metrics(state), None)
-            return
-    torch.manual_seed(config.seed)  # the same adapter initialisation on every rank
-    engine = _build_engine(loop_config, config, total_steps, world, session.device)
-    _seed_everything(config.seed, rank)
-    if checkpoint is not None:
-        with session.checkpoint() as folder:
+            if state.get("done"):
+                # The run had finished; only its last report was lost. Report the same again.
+                session.report(_final_metrics(state), None)
+                return
+        torch.manual_seed(config.seed)  # the same adapter initialisation on every rank
+        engine = _build_engine(loop_config, config, total_steps, world, session.device)
+        _seed_everything(config.seed, rank)
+        if folder is not None:
             engine.load_state(folder)
             _load_rng(folder, rank)
-        state["resumed_at"].append(state["step"])
+            state["resumed_at"].append(state["step"])
     tracker = _tracker(loop_config, config, rank)
     _run(engine, plan, rows, config, state, total_steps, session, tracker)
     tracker.close()
