@@ -331,6 +331,14 @@ class AutoscalingConfig(_Section):
 
 
 class InferenceConfig(_Section):
+    launcher: Literal["serve", "local"] = Field(
+        "serve",
+        description=(
+            "Where student sampling, TA scoring and test answering run: 'serve', Serve deployments fed by Ray Data "
+            "(scales out, GPUs, vLLM); 'local', the transformers backend in the driver's process (small models on a "
+            "laptop or a benchmark grid, where a deployment's start-up costs more than the work)."
+        ),
+    )
     backend: Literal["transformers", "vllm"] = Field(
         "transformers",
         description="Sampling and scoring backend: transformers (CPU or GPU) or vLLM (install the vllm extra).",
@@ -366,6 +374,13 @@ class InferenceConfig(_Section):
         description="Torch intra-op threads in each replica (1 on small CPU hosts: spinning OpenMP threads starve the rest).",
     )
     seed: int = Field(0, description="Seed of student sampling.")
+
+    @model_validator(mode="after")
+    def _local_runs_transformers(self):
+        if self.launcher == "local" and (self.backend != "transformers" or self.ta_endpoint):
+            raise ValueError("launcher 'local' runs the transformers backend in the driver's process: "
+                             "set backend 'transformers' and no ta_endpoint, or launcher 'serve'")
+        return self
 
 
 class SignalsConfig(_Section):

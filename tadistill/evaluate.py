@@ -31,12 +31,15 @@ class GreedyAnswers:
         return out
 
 
-def answer_test_set(test: pd.DataFrame, model_path: str, config: EvalConfig, answer_fallback: str = "none") -> pd.DataFrame:
+def answer_test_set(test: pd.DataFrame, model_path: str, config: EvalConfig, answer_fallback: str = "none",
+                    in_process: bool = False) -> pd.DataFrame:
+    """Greedy answers to the test questions, through a Ray Data actor (or in this process)."""
     answered = map_with_actor(
         test[["id", "question", "gold", "answer_type", "options"]], GreedyAnswers, config.batch_size,
         num_cpus=EVAL_NUM_CPUS,
         constructor_kwargs={"model_path": model_path, "max_new_tokens": config.max_new_tokens,
                             "answer_fallback": answer_fallback},
+        in_process=in_process,
     )
     answered["correct"] = answered["answer"].notna() & (answered["answer"] == answered["gold"])
     return answered.sort_values("id").reset_index(drop=True)

@@ -12,6 +12,7 @@ depends on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -295,13 +296,18 @@ def step_sample(ctx: RunContext) -> dict:
     from .inference.deployments import SAMPLER_APP, deploy_sampler
     from .inference.drive import sample_pool
 
-    ctx.services.serve()
-    deploy_sampler(_stage1_model(ctx), ctx.config.inference)
-    try:
-        samples = sample_pool(_remaining_pool(ctx), ctx.config.inference.batch_size, ctx.config.data.num_blocks,
-                              ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"))
-    finally:
-        serve.delete(SAMPLER_APP)  # give its CPUs back to the steps that follow
+    inference = ctx.config.inference
+    sample = functools.partial(sample_pool, _remaining_pool(ctx), inference.batch_size, ctx.config.data.num_blocks,
+                               ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"))
+    if inference.launcher == "local":
+        samples = sample(local={"model_path": _stage1_model(ctx), **inference.model_dump()})
+    else:
+        ctx.services.serve()
+        deploy_sampler(_stage1_model(ctx), inference)
+        try:
+            samples = sample()
+        finally:
+            serve.delete(SAMPLER_APP)  # give its CPUs back to the steps that follow
     ctx.run_dir.write_table("signals/samples.parquet", samples)
     return {"rows": len(samples), "questions": int(samples["id"].nunique()),
             "unextractable": int(samples["answer"].isna().sum())}
@@ -318,10 +324,14 @@ def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
     from .inference.deployments import SCORER_APP, deploy_scorer
     from .inference.drive import score_texts
 
+    inference = ctx.config.inference
+    if inference.launcher == "local":
+        return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts,
+                           local_model=ctx.models()["ta"])
     ctx.services.serve()
-    deploy_scorer(ctx.models()["ta"], ctx.config.inference)
+    deploy_scorer(ctx.models()["ta"], inference)
     try:
-        return score_texts(rows, ctx.config.inference.batch_size, ctx.config.data.num_blocks, parts=parts)
+        return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts)
     finally:
         serve.delete(SCORER_APP)
 
@@ -397,10 +407,13 @@ def final_model_path(ctx: RunContext) -> str:
 def step_evaluate(ctx: RunContext) -> dict:
     from .evaluate import accuracy, answer_test_set
 
-    ctx.services.ray()
+    in_process = ctx.config.inference.launcher == "local"
+    if not in_process:
+        ctx.services.ray()
     rows = ctx.run_dir.read_table("corpus/rows.parquet")
     test = rows[rows["split"] == ctx.config.data.test_split]
-    answered = answer_test_set(test, final_model_path(ctx), ctx.config.eval, ctx.config.data.answer_fallback)
+    answered = answer_test_set(test, final_model_path(ctx), ctx.config.eval, ctx.config.data.answer_fallback,
+                               in_process=in_process)
     ctx.run_dir.write_table("eval/answers.parquet", answered)
     return {**accuracy(answered), "rows": len(answered)}
 

@@ -40,6 +40,8 @@ def test_cross_field_rules():
         load_config(None, ["teacher.source=openai"])
     with pytest.raises(ConfigError, match="min_steps"):
         load_config(None, ["data.synthetic.min_steps=5", "data.synthetic.max_steps=3"])
+    with pytest.raises(ConfigError, match="inference.*launcher 'local' runs the transformers backend"):
+        load_config(None, ["inference.launcher=local", "inference.backend=vllm"])
 
 
 def test_malformed_override_and_missing_file(tmp_path):

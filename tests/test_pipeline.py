@@ -90,7 +90,8 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
 
 
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
-    ctx = run_pipeline(small_config("method=full_one_stage"))
+    # Sampling, scoring and test answers in the driver's process (the Serve path is the full test's).
+    ctx = run_pipeline(small_config("method=full_one_stage", "inference.launcher=local"))
     run = ctx.run_dir.path
     assert [s["step"] for s in ctx.step_log] == [s.name for s in plan(ctx.config)]
     assert not (run / "stage1").exists() and not (run / "teacher/teacher_stage1.parquet").exists()

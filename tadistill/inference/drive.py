@@ -4,12 +4,18 @@ Each is a map_batches UDF class: it opens a deployment handle once, sends each b
 one request (Serve merges concurrent requests into one model call), and returns the
 batch with the model's output columns. Ray Data streams blocks, so a pool of millions of
 questions never has to fit in the driver.
+
+With `inference.launcher: local` the same UDF classes hold the model themselves and map
+the batches in the driver's process: no Serve, no Ray Data, the same outputs, part files
+and resume. For small models (a laptop, a benchmark grid) where a deployment's start-up
+costs more than the work.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -28,14 +34,26 @@ UDF_NUM_CPUS = 0.25  # the UDF only waits on handles; the models' CPUs belong to
 
 
 class SampleStudent:
-    """(id, question, answer_type, options) -> one row per sample: id, k, text, answer."""
+    """(id, question, answer_type, options) -> one row per sample: id, k, text, answer.
 
-    def __init__(self, answer_fallback: str = "none"):
-        self.handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
+    Samples through the StudentSampler deployment, or, given `local` (the model path and
+    InferenceConfig fields), from a model this object loads itself.
+    """
+
+    def __init__(self, answer_fallback: str = "none", local: dict | None = None):
         self.answer_fallback = answer_fallback
+        if local:
+            from .backend import TransformersBackend
+
+            backend = TransformersBackend(local["model_path"])
+            settings = {k: local[k] for k in ("num_samples", "temperature", "max_new_tokens", "seed")}
+            self._sample = lambda prompts: backend.generate(prompts, **settings)
+        else:
+            handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
+            self._sample = lambda prompts: handle.sample.remote(prompts).result()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        samples = self.handle.sample.remote([student_prompt(q) for q in batch["question"]]).result()
+        samples = self._sample([student_prompt(q) for q in batch["question"]])
         rows = []
         for row_id, answer_type, options, texts in zip(batch["id"], batch["answer_type"], batch["options"], samples):
             for k, text in enumerate(texts):
@@ -44,24 +62,45 @@ class SampleStudent:
 
 
 class ScoreWithTA:
-    """(question, text, ...) -> the same rows plus `ta_conf`, the TA's confidence in text."""
+    """(question, text, ...) -> the same rows plus `ta_conf`, the TA's confidence in text.
 
-    def __init__(self):
-        self.handle = serve.get_deployment_handle("TAScorer", app_name=SCORER_APP)
+    Scores through the TAScorer deployment, or with the TA at `local_model` loaded here.
+    """
+
+    def __init__(self, local_model: str | None = None):
+        if local_model:
+            from .backend import TransformersBackend
+
+            self._score = TransformersBackend(local_model).score
+        else:
+            handle = serve.get_deployment_handle("TAScorer", app_name=SCORER_APP)
+            self._score = lambda prompts, targets: handle.score.remote(prompts, targets).result()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         prompts = [student_prompt(q) for q in batch["question"]]
         targets = [student_target(t) for t in batch["text"]]
         batch = batch.copy()
-        batch["ta_conf"] = self.handle.score.remote(prompts, targets).result()
+        batch["ta_conf"] = self._score(prompts, targets)
         return batch
+
+
+def _batches(frame: pd.DataFrame, batch_size: int, what: str):
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(frame), batch_size)
+    for start in tqdm(starts, desc=what, unit="batch", disable=len(starts) < 2):
+        yield frame.iloc[start:start + batch_size].reset_index(drop=True)
 
 
 def map_with_actor(
     frame: pd.DataFrame, udf, batch_size: int, num_blocks: int = 1,
-    num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None,
+    num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None, in_process: bool = False,
 ) -> pd.DataFrame:
-    """Stream frame through one actor of the UDF class, batch by batch, with Ray Data."""
+    """Stream frame through one actor of the UDF class, batch by batch, with Ray Data
+    (or, in_process, through one instance of it in this process)."""
+    if in_process:
+        mapper = udf(**(constructor_kwargs or {}))
+        return pd.concat([mapper(b) for b in _batches(frame, batch_size, udf.__name__)], ignore_index=True)
     ds = ray.data.from_pandas(frame).repartition(max(1, min(num_blocks, len(frame))))
     out = ds.map_batches(
         udf,
@@ -91,7 +130,7 @@ def read_parts(folder: Path) -> pd.DataFrame:
 
 def map_to_parts(
     frame: pd.DataFrame, udf, folder: Path, tag: str, key: list[str], batch_size: int, num_blocks: int = 1,
-    num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None,
+    num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None, in_process: bool = False,
 ) -> pd.DataFrame:
     """map_with_actor, with every output block written to `folder` as soon as it is done.
 
@@ -110,7 +149,14 @@ def map_to_parts(
         finished = set(map(tuple, done[key].astype(str).to_numpy()))
         todo = frame[[tuple(r) not in finished for r in frame[key].astype(str).to_numpy()]]
         log.info("%s: %d row(s) already done, %d to go", folder, len(frame) - len(todo), len(todo))
-    if len(todo):
+    if len(todo) and in_process:
+        mapper = udf(**(constructor_kwargs or {}))
+        for batch in _batches(todo, batch_size, udf.__name__):
+            # Written whole under a temporary name, so a crash never leaves a torn part.
+            part = folder / f"local-{uuid.uuid4().hex}.parquet"
+            pq.write_table(pa.Table.from_pandas(mapper(batch), preserve_index=False), part.with_suffix(".tmp"))
+            part.with_suffix(".tmp").rename(part)
+    elif len(todo):
         ds = ray.data.from_pandas(todo).repartition(max(1, min(num_blocks, len(todo))))
         ds.map_batches(
             udf, fn_constructor_kwargs=constructor_kwargs, batch_size=batch_size, batch_format="pandas",
@@ -120,10 +166,13 @@ def map_to_parts(
 
 
 def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, answer_fallback: str = "none",
-                parts: tuple[Path, str] | None = None) -> pd.DataFrame:
-    """N samples per question; with parts=(folder, tag), written block by block and resumable."""
+                parts: tuple[Path, str] | None = None, local: dict | None = None) -> pd.DataFrame:
+    """N samples per question; with parts=(folder, tag), written block by block and resumable.
+
+    local: sample in this process (see SampleStudent) instead of through the deployment.
+    """
     rows = questions[["id", "question", "answer_type", "options"]]
-    kwargs = {"constructor_kwargs": {"answer_fallback": answer_fallback}}
+    kwargs = {"constructor_kwargs": {"answer_fallback": answer_fallback, "local": local}, "in_process": bool(local)}
     if parts:
         samples = map_to_parts(rows, SampleStudent, parts[0], parts[1], ["id"], batch_size, num_blocks, **kwargs)
     else:
@@ -132,11 +181,13 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
 
 
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
-                parts: tuple[Path, str] | None = None) -> pd.DataFrame:
+                parts: tuple[Path, str] | None = None, local_model: str | None = None) -> pd.DataFrame:
     """rows must hold id, k, `question` and `text`; returns them with `ta_conf`.
 
     With parts=(folder, tag), scores are written block by block and a rerun resumes.
+    local_model: score with that TA in this process instead of through the deployment.
     """
+    kwargs = {"constructor_kwargs": {"local_model": local_model}, "in_process": bool(local_model)}
     if parts:
-        return map_to_parts(rows, ScoreWithTA, parts[0], parts[1], ["id", "k"], batch_size, num_blocks)
-    return map_with_actor(rows, ScoreWithTA, batch_size, num_blocks)
+        return map_to_parts(rows, ScoreWithTA, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **kwargs)
+    return map_with_actor(rows, ScoreWithTA, batch_size, num_blocks, **kwargs)

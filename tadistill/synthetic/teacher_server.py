@@ -9,14 +9,16 @@ to the end, or a correct chain with a wrong final answer. It runs on Ray Serve b
 
 
 import hashlib
+import json
 import logging
 import time
 import uuid
+from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from ray import serve
 
-from .problems import MAX_NUMBER, Problem, UnparseableQuestion, parse_question, render_solution
+from .problems import MAX_NUMBER, Problem, UnparseableQuestion, parse_question, problem_id, render_solution
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,19 @@ def teacher_solution(problem: Problem, error_rate: float, seed: int) -> tuple[st
     # A right chain with a wrong final answer.
     wrong = _shift(results[-1], u)
     return render_solution(problem.start, problem.steps, results, wrong), False
+
+
+def write_teacher_records(problems: list[Problem], error_rate: float, seed: int, path: Path) -> Path:
+    """The simulated teacher's outputs for problems, as a recorded-teacher JSONL file
+    (id, question, rationale): the same texts the endpoint would send, without the endpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        for problem in problems:
+            text, _ = teacher_solution(problem, error_rate, seed)
+            handle.write(json.dumps({"id": problem_id(problem), "question": problem.question(), "rationale": text}) + "\n")
+    tmp.rename(path)
+    return path
 
 
 def _word_count(text: str) -> int:

@@ -54,3 +54,23 @@ def test_sampler_gives_n_samples_per_question_with_answers(ray_local, synthetic_
     assert len(samples) == 30
     assert samples.groupby("id")["k"].apply(lambda ks: sorted(ks) == [0, 1, 2]).all()
     assert samples["answer"].notna().mean() > 0.8
+
+
+def test_local_launcher_scores_and_samples_like_the_deployments(ray_local, synthetic_models):
+    """inference.launcher local: the same UDFs hold the models in this process, same outputs."""
+    frame = _frame(12)
+    config = InferenceConfig(num_samples=2, batch_size=5, max_batch_size=1)  # one request per model call
+    deploy_scorer(synthetic_models["ta"], config)
+    deploy_sampler(synthetic_models["student"], config)
+    try:
+        served_scores = score_texts(frame, config.batch_size, num_blocks=1).sort_values(["id"])
+        served_samples = sample_pool(frame, config.batch_size, num_blocks=1)
+    finally:
+        serve.delete(SCORER_APP)
+        serve.delete(SAMPLER_APP)
+    local_scores = score_texts(frame, config.batch_size, local_model=synthetic_models["ta"]).sort_values(["id"])
+    local_samples = sample_pool(frame, config.batch_size,
+                                local={"model_path": synthetic_models["student"], **config.model_dump()})
+    assert list(local_scores["ta_conf"]) == pytest.approx(list(served_scores["ta_conf"]), abs=1e-5)
+    # Sampling is seeded by the batch's prompts: the same batches give the same samples.
+    assert local_samples.astype(object).to_dict("records") == served_samples.astype(object).to_dict("records")
