@@ -40,7 +40,7 @@ METHODS = ONE_STAGE + TWO_STAGE + ("full_one_stage",)
 
 GRIDS = {
     # The grid. Budgets sized from the student's learning curve on clean teacher
-    # outputs (10-12 epochs): ~0.04 test accuracy after 100, ~0.10-0.16 after 250, ~0.21
+    # outputs (6-12 epochs): ~0.04 test accuracy after 100, ~0.10-0.16 after 250, ~0.21
     # after 500; below ~150 it has not learnt the task and every method scores noise. 400 is
     # the most the default grid affords in its 60 minutes on 2 cores.
     "default": {"error_rates": [0.0, 0.2, 0.4], "budgets": [200, 400], "seeds": [0, 1, 2]},
@@ -50,7 +50,7 @@ GRIDS = {
 # models need no cluster, and Ray Train's and Serve's start-up (~20 s a stage, ~10 s a
 # deployment) would otherwise dominate the grid.
 SYNTHETIC = [
-    "data.synthetic.pool_size=600", "data.synthetic.test_size=400", "train.epochs=10",
+    "data.synthetic.pool_size=600", "data.synthetic.test_size=400", "train.epochs=8",
     "train.launcher=local", "train.strategy=ddp", "train.num_workers=1",
     "train.global_batch_size=16", "train.micro_batch_size=16",
     "inference.num_samples=4", "inference.launcher=local", "budget.warmup_share=0.3",
