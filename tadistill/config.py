@@ -359,6 +359,14 @@ class InferenceConfig(_Section):
     )
     ta_endpoint_model: Optional[str] = Field(None, description="Name the endpoint serves the TA under (default: models.ta).")
     ta_endpoint_api_key_env: str = Field("TA_API_KEY", description="Environment variable holding the TA endpoint's key, if any.")
+    ta_app: Optional[str] = Field(
+        None,
+        description=(
+            "Name of a running Serve app hosting the TAScorer (a RayService, `serve run "
+            "tadistill.inference.apps:ta_scorer`) on the cluster the run joins: scores go to it instead of a "
+            "scorer the run deploys. It must serve models.ta."
+        ),
+    )
     num_samples: int = Field(4, ge=1, description="Student samples per pool question (self-consistency N).")
     temperature: float = Field(0.7, gt=0, le=2, description="Student sampling temperature.")
     max_new_tokens: int = Field(48, ge=1, description="Token limit of a student sample.")
@@ -377,9 +385,9 @@ class InferenceConfig(_Section):
 
     @model_validator(mode="after")
     def _local_runs_transformers(self):
-        if self.launcher == "local" and (self.backend != "transformers" or self.ta_endpoint):
+        if self.launcher == "local" and (self.backend != "transformers" or self.ta_endpoint or self.ta_app):
             raise ValueError("launcher 'local' runs the transformers backend in the driver's process: "
-                             "set backend 'transformers' and no ta_endpoint, or launcher 'serve'")
+                             "set backend 'transformers' and no ta_endpoint or ta_app, or launcher 'serve'")
         return self
 
 

@@ -328,6 +328,9 @@ def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
     if inference.launcher == "local":
         return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts,
                            local_model=ctx.models()["ta"])
+    if inference.ta_app:  # a long-lived scorer (a RayService): use it, leave it up
+        ctx.services.ray()
+        return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts, app_name=inference.ta_app)
     ctx.services.serve()
     deploy_scorer(ctx.models()["ta"], inference)
     try:

@@ -53,8 +53,10 @@ SYNTHETIC = [
     "data.synthetic.pool_size=600", "data.synthetic.test_size=400", "train.epochs=8",
     "train.launcher=local", "train.strategy=ddp", "train.num_workers=1",
     "train.global_batch_size=16", "train.micro_batch_size=16",
-    "inference.num_samples=4", "inference.launcher=local", "budget.warmup_share=0.3",
+    "inference.num_samples=4", "inference.launcher=local",
 ]
+# The one-stage reference must keep its meaning whatever --set says about the warm-up.
+PINNED = {"full_one_stage": ["budget.warmup_share=0", "train.stage2_init=base"]}
 
 
 def recorded_teacher(rate: float, out: Path) -> list[str]:
@@ -119,7 +121,8 @@ def run_cell(config_path, base: list[str], cell_dir: Path, methods: list[str]) -
     first_one_stage = None
     for method in methods:
         shared = first_two_stage if method in TWO_STAGE else first_one_stage if method in ONE_STAGE else None
-        result = _run(config_path, [*base, f"method={method}"], cell_dir / method, seed_from=shared)
+        overrides = [*base, f"method={method}", *PINNED.get(method, [])]
+        result = _run(config_path, overrides, cell_dir / method, seed_from=shared)
         if method in TWO_STAGE and first_two_stage is None:
             first_two_stage = cell_dir / method
         if method in ONE_STAGE and first_one_stage is None:

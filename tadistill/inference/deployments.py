@@ -9,6 +9,8 @@ HTTP proxy stays on 127.0.0.1.
 
 from __future__ import annotations
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from ray import serve
 
 from ..config import InferenceConfig
@@ -57,6 +59,11 @@ class StudentSampler:
     async def sample(self, prompts: list[str]) -> list[list[str]]:
         return await self._sample_lists(prompts)
 
+    async def __call__(self, request: Request):
+        """HTTP: POST {"prompts": [...]} -> {"samples": [[...], ...]} (an app with a route)."""
+        body, error = await _json_lists(request, ("prompts",))
+        return error or {"samples": await self.sample(body["prompts"])}
+
 
 @serve.deployment(logging_config=QUIET_LOGS)
 class TAScorer:
@@ -74,6 +81,30 @@ class TAScorer:
 
     async def score(self, prompts: list[str], outputs: list[str]) -> list[float]:
         return await self._score_lists((list(prompts), list(outputs)))
+
+    async def __call__(self, request: Request):
+        """HTTP: POST {"prompts": [...], "outputs": [...]} -> {"scores": [...]}."""
+        body, error = await _json_lists(request, ("prompts", "outputs"))
+        if not error and len(body["prompts"]) != len(body["outputs"]):
+            error = _bad_request(f"{len(body['prompts'])} prompts but {len(body['outputs'])} outputs")
+        return error or {"scores": await self.score(body["prompts"], body["outputs"])}
+
+
+def _bad_request(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def _json_lists(request: Request, keys: tuple[str, ...]) -> tuple[dict, JSONResponse | None]:
+    """The request's JSON body, or a 400 that names the key that is not a list of strings."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        return {}, _bad_request(f"the body is not JSON: {exc}")
+    for key in keys:
+        if not isinstance(body, dict) or not isinstance(body.get(key), list) or \
+                not all(isinstance(x, str) for x in body[key]):
+            return {}, _bad_request(f"'{key}' must be a list of strings")
+    return body, None
 
 
 def _backend(model_path: str, torch_threads: int, backend: dict):
@@ -97,19 +128,25 @@ def _options(config: InferenceConfig) -> dict:
     return {"num_replicas": config.replicas, "ray_actor_options": actor}
 
 
-def deploy_sampler(model_path: str, config: InferenceConfig) -> None:
-    """Deploy the sampler on a checkpoint; a running sampler reloads the new one in place."""
-    app = StudentSampler.options(**_options(config), user_config={"model_path": model_path}).bind(
+def sampler_app(model_path: str, config: InferenceConfig):
+    return StudentSampler.options(**_options(config), user_config={"model_path": model_path}).bind(
         config.num_samples, config.temperature, config.max_new_tokens, config.seed,
         config.torch_threads, config.max_batch_size, _backend_settings(config),
     )
-    serve.run(app, name=SAMPLER_APP, route_prefix=None)
 
 
-def deploy_scorer(model_path: str, config: InferenceConfig) -> None:
+def scorer_app(model_path: str, config: InferenceConfig):
     settings = _backend_settings(config)
     if config.ta_endpoint:  # the TA runs elsewhere: the replica only tokenizes and asks it
         settings["endpoint"] = {"base_url": config.ta_endpoint, "model": config.ta_endpoint_model,
                                 "api_key_env": config.ta_endpoint_api_key_env}
-    app = TAScorer.options(**_options(config)).bind(model_path, config.torch_threads, config.max_batch_size, settings)
-    serve.run(app, name=SCORER_APP, route_prefix=None)
+    return TAScorer.options(**_options(config)).bind(model_path, config.torch_threads, config.max_batch_size, settings)
+
+
+def deploy_sampler(model_path: str, config: InferenceConfig) -> None:
+    """Deploy the sampler on a checkpoint; a running sampler reloads the new one in place."""
+    serve.run(sampler_app(model_path, config), name=SAMPLER_APP, route_prefix=None)
+
+
+def deploy_scorer(model_path: str, config: InferenceConfig) -> None:
+    serve.run(scorer_app(model_path, config), name=SCORER_APP, route_prefix=None)

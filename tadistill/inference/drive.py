@@ -67,13 +67,13 @@ class ScoreWithTA:
     Scores through the TAScorer deployment, or with the TA at `local_model` loaded here.
     """
 
-    def __init__(self, local_model: str | None = None):
+    def __init__(self, local_model: str | None = None, app_name: str = SCORER_APP):
         if local_model:
             from .backend import TransformersBackend
 
             self._score = TransformersBackend(local_model).score
         else:
-            handle = serve.get_deployment_handle("TAScorer", app_name=SCORER_APP)
+            handle = serve.get_deployment_handle("TAScorer", app_name=app_name)
             self._score = lambda prompts, targets: handle.score.remote(prompts, targets).result()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -181,13 +181,15 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
 
 
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
-                parts: tuple[Path, str] | None = None, local_model: str | None = None) -> pd.DataFrame:
+                parts: tuple[Path, str] | None = None, local_model: str | None = None,
+                app_name: str = SCORER_APP) -> pd.DataFrame:
     """rows must hold id, k, `question` and `text`; returns them with `ta_conf`.
 
     With parts=(folder, tag), scores are written block by block and a rerun resumes.
-    local_model: score with that TA in this process instead of through the deployment.
+    local_model: score with that TA in this process instead of through the deployment;
+    app_name: the Serve app whose TAScorer scores.
     """
-    kwargs = {"constructor_kwargs": {"local_model": local_model}, "in_process": bool(local_model)}
+    kwargs = {"constructor_kwargs": {"local_model": local_model, "app_name": app_name}, "in_process": bool(local_model)}
     if parts:
         return map_to_parts(rows, ScoreWithTA, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **kwargs)
     return map_with_actor(rows, ScoreWithTA, batch_size, num_blocks, **kwargs)

@@ -28,6 +28,7 @@ class OpenAITestServer:
         self.served = 0  # 200 responses: what a provider charges for
         self.paid_per_question: collections.Counter = collections.Counter()
         self.requests = 0
+        self.authorizations: collections.Counter = collections.Counter()  # Authorization headers seen
         self._lock = threading.Lock()
         server = self
 
@@ -58,6 +59,7 @@ class OpenAITestServer:
                 question = body["messages"][-1]["content"]
                 with server._lock:
                     server.requests += 1
+                    server.authorizations[self.headers.get("Authorization")] += 1
                     fault = server.faults.pop(0) if server.faults else None
                 if server.latency:
                     time.sleep(server.latency)

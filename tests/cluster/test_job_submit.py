@@ -1,0 +1,105 @@
+"""`ray job submit` end to end: a head started with `ray start` on 127.0.0.1, the demo
+submitted as a job with jobs/runtime_env.yaml, SUCCEEDED, its report read back, and the
+teacher's API key, which reaches the job only through the nodes' environment (as from a
+Kubernetes secret), found nowhere in the job's logs or metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MODEL_CACHE
+from tests.teacher.openai_server import OpenAITestServer
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_dashboard(address: str, head: subprocess.Popen, timeout: float = 120) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"`ray start --head` exited with {head.returncode}")
+        try:
+            JobSubmissionClient(address).list_jobs()
+            return
+        except Exception:  # not up yet
+            time.sleep(2)
+    raise TimeoutError(f"the job API at {address} did not come up in {timeout} s")
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A separate Ray cluster (its own ports) whose nodes hold the teacher key in their env."""
+    secret = "sk-e2e-" + uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    gcs, dashboard = _free_port(), _free_port()
+    # --block: the head's processes live as long as this one; killing its group stops exactly
+    # this cluster (`ray stop` would stop every Ray on the machine, the test session's too).
+    head = subprocess.Popen(
+        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         f"--ray-client-server-port={_free_port()}", "--num-cpus=4", "--disable-usage-stats"],
+        env={**env, "OPENAI_API_KEY": secret}, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_dashboard(address, head)
+        yield address, secret, env
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+
+
+def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
+    from ray.job_submission import JobSubmissionClient
+
+    address, secret, env = ray_head
+    run_dir = tmp_path / "run"
+    job_id = "tadistill-e2e-" + uuid.uuid4().hex[:8]
+    with OpenAITestServer() as teacher:
+        submit = subprocess.run(
+            [RAY, "job", "submit", "--address", address, "--submission-id", job_id,
+             "--runtime-env", "jobs/runtime_env.yaml", "--",
+             "python", "-m", "jobs.distill", "configs/demo.yaml", f"run_dir={run_dir}",
+             f"models.cache_dir={MODEL_CACHE}", "teacher.source=openai", f"teacher.base_url={teacher.base_url}",
+             "teacher.model=e2e-teacher", "teacher.api_key_env=OPENAI_API_KEY", f"teacher.http_port={_free_port()}",
+             "data.synthetic.pool_size=120", "data.synthetic.test_size=40", "budget.requests=40",
+             "train.strategy=ddp", "train.num_workers=1", "train.epochs=2", "inference.num_samples=3"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+        )
+        seen = dict(teacher.authorizations)
+    client = JobSubmissionClient(address)
+    info = client.get_job_info(job_id)
+    logs = client.get_job_logs(job_id)
+    assert info.status.value == "SUCCEEDED", f"job {info.status}: {info.message}\n{logs[-3000:]}\n{submit.stderr[-2000:]}"
+    report = (run_dir / "report.md").read_text()
+    assert "accuracy" in report and (run_dir / "manifest.json").exists()
+    assert f"tadistill job: run directory: {run_dir}" in logs  # the job says where its outputs go
+    assert seen == {f"Bearer {secret}": 40}  # the key reached the teacher: 40 paid requests
+    metadata = json.dumps(info.__dict__, default=str)
+    for place, text in (("job logs", logs), ("job metadata", metadata), ("submit output", submit.stdout + submit.stderr)):
+        assert secret not in text, f"the teacher's API key appears in the {place}"
