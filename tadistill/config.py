@@ -568,7 +568,7 @@ class EvalConfig(_Section):
 
 
 METHODS = ("none", "oracle", "random", "sc_only", "ta_student_only", "ta_teacher_only", "full", "full_one_stage")
-ONE_STAGE_METHODS = ("none", "oracle")
+ONE_STAGE_METHODS = ("none", "oracle", "ta_teacher_only")
 
 
 class Config(_Section):
@@ -579,8 +579,8 @@ class Config(_Section):
             "Preset of the method: 'none' = one stage on a random budget, no signals; 'oracle' = the same "
             "with wrong teacher answers dropped by gold (an upper bound for trust filtering; needs pool "
             "gold); 'random' = random stage-2 pick with TA weighting; 'sc_only', 'ta_student_only' = "
-            "selection by that signal alone, no TA weighting; 'ta_teacher_only' = random pick, TA "
-            "weighting; 'full' = all three; 'full_one_stage' = all three from the base student, no "
+            "selection by that signal alone, no TA weighting; 'ta_teacher_only' = the 'none' purchase with "
+            "TA weighting (one stage: that signal alone); 'full' = all three; 'full_one_stage' = all three from the base student, no "
             "warm-up (budget.warmup_share 0, train.stage2_init base)."
         ),
     )
@@ -603,6 +603,19 @@ class Config(_Section):
             raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {self.teacher.model!r}")
         return self
 
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir_is_a_filesystem_path(cls, value: str) -> str:
+        # The teacher's response log is appended to and fsynced before a response is used, and
+        # artifacts are renamed into place: object stores have neither appends nor renames.
+        if "://" in value:
+            raise ValueError(
+                f"{value!r} is a URI: the run directory must be a filesystem path, on a cluster one every "
+                "node mounts (NFS: EFS, Filestore, a ReadWriteMany volume); checkpoints may go to s3:// or gs:// "
+                "with train.storage_path"
+            )
+        return value
+
     @model_validator(mode="after")
     def _no_warmup_means_no_stage1_model(self):
         if self.two_stage and self.budget.warmup_share == 0 and self.train.stage2_init == "stage1":
@@ -614,6 +627,11 @@ class Config(_Section):
         """Whether signals pick a second purchase (every method but the one-stage baselines)."""
         return self.method not in ONE_STAGE_METHODS
 
+    @property
+    def trusts_teacher(self) -> bool:
+        """Whether TA confidence in the teacher's outputs weights the (last) training stage."""
+        return self.trust.mode != "none" and self.method != "oracle"
+
     def section_hash(self, *dotted_keys: str) -> str:
         """Stable hash of the named parts of the config (what a step depends on)."""
         dump = self.model_dump(mode="json")
@@ -622,13 +640,13 @@ class Config(_Section):
 
 
 METHOD_PRESETS: dict[str, dict[str, Any]] = {
-    "none": {},
+    "none": {"trust.mode": "none"},
     "random": {"selection.strategy": "random", "trust.mode": "weight"},
     "sc_only": {"selection.strategy": "signals", "signals.w_ta": 0.0, "trust.mode": "none"},
     "ta_student_only": {"selection.strategy": "signals", "signals.w_sc": 0.0, "trust.mode": "none"},
-    "ta_teacher_only": {"selection.strategy": "random", "trust.mode": "weight"},
+    "ta_teacher_only": {"trust.mode": "weight"},
     "full": {},
-    "oracle": {},
+    "oracle": {"trust.mode": "none"},  # gold weights instead
     "full_one_stage": {"budget.warmup_share": 0.0, "train.stage2_init": "base"},
 }
 

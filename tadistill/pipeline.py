@@ -256,8 +256,16 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> 
 
 
 def step_train_stage1(ctx: RunContext) -> dict:
-    teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
-    weights = _gold_weights(ctx, teacher) if ctx.config.method == "oracle" else None
+    """The warm-up; for a one-stage method the whole training, weighted by gold (oracle) or
+    by the TA's trust in each output (ta_teacher_only)."""
+    if ctx.config.method == "oracle":
+        teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
+        weights = _gold_weights(ctx, teacher)
+    elif not ctx.config.two_stage and ctx.config.trusts_teacher:
+        teacher = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
+        weights = teacher["weight"]
+    else:
+        teacher, weights = ctx.run_dir.read_table("teacher/teacher_stage1.parquet"), None
     return _train(ctx, "stage1", _training_rows(ctx, teacher, weights), ctx.models()["student"])
 
 
@@ -370,8 +378,11 @@ def step_teacher_stage2(ctx: RunContext) -> dict:
     return _buy(ctx, "picks/stage2.parquet", "teacher_stage2")
 
 
-def _bought_for_stage2(ctx: RunContext) -> pd.DataFrame:
-    """Teacher outputs stage 2 trains on: every purchase ('all') or the stage-2 ones only."""
+def _bought_for_last_stage(ctx: RunContext) -> pd.DataFrame:
+    """Teacher outputs the last stage trains on: a one-stage method's purchase; in stage 2,
+    every purchase ('all') or the stage-2 ones only."""
+    if not ctx.config.two_stage:
+        return _stage1_bought(ctx).assign(stage=1)
     stage2 = ctx.run_dir.read_table("teacher/teacher_stage2.parquet").assign(stage=2)
     if ctx.config.train.stage2_data == "selected":
         return stage2
@@ -382,7 +393,7 @@ def _bought_for_stage2(ctx: RunContext) -> pd.DataFrame:
 def step_trust(ctx: RunContext) -> dict:
     from .signals.compute import trust_weights
 
-    bought = _bought_for_stage2(ctx)
+    bought = _bought_for_last_stage(ctx)
     questions = ctx.run_dir.read_table("corpus/rows.parquet")[["id", "question"]]
     if ctx.config.trust.mode == "none":
         bought["ta_conf_teacher"] = np.nan
@@ -433,6 +444,7 @@ def step_report(ctx: RunContext) -> dict:
 TEACHER_KEYS = ("teacher.source", "teacher.base_url", "teacher.model", "teacher.temperature",
                 "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic", "teacher.recorded")
 MODEL_KEYS = ("models.student", "models.ta")
+TRUST_KEYS = ("trust", "models.ta", "inference", "train.stage2_data")
 
 
 def plan(config: Config) -> list[Step]:
@@ -446,11 +458,13 @@ def plan(config: Config) -> list[Step]:
     # the same seed and budget buys, and trains on, the same warm-up (a paired comparison).
     first.append(Step("warmup_pick", step_warmup_pick, ("seed",), pool_from, derived=warmup_count))
     if has_warmup(config):
-        first += [
-            Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)),
-            Step("train_stage1", step_train_stage1, ("train", "models.student"), ("teacher_stage1",),
-                 derived=lambda c: {"oracle": c.method == "oracle"}),
-        ]
+        first.append(Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)))
+        one_stage_trust = not config.two_stage and config.trusts_teacher
+        if one_stage_trust:  # ta_teacher_only: the TA weights the one purchase
+            first.append(Step("trust", step_trust, TRUST_KEYS, ("teacher_stage1",)))
+        first.append(Step("train_stage1", step_train_stage1, ("train", "models.student"),
+                          ("trust",) if one_stage_trust else ("teacher_stage1",),
+                          derived=lambda c: {"oracle": c.method == "oracle"}))
     last = [
         Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",)),
         Step("report", step_report, (), ("evaluate",)),
@@ -470,7 +484,7 @@ def plan(config: Config) -> list[Step]:
         Step("select", step_select, ("seed", "signals", "selection", "budget"),
              ("score_samples",) if by_signals else stage1),
         Step("teacher_stage2", step_teacher_stage2, TEACHER_KEYS, ("select",)),
-        Step("trust", step_trust, ("trust", "models.ta", "inference", "train.stage2_data"), ("teacher_stage2",)),
+        Step("trust", step_trust, TRUST_KEYS, ("teacher_stage2",)),
         Step("train_stage2", step_train_stage2, ("train", "models.student"), ("trust",)),
     ]
     return first + second + last

@@ -164,7 +164,7 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[
             "",
         ]
     trust_path = ctx.run_dir.path / "trust" / "teacher_weighted.parquet"
-    if trust_path.exists() and ctx.config.two_stage:
+    if trust_path.exists() and ctx.config.trusts_teacher:
         weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
         weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
         right = weighted.loc[weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
@@ -196,7 +196,8 @@ def _setup_line(config) -> str:
         budget += (f", {config.budget.warmup_share:.0%} on the random warm-up; "
                    f"selection `{config.selection.strategy}`, trust `{config.trust.mode}`.")
     else:
-        budget += ", all on a random pick (one stage)."
+        budget += ", all on a random pick (one stage)"
+        budget += f"; trust `{config.trust.mode}`." if config.trusts_teacher else "."
     return f"Student `{config.models.student}`, TA `{config.models.ta}`, {teacher}). {budget}"
 
 

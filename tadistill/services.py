@@ -30,7 +30,9 @@ class Services:
         if self.config.ray.address:
             ray.init(address=self.config.ray.address, **kwargs)
         else:
-            ray.init(num_cpus=self.config.ray.num_cpus, **kwargs)
+            # "local": a new Ray of our own, even where a `ray start` cluster runs on this machine
+            # (ray.init() would join that one, and refuse num_cpus): ray.address names a cluster to join.
+            ray.init(address="local", num_cpus=self.config.ray.num_cpus, **kwargs)
             self._ray_started_here = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False

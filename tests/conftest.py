@@ -23,7 +23,7 @@ def ray_local():
     os.environ.setdefault("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")
     if not ray.is_initialized():
         # 4 logical CPUs on 2 cores: Ray Data and Serve deadlock when actors hold every CPU.
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
     from ray import serve

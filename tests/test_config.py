@@ -40,6 +40,8 @@ def test_cross_field_rules():
         load_config(None, ["teacher.source=openai"])
     with pytest.raises(ConfigError, match="min_steps"):
         load_config(None, ["data.synthetic.min_steps=5", "data.synthetic.max_steps=3"])
+    with pytest.raises(ConfigError, match="run_dir.*is a URI.*train.storage_path"):
+        load_config(None, ["run_dir=gs://bucket/runs/a"])
     with pytest.raises(ConfigError, match="inference.*launcher 'local' runs the transformers backend"):
         load_config(None, ["inference.launcher=local", "inference.backend=vllm"])
 
@@ -54,8 +56,9 @@ def test_malformed_override_and_missing_file(tmp_path):
 @pytest.mark.parametrize("method", METHODS)
 def test_method_presets(method):
     config = load_config(None, [f"method={method}"])
-    assert config.two_stage == (method not in ("none", "oracle"))
-    if method in ("random", "ta_teacher_only"):
+    assert config.two_stage == (method not in ("none", "oracle", "ta_teacher_only"))
+    assert config.trusts_teacher == (method in ("random", "ta_teacher_only", "full", "full_one_stage"))
+    if method == "random":
         assert config.selection.strategy == "random"
     if method == "sc_only":
         assert config.signals.w_ta == 0 and config.trust.mode == "none"

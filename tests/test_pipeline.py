@@ -88,6 +88,15 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     trained = pd.read_parquet(run / "stage1/train_rows.parquet")
     assert set(trained["id"]) == right and 0 < len(right) < 40  # the simulated teacher errs
 
+    # TA trust alone, on the same purchase: the TA scores it and its weights scale the loss.
+    trusted = run_pipeline(small_config("method=ta_teacher_only"))
+    assert [s["step"] for s in trusted.step_log if s["status"] == "ran"] == ["trust", "train_stage1", "evaluate", "report"]
+    assert trusted.teacher_sent == 0
+    weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
+    trained = pd.read_parquet(run / "stage1/train_rows.parquet")
+    assert len(weighted) == len(trained) == 40 and weighted["ta_conf_teacher"].notna().all()
+    assert sorted(trained["weight"]) == sorted(weighted["weight"]) and trained["weight"].nunique() > 10
+
 
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
     # Sampling, scoring and test answers in the driver's process (the Serve path is the full test's).

@@ -83,7 +83,7 @@ def main() -> None:
     from tadistill.synthetic.models import ensure_synthetic_models
 
     ta_path = ensure_synthetic_models(REPO / ".cache" / "tadistill")["ta"]
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     serve.start(http_options={"host": "127.0.0.1", "port": 8751})
     frame = _texts(args.texts)

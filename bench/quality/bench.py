@@ -8,8 +8,9 @@ The grid: teacher error rates x budgets x seeds (the synthetic task; with --conf
 data set whose recorded teacher has the error it has), and for each cell every method:
 
 - none: plain fine-tuning on a random budget; oracle: the same purchase with the teacher's
-  wrong answers dropped by gold (what perfect trust filtering would reach);
-- random, sc_only, ta_student_only, ta_teacher_only, full: two stages, sharing one warm-up;
+  wrong answers dropped by gold (what perfect trust filtering would reach); ta_teacher_only:
+  the same purchase weighted by the TA's confidence in each output (that signal alone);
+- random, sc_only, ta_student_only, full: two stages, sharing one warm-up;
 - full_one_stage: the full method's signals from the base student, no warm-up.
 
 Runs that share their first steps share them for real: a cell's first two-stage run is
@@ -34,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
-TWO_STAGE = ("full", "random", "sc_only", "ta_student_only", "ta_teacher_only")
-ONE_STAGE = ("none", "oracle")
+TWO_STAGE = ("full", "random", "sc_only", "ta_student_only")
+ONE_STAGE = ("none", "oracle", "ta_teacher_only")
 METHODS = ONE_STAGE + TWO_STAGE + ("full_one_stage",)
 
 GRIDS = {
@@ -214,7 +215,7 @@ def _start_ray() -> None:
     and stop its own, ~10 s a run)."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 

@@ -75,7 +75,7 @@ def diagnose(out: Path) -> pd.DataFrame:
     results = json.loads((out / "results.json").read_text())
     rows = []
     for run in results["runs"]:
-        if run["method"] not in TWO_STAGE + ("full_one_stage",):
+        if run["method"] not in TWO_STAGE + ("full_one_stage", "ta_teacher_only"):
             continue
         cell = f"err{run['error_rate']}_b{run['budget']}_s{run['seed']}"
         run_dir = out / "runs" / cell / run["method"]

@@ -90,7 +90,7 @@ def main() -> None:
 
     student = ensure_synthetic_models(REPO / ".cache" / "tadistill")["student"]
     scratch = REPO / "bench" / "results" / "train_scratch"
-    ray.init(num_cpus=None if args.gpu else 4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=None if args.gpu else 4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     results = []
     try:

@@ -74,3 +74,34 @@ def test_local_launcher_scores_and_samples_like_the_deployments(ray_local, synth
     assert list(local_scores["ta_conf"]) == pytest.approx(list(served_scores["ta_conf"]), abs=1e-5)
     # Sampling is seeded by the batch's prompts: the same batches give the same samples.
     assert local_samples.astype(object).to_dict("records") == served_samples.astype(object).to_dict("records")
+
+
+def test_long_lived_apps_answer_http_and_a_run_scores_through_a_named_app(ray_local, synthetic_models):
+    """The apps a RayService hosts: HTTP routes, bad requests named, and inference.ta_app's path."""
+    import requests
+
+    from tadistill.inference.apps import student_sampler, ta_scorer
+    from tests.conftest import TEST_HTTP_PORT
+
+    frame = _frame(6)
+    prompts = [student_prompt(q) for q in frame["question"]]
+    outputs = [student_target(t) for t in frame["text"]]
+    serve.run(ta_scorer({"model": synthetic_models["ta"], "max_batch_size": 2}), name="shared_ta", route_prefix="/ta")
+    serve.run(student_sampler({"model": synthetic_models["student"], "num_samples": 2}), name="shared_student",
+              route_prefix="/student")
+    base = f"http://127.0.0.1:{TEST_HTTP_PORT}"
+    try:
+        scores = requests.post(f"{base}/ta", json={"prompts": prompts, "outputs": outputs}, timeout=60)
+        samples = requests.post(f"{base}/student", json={"prompts": prompts[:2]}, timeout=60)
+        unequal = requests.post(f"{base}/ta", json={"prompts": prompts, "outputs": outputs[:1]}, timeout=60)
+        not_strings = requests.post(f"{base}/student", json={"prompts": [1, 2]}, timeout=60)
+        through_handles = score_texts(frame, 4, num_blocks=1, app_name="shared_ta").sort_values("id")
+    finally:
+        serve.delete("shared_ta")
+        serve.delete("shared_student")
+    direct = TransformersBackend(synthetic_models["ta"]).score(prompts, outputs)
+    assert scores.status_code == 200 and scores.json()["scores"] == pytest.approx(direct, abs=1e-5)
+    assert list(through_handles["ta_conf"]) == pytest.approx(direct, abs=1e-5)
+    assert samples.status_code == 200 and [len(s) for s in samples.json()["samples"]] == [2, 2]
+    assert unequal.status_code == 400 and "6 prompts but 1 outputs" in unequal.json()["error"]
+    assert not_strings.status_code == 400 and "'prompts' must be a list of strings" in not_strings.json()["error"]
