@@ -55,6 +55,17 @@ def _job_info(address: str, job_id: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _submit(command: list[str], env: dict, attempts: int = 20) -> subprocess.CompletedProcess:
+    """`ray job submit`, again while the head's job agent is still starting (the job API
+    answers before the agent that runs jobs has registered)."""
+    for _ in range(attempts):
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+        if "No available agent to submit job" not in done.stderr:
+            return done
+        time.sleep(5)
+    return done
+
+
 def _wait_for_dashboard(address: str, head: subprocess.Popen, env: dict, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -80,7 +91,9 @@ def ray_head(tmp_path):
     head = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--ray-client-server-port={_free_port()}", "--num-cpus=4", "--disable-usage-stats"],
+         # Every fixed default port too: another Ray on this machine (the test session's) holds them.
+         f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+         "--num-cpus=4", "--disable-usage-stats"],
         env={**env, "OPENAI_API_KEY": secret}, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -101,7 +114,7 @@ def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
     run_dir = tmp_path / "run"
     job_id = "tadistill-e2e-" + uuid.uuid4().hex[:8]
     with OpenAITestServer() as teacher:
-        submit = subprocess.run(
+        submit = _submit(
             [RAY, "job", "submit", "--address", address, "--submission-id", job_id,
              "--runtime-env", "jobs/runtime_env.yaml", "--",
              "python", "-m", "jobs.distill", "configs/demo.yaml", f"run_dir={run_dir}",
@@ -112,7 +125,7 @@ def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
              # Training and inference in the driver (their Ray paths have their own tests); the
              # teacher's calls still run on Ray Data workers, which must find the key.
              "train.launcher=local", "inference.launcher=local"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+            env,
         )
         seen = dict(teacher.authorizations)
     assert submit.returncode == 0, f"ray job submit: {submit.stdout[-3000:]}\n{submit.stderr[-3000:]}"
