@@ -632,6 +632,11 @@ class Config(_Section):
         """Whether TA confidence in the teacher's outputs weights the (last) training stage."""
         return self.trust.mode != "none" and self.method != "oracle"
 
+    @property
+    def one_stage_trust(self) -> bool:
+        """A one-stage method whose single purchase the TA weights (ta_teacher_only)."""
+        return not self.two_stage and self.trusts_teacher
+
     def section_hash(self, *dotted_keys: str) -> str:
         """Stable hash of the named parts of the config (what a step depends on)."""
         dump = self.model_dump(mode="json")

@@ -261,7 +261,7 @@ def step_train_stage1(ctx: RunContext) -> dict:
     if ctx.config.method == "oracle":
         teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
         weights = _gold_weights(ctx, teacher)
-    elif not ctx.config.two_stage and ctx.config.trusts_teacher:
+    elif ctx.config.one_stage_trust:
         teacher = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
         weights = teacher["weight"]
     else:
@@ -459,11 +459,10 @@ def plan(config: Config) -> list[Step]:
     first.append(Step("warmup_pick", step_warmup_pick, ("seed",), pool_from, derived=warmup_count))
     if has_warmup(config):
         first.append(Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)))
-        one_stage_trust = not config.two_stage and config.trusts_teacher
-        if one_stage_trust:  # ta_teacher_only: the TA weights the one purchase
+        if config.one_stage_trust:  # ta_teacher_only: the TA weights the one purchase
             first.append(Step("trust", step_trust, TRUST_KEYS, ("teacher_stage1",)))
         first.append(Step("train_stage1", step_train_stage1, ("train", "models.student"),
-                          ("trust",) if one_stage_trust else ("teacher_stage1",),
+                          ("trust",) if config.one_stage_trust else ("teacher_stage1",),
                           derived=lambda c: {"oracle": c.method == "oracle"}))
     last = [
         Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",)),
