@@ -251,11 +251,13 @@ class TeacherConfig(_Section):
         None, ge=1, description="Tokens per minute (prompt bound + max_tokens), over all workers (null: no limit)."
     )
     timeout_s: float = Field(60, gt=0, description="Timeout of one teacher request.")
-    max_retries: int = Field(
-        4, ge=0,
+    retry_for_s: float = Field(
+        600, gt=0,
         description=(
-            "Retries per request: the openai client's exponential backoff with jitter on 429, 5xx, timeouts and "
-            "dropped connections, honouring Retry-After; the same count for malformed response bodies."
+            "How long one request keeps retrying 429s, 5xx, timeouts, dropped connections and malformed bodies "
+            "(exponential backoff from 0.5 s doubling to 30 s, jittered; Retry-After honoured) before the "
+            "purchase stops, naming the row: an outage shorter than this is waited out. Failed tries are not "
+            "paid and not charged to the budget."
         ),
     )
     system_prompt: Optional[str] = Field(

@@ -11,7 +11,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # The same cache the demo uses, so a machine builds the tiny models once for both.
 MODEL_CACHE = REPO / ".cache" / "tadistill"
-TEST_HTTP_PORT = 8741
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Serve's HTTP proxy for the session: a free port, so two suites (or a running demo) never collide.
+TEST_HTTP_PORT = _free_port()
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,10 @@
 Every request is keyed by a hash of model, messages and sampling parameters; a key whose
 response is in the cache (`cache.py`) is never requested again. Before a request leaves it
 reserves its worst case from the budget (`budget.py`) and passes the rate limiters (RPM
-and TPM, leaky buckets from `aiolimiter`); the openai client retries 429, 5xx, timeouts
-and dropped connections with exponential backoff and jitter, honouring Retry-After.
-Malformed bodies are retried here the same number of times. A non-retryable 4xx stops the
-purchase with the row and the request id. The API key comes from an environment variable
+and TPM, leaky buckets from `aiolimiter`). 429s, 5xx, timeouts, dropped connections and
+malformed bodies are retried with jittered exponential backoff, honouring Retry-After, for
+up to `teacher.retry_for_s` per request: an outage is waited out, and an unpaid failure
+costs no budget. A non-retryable 4xx stops the purchase with the row and the request id. The API key comes from an environment variable
 or a secret file and is never logged, stored or put into a message.
 """
 
@@ -36,6 +36,50 @@ MESSAGE_OVERHEAD_TOKENS = 8  # per message: role and separators, generously
 
 class TeacherError(RuntimeError):
     pass
+
+
+# Request timeout, conflict, rate limit and server errors: worth another try. Other 4xx are not.
+RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
+
+
+def retry_after(response) -> Optional[float]:
+    """The server's Retry-After (seconds, or retry-after-ms) if it sent a usable one."""
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, "")) * scale
+        except ValueError:  # an HTTP date, or garbage: fall back to our own backoff
+            continue
+        if 0 <= value <= 600:
+            return value
+    return None
+
+
+class RetryClock:
+    """Backoff for one request: jittered doubling from 0.5 s to 30 s, for `window_s` in all.
+
+    The window is time, not a count of tries, so an outage of any shape shorter than it is
+    waited out; past it, the last failure is raised as a TeacherError.
+    """
+
+    def __init__(self, window_s: float):
+        self.deadline = time.monotonic() + window_s
+        self.window_s = window_s
+        self.tries = 0
+
+    async def wait(self, failure: str, server_asks: Optional[float] = None) -> None:
+        self.tries += 1
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TeacherError(f"{failure}; gave up after {self.tries} tries in {self.window_s:g} s "
+                               "(teacher.retry_for_s)")
+        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(self.tries - 1, 16)) * (0.5 + random.random())
+        delay = server_asks if server_asks is not None else backoff
+        log.info("%s; retrying in %.1f s", failure, delay)
+        await asyncio.sleep(min(delay, max(left, 0.01)))
 
 
 def request_key(model: str, messages: list[dict], params: dict) -> str:
@@ -124,7 +168,8 @@ class TeacherClient:
 
             self._client = openai.AsyncOpenAI(
                 base_url=self._base_url(), api_key=self._api_key,
-                timeout=self.config.timeout_s, max_retries=self.config.max_retries,
+                # Retries are ours (`_send`): bounded by time, so an outage is waited out.
+                timeout=self.config.timeout_s, max_retries=0,
                 http_client=_http_client(self.concurrency),
             )
         return self._client
@@ -153,11 +198,11 @@ class TeacherClient:
 
         httpx = _httpx()
         body = {"model": self.config.model, "messages": messages, **self.params}
-        attempts = self.config.max_retries + 1
-        for attempt in range(attempts):
+        retry = RetryClock(self.config.retry_for_s)
+        while True:
             try:
-                # The client's generic POST keeps its retries, backoff and Retry-After handling but
-                # skips the typed request transform, which costs ~3 ms of CPU a request.
+                # The client's generic POST skips the typed request transform, which costs ~3 ms
+                # of CPU a request.
                 raw = await self._openai().post("/chat/completions", cast_to=httpx.Response, body=body)
                 payload = raw.json()
                 choice = payload["choices"][0]
@@ -166,17 +211,15 @@ class TeacherClient:
                 break
             except openai.APIStatusError as exc:
                 request_id = exc.response.headers.get("x-request-id", "?") if exc.response is not None else "?"
-                raise TeacherError(
-                    f"teacher refused the request for row {row_id!r}: HTTP {exc.status_code} "
-                    f"(request id {request_id}): {exc.message}"
-                ) from None
-            except openai.APIConnectionError as exc:  # timeouts and dropped connections, after the client's retries
-                raise TeacherError(f"teacher request for row {row_id!r} failed after retries: {exc}") from None
+                failure = (f"teacher refused the request for row {row_id!r}: HTTP {exc.status_code} "
+                           f"(request id {request_id}): {exc.message}")
+                if exc.status_code not in RETRYABLE_STATUS:
+                    raise TeacherError(failure) from None
+                await retry.wait(failure, retry_after(exc.response))
+            except openai.APIConnectionError as exc:  # timeouts and dropped connections
+                await retry.wait(f"teacher request for row {row_id!r} failed: {type(exc).__name__}: {exc}")
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed body (JSON errors are ValueErrors)
-                if attempt + 1 == attempts:
-                    raise TeacherError(
-                        f"teacher sent {attempts} malformed responses for row {row_id!r}: {type(exc).__name__}") from None
-                await asyncio.sleep(min(8.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+                await retry.wait(f"teacher sent a malformed response for row {row_id!r}: {type(exc).__name__}")
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         return {

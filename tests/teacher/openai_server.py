@@ -8,6 +8,8 @@ the faults queued in `faults`, one per request, in order:
   ("drop",)                  close the connection without a response
   ("malformed",)             a 200 whose body is not JSON
   ("length",)                a 200 cut off by the token limit (finish_reason "length")
+`outage(seconds)` makes it answer every request with 429 or 500, alternately, until that
+many seconds have passed: an endpoint that is down for a while.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class OpenAITestServer:
         self.served = 0  # 200 responses: what a provider charges for
         self.paid_per_question: collections.Counter = collections.Counter()
         self.requests = 0
+        self.refused = 0  # 429s and 500s answered during an outage
+        self.outage_until = 0.0
         self.authorizations: collections.Counter = collections.Counter()  # Authorization headers seen
         self._lock = threading.Lock()
         server = self
@@ -61,6 +65,9 @@ class OpenAITestServer:
                     server.requests += 1
                     server.authorizations[self.headers.get("Authorization")] += 1
                     fault = server.faults.pop(0) if server.faults else None
+                    if fault is None and time.monotonic() < server.outage_until:
+                        server.refused += 1
+                        fault = ("status", 429, {}) if server.refused % 2 else ("status", 500, {})
                 if server.latency:
                     time.sleep(server.latency)
                 kind = fault[0] if fault else "ok"
@@ -98,6 +105,9 @@ class OpenAITestServer:
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def outage(self, seconds: float) -> None:
+        self.outage_until = time.monotonic() + seconds
 
     def __enter__(self):
         self.thread.start()

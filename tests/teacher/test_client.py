@@ -29,7 +29,7 @@ def _rows(n: int, offset: int = 0) -> pd.DataFrame:
 
 def _client(server, tmp_path, price=None, **overrides):
     values = {"source": "openai", "base_url": server.base_url, "model": "test-model", "api_key_env": "TADISTILL_TEST_KEY",
-              "max_retries": 3, "timeout_s": 5, **overrides}
+              "retry_for_s": 20, "timeout_s": 5, **overrides}
     config = TeacherConfig(**values)
     return TeacherClient(config, server.base_url, ResponseCache(tmp_path / "cache"), SYSTEM_PROMPTS["number"], price)
 
@@ -83,9 +83,22 @@ def test_retries_429_500_dropped_connections_timeouts_and_malformed_bodies(tmp_p
     with OpenAITestServer() as server:
         server.faults = [("status", 429, {"Retry-After": "0"}), ("status", 500, {}), ("drop",),
                          ("sleep", 2.0), ("malformed",)]
-        bought, report = _client(server, tmp_path, concurrency=1, max_retries=5, timeout_s=1).buy(_rows(1), Budget(5))
+        bought, report = _client(server, tmp_path, concurrency=1, timeout_s=1).buy(_rows(1), Budget(5))
         assert len(bought) == 1 and bought["finish_reason"].iloc[0] == "stop"
         assert server.requests == 6
+
+
+def test_retry_after_is_honoured_and_a_failure_past_the_window_names_the_row(tmp_path):
+    with OpenAITestServer() as server:
+        server.faults = [("status", 429, {"Retry-After": "1.5"})]
+        started = time.monotonic()
+        bought, _ = _client(server, tmp_path, concurrency=1).buy(_rows(1), Budget(5))
+        assert len(bought) == 1 and time.monotonic() - started >= 1.5
+        server.outage(60)
+        budget = Budget(5)
+        with pytest.raises(TeacherError, match=r"row 'r7'.*HTTP (429|500).*gave up after \d+ tries in 2 s"):
+            _client(server, tmp_path, concurrency=1, retry_for_s=2).buy(_rows(1, offset=7), budget)
+    assert budget.used == 0  # refused requests are not paid, so not charged
 
 
 def test_truncated_answers_are_kept_and_counted(tmp_path):

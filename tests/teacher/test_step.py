@@ -1,5 +1,7 @@
 """Teacher calls as a Ray Data step: actors share one named budget actor and never overspend."""
 
+import time
+
 import pandas as pd
 from tadistill.config import TeacherConfig
 from tadistill.tasks.prompts import SYSTEM_PROMPTS
@@ -30,3 +32,21 @@ def test_workers_share_one_budget_and_the_most_preferred_rows_are_bought(ray_loc
                                                 SYSTEM_PROMPTS["number"], "test-ledger")
     assert again_report.cache_hits == 20 and again_report.sent == 0 and server.served == 20
     pd.testing.assert_frame_equal(again.drop(columns=["cached"]), bought.drop(columns=["cached"]))
+
+
+def test_a_teacher_down_for_30_seconds_is_waited_out_and_the_budget_stays_exact(ray_local, tmp_path):
+    """Every request meets only 429s and 500s for 30 s; the purchase waits, then buys all."""
+    config = TeacherConfig(source="openai", base_url="http://x/v1", model="m", api_key_env="TADISTILL_TEST_KEY",
+                           workers=2, concurrency=8, retry_for_s=120)
+    with OpenAITestServer() as server:
+        ledger = ledger_actor("outage-ledger", 30, None, None, Spend())
+        server.outage(30)
+        started = time.monotonic()
+        bought, report = buy_with_ray_data(_rows(40), config, lambda: server.base_url, tmp_path / "cache",
+                                           SYSTEM_PROMPTS["number"], "outage-ledger")
+        waited = time.monotonic() - started
+        spent = ray_local.get(ledger.snapshot.remote())["requests"]
+    assert waited >= 30 and server.refused > 8  # every in-flight request was refused, again and again
+    assert list(bought["id"]) == [f"r{i:02d}" for i in range(30)] and report.bought == 30
+    assert server.served == 30 == spent  # only answered requests are paid, and each one is charged once
+    assert max(server.paid_per_question.values()) == 1
