@@ -341,6 +341,13 @@ class InferenceConfig(_Section):
             "laptop or a benchmark grid, where a deployment's start-up costs more than the work)."
         ),
     )
+    retry_for_s: float = Field(
+        300, gt=0,
+        description=(
+            "How long a batch is sent again while the Serve replica it went to is lost (a replica that dies "
+            "takes its in-flight requests with it; Serve starts another) before the step stops."
+        ),
+    )
     backend: Literal["transformers", "vllm"] = Field(
         "transformers",
         description="Sampling and scoring backend: transformers (CPU or GPU) or vLLM (install the vllm extra).",

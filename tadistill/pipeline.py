@@ -306,7 +306,8 @@ def step_sample(ctx: RunContext) -> dict:
 
     inference = ctx.config.inference
     sample = functools.partial(sample_pool, _remaining_pool(ctx), inference.batch_size, ctx.config.data.num_blocks,
-                               ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"))
+                               ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"),
+                               retry_for_s=inference.retry_for_s)
     if inference.launcher == "local":
         samples = sample(local={"model_path": _stage1_model(ctx), **inference.model_dump()})
     else:
@@ -333,16 +334,17 @@ def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
     from .inference.drive import score_texts
 
     inference = ctx.config.inference
+    score = functools.partial(score_texts, rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts,
+                              retry_for_s=inference.retry_for_s)
     if inference.launcher == "local":
-        return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts,
-                           local_model=ctx.models()["ta"])
+        return score(local_model=ctx.models()["ta"])
     if inference.ta_app:  # a long-lived scorer (a RayService): use it, leave it up
         ctx.services.ray()
-        return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts, app_name=inference.ta_app)
+        return score(app_name=inference.ta_app)
     ctx.services.serve()
     deploy_scorer(ctx.models()["ta"], inference)
     try:
-        return score_texts(rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts)
+        return score()
     finally:
         serve.delete(SCORER_APP)
 

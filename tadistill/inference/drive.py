@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -31,6 +32,32 @@ from .deployments import SAMPLER_APP, SCORER_APP
 log = logging.getLogger(__name__)
 
 UDF_NUM_CPUS = 0.25  # the UDF only waits on handles; the models' CPUs belong to Serve
+DEFAULT_RETRY_S = 300.0  # inference.retry_for_s
+
+
+class InferenceError(RuntimeError):
+    pass
+
+
+def call_replica(call, what: str, retry_for_s: float):
+    """call() on a Serve deployment, again while its replica is lost: a replica that dies
+    takes its in-flight requests with it (Serve does not resend them), and the controller
+    starts another; the batch is sent again until one answers or `retry_for_s` has passed."""
+    from ray.exceptions import ActorUnavailableError, RayActorError
+
+    deadline = time.monotonic() + retry_for_s
+    tries = 0
+    while True:
+        try:
+            return call()
+        except (RayActorError, ActorUnavailableError) as exc:
+            tries += 1
+            if time.monotonic() > deadline:
+                raise InferenceError(
+                    f"{what}: no replica answered for {retry_for_s:g} s (inference.retry_for_s), "
+                    f"{tries} tries; last error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+            log.warning("%s: replica lost (%s); sending the batch again (try %d)", what, type(exc).__name__, tries + 1)
+            time.sleep(min(5.0, 0.5 * 2 ** min(tries - 1, 4)))
 
 
 class SampleStudent:
@@ -40,7 +67,7 @@ class SampleStudent:
     InferenceConfig fields), from a model this object loads itself.
     """
 
-    def __init__(self, answer_fallback: str = "none", local: dict | None = None):
+    def __init__(self, answer_fallback: str = "none", local: dict | None = None, retry_for_s: float = DEFAULT_RETRY_S):
         self.answer_fallback = answer_fallback
         if local:
             from .backend import TransformersBackend
@@ -50,7 +77,8 @@ class SampleStudent:
             self._sample = lambda prompts: backend.generate(prompts, **settings)
         else:
             handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
-            self._sample = lambda prompts: handle.sample.remote(prompts).result()
+            self._sample = lambda prompts: call_replica(
+                lambda: handle.sample.remote(prompts).result(), "StudentSampler", retry_for_s)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         samples = self._sample([student_prompt(q) for q in batch["question"]])
@@ -67,14 +95,15 @@ class ScoreWithTA:
     Scores through the TAScorer deployment, or with the TA at `local_model` loaded here.
     """
 
-    def __init__(self, local_model: str | None = None, app_name: str = SCORER_APP):
+    def __init__(self, local_model: str | None = None, app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S):
         if local_model:
             from .backend import TransformersBackend
 
             self._score = TransformersBackend(local_model).score
         else:
             handle = serve.get_deployment_handle("TAScorer", app_name=app_name)
-            self._score = lambda prompts, targets: handle.score.remote(prompts, targets).result()
+            self._score = lambda prompts, targets: call_replica(
+                lambda: handle.score.remote(prompts, targets).result(), f"TAScorer of app {app_name!r}", retry_for_s)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         prompts = [student_prompt(q) for q in batch["question"]]
@@ -166,13 +195,15 @@ def map_to_parts(
 
 
 def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, answer_fallback: str = "none",
-                parts: tuple[Path, str] | None = None, local: dict | None = None) -> pd.DataFrame:
+                parts: tuple[Path, str] | None = None, local: dict | None = None,
+                retry_for_s: float = DEFAULT_RETRY_S) -> pd.DataFrame:
     """N samples per question; with parts=(folder, tag), written block by block and resumable.
 
     local: sample in this process (see SampleStudent) instead of through the deployment.
     """
     rows = questions[["id", "question", "answer_type", "options"]]
-    kwargs = {"constructor_kwargs": {"answer_fallback": answer_fallback, "local": local}, "in_process": bool(local)}
+    kwargs = {"constructor_kwargs": {"answer_fallback": answer_fallback, "local": local, "retry_for_s": retry_for_s},
+              "in_process": bool(local)}
     if parts:
         samples = map_to_parts(rows, SampleStudent, parts[0], parts[1], ["id"], batch_size, num_blocks, **kwargs)
     else:
@@ -182,14 +213,16 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
 
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
                 parts: tuple[Path, str] | None = None, local_model: str | None = None,
-                app_name: str = SCORER_APP) -> pd.DataFrame:
+                app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S) -> pd.DataFrame:
     """rows must hold id, k, `question` and `text`; returns them with `ta_conf`.
 
     With parts=(folder, tag), scores are written block by block and a rerun resumes.
     local_model: score with that TA in this process instead of through the deployment;
-    app_name: the Serve app whose TAScorer scores.
+    app_name: the Serve app whose TAScorer scores; retry_for_s: how long a batch is sent again
+    while its replica is lost (see call_replica).
     """
-    kwargs = {"constructor_kwargs": {"local_model": local_model, "app_name": app_name}, "in_process": bool(local_model)}
+    kwargs = {"constructor_kwargs": {"local_model": local_model, "app_name": app_name, "retry_for_s": retry_for_s},
+              "in_process": bool(local_model)}
     if parts:
         return map_to_parts(rows, ScoreWithTA, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **kwargs)
     return map_with_actor(rows, ScoreWithTA, batch_size, num_blocks, **kwargs)

@@ -8,6 +8,8 @@ from tadistill.config import InferenceConfig
 from tadistill.inference.backend import TransformersBackend
 from tadistill.inference.deployments import SAMPLER_APP, SCORER_APP, deploy_sampler, deploy_scorer
 from tadistill.inference.drive import sample_pool, score_texts
+
+RETRY_S = 120  # long enough for Serve to replace a replica on 2 busy cores
 from tadistill.synthetic.problems import generate_problems, gold_solution
 from tadistill.tasks.prompts import student_prompt, student_target
 
@@ -105,3 +107,57 @@ def test_long_lived_apps_answer_http_and_a_run_scores_through_a_named_app(ray_lo
     assert samples.status_code == 200 and [len(s) for s in samples.json()["samples"]] == [2, 2]
     assert unequal.status_code == 400 and "6 prompts but 1 outputs" in unequal.json()["error"]
     assert not_strings.status_code == 400 and "'prompts' must be a list of strings" in not_strings.json()["error"]
+
+
+def _replica_pids(deployment: str) -> list[int]:
+    """Process ids of a deployment's live replicas (Ray titles them ray::ServeReplica:<app>:<name>)."""
+    import psutil
+
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(f"ServeReplica:{deployment}" in part for part in proc.info["cmdline"] or []):
+                pids.append(proc.info["pid"])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return pids
+
+
+def test_a_replica_killed_while_scoring_costs_no_score(ray_local, synthetic_models, tmp_path):
+    """SIGKILL the only TAScorer replica mid-step: its batch is sent again once Serve has
+    replaced it, and every row comes back scored exactly once, with the scores it would have had."""
+    import os
+    import signal
+    import threading
+    import time
+
+    frame = _frame(48)
+    frame = pd.concat([frame.assign(k=k) for k in range(4)], ignore_index=True)  # 192 rows in 24 batches
+    config = InferenceConfig(batch_size=8, max_batch_size=1)
+    deploy_scorer(synthetic_models["ta"], config)
+    victims, parts, done_at_kill = [], tmp_path / "parts", []
+
+    def kill_once_scoring_has_begun():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(parts.glob("*.parquet")):
+            time.sleep(0.05)
+        victims.extend(_replica_pids(f"{SCORER_APP}:TAScorer"))
+        done_at_kill.append(len(list(parts.glob("*.parquet"))))
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_scoring_has_begun)
+    killer.start()
+    try:
+        scored = score_texts(frame, config.batch_size, num_blocks=24, parts=(parts, "tag"), retry_for_s=RETRY_S)
+    finally:
+        killer.join()
+        serve.delete(SCORER_APP)
+    assert len(victims) == 1  # the replica was found and killed in the middle of the step
+    assert 0 < done_at_kill[0] < len(list(parts.glob("*.parquet")))
+    assert len(scored) == len(frame) and not scored.duplicated(["id", "k"]).any()
+    assert scored["ta_conf"].notna().all()
+    direct = TransformersBackend(synthetic_models["ta"])
+    by_id = dict(zip(frame["id"], direct.score([student_prompt(q) for q in frame["question"][:48]],
+                                               [student_target(t) for t in frame["text"][:48]])))
+    assert list(scored["ta_conf"]) == pytest.approx([by_id[i] for i in scored["id"]], abs=1e-5)
