@@ -13,6 +13,7 @@ from typing import Optional
 
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
+from .rundir import RunDirError
 
 log = logging.getLogger("tadistill")
 
@@ -166,7 +167,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except (ConfigError, CorpusError) as exc:
+    except (ConfigError, CorpusError, RunDirError) as exc:
         print(f"tadistill: {exc}", file=sys.stderr)
         return 2
 

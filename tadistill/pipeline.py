@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import __version__
 from .config import SYNTHETIC, Config
-from .rundir import RunDir
+from .rundir import STORAGE_ERRNOS, RunDir, storage_problem
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -508,7 +508,7 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
     own_services = services is None
     services = services or Services(config)
     run_dir = RunDir(config.run_dir)
-    (run_dir.path / "config.json").write_text(config.model_dump_json(indent=2))
+    run_dir.write_text("config.json", config.model_dump_json(indent=2))
     ctx = RunContext(config=config, run_dir=run_dir, services=services)
     steps = plan(config)
     for step in steps:  # fingerprints first, so the budget knows which purchases still count
@@ -523,7 +523,12 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
                 continue
             log.info("step %-15s running", step.name)
             started = time.time()
-            info = step.run(ctx)
+            try:
+                info = step.run(ctx)
+            except OSError as exc:  # a full or read-only run directory, met by any writer of the step
+                if exc.errno not in STORAGE_ERRNOS:
+                    raise
+                raise storage_problem(run_dir.path, f"step {step.name}", exc) from exc
             seconds = round(time.time() - started, 1)
             entry = {"fingerprint": fp, "seconds": seconds, **info}
             if step.name != "report":

@@ -8,6 +8,8 @@ finished.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -26,6 +28,36 @@ class RunDirError(RuntimeError):
     pass
 
 
+# What a full, over-quota, read-only or forbidden run directory raises.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_problem(run_path: Path, what: str, exc: OSError) -> RunDirError:
+    """The message a user can act on when the run directory refuses a write."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free space there (or point run_dir at a larger disk)"
+    else:
+        fix = "make it writable (or point run_dir elsewhere)"
+    return RunDirError(
+        f"run directory {run_path}: {what} failed: {exc.strerror or exc} [errno {exc.errno}]. "
+        f"Nothing unfinished was recorded as finished: {fix} and run again; finished steps are skipped."
+    )
+
+
+@contextlib.contextmanager
+def _writing(run_path: Path, what: str, *leftovers: Path):
+    """Turn a refused write into a RunDirError, removing the half-written temporary files."""
+    try:
+        yield
+    except OSError as exc:
+        for leftover in leftovers:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        if exc.errno in STORAGE_ERRNOS:
+            raise storage_problem(run_path, what, exc) from exc
+        raise
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser().resolve()
@@ -35,7 +67,8 @@ class RunDir:
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            raise RunDirError(f"run directory {self.path} is not writable: {exc}") from exc
+            raise RunDirError(f"run directory {self.path} is not writable: {exc}; make it writable or set run_dir "
+                              "to a folder that is") from exc
 
     # -- manifest -------------------------------------------------------------------
     @property
@@ -78,8 +111,9 @@ class RunDir:
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
         target = self.file(relative)
         tmp = target.with_name(target.name + ".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, target)
+        with _writing(self.path, f"writing {relative}", tmp):
+            pq.write_table(table, tmp)
+            os.replace(tmp, target)
         return target
 
     def read_table(self, relative: str) -> pd.DataFrame:
@@ -96,8 +130,16 @@ class RunDir:
         shutil.move(str(source), str(target))
         return target
 
-    @staticmethod
-    def _atomic_write_text(path: Path, text: str) -> None:
+    def write_text(self, relative: str, text: str) -> Path:
+        target = self.file(relative)
+        self._atomic_write_text(target, text)
+        return target
+
+    def _atomic_write_text(self, path: Path, text: str) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        with _writing(self.path, f"writing {path.relative_to(self.path)}", tmp):
+            with tmp.open("w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())  # the manifest must not be renamed into place half-flushed
+            os.replace(tmp, path)

@@ -38,3 +38,72 @@ def test_corrupt_manifest_is_reported(tmp_path):
     run.manifest_path.write_text("{not json")
     with pytest.raises(RunDirError, match="manifest.json"):
         run.manifest()
+
+
+FILL_THE_DISK = """
+import json, sys
+import numpy as np, pandas as pd
+from tadistill.rundir import RunDir, RunDirError
+
+run = RunDir(sys.argv[1])
+run.record("corpus", {"fingerprint": "a"})
+errors = []
+try:  # ~1.6 MB of Parquet into a disk of 512 KiB
+    run.write_table("picks/big.parquet", pd.DataFrame({"x": np.random.default_rng(0).random(200_000)}))
+except RunDirError as exc:
+    errors.append(str(exc))
+try:  # a manifest that no longer fits
+    run.record("train", {"fingerprint": "b", "padding": "x" * 2_000_000})
+except RunDirError as exc:
+    errors.append(str(exc))
+left = sorted(str(p.relative_to(run.path)) for p in run.path.rglob("*") if p.is_file())
+print(json.dumps({"errors": errors, "left": left, "steps": sorted(run.manifest()["steps"])}))
+"""
+
+
+def _full_disk_runs(tmp_path):
+    """Ways to run a script whose run directory fills up: a real 512 KiB tmpfs in a private
+    mount namespace (where unshare is allowed), and a 512 KiB file-size limit (always)."""
+    import resource
+    import shutil
+    import subprocess
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    tmpfs = shutil.which("unshare") and subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=512k tmpfs {mount}"], capture_output=True).returncode == 0
+    return {
+        "tmpfs": (["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=512k tmpfs {mount} && exec "$0" "$@"'],
+                  mount / "run", None) if tmpfs else None,
+        "rlimit_fsize": ([], tmp_path / "run", limit_file_size),
+    }
+
+
+@pytest.mark.parametrize("how", ["tmpfs", "rlimit_fsize"])
+def test_a_full_run_dir_is_a_clear_error_and_nothing_half_written_looks_finished(tmp_path, how):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    runner = _full_disk_runs(tmp_path)[how]
+    if runner is None:
+        pytest.skip("unshare cannot mount a tmpfs here (no user namespaces)")
+    prefix, run_path, preexec = runner
+    script = tmp_path / "fill.py"
+    script.write_text(FILL_THE_DISK)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([*prefix, sys.executable, str(script), str(run_path)], capture_output=True, text=True,
+                          env=env, preexec_fn=preexec, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    table_error, manifest_error = result["errors"]
+    assert "picks/big.parquet failed" in table_error and "manifest.json failed" in manifest_error
+    for message in result["errors"]:
+        assert str(run_path) in message and "free space" in message and "[errno " in message
+    assert result["left"] == ["manifest.json"]  # no temporary file, no torn table
+    assert result["steps"] == ["corpus"]  # the manifest before the failed write, intact
