@@ -175,3 +175,78 @@ def test_methods_share_the_steps_they_agree_on():
     assert none["teacher_stage1"] == oracle["teacher_stage1"] and none["train_stage1"] != oracle["train_stage1"]
     assert none["warmup_pick"] != full["warmup_pick"]  # the whole budget against its warm-up share
     assert "train_stage1" not in one and one["warmup_pick"] != full["warmup_pick"]
+
+
+def _cli(config_path, *overrides):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    return subprocess.Popen([sys.executable, "-m", "tadistill.cli", "run", str(config_path), *overrides], cwd=repo,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own process group: the driver and the Ray it started
+
+
+def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_row(synthetic_models, tmp_path,
+                                                                                   monkeypatch):
+    """SIGKILL the whole driver (and the local Ray it started) in the middle of the stage-2
+    teacher purchase, rerun the same command: the run finishes, every pick is bought once,
+    and the provider was paid again only for requests in flight at the kill."""
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    from tadistill.teacher.cache import ResponseCache
+
+    from .conftest import MODEL_CACHE
+    from .teacher.openai_server import OpenAITestServer
+
+    monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")  # the drivers inherit it
+    run = tmp_path / "run"
+    config = tmp_path / "run.yaml"
+    with OpenAITestServer(latency=0.2) as server:
+        config.write_text(yaml.safe_dump({
+            "run_dir": str(run), "method": "full", "models": {"cache_dir": str(MODEL_CACHE)},
+            "data": {"synthetic": {"pool_size": 120, "test_size": 40}},
+            "budget": {"requests": 40},  # 12 random warm-up requests, 28 picked by the signals
+            "teacher": {"source": "openai", "base_url": server.base_url, "model": "test-model",
+                        "api_key_env": "TADISTILL_TEST_KEY", "concurrency": 4},
+            "train": {"launcher": "local", "strategy": "ddp", "num_workers": 1, "epochs": 1,
+                          "global_batch_size": 16, "micro_batch_size": 8},
+            "inference": {"launcher": "local", "num_samples": 2, "batch_size": 32},
+            "ray": {"num_cpus": 4},
+        }))
+        driver = _cli(config)
+        deadline = time.monotonic() + 600
+        while server.served < 12 + 6 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert driver.poll() is None, driver.stdout.read()[-3000:]
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+        paid_before_kill = server.served
+        assert 12 < paid_before_kill < 40, "the kill did not land in the stage-2 purchase"
+        manifest = json.loads((run / "manifest.json").read_text())["steps"]
+        assert "teacher_stage1" in manifest and "teacher_stage2" not in manifest
+
+        rerun = _cli(config)
+        output, _ = rerun.communicate(timeout=900)
+        assert rerun.returncode == 0, output[-3000:]
+
+    picks = pd.read_parquet(run / "picks/stage2.parquet")
+    stage1 = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
+    stage2 = pd.read_parquet(run / "teacher/teacher_stage2.parquet")
+    assert len(stage1) == 12 and len(stage2) == 28 == len(picks)
+    assert sorted(stage2["id"]) == sorted(picks["id"]) and not stage2["id"].duplicated().any()
+    assert stage2["cached"].sum() >= paid_before_kill - 12 - 4  # stored before the kill: never bought again
+    cache = ResponseCache(run / "teacher" / "cache")
+    orphans = {o["key"] for o in cache.orphans()}  # sent, never answered: in flight at the kill
+    paid_twice = {question for question, n in server.paid_per_question.items() if n > 1}
+    print(f"killed after {paid_before_kill} paid requests; {len(orphans)} in flight; {len(paid_twice)} paid twice")
+    assert len(paid_twice) <= len(orphans) <= 4  # at most the concurrency, and only those
+    assert server.served == 40 + len(paid_twice)
+    assert json.loads((run / "manifest.json").read_text())["steps"]["evaluate"]["total"] == 40
