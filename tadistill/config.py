@@ -132,6 +132,10 @@ class DataConfig(_Section):
         0.05, ge=0, le=1,
         description="A run stops when a split has more than this share of its rows rejected.",
     )
+    max_row_bytes: int = Field(
+        1_000_000, ge=1,
+        description="A record larger than this (its JSON text, in bytes) is rejected with its size, not read.",
+    )
     num_blocks: int = Field(4, ge=1, description="Ray Data blocks the corpus is split into.")
 
     @model_validator(mode="after")

@@ -14,11 +14,20 @@ MODEL_CACHE = REPO / ".cache" / "tadistill"
 
 
 def _free_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+) and above Ray's worker ports
+    (10002-19999): a port taken from the ephemeral range can be handed to one of Ray's own
+    connections before Serve binds it."""
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for port in random.Random(os.getpid()).sample(range(20000, 30000), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-30000 for Serve's HTTP proxy")
 
 
 # Serve's HTTP proxy for the session: a free port, so two suites (or a running demo) never collide.

@@ -121,11 +121,18 @@ def _text(value) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _typed_text(value, role: str, where: dict[str, str]) -> str:
+    """A text field's value: a string or a number; anything else is a mistyped field."""
+    if value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return _text(value)
+    raise Rejected(f"field {where.get(role, role)!r} ({role}) holds a {type(value).__name__}, expected text")
+
+
 def canonical_row(record: dict, reader: RowReader) -> dict:
     """The canonical fields of one record (without split, file and row); raises Rejected."""
     fields = reader.read(record)
     where = reader.where
-    question = _text(fields.question)
+    question = _typed_text(fields.question, "question", where)
     if not question:
         raise Rejected(f"missing question (field {where.get('question', 'question')!r})")
     answer_type = reader.answer_type
@@ -138,17 +145,21 @@ def canonical_row(record: dict, reader: RowReader) -> dict:
     else:
         options, option_labels = list(reader.labels), list(reader.labels)
     gold = None
+    if isinstance(fields.answer, (dict, list)):
+        raise Rejected(f"field {where.get('answer', 'answer')!r} (answer) holds a {type(fields.answer).__name__}, "
+                       "expected an answer")
     if fields.answer is not None and _text(fields.answer) != "":
         gold = _normalised_gold(fields.answer, answer_type, options, option_labels)
         if gold is None:
             raise Rejected(f"unusable gold answer {_text(fields.answer)[:60]!r} for answer type {answer_type}")
-    raw_id = _text(fields.id)
+    raw_id = _typed_text(fields.id, "id", where)
+    context = _typed_text(fields.context, "context", where)
     if not raw_id and reader.id_required:
         raise Rejected(f"missing id (field {where.get('id')!r})")
     return {
         "id": raw_id or stable_id(question, options),
         "task": reader.task,
-        "question": render_question(question, answer_type, options, _text(fields.context) or None),
+        "question": render_question(question, answer_type, options, context or None),
         "stem": question,
         "options": options or None,
         "gold": gold,

@@ -2,8 +2,9 @@
 Parquet and CSV, each record numbered so a problem can be found in its file.
 
 `row` is 1-based: the line number in a JSONL file, the element number in a JSON array or a
-Parquet file, the data row (after the header) in a CSV file. A line that is not valid JSON
-becomes a record with a parse error, to be rejected with that reason, not skipped.
+Parquet file, the data row (after the header) in a CSV file. A line that is not valid JSON,
+not UTF-8, or larger than the row limit becomes a record with that error, to be rejected
+with the reason, not skipped. A file with no records at all is an error naming the file.
 """
 
 from __future__ import annotations
@@ -57,19 +58,52 @@ def detect_format(path: str, configured: str) -> str:
     return formats[suffix]
 
 
-def _json_lines(text: str) -> Iterator[Record]:
+DEFAULT_MAX_ROW_BYTES = 1_000_000  # data.max_row_bytes
+
+
+def _too_large(size: int, max_row_bytes: int) -> str:
+    return f"row is {size:,} bytes, above data.max_row_bytes={max_row_bytes:,}"
+
+
+def _json_line(number: int, line: str) -> Record:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Record(number, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except RecursionError:
+        return Record(number, None, "not usable JSON (nested too deeply)")
+    if isinstance(value, dict):
+        return Record(number, value)
+    return Record(number, None, f"expected a JSON object, got {type(value).__name__}")
+
+
+def _json_lines(text: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Record]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Record(number, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+        size = len(line.encode("utf-8", "surrogatepass"))
+        if size > max_row_bytes:
+            yield Record(number, None, _too_large(size, max_row_bytes))
             continue
-        if isinstance(value, dict):
-            yield Record(number, value)
-        else:
-            yield Record(number, None, f"expected a JSON object, got {type(value).__name__}")
+        yield _json_line(number, line)
+
+
+def _json_lines_bytes(data: bytes, max_row_bytes: int) -> Iterator[Record]:
+    """JSON lines decoded line by line: one line that is not UTF-8 is one reject, not a lost file."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        if len(raw) > max_row_bytes:
+            yield Record(number, None, _too_large(len(raw), max_row_bytes))
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Record(number, None, f"not UTF-8 text (byte {exc.start + 1} of the line is {raw[exc.start]:#04x})")
+            continue
+        yield _json_line(number, line)
 
 
 def _json_document(text: str, path: str) -> Iterator[Record]:
@@ -104,22 +138,37 @@ def _parquet(data: bytes) -> Iterator[Record]:
         yield Record(number, row)
 
 
-def parse_file(path: str, data: bytes, file_format: str) -> Iterator[Record]:
-    """Every record of one file, in order."""
-    fmt = detect_format(path, file_format)
-    if fmt == "parquet":
-        yield from _parquet(data)
-        return
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+def parse_file(path: str, data: bytes, file_format: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Record]:
+    """Every record of one file, in order; a CorpusError for a file with none."""
+    count = 0
+    for record in _records(path, data, detect_format(path, file_format), max_row_bytes):
+        count += 1
+        yield record
+    if count == 0:
+        raise CorpusError(f"{path}: no records ({len(data)} bytes{', empty' if not data.strip() else ''}); "
+                          "remove it from the file list or fill it")
+
+
+def _records(path: str, data: bytes, fmt: str, max_row_bytes: int) -> Iterator[Record]:
     if fmt == "jsonl":
-        yield from _json_lines(text)
-    elif fmt == "json":
-        yield from _json_document(text, path)
+        yield from _json_lines_bytes(data, max_row_bytes)
+        return
+    if fmt == "parquet":
+        records = _parquet(data)
     else:
-        yield from _csv(text)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise CorpusError(f"{path}: not UTF-8 text at line {line} (byte {exc.start + 1} of the file); "
+                              "convert it to UTF-8") from None
+        records = _json_document(text, path) if fmt == "json" else _csv(text)
+    for record in records:  # whole documents: the limit applies to each record's JSON text
+        if record.value is not None:
+            size = len(json.dumps(record.value, default=str).encode("utf-8", "surrogatepass"))
+            if size > max_row_bytes:
+                record = Record(record.row, None, _too_large(size, max_row_bytes))
+        yield record
 
 
 def get_path(record: dict, dotted: str):

@@ -45,12 +45,12 @@ class Corpus:
                 )
 
 
-def _explode(item: dict, split_of: dict[str, str], file_format: str) -> list[dict]:
+def _explode(item: dict, split_of: dict[str, str], file_format: str, max_row_bytes: int) -> list[dict]:
     """One file's bytes -> one row per record (the record as JSON text, or its parse error)."""
     path = item["path"]
     out = []
     try:
-        for record in parse_file(path, item["bytes"], file_format):
+        for record in parse_file(path, item["bytes"], file_format, max_row_bytes):
             out.append({
                 "split": split_of[path], "source_file": path, "row": record.row,
                 "record": json.dumps(record.value, default=str) if record.value is not None else "",
@@ -99,7 +99,8 @@ def _read_records(split_of: dict[str, str], config: DataConfig) -> pd.DataFrame:
     ds = ray.data.read_binary_files(list(split_of), include_paths=True)
     # Ray reports local paths without their leading slash on some versions: map both spellings.
     lookup = {**split_of, **{k.lstrip("/"): v for k, v in split_of.items()}}
-    records = ds.flat_map(_explode, fn_kwargs={"split_of": lookup, "file_format": config.format})
+    records = ds.flat_map(_explode, fn_kwargs={"split_of": lookup, "file_format": config.format,
+                                                     "max_row_bytes": config.max_row_bytes})
     records = records.repartition(config.num_blocks)
     frame = records.map_batches(_canonicalise, fn_kwargs={"config": config}, batch_format="pandas").to_pandas()
     file_errors = frame[frame["row"] == _FILE_ERROR_ROW]

@@ -66,3 +66,40 @@ def test_dotted_paths_reach_into_objects_and_lists():
     assert get_path(record, "question.stem") == "Why?"
     assert get_path(record, "question.choices.1.text") == "b"
     assert get_path(record, "question.missing") is None and get_path(record, "question.stem.deeper") is None
+
+
+def test_a_line_that_is_not_utf8_or_over_a_megabyte_is_one_reject_not_a_lost_file(tmp_path):
+    path = tmp_path / "d.jsonl"
+    big = json.dumps({"q": "x" * 1_100_000, "a": "1"})
+    path.write_bytes(b"\n".join([
+        json.dumps(RECORDS[0]).encode(),
+        b'{"q": "caf\xe9?", "a": "1"}',  # Latin-1, not UTF-8
+        big.encode(),
+        b'{"q": ' + b"[" * 5000 + b"]" * 5000 + b', "a": "1"}',  # nested past any use
+        b"[1, 2]",
+        json.dumps(RECORDS[1]).encode(),
+    ]))
+    records = _parse(path)
+    assert [r.row for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r.value for r in records if r.value] == RECORDS
+    errors = {r.row: r.error for r in records if r.error}
+    assert errors[2] == "not UTF-8 text (byte 11 of the line is 0xe9)"
+    assert errors[3] == f"row is {len(big):,} bytes, above data.max_row_bytes=1,000,000"
+    assert errors[4].startswith("not ") and errors[5] == "expected a JSON object, got list"
+
+
+def test_oversized_records_of_whole_documents_and_undecodable_documents_are_named(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps([RECORDS[0], {"q": "y" * 3000, "a": "2"}]))
+    records = list(parse_file(str(tmp_path / "d.json"), (tmp_path / "d.json").read_bytes(), "auto", max_row_bytes=2000))
+    assert records[0].value == RECORDS[0] and records[1].error.startswith("row is 3,")
+    (tmp_path / "d.csv").write_bytes(b"q,a\none?,1\ntw\xf6?,2\n")
+    with pytest.raises(CorpusError, match=r"d.csv: not UTF-8 text at line 3 \(byte 14 of the file\)"):
+        _parse(tmp_path / "d.csv")
+
+
+@pytest.mark.parametrize("name,content", [("e.jsonl", b""), ("blank.jsonl", b"\n\n  \n"), ("e.json", b"[]"),
+                                          ("e.csv", b"q,a\n")])
+def test_a_file_without_records_is_an_error_naming_it(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(CorpusError, match=rf"{name}: no records"):
+        _parse(tmp_path / name)

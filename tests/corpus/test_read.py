@@ -120,3 +120,32 @@ def test_synthetic_task_reads_through_the_same_reader(ray_local, tmp_path):
     counts = corpus.rows["split"].value_counts()
     assert counts["test"] == 20 and counts["train"] + len(corpus.rejects) == 60
     assert corpus.rows["gold"].str.fullmatch(r"\d+").all() and corpus.rows["id"].is_unique
+
+
+def test_mistyped_undecodable_and_oversized_rows_are_counted_rejects_naming_file_row_and_field(ray_local, tmp_path):
+    good = {"uid": "a", "body": "Tom has 3 pens. How many?", "gold": {"value": "3"}}
+    lines = [json.dumps(r).encode() for r in [
+        good,
+        {**good, "uid": "b", "body": {"text": "a question inside an object"}},
+        {**good, "uid": ["c"]},
+        {**good, "uid": "d", "gold": {"value": [3]}},
+        {**good, "uid": "e", "body": True},
+    ]]
+    lines.append(b'{"uid": "f", "body": "Tom has 3 p\xe9ns. How many?", "gold": {"value": "3"}}')
+    lines.append(json.dumps({**good, "uid": "g", "body": "x" * 1_000_001}).encode())
+    lines.append(json.dumps({**good, "uid": "h"}).encode())
+    (tmp_path / "train.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    test = write_jsonl(tmp_path / "test.jsonl", [{**good, "uid": "t1"}])
+    corpus = read_corpus(_config({"train": [str(tmp_path / "train.jsonl")], "test": [str(test)]}))
+    assert sorted(corpus.rows["id"]) == ["a", "h", "t1"]
+    assert corpus.counts["train"] == {"rows_in": 8, "kept": 2, "rejected": 6}
+    reasons = dict(zip(corpus.rejects["row"], corpus.rejects["reason"]))
+    assert reasons == {
+        2: "field 'body' (question) holds a dict, expected text",
+        3: "field 'uid' (id) holds a list, expected text",
+        4: "field 'gold.value' (answer) holds a list, expected an answer",
+        5: "field 'body' (question) holds a bool, expected text",
+        6: "not UTF-8 text (byte 34 of the line is 0xe9)",
+        7: f"row is {len(lines[6]):,} bytes, above data.max_row_bytes=1,000,000",
+    }
+    assert set(corpus.rejects["source_file"]) == {str(tmp_path / "train.jsonl")}
