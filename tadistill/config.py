@@ -705,7 +705,11 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected key=value, e.g. budget.requests=200")
-        parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem}); quote it") from None
     return parsed
 
 
@@ -739,7 +743,7 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]
         _set_dotted(tree, key, value)
     method = tree.get("method", "full")
     # A preset fills in what the method means; keys the user set explicitly still win.
-    for key, value in METHOD_PRESETS.get(method, {}).items():
+    for key, value in (METHOD_PRESETS.get(method, {}) if isinstance(method, str) else {}).items():
         if not _has_dotted(tree, key):
             _set_dotted(tree, key, value)
     try:

@@ -81,3 +81,45 @@ def test_section_hash_tracks_only_named_keys():
     b = load_config(None, ["train.epochs=4"])
     assert a.section_hash("data") == b.section_hash("data")
     assert a.section_hash("train") != b.section_hash("train")
+
+
+# -- property-based: whatever a user types, a Config or a ConfigError -------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+OPTION_KEYS = [key for key, _, _ in describe_options()]
+AWKWARD_VALUES = st.sampled_from([
+    "", "null", "~", "-1", "0", "1e400", ".inf", ".nan", "[1", "{a: 1}", "a: b: c", "[1, 2]", "{}", "yes",
+    "!!python/object/apply:os.system ['touch /tmp/pwned']", "!!python/name:os.system", "*alias", "&anchor x",
+    "@", "`", "%", "'unterminated", '"unterminated', "- a\n- b", "\t", "x" * 300, "🙂", "\x00",
+    "ddp", "deepspeed", "full", "none", "s3://bucket/run", "/tmp/x",
+])
+VALUES = st.one_of(AWKWARD_VALUES, st.text(max_size=12), st.integers(-10**6, 10**6).map(str),
+                   st.floats(allow_nan=True).map(str))
+KEYS = st.one_of(st.sampled_from(OPTION_KEYS), st.sampled_from(["method", "budget", "train.lora", "a..b", ".", "="]),
+                 st.text(max_size=12))
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPERTY
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=4))
+def test_any_overrides_give_a_config_or_a_config_error(pairs):
+    try:
+        config = load_config(None, [f"{key}={value}" for key, value in pairs])
+    except ConfigError as exc:
+        assert str(exc).strip()
+    else:
+        assert isinstance(config, Config)
+
+
+@PROPERTY
+@given(st.one_of(st.text(max_size=200), st.lists(st.tuples(KEYS, VALUES), max_size=4).map(
+    lambda pairs: "\n".join(f"{key}: {value}" for key, value in pairs))))
+def test_any_yaml_file_gives_a_config_or_a_config_error_naming_the_file(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("cfg") / "run.yaml"
+    path.write_text(text, errors="surrogatepass")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert str(path) in str(exc) or "override" in str(exc)

@@ -91,14 +91,23 @@ def format_number(value: Fraction) -> str:
     """One spelling per value: integers bare, others as a decimal rounded to 6 places."""
     if value.denominator == 1:
         return str(value.numerator)
-    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    if abs(value) < 10**15:
+        text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    else:  # beyond a float's range or precision: exact decimal arithmetic
+        millionths = round(abs(value) * 10**6)
+        text = ("-" if value < 0 else "") + f"{millionths // 10**6}.{millionths % 10**6:06d}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+# A plain decimal or a fraction of two, at most 400 characters (any float written out): Fraction itself would also take
+# '1e999999999' (and spend minutes building the integer), '1_000', 'inf' and 'nan'.
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/[-+]?(?:\d+(?:\.\d*)?|\.\d+))?")
 
 
 def normalise_number(raw: str) -> Optional[str]:
     """'$1,234.50' -> '1234.5'; '7.0' -> '7'; '3/4' -> '0.75'; '−3' -> '-3'; else None."""
     text = raw.strip().replace("−", "-").replace("$", "").replace(",", "").replace(" ", "")
-    if not text:
+    if not text or len(text) > 400 or not _PLAIN_NUMBER.fullmatch(text):
         return None
     try:
         if "/" in text:
@@ -112,7 +121,8 @@ def normalise_number(raw: str) -> Optional[str]:
 
 
 _EXPRESSION = re.compile(r"\s*([\d\s.+\-−*/×÷()$,]+)")
-_BINARY_OP = re.compile(r"[\d)]\s*[-+*/×÷−]\s*[(\d.]")
+# '**' too: a committed power is an expression the safe parser refuses, not the number before it.
+_BINARY_OP = re.compile(r"[\d)]\s*(?:\*\*|[-+*/×÷−])\s*[(\d.]")
 
 
 def _arithmetic_answer(committed: str) -> Optional[str]:
@@ -150,7 +160,7 @@ def gold_number(value) -> Optional[str]:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        if value != value:  # NaN
+        if value != value or value in (float("inf"), float("-inf")):  # NaN and infinities are no answer
             return None
         return format_number(Fraction(str(value)))
     text = str(value).strip()
