@@ -273,7 +273,14 @@ class TeacherConfig(_Section):
     )
     synthetic: SyntheticTeacherConfig = Field(default_factory=SyntheticTeacherConfig)
     recorded: RecordedTeacherConfig = Field(default_factory=RecordedTeacherConfig)
-    http_port: int = Field(8731, ge=1, le=65535, description="Port of Serve's HTTP proxy (127.0.0.1).")
+    http_port: int = Field(8731, ge=1, le=65535, description="Port of Serve's HTTP proxy (teacher.http_host).")
+    http_host: str = Field(
+        "127.0.0.1",
+        description=(
+            "Address Serve's HTTP proxy (the simulated teacher, the apps' routes) binds to. The default keeps it "
+            "on this machine; '0.0.0.0' exposes it to the network, unauthenticated."
+        ),
+    )
 
     @model_validator(mode="after")
     def _source_is_complete(self):

@@ -51,17 +51,18 @@ class Services:
 
             self.serve()
             self._teacher_url = start_teacher(
-                teacher.model, teacher.synthetic.error_rate, teacher.synthetic.seed, teacher.http_port
+                teacher.model, teacher.synthetic.error_rate, teacher.synthetic.seed, teacher.http_port,
+                teacher.http_host,
             )
             log.info("simulated teacher serving at %s", self._teacher_url)
         return self._teacher_url
 
     def serve(self) -> None:
-        """Ray plus Serve's HTTP proxy on 127.0.0.1 (the port of teacher.http_port)."""
+        """Ray plus Serve's HTTP proxy on teacher.http_host:teacher.http_port (127.0.0.1 by default)."""
         from .synthetic.teacher_server import serve_http_port
 
         self.ray()
-        serve_http_port("127.0.0.1", self.config.teacher.http_port)
+        serve_http_port(self.config.teacher.http_host, self.config.teacher.http_port)
 
     def shutdown(self) -> None:
         if not ray.is_initialized():

@@ -148,9 +148,9 @@ def serve_http_port(host: str, port: int) -> int:
         return port
 
 
-def start_teacher(model: str, error_rate: float, seed: int, port: int) -> str:
-    """Deploy the simulated teacher on Serve (127.0.0.1); return its OpenAI base_url."""
-    actual = serve_http_port("127.0.0.1", port)
+def start_teacher(model: str, error_rate: float, seed: int, port: int, host: str = "127.0.0.1") -> str:
+    """Deploy the simulated teacher on Serve (HTTP on host:port); return its OpenAI base_url."""
+    actual = serve_http_port(host, port)
     if actual != port:
         log.warning("Serve was already running with HTTP on port %d; the teacher is served there, not on %d", actual, port)
         port = actual

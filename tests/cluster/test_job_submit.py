@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -86,6 +88,9 @@ def ray_head(tmp_path):
     # token mode. Head and client set the mode alike, as the Ray docs ask.
     env["RAY_AUTH_MODE"] = "token"
     gcs, dashboard = _free_port(), _free_port()
+    # The cluster's own session directory (logs of every worker, the job's driver log), short
+    # enough for Ray's Unix sockets, so the test can read all of it for the key.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayt", dir="/tmp"))
     # --block: the head's processes live as long as this one; killing its group stops exactly
     # this cluster (`ray stop` would stop every Ray on the machine, the test session's too).
     head = subprocess.Popen(
@@ -93,24 +98,25 @@ def ray_head(tmp_path):
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
          # Every fixed default port too: another Ray on this machine (the test session's) holds them.
          f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-         "--num-cpus=4", "--disable-usage-stats"],
+         f"--temp-dir={temp_dir}", "--num-cpus=4", "--disable-usage-stats"],
         env={**env, "OPENAI_API_KEY": secret}, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
     try:
         _wait_for_dashboard(address, head, env)
-        yield address, secret, env
+        yield address, secret, env, temp_dir
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
-    address, secret, env = ray_head
+    address, secret, env, ray_temp_dir = ray_head
     run_dir = tmp_path / "run"
     job_id = "tadistill-e2e-" + uuid.uuid4().hex[:8]
     with OpenAITestServer() as teacher:
@@ -144,3 +150,25 @@ def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
     for place, text in (("job logs", logs), ("job metadata", metadata), ("submit output", submit.stdout + submit.stderr)):
         for name, value in secrets.items():
             assert value not in text, f"{name} appears in the {place}"
+    # Every file the run wrote (Parquet decoded too: compression could hide a string) and every
+    # file of the cluster's session: logs of the driver, the workers, Serve and the job agent.
+    places = _files_holding(run_dir, secrets) + _files_holding(ray_temp_dir, secrets)
+    assert places == [], f"secrets found in: {places}"
+    assert len(list(run_dir.rglob("*.parquet"))) > 10 and len(list(ray_temp_dir.rglob("*.log"))) > 5
+
+
+def _files_holding(root: Path, secrets: dict[str, str]) -> list[str]:
+    import pyarrow.parquet as pq
+
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.is_socket():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if path.suffix == ".parquet":
+            data += pq.read_table(path).to_pandas().astype(str).to_csv().encode()
+        found += [f"{path} ({name})" for name, value in secrets.items() if value.encode() in data]
+    return found
