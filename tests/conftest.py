@@ -20,7 +20,7 @@ def _free_port() -> int:
     import random
     import socket
 
-    for port in random.Random(os.getpid()).sample(range(20000, 30000), 200):
+    for port in random.SystemRandom().sample(range(20000, 30000), 200):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
