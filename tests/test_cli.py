@@ -57,3 +57,32 @@ def test_data_inspect_names_a_missing_file(ray_local, tmp_path, capsys):
     config.write_text("data: {source: files, preset: gsm8k, files: {train: nope.jsonl, test: nope2.jsonl}}\n")
     assert main(["data", "inspect", str(config)]) == 2
     assert "data.files.train: no file matches 'nope.jsonl'" in capsys.readouterr().err
+
+
+def test_a_run_whose_disk_fills_up_stops_with_exit_2_naming_the_step_and_records_nothing(tmp_path):
+    """A real 64 KiB tmpfs (a private mount namespace) as the run directory: the corpus step
+    cannot write its files, the run says where and why, and the manifest claims nothing."""
+    import shutil
+
+    import pytest
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    probe = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {disk}"]
+    if not shutil.which("unshare") or subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot mount a tmpfs here (no user namespaces)")
+    run = disk / "run"
+    script = (f"mount -t tmpfs -o size=64k tmpfs {disk} && "
+              f"{sys.executable} -m tadistill.cli run - run_dir={run} data.synthetic.pool_size=3000; "
+              f'echo "exit=$?"; cd {run} && find . -type f | sort && cat manifest.json 2>/dev/null')
+    config = tmp_path / "empty.yaml"
+    config.write_text("{}\n")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script.replace(" - ", f" {config} ")],
+                          capture_output=True, text=True, timeout=300)
+    out = done.stdout + done.stderr
+    assert "exit=2" in out, out[-3000:]
+    assert f"tadistill: run directory {run}: step corpus failed: No space left on device [errno 28]" in out
+    assert "free space there" in out
+    files = [line for line in done.stdout.splitlines() if line.startswith("./")]
+    assert "./config.json" in files and not any(f.endswith(".tmp") for f in files)
+    assert "./manifest.json" not in files  # nothing was recorded as finished
