@@ -77,18 +77,7 @@ def _json_line(number: int, line: str) -> Record:
     return Record(number, None, f"expected a JSON object, got {type(value).__name__}")
 
 
-def _json_lines(text: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Record]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        size = len(line.encode("utf-8", "surrogatepass"))
-        if size > max_row_bytes:
-            yield Record(number, None, _too_large(size, max_row_bytes))
-            continue
-        yield _json_line(number, line)
-
-
-def _json_lines_bytes(data: bytes, max_row_bytes: int) -> Iterator[Record]:
+def _json_lines(data: bytes, max_row_bytes: int) -> Iterator[Record]:
     """JSON lines decoded line by line: one line that is not UTF-8 is one reject, not a lost file."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -106,14 +95,16 @@ def _json_lines_bytes(data: bytes, max_row_bytes: int) -> Iterator[Record]:
         yield _json_line(number, line)
 
 
-def _json_document(text: str, path: str) -> Iterator[Record]:
+def _json_document(text: str, path: str, max_row_bytes: int) -> Iterator[Record]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # several JSON values: JSON lines under a .json name
-            yield from _json_lines(text)
+            yield from _json_lines(text.encode("utf-8", "surrogatepass"), max_row_bytes)
             return
         raise CorpusError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise CorpusError(f"{path}: JSON nested too deeply to read") from None
     if isinstance(value, dict):
         value = [value]  # one object: JSON lines with a single line
     if not isinstance(value, list):
@@ -151,7 +142,7 @@ def parse_file(path: str, data: bytes, file_format: str, max_row_bytes: int = DE
 
 def _records(path: str, data: bytes, fmt: str, max_row_bytes: int) -> Iterator[Record]:
     if fmt == "jsonl":
-        yield from _json_lines_bytes(data, max_row_bytes)
+        yield from _json_lines(data, max_row_bytes)
         return
     if fmt == "parquet":
         records = _parquet(data)
@@ -162,7 +153,7 @@ def _records(path: str, data: bytes, fmt: str, max_row_bytes: int) -> Iterator[R
             line = data[:exc.start].count(b"\n") + 1
             raise CorpusError(f"{path}: not UTF-8 text at line {line} (byte {exc.start + 1} of the file); "
                               "convert it to UTF-8") from None
-        records = _json_document(text, path) if fmt == "json" else _csv(text)
+        records = _json_document(text, path, max_row_bytes) if fmt == "json" else _csv(text)
     for record in records:  # whole documents: the limit applies to each record's JSON text
         if record.value is not None:
             size = len(json.dumps(record.value, default=str).encode("utf-8", "surrogatepass"))
