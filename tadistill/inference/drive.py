@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import ray
 from ray import serve
 
+from ..retry import RetryClock
 from ..tasks.answers import extract_for_row
 from ..tasks.prompts import student_prompt, student_target
 from .deployments import SAMPLER_APP, SCORER_APP
@@ -45,19 +46,19 @@ def call_replica(call, what: str, retry_for_s: float):
     starts another; the batch is sent again until one answers or `retry_for_s` has passed."""
     from ray.exceptions import ActorUnavailableError, RayActorError
 
-    deadline = time.monotonic() + retry_for_s
-    tries = 0
+    retry = RetryClock(retry_for_s, max_s=5.0)  # a replacement replica is seconds away
     while True:
         try:
             return call()
         except (RayActorError, ActorUnavailableError) as exc:
-            tries += 1
-            if time.monotonic() > deadline:
+            delay = retry.next_delay()
+            if delay is None:
                 raise InferenceError(
                     f"{what}: no replica answered for {retry_for_s:g} s (inference.retry_for_s), "
-                    f"{tries} tries; last error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-            log.warning("%s: replica lost (%s); sending the batch again (try %d)", what, type(exc).__name__, tries + 1)
-            time.sleep(min(5.0, 0.5 * 2 ** min(tries - 1, 4)))
+                    f"{retry.tries} tries; last error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+            log.warning("%s: replica lost (%s); sending the batch again (try %d)", what, type(exc).__name__,
+                        retry.tries + 1)
+            time.sleep(delay)
 
 
 class SampleStudent:

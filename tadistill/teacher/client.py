@@ -4,10 +4,11 @@ Every request is keyed by a hash of model, messages and sampling parameters; a k
 response is in the cache (`cache.py`) is never requested again. Before a request leaves it
 reserves its worst case from the budget (`budget.py`) and passes the rate limiters (RPM
 and TPM, leaky buckets from `aiolimiter`). 429s, 5xx, timeouts, dropped connections and
-malformed bodies are retried with jittered exponential backoff, honouring Retry-After, for
-up to `teacher.retry_for_s` per request: an outage is waited out, and an unpaid failure
-costs no budget. A non-retryable 4xx stops the purchase with the row and the request id. The API key comes from an environment variable
-or a secret file and is never logged, stored or put into a message.
+malformed bodies are retried with jittered exponential backoff (`retry.py`), honouring
+Retry-After, for up to `teacher.retry_for_s` per request: an outage is waited out, and an
+unpaid failure costs no budget. A non-retryable 4xx stops the purchase with the row and the
+request id. The API key comes from an environment variable or a secret file and is never
+logged, stored or put into a message.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -25,6 +25,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from ..config import TeacherConfig
+from ..retry import RetryClock
 from ..tasks.prompts import teacher_messages
 from .budget import TEACHER_COLUMNS, Budget, PurchaseReport
 from .cache import ResponseCache
@@ -40,7 +41,6 @@ class TeacherError(RuntimeError):
 
 # Request timeout, conflict, rate limit and server errors: worth another try. Other 4xx are not.
 RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
 
 
 def retry_after(response) -> Optional[float]:
@@ -58,28 +58,14 @@ def retry_after(response) -> Optional[float]:
     return None
 
 
-class RetryClock:
-    """Backoff for one request: jittered doubling from 0.5 s to 30 s, for `window_s` in all.
-
-    The window is time, not a count of tries, so an outage of any shape shorter than it is
-    waited out; past it, the last failure is raised as a TeacherError.
-    """
-
-    def __init__(self, window_s: float):
-        self.deadline = time.monotonic() + window_s
-        self.window_s = window_s
-        self.tries = 0
-
-    async def wait(self, failure: str, server_asks: Optional[float] = None) -> None:
-        self.tries += 1
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TeacherError(f"{failure}; gave up after {self.tries} tries in {self.window_s:g} s "
-                               "(teacher.retry_for_s)")
-        backoff = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(self.tries - 1, 16)) * (0.5 + random.random())
-        delay = server_asks if server_asks is not None else backoff
-        log.info("%s; retrying in %.1f s", failure, delay)
-        await asyncio.sleep(min(delay, max(left, 0.01)))
+async def _wait_to_retry(retry: RetryClock, failure: str, server_asks: Optional[float] = None) -> None:
+    """Sleep before the next try, or raise the failure once teacher.retry_for_s has passed."""
+    delay = retry.next_delay(server_asks)
+    if delay is None:
+        raise TeacherError(f"{failure}; gave up after {retry.tries} tries in {retry.window_s:g} s "
+                           "(teacher.retry_for_s)")
+    log.info("%s; retrying in %.1f s", failure, delay)
+    await asyncio.sleep(delay)
 
 
 def request_key(model: str, messages: list[dict], params: dict) -> str:
@@ -215,11 +201,11 @@ class TeacherClient:
                            f"(request id {request_id}): {exc.message}")
                 if exc.status_code not in RETRYABLE_STATUS:
                     raise TeacherError(failure) from None
-                await retry.wait(failure, retry_after(exc.response))
+                await _wait_to_retry(retry, failure, retry_after(exc.response))
             except openai.APIConnectionError as exc:  # timeouts and dropped connections
-                await retry.wait(f"teacher request for row {row_id!r} failed: {type(exc).__name__}: {exc}")
+                await _wait_to_retry(retry, f"teacher request for row {row_id!r} failed: {type(exc).__name__}: {exc}")
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed body (JSON errors are ValueErrors)
-                await retry.wait(f"teacher sent a malformed response for row {row_id!r}: {type(exc).__name__}")
+                await _wait_to_retry(retry, f"teacher sent a malformed response for row {row_id!r}: {type(exc).__name__}")
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         return {
