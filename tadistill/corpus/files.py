@@ -28,6 +28,7 @@ class Record:
     row: int
     value: Optional[dict]  # None when the row could not be parsed
     error: str = ""
+    text: str = ""  # the record as JSON text, as measured against the row limit (computed once)
 
 
 def resolve_files(patterns: list[str], root: str, what: str) -> list[Path]:
@@ -73,7 +74,7 @@ def _json_line(number: int, line: str) -> Record:
     except RecursionError:
         return Record(number, None, "not usable JSON (nested too deeply)")
     if isinstance(value, dict):
-        return Record(number, value)
+        return Record(number, value, text=line)
     return Record(number, None, f"expected a JSON object, got {type(value).__name__}")
 
 
@@ -155,10 +156,11 @@ def _records(path: str, data: bytes, fmt: str, max_row_bytes: int) -> Iterator[R
                               "convert it to UTF-8") from None
         records = _json_document(text, path, max_row_bytes) if fmt == "json" else _csv(text)
     for record in records:  # whole documents: the limit applies to each record's JSON text
-        if record.value is not None:
-            size = len(json.dumps(record.value, default=str).encode("utf-8", "surrogatepass"))
-            if size > max_row_bytes:
-                record = Record(record.row, None, _too_large(size, max_row_bytes))
+        if record.value is not None and not record.text:  # JSON lines under a .json name come measured
+            text = json.dumps(record.value, default=str)
+            size = len(text.encode("utf-8", "surrogatepass"))
+            record = Record(record.row, None, _too_large(size, max_row_bytes)) if size > max_row_bytes else \
+                Record(record.row, record.value, text=text)
         yield record
 
 

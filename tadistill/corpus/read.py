@@ -53,7 +53,7 @@ def _explode(item: dict, split_of: dict[str, str], file_format: str, max_row_byt
         for record in parse_file(path, item["bytes"], file_format, max_row_bytes):
             out.append({
                 "split": split_of[path], "source_file": path, "row": record.row,
-                "record": json.dumps(record.value, default=str) if record.value is not None else "",
+                "record": record.text if record.value is not None else "",
                 "error": record.error,
             })
     except CorpusError as exc:
