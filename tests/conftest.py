@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_CACHE = REPO / ".cache" / "tadistill"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A free port below the kernel's ephemeral range (32768+) and above Ray's worker ports
     (10002-19999): a port taken from the ephemeral range can be handed to one of Ray's own
     connections before Serve binds it."""
@@ -30,8 +30,18 @@ def _free_port() -> int:
     raise RuntimeError("no free port in 20000-30000 for Serve's HTTP proxy")
 
 
+def can_mount_tmpfs(folder) -> bool:
+    """Whether a private mount namespace (`unshare -rm`) can mount a small tmpfs on folder:
+    a real full disk for tests, where user namespaces are allowed."""
+    import shutil
+    import subprocess
+
+    probe = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {folder}"]
+    return bool(shutil.which("unshare")) and subprocess.run(probe, capture_output=True).returncode == 0
+
+
 # Serve's HTTP proxy for the session: a free port, so two suites (or a running demo) never collide.
-TEST_HTTP_PORT = _free_port()
+TEST_HTTP_PORT = free_port()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ import sys
 
 from tadistill.cli import format_table, main
 
+from .conftest import can_mount_tmpfs
+
 
 def test_config_error_exits_2_and_names_the_key(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
@@ -62,14 +64,11 @@ def test_data_inspect_names_a_missing_file(ray_local, tmp_path, capsys):
 def test_a_run_whose_disk_fills_up_stops_with_exit_2_naming_the_step_and_records_nothing(tmp_path):
     """A real 64 KiB tmpfs (a private mount namespace) as the run directory: the corpus step
     cannot write its files, the run says where and why, and the manifest claims nothing."""
-    import shutil
-
     import pytest
 
     disk = tmp_path / "disk"
     disk.mkdir()
-    probe = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {disk}"]
-    if not shutil.which("unshare") or subprocess.run(probe, capture_output=True).returncode != 0:
+    if not can_mount_tmpfs(disk):
         pytest.skip("unshare cannot mount a tmpfs here (no user namespaces)")
     run = disk / "run"
     script = (f"mount -t tmpfs -o size=64k tmpfs {disk} && "

@@ -6,14 +6,14 @@ import pytest
 
 from bench.load.bench import run_size
 
-from .conftest import _free_port
+from .conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 
 def test_ten_thousand_questions_lose_no_row_and_keep_the_drivers_memory_flat(synthetic_models, tmp_path):
-    small = run_size(1000, tmp_path, http_port=_free_port())
-    large = run_size(10_000, tmp_path, http_port=_free_port())
+    small = run_size(1000, tmp_path, http_port=free_port())
+    large = run_size(10_000, tmp_path, http_port=free_port())
     for run in (small, large):
         n = run["questions"]
         assert run["rows"] == {"pool": n, "picked": n, "teacher_outputs": n, "teacher_unique_ids": n,

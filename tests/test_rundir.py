@@ -3,6 +3,8 @@ import pytest
 
 from tadistill.rundir import RunDir, RunDirError
 
+from .conftest import can_mount_tmpfs
+
 
 def test_manifest_records_and_matches_fingerprints(tmp_path):
     run = RunDir(tmp_path / "run")
@@ -61,25 +63,19 @@ print(json.dumps({"errors": errors, "left": left, "steps": sorted(run.manifest()
 """
 
 
-def _full_disk_runs(tmp_path):
-    """Ways to run a script whose run directory fills up: a real 512 KiB tmpfs in a private
-    mount namespace (where unshare is allowed), and a 512 KiB file-size limit (always)."""
+def _full_disk_run(tmp_path, how: str):
+    """How to run a script whose run directory fills up: on a real 512 KiB tmpfs in a private
+    mount namespace ('tmpfs'; None where unshare is not allowed), or under a 512 KiB
+    file-size limit ('rlimit_fsize', always). Returns (command prefix, run dir, preexec_fn)."""
     import resource
-    import shutil
-    import subprocess
 
-    def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
-
+    if how == "rlimit_fsize":
+        return [], tmp_path / "run", lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
     mount = tmp_path / "disk"
     mount.mkdir()
-    tmpfs = shutil.which("unshare") and subprocess.run(
-        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=512k tmpfs {mount}"], capture_output=True).returncode == 0
-    return {
-        "tmpfs": (["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=512k tmpfs {mount} && exec "$0" "$@"'],
-                  mount / "run", None) if tmpfs else None,
-        "rlimit_fsize": ([], tmp_path / "run", limit_file_size),
-    }
+    if not can_mount_tmpfs(mount):
+        return None
+    return ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=512k tmpfs {mount} && exec "$0" "$@"'], mount / "run", None
 
 
 @pytest.mark.parametrize("how", ["tmpfs", "rlimit_fsize"])
@@ -90,7 +86,7 @@ def test_a_full_run_dir_is_a_clear_error_and_nothing_half_written_looks_finished
     import sys
     from pathlib import Path
 
-    runner = _full_disk_runs(tmp_path)[how]
+    runner = _full_disk_run(tmp_path, how)
     if runner is None:
         pytest.skip("unshare cannot mount a tmpfs here (no user namespaces)")
     prefix, run_path, preexec = runner

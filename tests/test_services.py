@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import _free_port
+from .conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ finally:
 @pytest.mark.slow
 @pytest.mark.parametrize("overrides,expected", [([], ["127.0.0.1"]), (["teacher.http_host=0.0.0.0"], ["0.0.0.0"])])
 def test_serve_and_the_simulated_teacher_listen_on_loopback_unless_told(tmp_path, overrides, expected):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", LISTENERS, str(port), *overrides], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,19 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL_CACHE
+from tests.conftest import MODEL_CACHE, free_port
 from tests.teacher.openai_server import OpenAITestServer
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # The job API is driven from child processes: the auth mode a client uses is read once per
@@ -87,7 +80,7 @@ def ray_head(tmp_path):
     # Ray protects a `ray start` cluster with a token (~/.ray/auth_token); clients send it in
     # token mode. Head and client set the mode alike, as the Ray docs ask.
     env["RAY_AUTH_MODE"] = "token"
-    gcs, dashboard = _free_port(), _free_port()
+    gcs, dashboard = free_port(), free_port()
     # The cluster's own session directory (logs of every worker, the job's driver log), short
     # enough for Ray's Unix sockets, so the test can read all of it for the key.
     temp_dir = Path(tempfile.mkdtemp(prefix="rayt", dir="/tmp"))
@@ -97,7 +90,7 @@ def ray_head(tmp_path):
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
          # Every fixed default port too: another Ray on this machine (the test session's) holds them.
-         f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+         f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
          f"--temp-dir={temp_dir}", "--num-cpus=4", "--disable-usage-stats"],
         env={**env, "OPENAI_API_KEY": secret}, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -125,7 +118,7 @@ def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
              "--runtime-env", "jobs/runtime_env.yaml", "--",
              "python", "-m", "jobs.distill", "configs/demo.yaml", f"run_dir={run_dir}",
              f"models.cache_dir={MODEL_CACHE}", "teacher.source=openai", f"teacher.base_url={teacher.base_url}",
-             "teacher.model=e2e-teacher", "teacher.api_key_env=OPENAI_API_KEY", f"teacher.http_port={_free_port()}",
+             "teacher.model=e2e-teacher", "teacher.api_key_env=OPENAI_API_KEY", f"teacher.http_port={free_port()}",
              "data.synthetic.pool_size=120", "data.synthetic.test_size=40", "budget.requests=40",
              "train.strategy=ddp", "train.num_workers=1", "train.epochs=2", "inference.num_samples=3",
              # Training and inference in the driver (their Ray paths have their own tests); the
