@@ -8,13 +8,16 @@ An unknown key or a bad value fails at load with a message that names the dotted
 from __future__ import annotations
 
 import hashlib
-import typing
 import json
+import math
+import typing
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .methods import METHODS as _METHOD_REGISTRY, describe as _describe_methods
 
 SYNTHETIC = "synthetic"
 
@@ -43,9 +46,16 @@ class RayConfig(_Section):
 
 class SyntheticDataConfig(_Section):
     pool_size: int = Field(1000, ge=1, description="Unlabelled pool questions the method may buy.")
-    test_size: int = Field(300, ge=1, description="Held-out test questions for evaluation.")
-    min_steps: int = Field(2, ge=1, le=8, description="Fewest arithmetic steps in a problem.")
-    max_steps: int = Field(4, ge=1, le=8, description="Most arithmetic steps in a problem.")
+    test_size: int = Field(300, ge=1, description="Held-out test questions for evaluation (split 'test').")
+    validation_size: int = Field(
+        0, ge=0,
+        description=(
+            "Questions of a 'validation' split (a generator seed of its own), for choosing training settings "
+            "with data.test_split=validation without looking at the test split; 0: none."
+        ),
+    )
+    min_steps: int = Field(1, ge=1, le=8, description="Fewest arithmetic steps in a problem (drawn uniformly up to max_steps).")
+    max_steps: int = Field(5, ge=1, le=8, description="Most arithmetic steps in a problem.")
     seed: int = Field(1234, description="Seed of the question generator (data is a pure function of it).")
 
     @model_validator(mode="after")
@@ -140,6 +150,11 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _files_are_described(self):
+        if self.source == SYNTHETIC:
+            splits = ("test", "validation") if self.synthetic.validation_size else ("test",)
+            if self.test_split not in splits:
+                raise ValueError(f"data.test_split {self.test_split!r}: the synthetic task has the split(s) "
+                                 f"{', '.join(splits)} (data.synthetic.validation_size adds 'validation')")
         if self.source != "files":
             return self
         if not self.files:
@@ -171,9 +186,24 @@ class DataConfig(_Section):
 
 class SyntheticTeacherConfig(_Section):
     error_rate: float = Field(
-        0.3, ge=0, le=1, description="Share of answers the simulated teacher gets wrong."
+        0.3, ge=0, le=1, description="Share of answers the simulated teacher gets wrong (mean over the world's problems)."
     )
     seed: int = Field(7, description="Seed deciding which questions the teacher gets wrong.")
+    difficulty_slope: float = Field(
+        0.28, ge=0, le=2,
+        description=(
+            "How the teacher's error grows with a problem's steps: proportional to exp(slope x steps), scaled so "
+            "the mean is error_rate. 0.28 is what real teachers show (GPT-3 on GSM8K, PaLM on SVAMP); 0 errs "
+            "uniformly (the legacy world)."
+        ),
+    )
+    slip_share: float = Field(
+        0.9, gt=0, le=1,
+        description=(
+            "Share of wrong outputs that are a slipped step carried through the chain (wrong reasoning); the "
+            "rest are a right chain with a wrong final number. The legacy world: 0.5."
+        ),
+    )
 
 
 class RecordFields(_Section):
@@ -317,6 +347,27 @@ class BudgetConfig(_Section):
     )
 
 
+class SyntheticModelsConfig(_Section):
+    """What the synthetic student knows before distillation (a world's knob)."""
+
+    student_min_steps: int = Field(1, ge=1, le=8, description="Fewest steps of the gold problems the synthetic student is built on.")
+    student_max_steps: int = Field(
+        2, ge=1, le=8,
+        description=(
+            "Most steps of the gold problems the synthetic student is built on: it starts right and consistent on "
+            "problems this short and unsure on longer ones. The legacy world: 2-5 steps on a small gold set."
+        ),
+    )
+    student_examples: int = Field(2000, ge=1, description="Gold problems the synthetic student is built on.")
+    student_epochs: int = Field(6, ge=1, description="Epochs of the synthetic student's build.")
+
+    @model_validator(mode="after")
+    def _steps_ordered(self):
+        if self.student_min_steps > self.student_max_steps:
+            raise ValueError("student_min_steps must be <= student_max_steps")
+        return self
+
+
 class ModelsConfig(_Section):
     student: str = Field(
         SYNTHETIC,
@@ -329,6 +380,7 @@ class ModelsConfig(_Section):
         ".cache/tadistill",
         description="Where built synthetic models are cached, so later runs do not rebuild them.",
     )
+    synthetic: "SyntheticModelsConfig" = Field(default_factory=lambda: SyntheticModelsConfig())
 
 
 class AutoscalingConfig(_Section):
@@ -387,6 +439,15 @@ class InferenceConfig(_Section):
             "scorer the run deploys. It must serve models.ta."
         ),
     )
+    ta_confidence: Literal["mean", "min"] = Field(
+        "min",
+        description=(
+            "The TA's confidence in a text: 'mean', exp(mean token log-prob), the paper's length-normalised "
+            "likelihood; 'min', the probability of its least likely token, so one slipped step in a long chain "
+            "is not averaged away (on the synthetic tuning world it halved the wrong outputs' share under "
+            "calibrated filtering where 'mean' cut a fifth). Used for the student's samples and the teacher's outputs."
+        ),
+    )
     num_samples: int = Field(4, ge=1, description="Student samples per pool question (self-consistency N).")
     temperature: float = Field(0.7, gt=0, le=2, description="Student sampling temperature.")
     max_new_tokens: int = Field(48, ge=1, description="Token limit of a student sample.")
@@ -424,17 +485,52 @@ class SelectionConfig(_Section):
     strategy: Literal["signals", "random"] = Field(
         "signals", description="How stage-2 questions are picked: by the selection score, or at random."
     )
+    candidates: Optional[int] = Field(
+        None, ge=1,
+        description=(
+            "Stage-2 candidates: a seeded random sample of this many pool questions left after the warm-up, "
+            "which the student samples and the TA scores (and random selection draws from); null: all of them. "
+            "Bounds the cost of the signals on a large pool."
+        ),
+    )
 
 
 class TrustConfig(_Section):
     mode: Literal["weight", "filter", "none"] = Field(
         "weight",
         description=(
-            "Use of TA confidence in the teacher's output: 'weight' scales each example's loss by its "
-            "rank-normalised confidence, 'filter' drops those below filter_quantile, 'none' ignores it."
+            "Use of TA confidence in the teacher's output: 'weight' scales each example's loss by its trust, "
+            "'filter' drops outputs the TA distrusts, 'none' ignores it."
         ),
     )
-    filter_quantile: float = Field(0.2, ge=0, lt=1, description="Quantile below which 'filter' drops outputs.")
+    scale: Literal["calibrated", "rank"] = Field(
+        "calibrated",
+        description=(
+            "How confidence becomes trust. 'calibrated': against the TA's confidence in outputs known to be right "
+            "(trust.calibration_*), fixed before any purchase: an output at least as confident as the "
+            "calibration_quantile of right ones is trusted fully, so a right teacher is left alone. 'rank': "
+            "rank within the purchase (always down-weights part of it, even when every output is right)."
+        ),
+    )
+    calibration_quantile: float = Field(
+        0.05, gt=0, lt=1,
+        description=(
+            "'calibrated': the share of right outputs the TA may distrust. 'filter' drops outputs below this "
+            "quantile of the right ones' confidence; 'weight' scales them down in proportion to how far into "
+            "that tail they fall."
+        ),
+    )
+    calibration_size: int = Field(
+        500, ge=10, description="'calibrated' on synthetic data: held-out gold solutions the TA scores (a seed of their own)."
+    )
+    calibration_files: list[str] = Field(
+        default_factory=list,
+        description=(
+            "'calibrated' on a user's data: JSONL files of outputs known to be right, each record with 'question' and "
+            "'rationale' (the TA's held-out adaptation data, say); relative paths start from data.root."
+        ),
+    )
+    filter_quantile: float = Field(0.2, ge=0, lt=1, description="'rank' scale: quantile below which 'filter' drops outputs.")
     min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
 
 
@@ -553,11 +649,25 @@ class TrainConfig(_Section):
         ),
     )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    schedule: Literal["fair", "epochs"] = Field(
+        "fair",
+        description=(
+            "'fair': the final student (every method's) trains from the base model on everything bought, for the "
+            "same optimizer steps at the same budget (train.steps, or train.epochs passes over budget.requests "
+            "rows), so methods differ only in what they bought and how they weight it; the stage-1 model only "
+            "steers the signals. 'epochs': each stage trains train.epochs passes over its own rows, stage 2 "
+            "from train.stage2_init (two-stage methods then train more steps than 'none')."
+        ),
+    )
+    steps: Optional[int] = Field(
+        None, ge=1,
+        description="Optimizer steps of the final student under the fair schedule; null: train.epochs x budget.requests / global_batch_size.",
+    )
     stage2_init: Literal["stage1", "base"] = Field(
-        "stage1", description="Stage 2 starts from the stage-1 checkpoint or from the base model."
+        "base", description="Stage 2 starts from the base model or (schedule 'epochs' only) the stage-1 checkpoint."
     )
     stage2_data: Literal["all", "selected"] = Field(
-        "all", description="Stage 2 trains on every bought output ('all') or only the stage-2 purchases."
+        "all", description="Stage 2 trains on every bought output ('all') or (schedule 'epochs' only) the stage-2 purchases."
     )
     seed: int = Field(0, description="Seed of initialisation, data order and dropout.")
 
@@ -587,22 +697,14 @@ class EvalConfig(_Section):
     batch_size: int = Field(64, ge=1, description="Test questions per generation batch.")
 
 
-METHODS = ("none", "oracle", "random", "sc_only", "ta_student_only", "ta_teacher_only", "full", "full_one_stage")
-ONE_STAGE_METHODS = ("none", "oracle", "ta_teacher_only")
+
+METHODS = tuple(_METHOD_REGISTRY)
 
 
 class Config(_Section):
     run_dir: str = Field("runs/default", description="Directory of the run's artifacts and manifest.")
     method: Literal[METHODS] = Field(  # type: ignore[valid-type]
-        "full",
-        description=(
-            "Preset of the method: 'none' = one stage on a random budget, no signals; 'oracle' = the same "
-            "with wrong teacher answers dropped by gold (an upper bound for trust filtering; needs pool "
-            "gold); 'random' = random stage-2 pick with TA weighting; 'sc_only', 'ta_student_only' = "
-            "selection by that signal alone, no TA weighting; 'ta_teacher_only' = the 'none' purchase with "
-            "TA weighting (one stage: that signal alone); 'full' = all three; 'full_one_stage' = all three from the base student, no "
-            "warm-up (budget.warmup_share 0, train.stage2_init base)."
-        ),
+        "full", description="Preset of the method (tadistill/methods.py): " + _describe_methods() + ".",
     )
     seed: int = Field(0, description="Seed of the random warm-up pick and baselines.")
     ray: RayConfig = Field(default_factory=RayConfig)
@@ -642,20 +744,57 @@ class Config(_Section):
             raise ValueError("budget.warmup_share 0 trains no stage-1 model: set train.stage2_init to 'base'")
         return self
 
+    @model_validator(mode="after")
+    def _calibration_has_references(self):
+        if (self.trusts_teacher and self.trust.scale == "calibrated" and self.data.source != SYNTHETIC
+                and not self.trust.calibration_files):
+            raise ValueError(
+                "trust.scale 'calibrated' needs outputs known to be right: set trust.calibration_files "
+                "(JSONL with question and rationale), or trust.scale 'rank'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fair_schedule_starts_from_base(self):
+        if self.train.schedule == "fair" and (self.train.stage2_init != "base" or self.train.stage2_data != "all"):
+            raise ValueError(
+                "train.schedule 'fair' trains the final student from the base model on every bought output "
+                "(train.stage2_init 'base', train.stage2_data 'all'); for the stage-1 continuation set "
+                "train.schedule 'epochs'"
+            )
+        return self
+
+    def final_steps(self) -> int:
+        """Optimizer steps of the final student's training under the fair schedule: train.steps,
+        or train.epochs passes over a purchase of the whole budget, whatever was bought or dropped."""
+        if self.train.steps:
+            return self.train.steps
+        return math.ceil(self.train.epochs * self.budget.requests / self.train.global_batch_size)
+
+    @property
+    def stages(self) -> int:
+        """0: the base student as it is; 1: one purchase; 2: warm-up, then a selected purchase."""
+        return _METHOD_REGISTRY[self.method].stages
+
     @property
     def two_stage(self) -> bool:
         """Whether signals pick a second purchase (every method but the one-stage baselines)."""
-        return self.method not in ONE_STAGE_METHODS
+        return self.stages == 2
+
+    @property
+    def gold_weights(self) -> bool:
+        """Whether gold, not the TA, weights the bought outputs (oracle)."""
+        return _METHOD_REGISTRY[self.method].gold_weights
 
     @property
     def trusts_teacher(self) -> bool:
         """Whether TA confidence in the teacher's outputs weights the (last) training stage."""
-        return self.trust.mode != "none" and self.method != "oracle"
+        return self.trust.mode != "none" and not self.gold_weights
 
     @property
     def one_stage_trust(self) -> bool:
         """A one-stage method whose single purchase the TA weights (ta_teacher_only)."""
-        return not self.two_stage and self.trusts_teacher
+        return self.stages == 1 and self.trusts_teacher
 
     def section_hash(self, *dotted_keys: str) -> str:
         """Stable hash of the named parts of the config (what a step depends on)."""
@@ -664,16 +803,7 @@ class Config(_Section):
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
-METHOD_PRESETS: dict[str, dict[str, Any]] = {
-    "none": {"trust.mode": "none"},
-    "random": {"selection.strategy": "random", "trust.mode": "weight"},
-    "sc_only": {"selection.strategy": "signals", "signals.w_ta": 0.0, "trust.mode": "none"},
-    "ta_student_only": {"selection.strategy": "signals", "signals.w_sc": 0.0, "trust.mode": "none"},
-    "ta_teacher_only": {"trust.mode": "weight"},
-    "full": {},
-    "oracle": {"trust.mode": "none"},  # gold weights instead
-    "full_one_stage": {"budget.warmup_share": 0.0, "train.stage2_init": "base"},
-}
+METHOD_PRESETS: dict[str, dict[str, Any]] = {name: m.preset for name, m in _METHOD_REGISTRY.items()}
 
 
 def _get_dotted(tree: dict, dotted: str) -> Any:

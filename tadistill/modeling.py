@@ -11,6 +11,8 @@ trained on are exactly the tokens it is later scored on.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -110,8 +112,10 @@ def collate_left(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tenso
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def per_example_token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of target-token log-probabilities and the target-token count, per example."""
+def per_example_token_logprobs(model, batch: dict[str, torch.Tensor],
+                               with_min: bool = False) -> tuple[torch.Tensor, ...]:
+    """Sum of target-token log-probabilities and the target-token count, per example (and, with
+    with_min, the least likely target token's log-probability)."""
     if is_seq2seq(model):
         # The model shifts the labels into decoder inputs itself; logits line up with labels.
         shifted_logits = model(**batch).logits.float()
@@ -124,7 +128,26 @@ def per_example_token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[t
     logprobs = torch.log_softmax(shifted_logits, dim=-1)
     picked = logprobs.gather(-1, shifted_labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     picked = picked * mask
+    if with_min:
+        return picked.sum(dim=1), mask.sum(dim=1), picked.min(dim=1).values  # masked positions count as 0
     return picked.sum(dim=1), mask.sum(dim=1)
+
+
+CONFIDENCES = ("mean", "min")
+
+
+def confidence_of(token_logprobs, kind: str = "mean") -> float:
+    """A model's confidence in a text from its tokens' log-probabilities: 'mean', exp(mean
+    log-prob), length-normalised (the paper's); 'min', the least likely token's probability,
+    which one slipped step in a long chain cannot hide behind many easy tokens."""
+    values = [float(v) for v in token_logprobs]
+    if not values:
+        return 0.0
+    if kind == "min":
+        return math.exp(min(values))
+    if kind == "mean":
+        return math.exp(sum(values) / len(values))
+    raise ValueError(f"unknown confidence {kind!r}; one of {', '.join(CONFIDENCES)}")
 
 
 def weighted_lm_loss(model, batch: dict[str, torch.Tensor], weights: Optional[torch.Tensor]) -> torch.Tensor:

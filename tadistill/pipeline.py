@@ -60,7 +60,7 @@ class RunContext:
             if SYNTHETIC in paths.values():
                 from .synthetic.models import ensure_synthetic_models
 
-                built = ensure_synthetic_models(self.config.models.cache_dir)
+                built = ensure_synthetic_models(self.config.models.cache_dir, self.config.models.synthetic)
                 paths = {k: (built[k] if v == SYNTHETIC else v) for k, v in paths.items()}
             self._models = paths
         return self._models
@@ -235,11 +235,15 @@ def _training_rows(ctx: RunContext, teacher: pd.DataFrame, weights: Optional[pd.
     return rows[rows["weight"] > 0].reset_index(drop=True)
 
 
-def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> dict:
+def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str, final: bool) -> dict:
+    """Train one stage. The final student, under the fair schedule, takes the same optimizer
+    steps whatever the method bought or dropped (Config.final_steps)."""
     from .train.ray_trainer import train_stage
 
     ctx.services.ray()
     train = ctx.config.train
+    fixed = final and train.schedule == "fair"
+    train = train.model_copy(update={"steps": ctx.config.final_steps() if fixed else None})
     metrics = train_stage(
         rows, init_model, train,
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
@@ -251,6 +255,8 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> 
         },
     )
     ctx.run_dir.write_table(f"{stage}/train_rows.parquet", rows)
+    metrics["optimizer_steps"] = metrics["steps"]
+    metrics["examples_seen"] = metrics["steps"] * train.global_batch_size
     (ctx.run_dir.path / stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return {k: v for k, v in metrics.items() if k not in ("step_losses", "step_lrs")}
 
@@ -258,7 +264,7 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str) -> 
 def step_train_stage1(ctx: RunContext) -> dict:
     """The warm-up; for a one-stage method the whole training, weighted by gold (oracle) or
     by the TA's trust in each output (ta_teacher_only)."""
-    if ctx.config.method == "oracle":
+    if ctx.config.gold_weights:
         teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
         weights = _gold_weights(ctx, teacher)
     elif ctx.config.one_stage_trust:
@@ -266,7 +272,8 @@ def step_train_stage1(ctx: RunContext) -> dict:
         weights = teacher["weight"]
     else:
         teacher, weights = ctx.run_dir.read_table("teacher/teacher_stage1.parquet"), None
-    return _train(ctx, "stage1", _training_rows(ctx, teacher, weights), ctx.models()["student"])
+    return _train(ctx, "stage1", _training_rows(ctx, teacher, weights), ctx.models()["student"],
+                  final=not ctx.config.two_stage)
 
 
 def _gold_weights(ctx: RunContext, teacher: pd.DataFrame) -> pd.Series:
@@ -293,9 +300,15 @@ def _stage1_model(ctx: RunContext) -> str:
 
 
 def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
+    """The stage-2 candidates: pool questions not bought in the warm-up, or a seeded random
+    sample of selection.candidates of them (signals cost a sampling and a scoring per candidate)."""
     pool = pool_rows(ctx)
     bought = set(_stage1_bought(ctx)["id"])
-    return pool[~pool["id"].isin(bought)].reset_index(drop=True)
+    remaining = pool[~pool["id"].isin(bought)].reset_index(drop=True)
+    limit = ctx.config.selection.candidates
+    if limit and limit < len(remaining):
+        remaining = remaining.sample(n=limit, random_state=ctx.config.seed).sort_values("id").reset_index(drop=True)
+    return remaining
 
 
 def step_sample(ctx: RunContext) -> dict:
@@ -335,7 +348,7 @@ def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
 
     inference = ctx.config.inference
     score = functools.partial(score_texts, rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts,
-                              retry_for_s=inference.retry_for_s)
+                              retry_for_s=inference.retry_for_s, confidence=inference.ta_confidence)
     if inference.launcher == "local":
         return score(local_model=ctx.models()["ta"])
     if inference.ta_app:  # a long-lived scorer (a RayService): use it, leave it up
@@ -403,20 +416,59 @@ def step_trust(ctx: RunContext) -> dict:
         scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"), _parts(ctx, "trust/scored_parts", "trust"))
         conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
         bought = bought.merge(conf, on=["id", "k"])
-    bought["weight"] = trust_weights(bought["ta_conf_teacher"], ctx.config.trust).to_numpy()
+    reference = None
+    if ctx.config.trusts_teacher and ctx.config.trust.scale == "calibrated":
+        reference = ctx.run_dir.read_table("trust/calibration.parquet")["ta_conf"].to_numpy()
+    bought["weight"] = trust_weights(bought["ta_conf_teacher"], ctx.config.trust, reference).to_numpy()
     ctx.run_dir.write_table("trust/teacher_weighted.parquet", bought)
     return {"rows": len(bought), "dropped": int((bought["weight"] == 0).sum()),
             "mean_weight": float(bought["weight"].mean())}
+
+
+def calibration_references(config: Config) -> pd.DataFrame:
+    """Outputs known to be right (question, text): held-out gold solutions of the synthetic
+    task (a generator seed of their own), or the user's trust.calibration_files."""
+    if config.data.source == SYNTHETIC:
+        from .synthetic.problems import generate_problems, gold_solution
+
+        syn = config.data.synthetic
+        problems = generate_problems(config.trust.calibration_size, syn.seed + 2, syn.min_steps, syn.max_steps)
+        return pd.DataFrame({"question": [p.question() for p in problems], "text": [gold_solution(p) for p in problems]})
+    from pathlib import Path
+
+    frames = []
+    for name in config.trust.calibration_files:
+        path = Path(name) if Path(name).is_absolute() else Path(config.data.root) / name
+        frame = pd.read_json(path, lines=True)
+        missing = {"question", "rationale"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{path}: trust.calibration_files records need {', '.join(sorted(missing))}")
+        frames.append(frame[["question", "rationale"]].rename(columns={"rationale": "text"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def step_calibrate_trust(ctx: RunContext) -> dict:
+    """The TA's confidence in outputs known to be right: the scale trust is measured on, fixed
+    before any purchase it is applied to."""
+    references = calibration_references(ctx.config)
+    references = references.assign(id=[f"cal-{i}" for i in range(len(references))], k=0)
+    scored = _score(ctx, references, _parts(ctx, "trust/calibration_parts", "calibrate_trust"))
+    ctx.run_dir.write_table("trust/calibration.parquet", scored[["id", "question", "text", "ta_conf"]])
+    q = ctx.config.trust.calibration_quantile
+    return {"rows": len(scored), "threshold": float(np.quantile(scored["ta_conf"], q)),
+            "median_ta_conf": float(scored["ta_conf"].median())}
 
 
 def step_train_stage2(ctx: RunContext) -> dict:
     weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
     rows = _training_rows(ctx, weighted, weighted["weight"])
     init = _stage1_model(ctx) if ctx.config.train.stage2_init == "stage1" else ctx.models()["student"]
-    return _train(ctx, "stage2", rows, init)
+    return _train(ctx, "stage2", rows, init, final=True)
 
 
 def final_model_path(ctx: RunContext) -> str:
+    if ctx.config.stages == 0:  # base: the student as it came
+        return ctx.models()["student"]
     return str(ctx.run_dir.path / ("stage2" if ctx.config.two_stage else "stage1") / "model")
 
 
@@ -445,13 +497,22 @@ def step_report(ctx: RunContext) -> dict:
 
 TEACHER_KEYS = ("teacher.source", "teacher.base_url", "teacher.model", "teacher.temperature",
                 "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic", "teacher.recorded")
-MODEL_KEYS = ("models.student", "models.ta")
-TRUST_KEYS = ("trust", "models.ta", "inference", "train.stage2_data")
+STUDENT_KEYS = ("models.student", "models.synthetic")
+TRUST_KEYS = ("trust", "models.ta", "inference", "train.stage2_data", "train.schedule")
 
 
 def plan(config: Config) -> list[Step]:
     recorded = config.teacher.source == "recorded"
     first = [Step("corpus", step_corpus, ("data",))]
+    if config.stages == 0:  # base: the student as it came, evaluated
+        return first + [Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, ("corpus",)),
+                        Step("report", step_report, (), ("evaluate",))]
+    calibrated = config.trusts_teacher and config.trust.scale == "calibrated"
+    calibrate = [Step("calibrate_trust", step_calibrate_trust,
+                      ("trust.calibration_size", "trust.calibration_files", "models.ta", "inference", "data.synthetic",
+                       "data.root"),
+                      ("corpus",))] if calibrated else []
+    trust_after = ("calibrate_trust",) if calibrated else ()
     if recorded:
         first.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"), ("corpus",)))
     # Which questions can be bought depends on the record when the teacher is recorded.
@@ -462,10 +523,11 @@ def plan(config: Config) -> list[Step]:
     if has_warmup(config):
         first.append(Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)))
         if config.one_stage_trust:  # ta_teacher_only: the TA weights the one purchase
-            first.append(Step("trust", step_trust, TRUST_KEYS, ("teacher_stage1",)))
-        first.append(Step("train_stage1", step_train_stage1, ("train", "models.student"),
+            first += calibrate
+            first.append(Step("trust", step_trust, TRUST_KEYS, ("teacher_stage1",) + trust_after))
+        first.append(Step("train_stage1", step_train_stage1, ("train",) + STUDENT_KEYS,
                           ("trust",) if config.one_stage_trust else ("teacher_stage1",),
-                          derived=lambda c: {"oracle": c.method == "oracle"}))
+                          derived=_stage1_role))
     last = [
         Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",)),
         Step("report", step_report, (), ("evaluate",)),
@@ -478,17 +540,26 @@ def plan(config: Config) -> list[Step]:
     if by_signals:
         second += [
             # Without a warm-up the base student is sampled: then its name matters here.
-            Step("sample", step_sample, ("inference",) + (() if has_warmup(config) else ("models.student",)), stage1),
+            Step("sample", step_sample, ("inference", "seed", "selection.candidates")
+                 + (() if has_warmup(config) else STUDENT_KEYS), stage1),
             Step("score_samples", step_score_samples, ("inference", "models.ta"), ("sample",)),
         ]
     second += [
         Step("select", step_select, ("seed", "signals", "selection", "budget"),
              ("score_samples",) if by_signals else stage1),
         Step("teacher_stage2", step_teacher_stage2, TEACHER_KEYS, ("select",)),
-        Step("trust", step_trust, TRUST_KEYS, ("teacher_stage2",)),
-        Step("train_stage2", step_train_stage2, ("train", "models.student"), ("trust",)),
+        *calibrate,
+        Step("trust", step_trust, TRUST_KEYS, ("teacher_stage2",) + trust_after),
+        Step("train_stage2", step_train_stage2, ("train",) + STUDENT_KEYS, ("trust",), derived=lambda c: c.final_steps()),
     ]
     return first + second + last
+
+
+def _stage1_role(config: Config) -> dict:
+    """What decides stage 1's training besides its rows: gold weights, and whether it is the
+    final student (the fair schedule's fixed steps) or the warm-up model of a two-stage method."""
+    return {"oracle": config.gold_weights, "final": not config.two_stage,
+            "steps": config.final_steps() if not config.two_stage and config.train.schedule == "fair" else None}
 
 
 def fingerprint(config: Config, step: Step, upstream: dict[str, str]) -> str:

@@ -47,13 +47,11 @@ class Services:
         if teacher.source == "openai":
             self._teacher_url = teacher.base_url
         else:
-            from .synthetic.teacher_server import start_teacher
+            from .synthetic.teacher_server import TeacherProfile, start_teacher
 
             self.serve()
-            self._teacher_url = start_teacher(
-                teacher.model, teacher.synthetic.error_rate, teacher.synthetic.seed, teacher.http_port,
-                teacher.http_host,
-            )
+            profile = TeacherProfile.from_config(teacher.synthetic, self.config.data.synthetic)
+            self._teacher_url = start_teacher(teacher.model, profile, teacher.http_port, teacher.http_host)
             log.info("simulated teacher serving at %s", self._teacher_url)
         return self._teacher_url
 

@@ -55,24 +55,75 @@ def test_malformed_override_and_missing_file(tmp_path):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_presets(method):
+    from tadistill.methods import METHODS as REGISTRY
+
     config = load_config(None, [f"method={method}"])
-    assert config.two_stage == (method not in ("none", "oracle", "ta_teacher_only"))
-    assert config.trusts_teacher == (method in ("random", "ta_teacher_only", "full", "full_one_stage"))
-    if method == "random":
-        assert config.selection.strategy == "random"
-    if method == "sc_only":
+    entry = REGISTRY[method]
+    assert config.stages == entry.stages
+    assert config.two_stage == (method not in ("base", "none", "oracle", "ta_teacher_only"))
+    for key, value in entry.preset.items():
+        node = config
+        for part in key.split("."):
+            node = getattr(node, part)
+        assert node == value, key
+    if method.startswith("random") and method != "random_filter" and method != "random_weight":
+        assert config.selection.strategy == "random" and config.trust.mode == "none"
+    if method == "sc_none":
         assert config.signals.w_ta == 0 and config.trust.mode == "none"
+    if method == "full":
+        assert config.trust.mode == "weight" and config.signals.w_sc == config.signals.w_ta == 1
     if method == "full_one_stage":
         assert config.budget.warmup_share == 0 and config.train.stage2_init == "base"
 
 
+def test_the_factorial_is_every_selection_with_every_trust_mode():
+    from tadistill.methods import FACTORIAL
+
+    assert len(FACTORIAL) == 12
+    for name in FACTORIAL:
+        config = load_config(None, [f"method={name}"])
+        selection, trust = name.rsplit("_", 1)
+        assert config.trust.mode == trust
+        assert (config.selection.strategy == "random") == (selection == "random")
+
+
+def test_fair_schedule_gives_every_method_the_same_steps():
+    steps = {m: load_config(None, [f"method={m}", "budget.requests=300", "train.epochs=6",
+                                   "train.global_batch_size=16", "train.micro_batch_size=8"]).final_steps()
+             for m in ("none", "oracle", "random", "full", "sc_filter", "ta_teacher_only")}
+    assert set(steps.values()) == {113}  # ceil(6 x 300 / 16)
+    assert load_config(None, ["train.steps=50"]).final_steps() == 50
+
+
+def test_fair_schedule_refuses_a_stage1_continuation():
+    with pytest.raises(ConfigError, match="train.schedule"):
+        load_config(None, ["train.stage2_init=stage1"])
+    config = load_config(None, ["train.schedule=epochs", "train.stage2_init=stage1"])
+    assert config.train.stage2_init == "stage1"
+
+
 def test_no_warmup_needs_stage2_to_start_from_the_base_model():
     with pytest.raises(ConfigError, match="train.stage2_init"):
-        load_config(None, ["budget.warmup_share=0"])
+        load_config(None, ["budget.warmup_share=0", "train.schedule=epochs", "train.stage2_init=stage1"])
+
+
+def test_calibrated_trust_on_a_users_data_needs_reference_outputs(tmp_path):
+    data = ["data.source=files", f"data.files={{train: [{tmp_path}/t.jsonl], test: [{tmp_path}/t.jsonl]}}",
+            "data.preset=gsm8k"]
+    with pytest.raises(ConfigError, match="trust.calibration_files"):
+        load_config(None, [*data, "method=full"])
+    assert load_config(None, [*data, "method=full", "trust.scale=rank"]).trust.scale == "rank"
+    assert load_config(None, [*data, "method=none"]).trust.mode == "none"  # no trust, nothing to calibrate
+
+
+def test_synthetic_test_split_must_exist():
+    with pytest.raises(ConfigError, match="validation_size"):
+        load_config(None, ["data.test_split=validation"])
+    assert load_config(None, ["data.test_split=validation", "data.synthetic.validation_size=10"])
 
 
 def test_explicit_key_beats_preset():
-    config = load_config(None, ["method=sc_only", "trust.mode=filter"])
+    config = load_config(None, ["method=sc_none", "trust.mode=filter"])
     assert config.trust.mode == "filter"
 
 

@@ -90,12 +90,16 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
 
     # TA trust alone, on the same purchase: the TA scores it and its weights scale the loss.
     trusted = run_pipeline(small_config("method=ta_teacher_only"))
-    assert [s["step"] for s in trusted.step_log if s["status"] == "ran"] == ["trust", "train_stage1", "evaluate", "report"]
+    assert [s["step"] for s in trusted.step_log if s["status"] == "ran"] == [
+        "calibrate_trust", "trust", "train_stage1", "evaluate", "report"]
     assert trusted.teacher_sent == 0
     weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
     trained = pd.read_parquet(run / "stage1/train_rows.parquet")
     assert len(weighted) == len(trained) == 40 and weighted["ta_conf_teacher"].notna().all()
-    assert sorted(trained["weight"]) == sorted(weighted["weight"]) and trained["weight"].nunique() > 10
+    assert sorted(trained["weight"]) == sorted(weighted["weight"])
+    # Calibrated trust: right outputs keep (nearly) full weight, wrong ones lose most of theirs.
+    is_right = weighted["id"].isin(right)
+    assert weighted.loc[is_right, "weight"].mean() > 0.9 > weighted.loc[~is_right, "weight"].mean() + 0.3
 
 
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
@@ -112,16 +116,19 @@ def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_lo
 
 def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
     """The synthetic task as user files, and two recorded teacher rationales for most training questions."""
-    from tadistill.synthetic.problems import generate_problems, problem_id
-    from tadistill.synthetic.teacher_server import teacher_solution
+    from tadistill.synthetic.problems import generate_problems, gold_solution, problem_id
+    from tadistill.synthetic.teacher_server import TeacherProfile, teacher_solution
 
     train, test = generate_problems(n_train, 11), generate_problems(n_test, 12)
     for name, problems in (("train", train), ("test", test)):
         (folder / f"{name}.jsonl").write_text("".join(
             json.dumps({"qid": problem_id(p), "text": p.question(), "gold": p.answer}) + "\n" for p in problems))
+    # Outputs known to be right, that calibrated trust measures the TA's confidence against.
+    (folder / "calibration.jsonl").write_text("".join(
+        json.dumps({"question": p.question(), "rationale": gold_solution(p)}) + "\n" for p in generate_problems(30, 13)))
     with (folder / "teacher.jsonl").open("w") as handle:
         for p in train[:recorded]:
-            outputs = [teacher_solution(p, 0.3, seed)[0] for seed in (1, 2)]
+            outputs = [teacher_solution(p, TeacherProfile(0.3, seed))[0] for seed in (1, 2)]
             handle.write(json.dumps({"question": p.question(), "outputs": outputs}) + "\n")
 
 
@@ -133,6 +140,7 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
         "data.answer_type=number", "data.max_reject_share=0.2",
         "teacher.source=recorded", "teacher.recorded.files=[teacher.jsonl]",
         "teacher.recorded.fields={question: question, rationale: outputs}",
+        "trust.calibration_files=[calibration.jsonl]",
     )
     ctx = run_pipeline(config)
     run = ctx.run_dir.path
@@ -149,6 +157,7 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
     weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
     assert len(weighted) == 80 and weighted.set_index(["id", "k"]).index.is_unique
     assert weighted["ta_conf_teacher"].notna().all()
+    assert len(pd.read_parquet(run / "trust/calibration.parquet")) == 30
     assert "answered from the recorded outputs" in (run / "report.md").read_text()
     again = run_pipeline(config)
     assert [s["status"] for s in again.step_log][:-1] == ["skipped"] * (len(again.step_log) - 1)
@@ -168,7 +177,7 @@ def test_methods_share_the_steps_they_agree_on():
         return done
 
     full, random_, sc, none, oracle, one = (prints(m) for m in (
-        "full", "random", "sc_only", "none", "oracle", "full_one_stage"))
+        "full", "random", "sc_none", "none", "oracle", "full_one_stage"))
     for step in ("warmup_pick", "teacher_stage1", "train_stage1"):
         assert full[step] == random_[step] == sc[step]
     assert full["score_samples"] == sc["score_samples"] and full["select"] != sc["select"]

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..modeling import (
-    collate_left, collate_right, encode_pair, encode_prompt, is_seq2seq, load_model, load_tokenizer,
+    CONFIDENCES, collate_left, collate_right, encode_pair, encode_prompt, is_seq2seq, load_model, load_tokenizer,
     per_example_token_logprobs,
 )
 
@@ -63,12 +63,18 @@ class TransformersBackend:
         return [texts[i * num_samples:(i + 1) * num_samples] for i in range(len(prompts))]
 
     @torch.no_grad()
-    def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512) -> list[float]:
-        """Length-normalised confidence exp(mean token log-prob) of each output given its prompt."""
+    def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512,
+              confidence: str = "mean") -> list[float]:
+        """Confidence of each output given its prompt (modeling.confidence_of): 'mean', exp(mean
+        token log-prob), or 'min', the least likely token's probability."""
+        if confidence not in CONFIDENCES:
+            raise ValueError(f"unknown confidence {confidence!r}; one of {', '.join(CONFIDENCES)}")
         encoded = [encode_pair(self.tokenizer, p, o, max_length, add_eos=False, seq2seq=self.seq2seq)
                    for p, o in zip(prompts, outputs)]
         batch = {k: v.to(self.device) for k, v in collate_right(encoded, self.tokenizer.pad_token_id).items()}
-        logprob_sum, counts = per_example_token_logprobs(self.model, batch)
+        logprob_sum, counts, least = per_example_token_logprobs(self.model, batch, with_min=True)
+        if confidence == "min":
+            return [math.exp(float(m)) if int(c) > 0 else 0.0 for m, c in zip(least.double(), counts)]
         return [
             math.exp(float(s) / int(c)) if int(c) > 0 else 0.0
             for s, c in zip(logprob_sum.double(), counts)

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from ray import serve
 
 from ..config import InferenceConfig
+from ..modeling import CONFIDENCES
 from .backend import make_backend
 
 SAMPLER_APP = "student_sampler"
@@ -67,27 +68,37 @@ class StudentSampler:
 
 @serve.deployment(logging_config=QUIET_LOGS)
 class TAScorer:
-    """score(prompts, outputs) -> the TA's length-normalised confidence in each output."""
+    """score(prompts, outputs, confidence) -> the TA's confidence in each output ('mean' or 'min',
+    modeling.confidence_of)."""
 
     def __init__(self, model_path: str, torch_threads: int, max_batch_size: int, backend: dict):
         self.backend = _backend(model_path, torch_threads, backend)
         self._score_lists.set_max_batch_size(max_batch_size)
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
-    async def _score_lists(self, requests: list[tuple[list[str], list[str]]]) -> list[list[float]]:
-        prompts = [p for ps, _ in requests for p in ps]
-        outputs = [o for _, os_ in requests for o in os_]
-        return _split(self.backend.score(prompts, outputs), [len(ps) for ps, _ in requests])
+    async def _score_lists(self, requests: list[tuple[list[str], list[str], str]]) -> list[list[float]]:
+        results: list = [None] * len(requests)
+        for kind in {k for _, _, k in requests}:  # one model call per kind of confidence in the batch
+            mine = [i for i, r in enumerate(requests) if r[2] == kind]
+            prompts = [p for i in mine for p in requests[i][0]]
+            outputs = [o for i in mine for o in requests[i][1]]
+            scores = _split(self.backend.score(prompts, outputs, confidence=kind), [len(requests[i][0]) for i in mine])
+            for i, part in zip(mine, scores):
+                results[i] = part
+        return results
 
-    async def score(self, prompts: list[str], outputs: list[str]) -> list[float]:
-        return await self._score_lists((list(prompts), list(outputs)))
+    async def score(self, prompts: list[str], outputs: list[str], confidence: str = "mean") -> list[float]:
+        return await self._score_lists((list(prompts), list(outputs), confidence))
 
     async def __call__(self, request: Request):
-        """HTTP: POST {"prompts": [...], "outputs": [...]} -> {"scores": [...]}."""
+        """HTTP: POST {"prompts": [...], "outputs": [...], "confidence": "mean"|"min"} -> {"scores": [...]}."""
         body, error = await _json_lists(request, ("prompts", "outputs"))
         if not error and len(body["prompts"]) != len(body["outputs"]):
             error = _bad_request(f"{len(body['prompts'])} prompts but {len(body['outputs'])} outputs")
-        return error or {"scores": await self.score(body["prompts"], body["outputs"])}
+        confidence = body.get("confidence", "mean") if not error else "mean"
+        if not error and confidence not in CONFIDENCES:
+            error = _bad_request(f"confidence must be one of {', '.join(CONFIDENCES)}, got {confidence!r}")
+        return error or {"scores": await self.score(body["prompts"], body["outputs"], confidence)}
 
 
 def _bad_request(message: str) -> JSONResponse:

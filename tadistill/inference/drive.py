@@ -96,15 +96,18 @@ class ScoreWithTA:
     Scores through the TAScorer deployment, or with the TA at `local_model` loaded here.
     """
 
-    def __init__(self, local_model: str | None = None, app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S):
+    def __init__(self, local_model: str | None = None, app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S,
+                 confidence: str = "mean"):
         if local_model:
             from .backend import TransformersBackend
 
-            self._score = TransformersBackend(local_model).score
+            backend = TransformersBackend(local_model)
+            self._score = lambda prompts, targets: backend.score(prompts, targets, confidence=confidence)
         else:
             handle = serve.get_deployment_handle("TAScorer", app_name=app_name)
             self._score = lambda prompts, targets: call_replica(
-                lambda: handle.score.remote(prompts, targets).result(), f"TAScorer of app {app_name!r}", retry_for_s)
+                lambda: handle.score.remote(prompts, targets, confidence).result(), f"TAScorer of app {app_name!r}",
+                retry_for_s)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         prompts = [student_prompt(q) for q in batch["question"]]
@@ -214,15 +217,17 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
 
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
                 parts: tuple[Path, str] | None = None, local_model: str | None = None,
-                app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S) -> pd.DataFrame:
-    """rows must hold id, k, `question` and `text`; returns them with `ta_conf`.
+                app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S,
+                confidence: str = "mean") -> pd.DataFrame:
+    """rows must hold id, k, `question` and `text`; returns them with `ta_conf` (of kind `confidence`).
 
     With parts=(folder, tag), scores are written block by block and a rerun resumes.
     local_model: score with that TA in this process instead of through the deployment;
     app_name: the Serve app whose TAScorer scores; retry_for_s: how long a batch is sent again
     while its replica is lost (see call_replica).
     """
-    kwargs = {"constructor_kwargs": {"local_model": local_model, "app_name": app_name, "retry_for_s": retry_for_s},
+    kwargs = {"constructor_kwargs": {"local_model": local_model, "app_name": app_name, "retry_for_s": retry_for_s,
+                                     "confidence": confidence},
               "in_process": bool(local_model)}
     if parts:
         return map_to_parts(rows, ScoreWithTA, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **kwargs)

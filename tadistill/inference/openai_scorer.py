@@ -8,11 +8,10 @@ token | prefix)) is computed over the same tokens as `TransformersBackend.score`
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Sequence
 
-from ..modeling import IGNORE_INDEX, encode_pair, load_tokenizer
+from ..modeling import IGNORE_INDEX, confidence_of, encode_pair, load_tokenizer
 
 
 class OpenAIScorerBackend:
@@ -29,7 +28,8 @@ class OpenAIScorerBackend:
     def generate(self, *args, **kwargs):
         raise NotImplementedError("an OpenAI-compatible TA endpoint scores texts; the student samples locally")
 
-    def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512) -> list[float]:
+    def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512,
+              confidence: str = "mean") -> list[float]:
         if not prompts:
             return []
         encoded = [encode_pair(self.tokenizer, p, o, max_length, add_eos=False) for p, o in zip(prompts, outputs)]
@@ -42,5 +42,5 @@ class OpenAIScorerBackend:
         for i, e in enumerate(encoded):
             logprobs = by_index[i].token_logprobs
             picked = [logprobs[pos] for pos, label in enumerate(e.labels) if label != IGNORE_INDEX and pos > 0]
-            scores.append(math.exp(sum(picked) / len(picked)) if picked else 0.0)
+            scores.append(confidence_of(picked, confidence))
         return scores

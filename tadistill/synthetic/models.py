@@ -34,13 +34,28 @@ class TinyModelSpec:
     epochs: int
     lr: float
     data_seed: int
+    min_steps: int = 2
+    max_steps: int = 5
 
 
-# Sized from measurements on a 2-core CPU: the student builds in ~20 s and answers ~10% of
-# test questions; the TA builds in ~75 s, answers ~90% and tells wrong teacher chains from
-# right ones with an AUROC of ~0.95.
-STUDENT_SPEC = TinyModelSpec(hidden=128, layers=2, heads=4, gold_examples=1000, epochs=4, lr=2e-3, data_seed=9001)
-TA_SPEC = TinyModelSpec(hidden=128, layers=4, heads=4, gold_examples=3000, epochs=4, lr=1.5e-3, data_seed=9002)
+# Sized from measurements on a 2-core CPU. The TA builds in ~75 s on 1-5-step problems and
+# tells wrong teacher chains from right ones well. The student is built on short problems only
+# (models.synthetic), so it starts out right on part of the task and unsure on the rest, as a
+# pretrained student does; the legacy world's student (2-5 steps, 1000 problems, 4 epochs)
+# answered ~10% of test questions, uniformly ignorant.
+TA_SPEC = TinyModelSpec(hidden=128, layers=4, heads=4, gold_examples=3000, epochs=4, lr=1.5e-3, data_seed=9002,
+                        min_steps=1, max_steps=5)
+
+
+def student_spec(knows=None) -> TinyModelSpec:
+    """The synthetic student built on what models.synthetic says it knows."""
+    if knows is None:
+        from ..config import SyntheticModelsConfig
+
+        knows = SyntheticModelsConfig()
+    return TinyModelSpec(hidden=128, layers=2, heads=4, gold_examples=knows.student_examples,
+                         epochs=knows.student_epochs, lr=2e-3, data_seed=9001,
+                         min_steps=knows.student_min_steps, max_steps=knows.student_max_steps)
 
 
 def build_tokenizer():
@@ -81,10 +96,10 @@ def _new_model(spec: TinyModelSpec, tokenizer, seed: int):
     return LlamaForCausalLM(config)
 
 
-def gold_rows(count: int, seed: int) -> list[dict]:
+def gold_rows(count: int, seed: int, min_steps: int = 2, max_steps: int = 5) -> list[dict]:
     return [
         {"prompt": student_prompt(p.question()), "target": student_target(gold_solution(p))}
-        for p in generate_problems(count, seed, min_steps=2, max_steps=5)
+        for p in generate_problems(count, seed, min_steps=min_steps, max_steps=max_steps)
     ]
 
 
@@ -99,7 +114,7 @@ def build_model(name: str, spec: TinyModelSpec, out_dir: Path) -> Path:
 
     tokenizer = build_tokenizer()
     model = _new_model(spec, tokenizer, seed=spec.data_seed)
-    rows = gold_rows(spec.gold_examples, spec.data_seed)
+    rows = gold_rows(spec.gold_examples, spec.data_seed, spec.min_steps, spec.max_steps)
     started = time.time()
     fit_local(
         model, tokenizer, rows, epochs=spec.epochs, batch_size=32, lr=spec.lr, seed=spec.data_seed,
@@ -115,12 +130,13 @@ def build_model(name: str, spec: TinyModelSpec, out_dir: Path) -> Path:
     return out_dir
 
 
-def ensure_synthetic_models(cache_dir: str | Path) -> dict[str, str]:
-    """Paths of the cached student and TA, building whichever is missing."""
+def ensure_synthetic_models(cache_dir: str | Path, knows=None) -> dict[str, str]:
+    """Paths of the cached student (built on what `knows`, a models.synthetic section, says)
+    and TA, building whichever is missing."""
     root = Path(cache_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, spec in (("student", STUDENT_SPEC), ("ta", TA_SPEC)):
+    for name, spec in (("student", student_spec(knows)), ("ta", TA_SPEC)):
         target = root / f"synthetic-{name}-{_spec_key(name, spec)}"
         if not (target / "tadistill_build.json").exists():
             log.info("building the synthetic %s model (once; cached in %s)", name, target)

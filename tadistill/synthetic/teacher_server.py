@@ -2,8 +2,9 @@
 
 It solves the synthetic language exactly, then, for a configured share of questions
 (decided by a hash of the question and a seed, so the same request always gets the same
-answer), answers with a plausible wrong chain of thought: a slipped step carried through
-to the end, or a correct chain with a wrong final answer. It runs on Ray Serve bound to
+answer; larger on problems with more steps when the profile has a difficulty slope),
+answers with a plausible wrong chain of thought: a slipped step carried through to the
+end, or a correct chain with a wrong final answer. It runs on Ray Serve bound to
 127.0.0.1 and is reached through the `openai` client exactly as a real teacher would be.
 """
 
@@ -11,8 +12,10 @@ to the end, or a correct chain with a wrong final answer. It runs on Ray Serve b
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -42,36 +45,70 @@ def _shift(value: int, u: float) -> int:
     return up if int(u * 1000) % 2 == 0 else down
 
 
-def teacher_solution(problem: Problem, error_rate: float, seed: int) -> tuple[str, bool]:
+@dataclass(frozen=True)
+class TeacherProfile:
+    """How the simulated teacher errs: its world's knobs (teacher.synthetic in the config).
+
+    error_rate is the mean over the world's problems, whose step counts the generator draws
+    uniformly from min_steps..max_steps. The error of a k-step problem is proportional to
+    exp(difficulty_slope * k): 0 gives every problem the same error (the legacy world); 0.28
+    is the slope measured on real teachers (GPT-3 on GSM8K: error 0.26 at 2 steps to 0.77 at 6;
+    PaLM on SVAMP: 0.21 at one operation, 0.28 at two). slip_share of the wrong outputs are a
+    slipped step carried through the chain; the rest are a right chain with a wrong last number.
+    """
+
+    error_rate: float
+    seed: int
+    difficulty_slope: float = 0.0
+    slip_share: float = 0.5
+    min_steps: int = 2
+    max_steps: int = 4
+
+    def error_for(self, steps: int) -> float:
+        """The chance that the teacher gets a problem of this many steps wrong."""
+        if self.difficulty_slope == 0 or self.error_rate == 0:
+            return self.error_rate
+        counts = range(self.min_steps, self.max_steps + 1)
+        mean = sum(math.exp(self.difficulty_slope * k) for k in counts) / len(counts)
+        return min(0.95, self.error_rate * math.exp(self.difficulty_slope * steps) / mean)
+
+    @classmethod
+    def from_config(cls, teacher, data) -> "TeacherProfile":
+        """The profile the config names (teacher.synthetic, over data.synthetic's step range)."""
+        return cls(teacher.error_rate, teacher.seed, teacher.difficulty_slope, teacher.slip_share,
+                   data.min_steps, data.max_steps)
+
+
+def teacher_solution(problem: Problem, profile: TeacherProfile) -> tuple[str, bool]:
     """The teacher's chain of thought for a problem and whether it is correct."""
-    question = problem.question()
+    question, seed = problem.question(), profile.seed
     results = problem.values
-    if _unit_hash(question, seed, "wrong") >= error_rate:
+    if _unit_hash(question, seed, "wrong") >= profile.error_for(len(problem.steps)):
         return render_solution(problem.start, problem.steps, results, results[-1]), True
     u = _unit_hash(question, seed, "how")
-    if u < 0.5:
+    if u < profile.slip_share:
         # A slipped step: one result is off and the chain carries the error forward.
         slip_at = int(_unit_hash(question, seed, "where") * len(results))
         slipped = list(results)
-        slipped[slip_at] = _shift(results[slip_at], u * 2)
+        slipped[slip_at] = _shift(results[slip_at], u / profile.slip_share)
         for i in range(slip_at + 1, len(slipped)):
             step = problem.steps[i]
             slipped[i] = slipped[i - 1] + step.amount if step.op == "+" else slipped[i - 1] - step.amount
         if all(0 <= v <= MAX_NUMBER for v in slipped) and slipped[-1] != results[-1]:
             return render_solution(problem.start, problem.steps, slipped, slipped[-1]), False
-    # A right chain with a wrong final answer.
+    # A right chain with a wrong final answer (also where a slip would leave the number range).
     wrong = _shift(results[-1], u)
     return render_solution(problem.start, problem.steps, results, wrong), False
 
 
-def write_teacher_records(problems: list[Problem], error_rate: float, seed: int, path: Path) -> Path:
+def write_teacher_records(problems: list[Problem], profile: TeacherProfile, path: Path) -> Path:
     """The simulated teacher's outputs for problems, as a recorded-teacher JSONL file
     (id, question, rationale): the same texts the endpoint would send, without the endpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w") as handle:
         for problem in problems:
-            text, _ = teacher_solution(problem, error_rate, seed)
+            text, _ = teacher_solution(problem, profile)
             handle.write(json.dumps({"id": problem_id(problem), "question": problem.question(), "rationale": text}) + "\n")
     tmp.rename(path)
     return path
@@ -94,10 +131,9 @@ fastapi_app = FastAPI(title="tadistill simulated teacher")
 class SyntheticTeacher:
     """OpenAI chat-completions over the synthetic solver; counts the requests it served."""
 
-    def __init__(self, model: str, error_rate: float, seed: int):
+    def __init__(self, model: str, profile: TeacherProfile):
         self.model = model
-        self.error_rate = error_rate
-        self.seed = seed
+        self.profile = profile
         self.served = 0
 
     @fastapi_app.get("/v1/models")
@@ -119,7 +155,7 @@ class SyntheticTeacher:
         self.served += 1
         question = str(messages[-1].get("content", ""))
         try:
-            text, _ = teacher_solution(parse_question(question), self.error_rate, self.seed)
+            text, _ = teacher_solution(parse_question(question), self.profile)
         except UnparseableQuestion:
             text = "I cannot solve this problem."
         prompt_tokens = sum(_word_count(str(m.get("content", ""))) for m in messages)
@@ -153,14 +189,14 @@ def serve_http_port(host: str, port: int) -> int:
         return port
 
 
-def start_teacher(model: str, error_rate: float, seed: int, port: int, host: str = "127.0.0.1") -> str:
+def start_teacher(model: str, profile: TeacherProfile, port: int, host: str = "127.0.0.1") -> str:
     """Deploy the simulated teacher on Serve (HTTP on host:port); return its OpenAI base_url."""
     actual = serve_http_port(host, port)
     if actual != port:
         log.warning("Serve was already running with HTTP on port %d; the teacher is served there, not on %d", actual, port)
         port = actual
     serve.run(
-        SyntheticTeacher.bind(model, error_rate, seed), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
+        SyntheticTeacher.bind(model, profile), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
     )
     base_url = f"http://127.0.0.1:{port}{TEACHER_ROUTE}/v1"
     _wait_until_reachable(f"{base_url}/models")

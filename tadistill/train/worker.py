@@ -112,7 +112,8 @@ def run_training(session, loop_config: dict) -> None:
     seq2seq = is_seq2seq_path(loop_config["init_model"])
     rows = _load_rows(session.batches(), tokenizer, config.max_length, seq2seq)
     plan = BatchPlan(len(rows["row"]), config.global_batch_size, config.micro_batch_size, world, config.seed)
-    total_steps = plan.steps_per_epoch * config.epochs
+    # A fixed step count (the fair schedule) cycles through the rows as epochs of the same plan.
+    total_steps = config.steps or plan.steps_per_epoch * config.epochs
 
     state = {"step": 0, "losses": [], "lrs": [], "resumed_at": [], "tokens": 0, "seconds": 0.0}
     checkpoint = session.checkpoint()

@@ -1,0 +1,262 @@
+"""The quality benchmark's figures, from its per-run records alone.
+
+    .venv/bin/python -m bench.quality.stats [docs/results/quality.jsonl] [--readme README.md]
+
+Reads one JSON object per run (bench.py writes them) and writes:
+
+- docs/results/quality.md: per cell, every method's mean accuracy over seeds, and the paired
+  differences that matter (full vs none, full vs random, random vs none, oracle vs none; at
+  the factorial cell every selection x trust cell vs none and vs random), absolute and
+  relative, each with a paired-bootstrap 95% confidence interval over seeds, and the number
+  of comparisons made (with the Bonferroni-adjusted interval of the headline);
+- docs/figures/quality_cells.png (accuracy per method per cell) and
+  docs/figures/quality_factorial.png (the factorial's gains over none);
+- with --readme, the README's table between its `quality:begin` / `quality:end` markers.
+
+Pairing: a seed fixes the same warm-up purchase, test set and teacher for every method of a
+cell, so differences are taken within a seed, then resampled over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+CELL = ["world", "error_rate", "budget"]
+HEADLINE = {"world": "shaped", "error_rate": 0.4, "budget": 300}
+PAIRS = [("full", "none"), ("full", "random"), ("random", "none"), ("oracle", "none")]
+BOOTSTRAP = 10_000
+
+
+def load(path: Path) -> pd.DataFrame:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    frame = pd.DataFrame(rows)
+    # A run recorded twice (a rerun of a finished grid) counts once: the last record wins.
+    return frame.drop_duplicates(CELL + ["seed", "method"], keep="last").reset_index(drop=True)
+
+
+def paired(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, seed: int = 0) -> dict:
+    """Mean difference a - b and relative gain mean(a)/mean(b) - 1, with paired-bootstrap CIs."""
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    picks = rng.integers(0, n, size=(BOOTSTRAP, n))
+    diffs = (a - b)[picks].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = a[picks].mean(axis=1) / b[picks].mean(axis=1) - 1
+    lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
+    return {
+        "n": n, "abs": float((a - b).mean()), "abs_ci": [float(np.percentile(diffs, lo)), float(np.percentile(diffs, hi))],
+        "rel": float(a.mean() / b.mean() - 1) if b.mean() else float("nan"),
+        "rel_ci": [float(np.nanpercentile(ratios, lo)), float(np.nanpercentile(ratios, hi))],
+    }
+
+
+def comparisons(runs: pd.DataFrame) -> list[dict]:
+    """Every paired comparison the summary reports, one dict each."""
+    from tadistill.methods import FACTORIAL
+
+    out = []
+    for cell, part in runs.groupby(CELL, sort=True):
+        acc = part.pivot_table(index="seed", columns="method", values="accuracy")
+        pairs = list(PAIRS)
+        if len(set(FACTORIAL) & set(acc.columns)) > 2 or "sc_none" in acc.columns:
+            for m in acc.columns:
+                if m not in ("base", "none", "random", "full", "oracle"):
+                    pairs += [(m, "none"), (m, "random")]
+        for a, b in pairs:
+            if a in acc and b in acc:
+                both = acc[[a, b]].dropna()
+                if len(both) >= 2:
+                    out.append({**dict(zip(CELL, cell)), "a": a, "b": b,
+                                **paired(both[a].to_numpy(), both[b].to_numpy())})
+    return out
+
+
+def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs.groupby(CELL + ["method"], sort=True).agg(
+        seeds=("seed", "nunique"), accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"),
+        accuracy_hard=("accuracy_hard", "mean"), optimizer_steps=("optimizer_steps", "mean"),
+        examples_seen=("examples_seen", "mean"), requests_paid=("requests_paid", "mean"),
+        bought_wrong_share=("bought_wrong_share", "mean"), loss_wrong_share=("loss_wrong_share", "mean"),
+        bought_mean_steps=("bought_mean_steps", "mean"),
+    ).reset_index()
+
+
+def _fmt_ci(value: float, ci: list[float], pct: bool) -> str:
+    if pct:
+        return f"{100 * value:+.1f}% [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+    return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def _md(frame: pd.DataFrame) -> str:
+    from tadistill.report import markdown_table
+
+    return markdown_table(frame)
+
+
+def headline(runs: pd.DataFrame, count: int) -> dict:
+    """The pre-registered headline: full vs none and full vs random at the headline cell, with
+    95% and Bonferroni-adjusted (over every comparison made) intervals."""
+    part = runs
+    for key, value in HEADLINE.items():
+        part = part[part[key] == value]
+    acc = part.pivot_table(index="seed", columns="method", values="accuracy")
+    result = {"cell": HEADLINE, "comparisons_made": count}
+    for other in ("none", "random"):
+        if "full" in acc and other in acc:
+            both = acc[["full", other]].dropna()
+            a, b = both["full"].to_numpy(), both[other].to_numpy()
+            result[f"full_vs_{other}"] = paired(a, b)
+            result[f"full_vs_{other}_bonferroni"] = paired(a, b, alpha=0.05 / max(1, count))
+    return result
+
+
+def summary_markdown(runs: pd.DataFrame) -> tuple[str, dict]:
+    table = cell_table(runs)
+    comps = comparisons(runs)
+    head = headline(runs, len(comps))
+    lines = ["# Quality benchmark: results", "",
+             f"{len(runs)} runs; {len(comps)} paired comparisons (each a paired bootstrap over seeds, "
+             f"{BOOTSTRAP:,} resamples, 95% intervals unless said). Generated by `python -m bench.quality.stats` "
+             "from `docs/results/quality.jsonl`.", ""]
+    lines += ["## Headline (pre-registered in bench/quality/README.md)", ""]
+    for other in ("none", "random"):
+        if f"full_vs_{other}" in head:
+            h, hb = head[f"full_vs_{other}"], head[f"full_vs_{other}_bonferroni"]
+            lines.append(f"- full vs {other} at world {HEADLINE['world']}, teacher error {HEADLINE['error_rate']}, "
+                         f"budget {HEADLINE['budget']} ({h['n']} seeds): {_fmt_ci(h['rel'], h['rel_ci'], True)} relative, "
+                         f"{_fmt_ci(h['abs'], h['abs_ci'], False)} absolute; Bonferroni-adjusted over "
+                         f"{len(comps)} comparisons: {_fmt_ci(hb['rel'], hb['rel_ci'], True)}")
+    lines += ["", "## Accuracy per cell", ""]
+    shown = table.assign(
+        accuracy=[f"{m:.3f} ± {s:.3f}" for m, s in zip(table["accuracy"], table["accuracy_sd"].fillna(0))],
+        accuracy_hard=table["accuracy_hard"].map(lambda v: f"{v:.3f}"),
+        bought_wrong_share=table["bought_wrong_share"].map(lambda v: "-" if v != v else f"{v:.3f}"),
+        loss_wrong_share=table["loss_wrong_share"].map(lambda v: "-" if v != v else f"{v:.3f}"),
+        bought_mean_steps=table["bought_mean_steps"].map(lambda v: "-" if v != v else f"{v:.2f}"),
+        optimizer_steps=table["optimizer_steps"].map(lambda v: f"{v:.0f}"),
+        examples_seen=table["examples_seen"].map(lambda v: f"{v:.0f}"),
+    )
+    lines.append(_md(shown.rename(columns={
+        "error_rate": "teacher error", "accuracy": "accuracy (mean ± sd)", "accuracy_hard": "accuracy, 3+ steps",
+        "bought_wrong_share": "wrong share bought", "loss_wrong_share": "wrong share of loss",
+        "bought_mean_steps": "steps of bought", "requests_paid": "requests"})))
+    lines += ["", "## Paired differences", ""]
+    comp = pd.DataFrame(comps)
+    if len(comp):
+        comp = comp.assign(
+            relative=[_fmt_ci(r, c, True) for r, c in zip(comp["rel"], comp["rel_ci"])],
+            absolute=[_fmt_ci(r, c, False) for r, c in zip(comp["abs"], comp["abs_ci"])],
+            above_zero=["yes" if c[0] > 0 else ("below" if c[1] < 0 else "no") for c in comp["abs_ci"]],
+        )[CELL + ["a", "b", "n", "relative", "absolute", "above_zero"]]
+        lines.append(_md(comp.rename(columns={"error_rate": "teacher error", "n": "seeds",
+                                              "above_zero": "CI above 0"})))
+    return "\n".join(lines) + "\n", {"headline": head, "comparisons": comps}
+
+
+def plot_cells(runs: pd.DataFrame, out: Path) -> None:
+    from tadistill.report import _pyplot
+
+    plt = _pyplot()
+    cells = runs.groupby(CELL, sort=True)
+    fig, axes = plt.subplots(1, len(cells), figsize=(3.6 * len(cells), 3.6), squeeze=False, sharey=True)
+    for ax, (cell, part) in zip(axes[0], cells):
+        means = part.groupby("method")["accuracy"].agg(["mean", "std"]).sort_values("mean")
+        ax.barh(means.index, means["mean"], xerr=means["std"].fillna(0), color="#4c72b0")
+        ax.set_title(f"{cell[0]}, error {cell[1]:g}, budget {cell[2]}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("test accuracy (mean ± sd)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_factorial(comps: list[dict], out: Path) -> bool:
+    from tadistill.methods import SELECTIONS, TRUSTS
+    from tadistill.report import _pyplot
+
+    aliases = {"both_weight": "full", "random_none": "random"}
+    found = {c["a"]: c for c in comps if c["b"] == "none" and all(c[k] == v for k, v in HEADLINE.items())}
+    grid = np.full((len(SELECTIONS), len(TRUSTS)), np.nan)
+    for i, s in enumerate(SELECTIONS):
+        for j, t in enumerate(TRUSTS):
+            name = aliases.get(f"{s}_{t}", f"{s}_{t}")
+            if name in found:
+                grid[i, j] = 100 * found[name]["rel"]
+    if np.isnan(grid).all():
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.4, 3.6))
+    image = ax.imshow(grid, cmap="RdBu", vmin=-np.nanmax(abs(grid)), vmax=np.nanmax(abs(grid)))
+    ax.set_xticks(range(len(TRUSTS)), [f"trust {t}" for t in TRUSTS], fontsize=8)
+    ax.set_yticks(range(len(SELECTIONS)), [f"select {s}" for s in SELECTIONS], fontsize=8)
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            if grid[i, j] == grid[i, j]:
+                ax.text(j, i, f"{grid[i, j]:+.1f}%", ha="center", va="center", fontsize=8)
+    ax.set_title("relative gain over none (headline cell)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def readme_table(runs: pd.DataFrame, comps: list[dict]) -> str:
+    """The README's table: main methods per cell, gains over none with their CIs."""
+    table = cell_table(runs)
+    by = {(c["world"], c["error_rate"], c["budget"], c["a"], c["b"]): c for c in comps}
+    rows = []
+    for cell, part in table.groupby(CELL, sort=True):
+        acc = part.set_index("method")["accuracy"]
+        row = {"world": cell[0], "teacher error": f"{cell[1]:g}", "budget": cell[2],
+               "seeds": int(part["seeds"].min())}
+        for m in ("base", "none", "oracle", "random", "full"):
+            if m not in acc:
+                row[m] = "-"
+                continue
+            c = by.get((*cell, m, "none"))
+            row[m] = f"{acc[m]:.3f}" + (f" ({_fmt_ci(c['rel'], c['rel_ci'], True)})" if c else "")
+        c = by.get((*cell, "full", "random"))
+        row["full vs random"] = _fmt_ci(c["rel"], c["rel_ci"], True) if c else "-"
+        rows.append(row)
+    from tadistill.report import markdown_table
+
+    return markdown_table(pd.DataFrame(rows))
+
+
+def replace_between(text: str, begin: str, end: str, body: str) -> str:
+    a, b = text.index(begin) + len(begin), text.index(end)
+    return text[:a] + "\n" + body.rstrip() + "\n" + text[b:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="?", default=str(REPO / "docs" / "results" / "quality.jsonl"))
+    parser.add_argument("--readme", default=None, help="rewrite this README's quality table")
+    parser.add_argument("--docs", default=str(REPO / "docs"))
+    args = parser.parse_args()
+    runs = load(Path(args.results))
+    docs = Path(args.docs)
+    (docs / "figures").mkdir(parents=True, exist_ok=True)
+    markdown, data = summary_markdown(runs)
+    plot_cells(runs, docs / "figures" / "quality_cells.png")
+    markdown += "\n![accuracy per cell](../figures/quality_cells.png)\n"
+    if plot_factorial(data["comparisons"], docs / "figures" / "quality_factorial.png"):
+        markdown += "\n![factorial](../figures/quality_factorial.png)\n"
+    (docs / "results" / "quality.md").write_text(markdown)
+    (docs / "results" / "quality_summary.json").write_text(json.dumps(data, indent=2))
+    if args.readme:
+        path = Path(args.readme)
+        path.write_text(replace_between(path.read_text(), "<!-- quality:begin -->", "<!-- quality:end -->",
+                                        readme_table(runs, data["comparisons"])))
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

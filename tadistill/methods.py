@@ -1,0 +1,101 @@
+"""Method presets: what each `method=` name sets in the config, registered in one place.
+
+A method is a point in a small factorial, plus the reference rows a fair comparison needs:
+
+- `base`: the student before any distillation (no teacher request, no training);
+- `none`: plain fine-tuning on a random purchase of the whole budget (the paper's
+  "fine-tuning without any signals");
+- `oracle`: the `none` purchase with the teacher's wrong answers dropped by gold (what perfect
+  trust filtering would reach; needs pool gold);
+- `ta_teacher_only`: the `none` purchase weighted by the TA's trust in each output;
+- `<selection>_<trust>`: two stages (a random warm-up, then the rest of the budget picked by
+  `selection`), every output's loss shaped by `trust`. Selection is `random` (the schedule
+  alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples) or
+  `both`; trust is `none`, `weight` or `filter` (signals/trust.py);
+- `full` is `both_weight`, the paper's method; `random` is `random_none`, the control that
+  changes only the schedule; `full_one_stage` takes the full method's signals from the base
+  student, with no warm-up.
+
+Under `train.schedule: fair` (the default) every method's final student trains from the base
+student on everything bought for the same number of optimizer steps, so methods differ only
+in which questions were bought and how their outputs are weighted.
+
+Adding a method is one `register(...)` line here and its test; the config, the CLI and the
+quality benchmark read the list from this registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    stages: int  # 0: the base student as it is; 1: one random purchase; 2: warm-up, then selection
+    summary: str
+    preset: dict[str, Any] = field(default_factory=dict)
+    gold_weights: bool = False  # oracle: wrong teacher answers weighted 0 by gold
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is registered twice")
+    METHODS[method.name] = method
+    return method
+
+
+# Selection rules of stage 2, as config they set (signals/compute.py computes them).
+SELECTIONS: dict[str, dict[str, Any]] = {
+    "random": {"selection.strategy": "random"},
+    "sc": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 0.0},
+    "ta": {"selection.strategy": "signals", "signals.w_sc": 0.0, "signals.w_ta": 1.0},
+    "both": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
+}
+SELECTION_SUMMARIES = {
+    "random": "random stage-2 pick (the schedule alone)",
+    "sc": "stage-2 pick by student self-consistency",
+    "ta": "stage-2 pick by TA confidence in the student's samples",
+    "both": "stage-2 pick by self-consistency and TA confidence in the student",
+}
+TRUSTS = ("none", "weight", "filter")
+TRUST_SUMMARIES = {
+    "none": "every bought output counts fully",
+    "weight": "each output's loss weighted by the TA's trust",
+    "filter": "outputs the TA distrusts dropped",
+}
+
+register(Method("base", 0, "the student before distillation: no purchase, no training", {"trust.mode": "none"}))
+register(Method("none", 1, "plain fine-tuning on a random purchase of the whole budget", {"trust.mode": "none"}))
+register(Method("oracle", 1, "the 'none' purchase with wrong teacher answers dropped by gold (needs pool gold)",
+                {"trust.mode": "none"}, gold_weights=True))
+register(Method("ta_teacher_only", 1, "the 'none' purchase, each output weighted by the TA's trust",
+                {"trust.mode": "weight"}))
+for _selection, _settings in SELECTIONS.items():
+    for _trust in TRUSTS:
+        register(Method(f"{_selection}_{_trust}", 2,
+                        f"{SELECTION_SUMMARIES[_selection]}; {TRUST_SUMMARIES[_trust]}",
+                        {**_settings, "trust.mode": _trust}))
+register(Method("full", 2, "the paper's method, = both_weight", METHODS["both_weight"].preset))
+register(Method("random", 2, "the schedule-only control, = random_none", METHODS["random_none"].preset))
+register(Method("full_one_stage", 2, "full's signals from the base student, no warm-up",
+                {**METHODS["both_weight"].preset, "budget.warmup_share": 0.0}))
+
+# The factorial the quality benchmark runs at its headline cell: selection x trust.
+FACTORIAL = tuple(f"{s}_{t}" for s in SELECTIONS for t in TRUSTS)
+
+
+def method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; one of {', '.join(METHODS)}") from None
+
+
+def describe() -> str:
+    """One line per method, for the config's documentation."""
+    return "; ".join(f"'{m.name}' = {m.summary}" for m in METHODS.values())
