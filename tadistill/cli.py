@@ -95,8 +95,32 @@ def cmd_demo(args) -> int:
     print(format_table(outcomes, columns))
     for outcome in outcomes:
         print(f"report ({outcome['method']}): {outcome['report']}")
+    benchmark = _benchmark_line()
+    if benchmark:
+        print(benchmark)
     (root / "demo.json").write_text(json.dumps(outcomes, indent=2))
     return 0
+
+
+BENCHMARK_SUMMARY = Path(__file__).resolve().parents[1] / "docs" / "results" / "quality_summary.json"
+
+
+def _benchmark_line() -> Optional[str]:
+    """One run says little: where the quality benchmark's confidence intervals for this cell are."""
+    if not BENCHMARK_SUMMARY.exists():
+        return None
+    head = json.loads(BENCHMARK_SUMMARY.read_text()).get("headline", {})
+    cell, parts = head.get("cell", {}), []
+    for other in ("none", "random"):
+        found = head.get(f"full_vs_{other}")
+        if found:
+            lo, hi = found["rel_ci"]
+            parts.append(f"full vs {other} {100 * found['rel']:+.1f}% (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})")
+    if not parts:
+        return None
+    return (f"one run is noisy; the quality benchmark at teacher error {cell.get('error_rate')}, budget "
+            f"{cell.get('budget')} over {head['full_vs_none']['n']} seeds: " + "; ".join(parts)
+            + " (docs/results/quality.md)")
 
 
 def cmd_config_show(args) -> int:

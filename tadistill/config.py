@@ -186,7 +186,7 @@ class DataConfig(_Section):
 
 class SyntheticTeacherConfig(_Section):
     error_rate: float = Field(
-        0.3, ge=0, le=1, description="Share of answers the simulated teacher gets wrong (mean over the world's problems)."
+        0.4, ge=0, le=1, description="Share of answers the simulated teacher gets wrong (mean over the world's problems)."
     )
     seed: int = Field(7, description="Seed deciding which questions the teacher gets wrong.")
     difficulty_slope: float = Field(
@@ -503,13 +503,15 @@ class TrustConfig(_Section):
             "'filter' drops outputs the TA distrusts, 'none' ignores it."
         ),
     )
-    scale: Literal["calibrated", "rank"] = Field(
-        "calibrated",
+    scale: Literal["auto", "calibrated", "rank"] = Field(
+        "auto",
         description=(
             "How confidence becomes trust. 'calibrated': against the TA's confidence in outputs known to be right "
             "(trust.calibration_*), fixed before any purchase: an output at least as confident as the "
             "calibration_quantile of right ones is trusted fully, so a right teacher is left alone. 'rank': "
-            "rank within the purchase (always down-weights part of it, even when every output is right)."
+            "rank within the purchase (always down-weights part of it, even when every output is right). "
+            "'auto': calibrated where outputs known to be right exist (the synthetic task, or "
+            "trust.calibration_files), rank elsewhere."
         ),
     )
     calibration_quantile: float = Field(
@@ -746,8 +748,7 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _calibration_has_references(self):
-        if (self.trusts_teacher and self.trust.scale == "calibrated" and self.data.source != SYNTHETIC
-                and not self.trust.calibration_files):
+        if self.trusts_teacher and self.trust.scale == "calibrated" and not self._has_calibration_references:
             raise ValueError(
                 "trust.scale 'calibrated' needs outputs known to be right: set trust.calibration_files "
                 "(JSONL with question and rationale), or trust.scale 'rank'"
@@ -770,6 +771,22 @@ class Config(_Section):
         if self.train.steps:
             return self.train.steps
         return math.ceil(self.train.epochs * self.budget.requests / self.train.global_batch_size)
+
+    @property
+    def _has_calibration_references(self) -> bool:
+        return self.data.source == SYNTHETIC or bool(self.trust.calibration_files)
+
+    @property
+    def trust_scale(self) -> str:
+        """trust.scale with 'auto' resolved: calibrated where outputs known to be right exist."""
+        if self.trust.scale != "auto":
+            return self.trust.scale
+        return "calibrated" if self._has_calibration_references else "rank"
+
+    @property
+    def calibrates_trust(self) -> bool:
+        """Whether the run scores outputs known to be right to put trust on an absolute scale."""
+        return self.trusts_teacher and self.trust_scale == "calibrated"
 
     @property
     def stages(self) -> int:

