@@ -142,8 +142,9 @@ def summary_markdown(runs: pd.DataFrame) -> tuple[str, dict]:
         optimizer_steps=table["optimizer_steps"].map(lambda v: f"{v:.0f}"),
         examples_seen=table["examples_seen"].map(lambda v: f"{v:.0f}"),
     )
-    lines.append(_md(shown.rename(columns={
+    lines.append(_md(shown.drop(columns=["accuracy_sd"]).rename(columns={
         "error_rate": "teacher error", "accuracy": "accuracy (mean ± sd)", "accuracy_hard": "accuracy, 3+ steps",
+        "optimizer_steps": "optimizer steps", "examples_seen": "examples seen",
         "bought_wrong_share": "wrong share bought", "loss_wrong_share": "wrong share of loss",
         "bought_mean_steps": "steps of bought", "requests_paid": "requests"})))
     lines += ["", "## Paired differences", ""]
@@ -244,6 +245,7 @@ def main() -> None:
     runs = load(Path(args.results))
     docs = Path(args.docs)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
+    (docs / "results").mkdir(parents=True, exist_ok=True)
     markdown, data = summary_markdown(runs)
     plot_cells(runs, docs / "figures" / "quality_cells.png")
     markdown += "\n![accuracy per cell](../figures/quality_cells.png)\n"

@@ -1,0 +1,48 @@
+"""The quality benchmark's statistics: paired differences and their bootstrap intervals."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.quality.stats import comparisons, load, paired, readme_table, replace_between
+
+
+def test_a_constant_paired_gain_has_a_tight_interval():
+    a, b = np.array([0.5, 0.6, 0.4, 0.55]), np.array([0.4, 0.5, 0.3, 0.45])
+    result = paired(a, b)
+    assert result["abs"] == pytest.approx(0.1) and result["abs_ci"] == pytest.approx([0.1, 0.1])
+    assert result["rel"] == pytest.approx(a.mean() / b.mean() - 1)
+
+
+def test_pairing_removes_the_seed_to_seed_spread():
+    rng = np.random.default_rng(0)
+    seed_effect = rng.normal(0, 0.1, size=10)  # seeds differ a lot, the method by little
+    a, b = 0.5 + seed_effect + 0.02, 0.5 + seed_effect
+    lo, hi = paired(a, b)["abs_ci"]
+    assert 0 < lo <= 0.02 <= hi  # paired: the 0.02 gain is clear despite the 0.1 spread
+    wider = paired(a, b, alpha=0.05 / 20)["abs_ci"]
+    assert wider[0] <= lo and wider[1] >= hi
+
+
+def test_comparisons_and_the_readme_table_come_from_the_records(tmp_path):
+    records = []
+    for seed in range(5):
+        for method, acc in (("base", 0.4), ("none", 0.45), ("random", 0.46), ("full", 0.5), ("oracle", 0.42)):
+            records.append({"world": "shaped", "error_rate": 0.4, "budget": 300, "seed": seed, "method": method,
+                            "accuracy": acc + 0.01 * seed, "accuracy_hard": 0.1, "optimizer_steps": 375,
+                            "examples_seen": 6000, "requests_paid": 300, "bought_wrong_share": 0.4,
+                            "loss_wrong_share": 0.3, "bought_mean_steps": 3.0})
+    path = tmp_path / "quality.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + json.dumps(records[0]) + "\n")
+    runs = load(path)
+    assert len(runs) == 25  # a run recorded twice counts once
+    found = {(c["a"], c["b"]): c for c in comparisons(runs)}
+    assert set(found) == {("full", "none"), ("full", "random"), ("random", "none"), ("oracle", "none")}
+    assert found[("full", "none")]["abs"] == pytest.approx(0.05)
+    table = readme_table(runs, comparisons(runs))
+    assert "| shaped | 0.4 | 300 | 5 |" in table and "+0.0" not in table.split("\n")[2].split("|")[5]
+    text = "before\n<!-- quality:begin -->\nold\n<!-- quality:end -->\nafter\n"
+    assert replace_between(text, "<!-- quality:begin -->", "<!-- quality:end -->", "new") == \
+        "before\n<!-- quality:begin -->\nnew\n<!-- quality:end -->\nafter\n"
