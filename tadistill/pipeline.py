@@ -437,13 +437,19 @@ def calibration_references(config: Config) -> pd.DataFrame:
         return pd.DataFrame({"question": [p.question() for p in problems], "text": [gold_solution(p) for p in problems]})
     from pathlib import Path
 
+    from .corpus import CorpusError
+
     frames = []
     for name in config.trust.calibration_files:
         path = Path(name) if Path(name).is_absolute() else Path(config.data.root) / name
-        frame = pd.read_json(path, lines=True)
+        try:
+            frame = pd.read_json(path, lines=True)
+        except (OSError, ValueError) as exc:
+            raise CorpusError(f"{path} (trust.calibration_files): not a readable JSON-lines file: {exc}") from None
         missing = {"question", "rationale"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"{path}: trust.calibration_files records need {', '.join(sorted(missing))}")
+        if missing or frame.empty:
+            raise CorpusError(f"{path} (trust.calibration_files): expected records with 'question' and 'rationale'"
+                              + (f"; missing {', '.join(sorted(missing))}" if missing else "; the file has none"))
         frames.append(frame[["question", "rationale"]].rename(columns={"rationale": "text"}))
     return pd.concat(frames, ignore_index=True)
 
