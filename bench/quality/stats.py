@@ -40,6 +40,16 @@ def load(path: Path) -> pd.DataFrame:
     return frame.drop_duplicates(CELL + ["seed", "method"], keep="last").reset_index(drop=True)
 
 
+def complete_only(runs: pd.DataFrame, min_seeds: int) -> tuple[pd.DataFrame, list[str]]:
+    """Drop each (cell, method) with fewer than min_seeds seeds: a grid cut short is reported as
+    not run for those, never with fewer seeds. Returns what is kept and what was left out."""
+    counts = runs.groupby(CELL + ["method"])["seed"].nunique()
+    short = counts[counts < min_seeds]
+    left_out = [f"{w}, error {e:g}, budget {b}: {m} ({n} of {min_seeds} seeds)" for (w, e, b, m), n in short.items()]
+    keep = ~runs.set_index(CELL + ["method"]).index.isin(short.index)
+    return runs[keep].reset_index(drop=True), left_out
+
+
 def paired(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, seed: int = 0) -> dict:
     """Mean difference a - b and relative gain mean(a)/mean(b) - 1, with paired-bootstrap CIs."""
     rng = np.random.default_rng(seed)
@@ -241,12 +251,18 @@ def main() -> None:
     parser.add_argument("results", nargs="?", default=str(REPO / "docs" / "results" / "quality.jsonl"))
     parser.add_argument("--readme", default=None, help="rewrite this README's quality table")
     parser.add_argument("--docs", default=str(REPO / "docs"))
+    parser.add_argument("--min-seeds", type=int, default=10, help="report a method in a cell only with this many seeds")
     args = parser.parse_args()
-    runs = load(Path(args.results))
+    runs, left_out = complete_only(load(Path(args.results)), args.min_seeds)
     docs = Path(args.docs)
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     (docs / "results").mkdir(parents=True, exist_ok=True)
     markdown, data = summary_markdown(runs)
+    if left_out:
+        markdown += ("\n## Not reported (incomplete)\n\nRecorded in the results file but with fewer seeds than the "
+                     "grid's, so not reported; a rerun of the benchmark completes them:\n\n"
+                     + "\n".join(f"- {line}" for line in left_out) + "\n")
+    data["incomplete"] = left_out
     plot_cells(runs, docs / "figures" / "quality_cells.png")
     markdown += "\n![accuracy per cell](../figures/quality_cells.png)\n"
     if plot_factorial(data["comparisons"], docs / "figures" / "quality_factorial.png"):

@@ -46,3 +46,13 @@ def test_comparisons_and_the_readme_table_come_from_the_records(tmp_path):
     text = "before\n<!-- quality:begin -->\nold\n<!-- quality:end -->\nafter\n"
     assert replace_between(text, "<!-- quality:begin -->", "<!-- quality:end -->", "new") == \
         "before\n<!-- quality:begin -->\nnew\n<!-- quality:end -->\nafter\n"
+
+
+def test_a_method_short_of_the_grids_seeds_is_left_out_and_named():
+    from bench.quality.stats import complete_only
+
+    runs = pd.DataFrame([{"world": "shaped", "error_rate": 0.4, "budget": 300, "seed": s, "method": m, "accuracy": 0.5}
+                         for m, seeds in (("none", 10), ("full", 10), ("sc_none", 3)) for s in range(seeds)])
+    kept, left_out = complete_only(runs, 10)
+    assert set(kept["method"]) == {"none", "full"}
+    assert left_out == ["shaped, error 0.4, budget 300: sc_none (3 of 10 seeds)"]
