@@ -85,3 +85,21 @@ def test_a_run_whose_disk_fills_up_stops_with_exit_2_naming_the_step_and_records
     files = [line for line in done.stdout.splitlines() if line.startswith("./")]
     assert "./config.json" in files and not any(f.endswith(".tmp") for f in files)
     assert "./manifest.json" not in files  # nothing was recorded as finished
+
+
+def test_demo_points_to_the_benchmarks_intervals(tmp_path, monkeypatch):
+    import json
+
+    import tadistill.cli as cli
+
+    monkeypatch.setattr(cli, "BENCHMARK_SUMMARY", tmp_path / "missing.json")
+    assert cli._benchmark_line() is None
+    summary = tmp_path / "quality_summary.json"
+    summary.write_text(json.dumps({"headline": {
+        "cell": {"world": "shaped", "error_rate": 0.4, "budget": 300},
+        "full_vs_none": {"n": 10, "rel": 0.155, "rel_ci": [0.068, 0.244]},
+        "full_vs_random": {"n": 10, "rel": 0.097, "rel_ci": [-0.02, 0.232]}}}))
+    monkeypatch.setattr(cli, "BENCHMARK_SUMMARY", summary)
+    line = cli._benchmark_line()
+    assert "over 10 seeds" in line and "full vs none +15.5% (95% CI +6.8 to +24.4)" in line
+    assert "full vs random +9.7% (95% CI -2.0 to +23.2)" in line
