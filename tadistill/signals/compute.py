@@ -99,7 +99,9 @@ def trust_weights(ta_conf_teacher: pd.Series, config: TrustConfig,
     """
     if config.mode == "none" or len(ta_conf_teacher) == 0:
         return pd.Series(1.0, index=ta_conf_teacher.index)
-    if config.scale == "calibrated":  # ('auto' is resolved by the config: Config.trust_scale)
+    if config.scale == "auto":
+        raise ValueError("trust.scale 'auto' is resolved by the run's config (Config.trust_scale) before weighting")
+    if config.scale == "calibrated":
         if reference is None or len(reference) == 0:
             raise ValueError("trust.scale 'calibrated' needs the TA's confidence in outputs known to be right")
         # Share of right outputs at most this confident: the empirical CDF of the reference.
