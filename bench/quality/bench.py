@@ -139,19 +139,28 @@ def _purchase_stats(run_dir: Path, rows: pd.DataFrame) -> dict:
         bought = bought.merge(weights, on="id", how="left").fillna({"weight": 0.0})
     else:
         bought = pd.read_parquet(path)
-    gold = rows.set_index("id")["gold"]
-    wrong = ~(bought["answer"].notna() & (bought["answer"] == bought["id"].map(gold))).to_numpy(dtype=bool)
+    stats = output_stats(bought, rows.set_index("id")["gold"])
+    stats["bought_mean_steps"] = float(bought["id"].map(rows.set_index("id")["question"].map(_steps_of)).mean())
+    return stats
+
+
+def output_stats(bought: pd.DataFrame, gold: pd.Series) -> dict:
+    """Bought outputs (answer, weight, optional ta_conf_teacher) against gold: the wrong ones'
+    share of the purchase and of the loss, the mean weight of right and wrong ones, and the
+    AUROC of TA confidence for telling them apart."""
+    right = (bought["answer"].notna() & (bought["answer"] == bought["id"].map(gold))).to_numpy(dtype=bool)
     weight = bought["weight"].to_numpy(dtype=float)
     stats = {
-        "bought_wrong_share": float(wrong.mean()),
-        "loss_wrong_share": float((weight * wrong).sum() / weight.sum()) if weight.sum() else None,
-        "bought_mean_steps": float(bought["id"].map(rows.set_index("id")["question"].map(_steps_of)).mean()),
+        "bought_wrong_share": float((~right).mean()),
+        "loss_wrong_share": float((weight * ~right).sum() / weight.sum()) if weight.sum() else None,
+        "right_mean_weight": float(weight[right].mean()) if right.any() else None,
+        "wrong_mean_weight": float(weight[~right].mean()) if (~right).any() else None,
     }
-    if "ta_conf_teacher" in bought and bought["ta_conf_teacher"].notna().all() and wrong.any() and (~wrong).any():
+    if "ta_conf_teacher" in bought and bought["ta_conf_teacher"].notna().all() and right.any() and (~right).any():
         from tadistill.report import auroc
 
         conf = bought["ta_conf_teacher"].to_numpy(dtype=float)
-        stats["ta_auroc"] = auroc(conf[~wrong], conf[wrong])
+        stats["ta_auroc"] = auroc(conf[right], conf[~right])
     return stats
 
 

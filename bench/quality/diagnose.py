@@ -20,10 +20,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .bench import REPO, _steps_of
+from .bench import REPO, _steps_of, output_stats
 
 
 def _corpus(run: Path) -> pd.DataFrame:
@@ -34,19 +33,7 @@ def trust_stats(run: Path, corpus: pd.DataFrame) -> dict:
     path = run / "trust" / "teacher_weighted.parquet"
     if not path.exists():
         return {}
-    bought = pd.read_parquet(path)
-    right = (bought["answer"].notna() & (bought["answer"] == bought["id"].map(corpus["gold"]))).to_numpy(dtype=bool)
-    weight = bought["weight"].to_numpy(dtype=float)
-    stats = {"right_mean_weight": float(weight[right].mean()) if right.any() else np.nan,
-             "wrong_mean_weight": float(weight[~right].mean()) if (~right).any() else np.nan,
-             "wrong_share_bought": float((~right).mean()),
-             "wrong_share_loss": float((weight * ~right).sum() / weight.sum()) if weight.sum() else np.nan}
-    conf = bought["ta_conf_teacher"].to_numpy(dtype=float)
-    if right.any() and (~right).any() and not np.isnan(conf).any():
-        from tadistill.report import auroc
-
-        stats["ta_auroc"] = auroc(conf[right], conf[~right])
-    return stats
+    return output_stats(pd.read_parquet(path), corpus["gold"])
 
 
 def selection_stats(run: Path, corpus: pd.DataFrame, teacher_records: Path | None) -> dict:

@@ -68,16 +68,12 @@ def paired(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, seed: int = 0) -> 
 
 def comparisons(runs: pd.DataFrame) -> list[dict]:
     """Every paired comparison the summary reports, one dict each."""
-    from tadistill.methods import FACTORIAL
-
     out = []
     for cell, part in runs.groupby(CELL, sort=True):
         acc = part.pivot_table(index="seed", columns="method", values="accuracy")
-        pairs = list(PAIRS)
-        if len(set(FACTORIAL) & set(acc.columns)) > 2 or "sc_none" in acc.columns:
-            for m in acc.columns:
-                if m not in ("base", "none", "random", "full", "oracle"):
-                    pairs += [(m, "none"), (m, "random")]
+        # Every method beyond the main ones (the factorial's cells) against none and random.
+        pairs = list(PAIRS) + [(m, b) for m in acc.columns if m not in ("base", "none", "random", "full", "oracle")
+                               for b in ("none", "random")]
         for a, b in pairs:
             if a in acc and b in acc:
                 both = acc[[a, b]].dropna()
