@@ -18,6 +18,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .methods import METHODS as _METHOD_REGISTRY, describe as _describe_methods
+from .signals.compute import CONSISTENCY_MEASURES
+from .signals.selection import SELECTION_RULES, SelectionRule
+from .signals.trust import TRUST_MODES, TRUST_SCALES, TrustMode
+
+SELECTION_STRATEGIES = tuple(SELECTION_RULES)
+TRUST_MODE_NAMES = tuple(TRUST_MODES)
+TRUST_SCALE_NAMES = ("auto",) + tuple(TRUST_SCALES)
+CONSISTENCY_NAMES = tuple(CONSISTENCY_MEASURES)
+
+
+def _choices(registry: dict) -> str:
+    return "; ".join(f"'{name}': {entry.summary}" for name, entry in registry.items())
 
 SYNTHETIC = "synthetic"
 
@@ -473,17 +485,18 @@ class InferenceConfig(_Section):
 
 
 class SignalsConfig(_Section):
-    consistency: Literal["agreement", "entropy"] = Field(
+    consistency: Literal[CONSISTENCY_NAMES] = Field(  # type: ignore[valid-type]
         "agreement",
-        description="'agreement': share of samples agreeing with the majority; 'entropy': 1 - normalised answer entropy.",
+        description=("Self-consistency measure (signals/compute.py): 'agreement': share of samples agreeing with the "
+                     "majority; 'entropy': 1 - normalised answer entropy."),
     )
     w_sc: float = Field(1.0, ge=0, description="Weight of (1 - self-consistency) in the selection score.")
     w_ta: float = Field(1.0, ge=0, description="Weight of (1 - TA confidence in the student) in the selection score.")
 
 
 class SelectionConfig(_Section):
-    strategy: Literal["signals", "random"] = Field(
-        "signals", description="How stage-2 questions are picked: by the selection score, or at random."
+    strategy: Literal[SELECTION_STRATEGIES] = Field(  # type: ignore[valid-type]
+        "signals", description="How stage-2 questions are picked (signals/selection.py): " + _choices(SELECTION_RULES) + "."
     )
     candidates: Optional[int] = Field(
         None, ge=1,
@@ -496,22 +509,15 @@ class SelectionConfig(_Section):
 
 
 class TrustConfig(_Section):
-    mode: Literal["weight", "filter", "none"] = Field(
+    mode: Literal[TRUST_MODE_NAMES] = Field(  # type: ignore[valid-type]
         "weight",
-        description=(
-            "Use of TA confidence in the teacher's output: 'weight' scales each example's loss by its trust, "
-            "'filter' drops outputs the TA distrusts, 'none' ignores it."
-        ),
+        description="Use of TA confidence in the teacher's output (signals/trust.py): " + _choices(TRUST_MODES) + ".",
     )
-    scale: Literal["auto", "calibrated", "rank"] = Field(
+    scale: Literal[TRUST_SCALE_NAMES] = Field(  # type: ignore[valid-type]
         "auto",
         description=(
-            "How confidence becomes trust. 'calibrated': against the TA's confidence in outputs known to be right "
-            "(trust.calibration_*), fixed before any purchase: an output at least as confident as the "
-            "calibration_quantile of right ones is trusted fully, so a right teacher is left alone. 'rank': "
-            "rank within the purchase (always down-weights part of it, even when every output is right). "
-            "'auto': calibrated where outputs known to be right exist (the synthetic task, or "
-            "trust.calibration_files), rank elsewhere."
+            "How confidence becomes trust (signals/trust.py): " + _choices(TRUST_SCALES) + "; 'auto': calibrated "
+            "where outputs known to be right exist (the synthetic task, or trust.calibration_files), rank elsewhere."
         ),
     )
     calibration_quantile: float = Field(
@@ -748,9 +754,10 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _calibration_has_references(self):
-        if self.trusts_teacher and self.trust.scale == "calibrated" and not self._has_calibration_references:
+        needs_reference = self.trust.scale in TRUST_SCALES and TRUST_SCALES[self.trust.scale].needs_reference
+        if self.trusts_teacher and needs_reference and not self._has_calibration_references:
             raise ValueError(
-                "trust.scale 'calibrated' needs outputs known to be right: set trust.calibration_files "
+                f"trust.scale {self.trust.scale!r} needs outputs known to be right: set trust.calibration_files "
                 "(JSONL with question and rationale), or trust.scale 'rank'"
             )
         return self
@@ -786,7 +793,17 @@ class Config(_Section):
     @property
     def calibrates_trust(self) -> bool:
         """Whether the run scores outputs known to be right to put trust on an absolute scale."""
-        return self.trusts_teacher and self.trust_scale == "calibrated"
+        return self.trusts_teacher and TRUST_SCALES[self.trust_scale].needs_reference
+
+    @property
+    def selection_rule(self) -> SelectionRule:
+        """The stage-2 selection rule selection.strategy names (signals/selection.py)."""
+        return SELECTION_RULES[self.selection.strategy]()
+
+    @property
+    def trust_mode(self) -> TrustMode:
+        """The trust mode trust.mode names (signals/trust.py)."""
+        return TRUST_MODES[self.trust.mode]()
 
     @property
     def stages(self) -> int:
@@ -806,7 +823,7 @@ class Config(_Section):
     @property
     def trusts_teacher(self) -> bool:
         """Whether TA confidence in the teacher's outputs weights the (last) training stage."""
-        return self.trust.mode != "none" and not self.gold_weights
+        return self.trust_mode.uses_ta and not self.gold_weights
 
     @property
     def one_stage_trust(self) -> bool:

@@ -10,8 +10,9 @@ A method is a point in a small factorial, plus the reference rows a fair compari
 - `ta_teacher_only`: the `none` purchase weighted by the TA's trust in each output;
 - `<selection>_<trust>`: two stages (a random warm-up, then the rest of the budget picked by
   `selection`), every output's loss shaped by `trust`. Selection is `random` (the schedule
-  alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples) or
-  `both`; trust is `none`, `weight` or `filter` (signals/trust.py);
+  alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples),
+  `both`, or `learnable` (least self-consistent first, ties to what the TA finds closest to
+  right; signals/selection.py); trust is `none`, `weight` or `filter` (signals/trust.py);
 - `full` is `both_weight`, the paper's method; `random` is `random_none`, the control that
   changes only the schedule; `full_one_stage` takes the full method's signals from the base
   student, with no warm-up.
@@ -49,18 +50,20 @@ def register(method: Method) -> Method:
     return method
 
 
-# Selection rules of stage 2, as config they set (signals/compute.py computes them).
+# Selection presets of stage 2, as config they set (signals/selection.py holds the rules).
 SELECTIONS: dict[str, dict[str, Any]] = {
     "random": {"selection.strategy": "random"},
     "sc": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 0.0},
     "ta": {"selection.strategy": "signals", "signals.w_sc": 0.0, "signals.w_ta": 1.0},
     "both": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
+    "learnable": {"selection.strategy": "learnable"},
 }
 SELECTION_SUMMARIES = {
     "random": "random stage-2 pick (the schedule alone)",
     "sc": "stage-2 pick by student self-consistency",
     "ta": "stage-2 pick by TA confidence in the student's samples",
     "both": "stage-2 pick by self-consistency and TA confidence in the student",
+    "learnable": "stage-2 pick of the least self-consistent questions, ties to those the TA finds closest to right",
 }
 TRUSTS = ("none", "weight", "filter")
 TRUST_SUMMARIES = {
@@ -85,8 +88,9 @@ register(Method("random", 2, "the schedule-only control, = random_none", METHODS
 register(Method("full_one_stage", 2, "full's signals from the base student, no warm-up",
                 {**METHODS["both_weight"].preset, "budget.warmup_share": 0.0}))
 
-# The factorial the quality benchmark runs at its headline cell: selection x trust.
-FACTORIAL = tuple(f"{s}_{t}" for s in SELECTIONS for t in TRUSTS)
+# The factorial the quality benchmark runs at its headline cell: selection x trust, as
+# pre-registered (the later `learnable_*` methods are run on their own, bench/quality/README.md).
+FACTORIAL = tuple(f"{s}_{t}" for s in ("random", "sc", "ta", "both") for t in TRUSTS)
 
 
 def method(name: str) -> Method:

@@ -372,12 +372,13 @@ def step_score_samples(ctx: RunContext) -> dict:
 
 
 def step_select(ctx: RunContext) -> dict:
-    from .signals.compute import question_signals, select
+    from .signals.compute import question_signals
+    from .signals.selection import select
 
     config = ctx.config
     pool = _remaining_pool(ctx)
     count = min(config.budget.requests - warmup_count(config), len(pool))
-    if config.selection.strategy == "signals":
+    if config.selection_rule.uses_signals:
         signals = question_signals(ctx.run_dir.read_table("signals/samples_scored.parquet"), config.signals)
     else:
         signals = pd.DataFrame({"id": pool["id"], "self_consistency": np.nan, "ta_conf_student": np.nan})
@@ -406,11 +407,11 @@ def _bought_for_last_stage(ctx: RunContext) -> pd.DataFrame:
 
 
 def step_trust(ctx: RunContext) -> dict:
-    from .signals.compute import trust_weights
+    from .signals.trust import trust_weights
 
     bought = _bought_for_last_stage(ctx)
     questions = ctx.run_dir.read_table("corpus/rows.parquet")[["id", "question"]]
-    if ctx.config.trust.mode == "none":
+    if not ctx.config.trust_mode.uses_ta:
         bought["ta_conf_teacher"] = np.nan
     else:
         scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"), _parts(ctx, "trust/scored_parts", "trust"))
@@ -541,7 +542,7 @@ def plan(config: Config) -> list[Step]:
     ]
     if not config.two_stage:
         return first + last
-    by_signals = config.selection.strategy == "signals"
+    by_signals = config.selection_rule.uses_signals
     stage1 = ("train_stage1",) if has_warmup(config) else ("warmup_pick",)
     second = []
     if by_signals:

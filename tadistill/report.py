@@ -144,7 +144,7 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
 def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[str]:
     lines = []
     signals_path = ctx.run_dir.path / "signals" / "question_signals.parquet"
-    if signals_path.exists() and ctx.config.two_stage and ctx.config.selection.strategy == "signals":
+    if signals_path.exists() and ctx.config.two_stage and ctx.config.selection_rule.uses_signals:
         signals = ctx.run_dir.read_table("signals/question_signals.parquet")
         signals["student_right"] = signals["student_majority"] == signals["id"].map(gold)
         table = signals.groupby("selected").agg(

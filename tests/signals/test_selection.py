@@ -1,0 +1,80 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tadistill.config import SignalsConfig, load_config
+from tadistill.signals.compute import question_signals
+from tadistill.signals.selection import SELECTION_RULES, SelectionRule, rank_normalise, register, rule_named, select
+
+
+def test_rank_normalise_handles_ties_and_singletons():
+    assert list(rank_normalise(pd.Series([10.0, 20.0, 30.0]))) == [0.0, 0.5, 1.0]
+    assert list(rank_normalise(pd.Series([1.0, 1.0]))) == [0.5, 0.5]
+    assert list(rank_normalise(pd.Series([4.0]))) == [0.5]
+
+
+def _samples():
+    # q1: confident and agreeing; q2: split; q3: nothing extractable, TA unsure.
+    return pd.DataFrame({
+        "id": ["q1"] * 3 + ["q2"] * 3 + ["q3"] * 3,
+        "k": [0, 1, 2] * 3,
+        "answer": ["5", "5", "5", "1", "2", "1", None, None, None],
+        "ta_conf": [0.9, 0.95, 0.92, 0.5, 0.4, 0.6, 0.1, 0.2, 0.15],
+    })
+
+
+def test_the_paper_rule_picks_the_unsure():
+    signals = question_signals(_samples(), SignalsConfig())
+    chosen = select(signals, 1, "signals", SignalsConfig(), seed=0)
+    assert list(chosen.loc[chosen.selected, "id"]) == ["q3"]
+    assert chosen["score"].is_monotonic_increasing
+
+
+def test_each_signal_alone_decides_alone():
+    signals = pd.DataFrame({"id": ["a", "b"], "self_consistency": [1.0, 0.2], "ta_conf_student": [0.1, 0.9]})
+    by_sc = select(signals, 1, "signals", SignalsConfig(w_ta=0.0), seed=0)
+    by_ta = select(signals, 1, "signals", SignalsConfig(w_sc=0.0), seed=0)
+    assert by_sc.loc[by_sc.selected, "id"].item() == "b"
+    assert by_ta.loc[by_ta.selected, "id"].item() == "a"
+    with pytest.raises(ValueError, match="both 0"):
+        select(signals, 1, "signals", SignalsConfig(w_sc=0.0, w_ta=0.0), seed=0)
+
+
+def test_random_selection_is_seeded_and_exact_in_count():
+    signals = pd.DataFrame({"id": [f"q{i}" for i in range(50)], "self_consistency": np.nan, "ta_conf_student": np.nan})
+    a = select(signals, 10, "random", SignalsConfig(), seed=1)
+    b = select(signals, 10, "random", SignalsConfig(), seed=1)
+    assert a.selected.sum() == 10 and list(a.selected) == list(b.selected)
+
+
+def test_learnable_is_unsure_first_then_closest_to_right():
+    signals = pd.DataFrame({
+        "id": ["sure", "unsure_hopeless", "unsure_close", "half"],
+        "self_consistency": [1.0, 0.25, 0.25, 0.5],
+        "ta_conf_student": [0.99, 0.001, 0.2, 0.9],
+        "num_samples": 4,
+    })
+    chosen = select(signals, 3, "learnable", SignalsConfig(), seed=0)
+    order = chosen.sort_values("score", ascending=False)["id"].tolist()
+    # Equally unsure: the one the TA finds closer to right first; a confident TA never lifts a
+    # more self-consistent question over a less self-consistent one.
+    assert order == ["unsure_close", "unsure_hopeless", "half", "sure"]
+    assert set(chosen.loc[chosen.selected, "id"]) == {"unsure_close", "unsure_hopeless", "half"}
+
+
+def test_rules_are_registered_once_and_named_in_errors():
+    assert {"random", "signals", "learnable"} <= set(SELECTION_RULES)
+    assert not rule_named("random").uses_signals and rule_named("learnable").uses_signals
+
+    class Again(SelectionRule):
+        name = "random"
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Again)
+    with pytest.raises(ValueError, match="unknown selection.strategy 'nope'"):
+        rule_named("nope")
+
+
+def test_config_offers_every_registered_rule():
+    for name in SELECTION_RULES:
+        config = load_config(overrides=[f"selection.strategy={name}"])
+        assert type(config.selection_rule) is SELECTION_RULES[name]

@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tadistill.config import TrustConfig, load_config
+from tadistill.signals.trust import (
+    TRUST_MODES, TRUST_SCALES, Placement, TrustMode, register_mode, register_scale, trust_weights,
+)
+
+
+def test_trust_weights():
+    conf = pd.Series([0.1, 0.5, 0.9, 0.95, 0.3])
+    weights = trust_weights(conf, TrustConfig(mode="weight", scale="rank", min_weight=0.1))
+    assert weights.min() == pytest.approx(0.1) and weights.max() == pytest.approx(1.0)
+    assert weights.iloc[0] < weights.iloc[1] < weights.iloc[2]
+    kept = trust_weights(conf, TrustConfig(mode="filter", scale="rank", filter_quantile=0.4))
+    assert list(kept) == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert list(trust_weights(conf, TrustConfig(mode="none"))) == [1.0] * 5
+
+
+def test_calibrated_trust_leaves_a_right_teacher_alone():
+    rng = np.random.default_rng(0)
+    reference = rng.beta(8, 2, size=2000)  # the TA's confidence in outputs known to be right
+    right = pd.Series(rng.beta(8, 2, size=1000))  # a teacher that is always right: the same distribution
+    for mode, cost in (("weight", 0.05), ("filter", 0.05)):
+        weights = trust_weights(right, TrustConfig(mode=mode, scale="calibrated", calibration_quantile=0.05,
+                                                   min_weight=0.0), reference)
+        assert weights.mean() > 1 - cost - 0.02  # at most about the quantile is touched
+    # Rank-normalised trust down-weights half the same purchase, right as it is.
+    assert trust_weights(right, TrustConfig(mode="weight", scale="rank", min_weight=0.1)).mean() < 0.6
+
+
+def test_calibrated_trust_drops_outputs_below_the_right_ones_tail():
+    reference = np.linspace(0.5, 1.0, 101)  # 5% quantile at 0.525
+    conf = pd.Series([0.1, 0.52, 0.53, 0.9])
+    kept = trust_weights(conf, TrustConfig(mode="filter", scale="calibrated", calibration_quantile=0.05), reference)
+    assert list(kept) == [0.0, 0.0, 1.0, 1.0]
+    weights = trust_weights(conf, TrustConfig(mode="weight", scale="calibrated", calibration_quantile=0.05,
+                                              min_weight=0.1), reference)
+    assert weights.iloc[0] == pytest.approx(0.1) and weights.iloc[3] == 1.0
+    assert 0.1 < weights.iloc[1] < 1.0  # in the tail: scaled by how far into it
+    with pytest.raises(ValueError, match="known to be right"):
+        trust_weights(conf, TrustConfig(mode="weight", scale="calibrated"), None)
+
+
+def test_auto_must_be_resolved_first():
+    with pytest.raises(ValueError, match="resolved"):
+        trust_weights(pd.Series([0.5]), TrustConfig(mode="weight", scale="auto"))
+
+
+def test_modes_turn_one_placement_into_weights():
+    placement = Placement(np.array([0.0, 0.5, 1.0]), np.array([False, True, True]))
+    config = TrustConfig(min_weight=0.2)
+    assert list(TRUST_MODES["none"]().weights(placement, config)) == [1.0, 1.0, 1.0]
+    assert list(TRUST_MODES["weight"]().weights(placement, config)) == pytest.approx([0.2, 0.6, 1.0])
+    assert list(TRUST_MODES["filter"]().weights(placement, config)) == [0.0, 1.0, 1.0]
+
+
+def test_registries_refuse_duplicates_and_feed_the_config():
+    class Again(TrustMode):
+        name = "weight"
+    with pytest.raises(ValueError, match="registered twice"):
+        register_mode(Again)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_scale(TRUST_SCALES["rank"])
+    for mode in TRUST_MODES:
+        assert load_config(overrides=[f"trust.mode={mode}"]).trust_mode.name == mode
+    assert load_config(overrides=["trust.mode=none"]).trusts_teacher is False
+    # A scale that needs outputs known to be right: the synthetic task has them.
+    assert load_config(overrides=["trust.scale=calibrated"]).calibrates_trust
+    assert not load_config(overrides=["trust.scale=rank"]).calibrates_trust
