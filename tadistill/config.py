@@ -21,6 +21,12 @@ from .methods import METHODS as _METHOD_REGISTRY, describe as _describe_methods
 from .signals.compute import CONSISTENCY_MEASURES
 from .signals.selection import SELECTION_RULES, SelectionRule
 from .signals.trust import TRUST_MODES, TRUST_SCALES, TrustMode
+from .inference.executor import EXECUTORS
+from .teacher.sources import TEACHERS
+
+LAUNCHERS = tuple(EXECUTORS)
+
+TEACHER_SOURCES = tuple(TEACHERS)
 
 SELECTION_STRATEGIES = tuple(SELECTION_RULES)
 TRUST_MODE_NAMES = tuple(TRUST_MODES)
@@ -268,13 +274,8 @@ class RecordedTeacherConfig(_Section):
 
 
 class TeacherConfig(_Section):
-    source: Literal["synthetic", "openai", "recorded"] = Field(
-        SYNTHETIC,
-        description=(
-            "'synthetic' starts the simulated teacher on Ray Serve (127.0.0.1) and calls it through "
-            "the openai client; 'openai' calls base_url as given; 'recorded' answers from "
-            "teacher.recorded.files (outputs collected earlier), charged to the budget like live calls."
-        ),
+    source: Literal[TEACHER_SOURCES] = Field(  # type: ignore[valid-type]
+        SYNTHETIC, description="Where teacher outputs come from (teacher/sources.py): " + _choices(TEACHERS) + ".",
     )
     base_url: Optional[str] = Field(
         None, description="OpenAI-compatible endpoint (…/v1). Required when source is 'openai'."
@@ -326,15 +327,7 @@ class TeacherConfig(_Section):
 
     @model_validator(mode="after")
     def _source_is_complete(self):
-        if self.source == "openai" and not self.base_url:
-            raise ValueError("base_url is required when source is 'openai'")
-        if self.source == "recorded":
-            if not self.recorded.files:
-                raise ValueError("recorded.files is empty: name the files of teacher outputs")
-            if self.recorded.format == "aligned" and not self.recorded.aligned_to:
-                raise ValueError("recorded.aligned_to is required with format 'aligned'")
-            if self.recorded.match == "id" and not self.recorded.fields.id and self.recorded.format == "records":
-                raise ValueError("recorded.match is 'id' but recorded.fields.id is not set")
+        TEACHERS[self.source].check(self)  # what this source needs besides its name
         return self
 
 
@@ -408,13 +401,10 @@ class AutoscalingConfig(_Section):
 
 
 class InferenceConfig(_Section):
-    launcher: Literal["serve", "local"] = Field(
+    launcher: Literal[LAUNCHERS] = Field(  # type: ignore[valid-type]
         "serve",
-        description=(
-            "Where student sampling, TA scoring and test answering run: 'serve', Serve deployments fed by Ray Data "
-            "(scales out, GPUs, vLLM); 'local', the transformers backend in the driver's process (small models on a "
-            "laptop or a benchmark grid, where a deployment's start-up costs more than the work)."
-        ),
+        description="Where student sampling, TA scoring and test answering run (inference/executor.py): "
+                    + _choices(EXECUTORS) + ".",
     )
     retry_for_s: float = Field(
         300, gt=0,
@@ -477,10 +467,8 @@ class InferenceConfig(_Section):
     seed: int = Field(0, description="Seed of student sampling.")
 
     @model_validator(mode="after")
-    def _local_runs_transformers(self):
-        if self.launcher == "local" and (self.backend != "transformers" or self.ta_endpoint or self.ta_app):
-            raise ValueError("launcher 'local' runs the transformers backend in the driver's process: "
-                             "set backend 'transformers' and no ta_endpoint or ta_app, or launcher 'serve'")
+    def _launcher_can_run_it(self):
+        EXECUTORS[self.launcher].check(self)  # what this launcher cannot run (inference/executor.py)
         return self
 
 
@@ -729,7 +717,8 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _cost_needs_a_price(self):
-        if self.budget.cost is not None and self.teacher.source == "openai" and self.teacher.model not in self.budget.prices:
+        if (self.budget.cost is not None and TEACHERS[self.teacher.source].charges_money
+                and self.teacher.model not in self.budget.prices):
             raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {self.teacher.model!r}")
         return self
 

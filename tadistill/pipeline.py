@@ -12,7 +12,6 @@ depends on it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from . import artifacts as A
 from .config import SYNTHETIC, Config
 from .rundir import STORAGE_ERRNOS, RunDir, storage_problem
 from .services import Services
@@ -40,6 +40,10 @@ class Step:
     # What the step depends on that is computed from the config rather than one of its keys
     # (the warm-up size, say), so methods that agree on it share the step's output.
     derived: Optional[Callable[[Config], Any]] = None
+    # The artifacts (artifacts.py) it reads and writes: a finished step whose outputs are gone
+    # runs again, and a test checks that every artifact read is written by an earlier step.
+    reads: tuple = ()
+    writes: tuple = ()
 
 
 @dataclass
@@ -52,6 +56,8 @@ class RunContext:
     step_log: list[dict] = field(default_factory=list)
     _models: Optional[dict[str, str]] = None
     _budget: object = None
+    _teacher: object = None
+    _executor: object = None
 
     def models(self) -> dict[str, str]:
         """Resolved student and TA paths (the synthetic ones are built once, then cached)."""
@@ -65,15 +71,20 @@ class RunContext:
             self._models = paths
         return self._models
 
-    def budget(self):
-        """The run's budget, already charged with what finished teacher steps used and with
-        requests a crashed invocation left in flight (they may have been paid).
+    @property
+    def teacher(self):
+        """The run's teacher (teacher/sources.py), built once from teacher.source."""
+        if self._teacher is None:
+            from .teacher.sources import teacher_for
 
-        A live teacher's budget is one named Ray actor shared by every teacher worker; a
-        recorded teacher answers in the driver from a local one.
-        """
+            self._teacher = teacher_for(self.config, self.services, self.run_dir)
+        return self._teacher
+
+    def budget(self):
+        """The run's budget, made once by the teacher, already charged with what finished
+        teacher steps used and with requests a crashed invocation left in flight."""
         if self._budget is None:
-            from .teacher.budget import Budget, Spend, ledger_actor
+            from .teacher.budget import Spend
 
             spent = Spend()
             for name in ("teacher_stage1", "teacher_stage2"):
@@ -81,31 +92,25 @@ class RunContext:
                 if done:
                     spent = spent + Spend(done["rows"], done.get("prompt_tokens", 0) + done.get("completion_tokens", 0),
                                           done.get("cost", 0.0))
-            limits = self.config.budget
-            if self.config.teacher.source == "recorded":
-                self._budget = Budget(limits.requests, limits.tokens, limits.cost, spent)
-            else:
-                from .teacher.cache import ResponseCache
-
-                cache = ResponseCache(self.teacher_cache_dir())
-                orphaned = cache.orphan_spend(self.price())
-                if orphaned.requests:
-                    log.warning("teacher: %d request(s) were in flight when an earlier invocation died; "
-                                "they are charged to the budget", orphaned.requests)
-                spent = spent + orphaned
-                self.services.ray()
-                self._budget = ledger_actor(self.ledger_name(), limits.requests, limits.tokens, limits.cost, spent)
+            self._budget = self.teacher.make_budget(spent + self.teacher.orphan_spend())
         return self._budget
 
-    def teacher_cache_dir(self):
-        return self.run_dir.path / "teacher" / "cache"
+    @property
+    def executor(self):
+        """Where the models answer (inference/executor.py), built once from inference.launcher."""
+        if self._executor is None:
+            from .inference.executor import executor_for
 
-    def ledger_name(self) -> str:
-        return "tadistill-budget-" + hashlib.sha256(str(self.run_dir.path.resolve()).encode()).hexdigest()[:12]
+            self._executor = executor_for(self.config.inference, self.services, self.config.data.answer_fallback,
+                                          self.config.data.num_blocks)
+        return self._executor
 
-    def price(self):
-        price = self.config.budget.prices.get(self.config.teacher.model)
-        return (price.prompt, price.completion) if price else None
+    def close(self) -> None:
+        """Take down what the run deployed (the executor's apps, the simulated teacher)."""
+        if self._executor is not None:
+            self._executor.close()
+        if self._teacher is not None:
+            self._teacher.close()
 
 
 # -- the steps ---------------------------------------------------------------------------
@@ -118,9 +123,9 @@ def step_corpus(ctx: RunContext) -> dict:
     if data.source == SYNTHETIC:
         data = write_synthetic_source(data, ctx.run_dir.path / "corpus" / "source")
     corpus = read_corpus(data)
-    ctx.run_dir.write_table("corpus/rows.parquet", corpus.rows)
-    ctx.run_dir.write_table("corpus/rejects.parquet", corpus.rejects)
-    rejects_path = str(ctx.run_dir.path / "corpus/rejects.parquet")
+    ctx.run_dir.write_table(A.ROWS, corpus.rows)
+    ctx.run_dir.write_table(A.REJECTS, corpus.rejects)
+    rejects_path = str(ctx.run_dir.path / str(A.REJECTS))
     for split, count in corpus.counts.items():
         log.info("corpus: split %-10s %6d rows in, %6d kept, %5d rejected", split, count["rows_in"], count["kept"],
                  count["rejected"])
@@ -134,15 +139,15 @@ def step_teacher_records(ctx: RunContext) -> dict:
     """Import the recorded teacher outputs and match them to corpus rows (no budget spent here)."""
     from .teacher.recorded import import_records
 
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    rows = ctx.run_dir.read_table(A.ROWS)
     records, unmatched = import_records(ctx.config.teacher.recorded, ctx.config.data.root, rows)
-    ctx.run_dir.write_table("teacher/records.parquet", records)
-    ctx.run_dir.write_table("teacher/unmatched_records.parquet", unmatched)
+    ctx.run_dir.write_table(A.RECORDS, records)
+    ctx.run_dir.write_table(A.UNMATCHED, unmatched)
     pool = rows[rows["split"] == ctx.config.data.pool_split]
     without = int((~pool["id"].isin(set(records["id"]))).sum())
     if len(unmatched):
         log.warning("recorded teacher: %d output(s) match no corpus row; see %s", len(unmatched),
-                    ctx.run_dir.path / "teacher/unmatched_records.parquet")
+                    ctx.run_dir.path / str(A.UNMATCHED))
     if without:
         log.warning("recorded teacher: %d of %d pool questions have no recorded output and cannot be bought",
                     without, len(pool))
@@ -152,11 +157,8 @@ def step_teacher_records(ctx: RunContext) -> dict:
 
 def pool_rows(ctx: RunContext) -> pd.DataFrame:
     """Questions the method may buy: the pool split, less those a recorded teacher cannot answer."""
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
-    pool = rows[rows["split"] == ctx.config.data.pool_split]
-    if ctx.config.teacher.source == "recorded":
-        recorded = set(ctx.run_dir.read_table("teacher/records.parquet")["id"])
-        pool = pool[pool["id"].isin(recorded)]
+    rows = ctx.run_dir.read_table(A.ROWS)
+    pool = ctx.teacher.buyable(rows[rows["split"] == ctx.config.data.pool_split])
     return pool.sort_values("id").reset_index(drop=True)
 
 
@@ -176,37 +178,22 @@ def step_warmup_pick(ctx: RunContext) -> dict:
     pool = pool_rows(ctx)
     count = min(warmup_count(ctx.config), len(pool))
     picked = pool.sample(n=count, random_state=ctx.config.seed)[["id", "question"]]
-    ctx.run_dir.write_table("picks/stage1.parquet", picked)
+    ctx.run_dir.write_table(A.PICKS_STAGE1, picked)
     return {"rows": len(picked)}
 
 
-def _ledger(ctx: RunContext) -> str:
-    ctx.budget()  # creates the run's named budget actor
-    return ctx.ledger_name()
-
-
-def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
+def _buy(ctx: RunContext, picks_artifact: A.Artifact, out: A.Artifact, out_name: str) -> dict:
     from .tasks.answers import add_answers
+    from .tasks.prompts import system_prompt
 
-    picks = ctx.run_dir.read_table(picks_path)
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
-    if ctx.config.teacher.source == "recorded":
-        from .teacher.recorded import RecordedTeacher
+    picks = ctx.run_dir.read_table(picks_artifact)
 
-        teacher = RecordedTeacher(ctx.run_dir.read_table("teacher/records.parquet"))
-        bought, report = teacher.buy(picks, ctx.budget(), desc=out_name)
-    else:
-        from .tasks.prompts import system_prompt
-        from .teacher.step import buy_with_ray_data
-
-        # One task, one answer type: every corpus row carries it.
-        prompt = system_prompt(ctx.config.teacher.system_prompt, rows["answer_type"].iloc[0])
-        bought, report = buy_with_ray_data(
-            picks, ctx.config.teacher, ctx.services.teacher_url, ctx.teacher_cache_dir(), prompt,
-            _ledger(ctx), ctx.price(), desc=out_name,
-        )
+    rows = ctx.run_dir.read_table(A.ROWS)
+    # One task, one answer type: every corpus row carries it.
+    prompt = system_prompt(ctx.config.teacher.system_prompt, rows["answer_type"].iloc[0])
+    bought, report = ctx.teacher.buy(picks, prompt, ctx.budget(), desc=out_name)
     bought = add_answers(bought, rows, ctx.config.data.answer_fallback)
-    ctx.run_dir.write_table(f"teacher/{out_name}.parquet", bought)
+    ctx.run_dir.write_table(out, bought)
     ctx.teacher_sent += report.sent
     log.info("%s: bought %d (sent %d, cache hits %d, truncated %d)", out_name, report.bought, report.sent,
              report.cache_hits, report.truncated)
@@ -219,13 +206,13 @@ def _buy(ctx: RunContext, picks_path: str, out_name: str) -> dict:
 
 
 def step_teacher_stage1(ctx: RunContext) -> dict:
-    return _buy(ctx, "picks/stage1.parquet", "teacher_stage1")
+    return _buy(ctx, A.PICKS_STAGE1, A.TEACHER_STAGE1, "teacher_stage1")
 
 
 def _training_rows(ctx: RunContext, teacher: pd.DataFrame, weights: Optional[pd.Series] = None) -> pd.DataFrame:
     from .tasks.prompts import student_prompt, student_target
 
-    questions = ctx.run_dir.read_table("corpus/rows.parquet").set_index("id")["question"]
+    questions = ctx.run_dir.read_table(A.ROWS).set_index("id")["question"]
     rows = pd.DataFrame({
         "id": teacher["id"],
         "prompt": [student_prompt(questions[i]) for i in teacher["id"]],
@@ -247,14 +234,14 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str, fin
     metrics = train_stage(
         rows, init_model, train,
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
-        model_out=ctx.run_dir.file(f"{stage}/model"),
+        model_out=ctx.run_dir.file(str(A.model(stage))),
         tracking_dirs={
             "tensorboard": train.tracking.tensorboard_dir or str(ctx.run_dir.path.resolve() / "tensorboard"),
             "mlflow": train.tracking.mlflow_tracking_uri or f"sqlite:///{ctx.run_dir.path.resolve() / 'mlflow.db'}",
             "wandb": str(ctx.run_dir.path.resolve()),
         },
     )
-    ctx.run_dir.write_table(f"{stage}/train_rows.parquet", rows)
+    ctx.run_dir.write_table(A.train_rows(stage), rows)
     metrics["optimizer_steps"] = metrics["steps"]
     metrics["examples_seen"] = metrics["steps"] * train.global_batch_size
     (ctx.run_dir.path / stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -265,20 +252,20 @@ def step_train_stage1(ctx: RunContext) -> dict:
     """The warm-up; for a one-stage method the whole training, weighted by gold (oracle) or
     by the TA's trust in each output (ta_teacher_only)."""
     if ctx.config.gold_weights:
-        teacher = ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
+        teacher = ctx.run_dir.read_table(A.TEACHER_STAGE1)
         weights = _gold_weights(ctx, teacher)
     elif ctx.config.one_stage_trust:
-        teacher = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
+        teacher = ctx.run_dir.read_table(A.TEACHER_WEIGHTED)
         weights = teacher["weight"]
     else:
-        teacher, weights = ctx.run_dir.read_table("teacher/teacher_stage1.parquet"), None
+        teacher, weights = ctx.run_dir.read_table(A.TEACHER_STAGE1), None
     return _train(ctx, "stage1", _training_rows(ctx, teacher, weights), ctx.models()["student"],
                   final=not ctx.config.two_stage)
 
 
 def _gold_weights(ctx: RunContext, teacher: pd.DataFrame) -> pd.Series:
     """The oracle baseline: weight 1 where the teacher's answer matches gold, 0 elsewhere."""
-    gold = ctx.run_dir.read_table("corpus/rows.parquet").set_index("id")["gold"]
+    gold = ctx.run_dir.read_table(A.ROWS).set_index("id")["gold"]
     missing = teacher["id"].map(gold).isna()
     if missing.any():
         raise ValueError(f"method 'oracle' needs gold answers in the pool split; {int(missing.sum())} bought "
@@ -290,13 +277,13 @@ def _gold_weights(ctx: RunContext, teacher: pd.DataFrame) -> pd.Series:
 def _stage1_bought(ctx: RunContext) -> pd.DataFrame:
     """The warm-up purchase; empty when the method has no warm-up."""
     if not has_warmup(ctx.config):
-        return ctx.run_dir.read_table("picks/stage1.parquet").iloc[0:0].assign(k=0, text="", answer=None)
-    return ctx.run_dir.read_table("teacher/teacher_stage1.parquet")
+        return ctx.run_dir.read_table(A.PICKS_STAGE1).iloc[0:0].assign(k=0, text="", answer=None)
+    return ctx.run_dir.read_table(A.TEACHER_STAGE1)
 
 
 def _stage1_model(ctx: RunContext) -> str:
     """The model whose signals steer stage 2: the warmed-up student, or the base one without a warm-up."""
-    return str(ctx.run_dir.path / "stage1" / "model") if has_warmup(ctx.config) else ctx.models()["student"]
+    return str(ctx.run_dir.path / str(A.MODEL_STAGE1)) if has_warmup(ctx.config) else ctx.models()["student"]
 
 
 def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
@@ -312,62 +299,27 @@ def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
 
 
 def step_sample(ctx: RunContext) -> dict:
-    from ray import serve
-
-    from .inference.deployments import SAMPLER_APP, deploy_sampler
-    from .inference.drive import sample_pool
-
-    inference = ctx.config.inference
-    sample = functools.partial(sample_pool, _remaining_pool(ctx), inference.batch_size, ctx.config.data.num_blocks,
-                               ctx.config.data.answer_fallback, parts=_parts(ctx, "signals/samples_parts", "sample"),
-                               retry_for_s=inference.retry_for_s)
-    if inference.launcher == "local":
-        samples = sample(local={"model_path": _stage1_model(ctx), **inference.model_dump()})
-    else:
-        ctx.services.serve()
-        deploy_sampler(_stage1_model(ctx), inference)
-        try:
-            samples = sample()
-        finally:
-            serve.delete(SAMPLER_APP)  # give its CPUs back to the steps that follow
-    ctx.run_dir.write_table("signals/samples.parquet", samples)
+    samples = ctx.executor.sample(_stage1_model(ctx), _remaining_pool(ctx), _parts(ctx, A.SAMPLES_PARTS, "sample"))
+    ctx.run_dir.write_table(A.SAMPLES, samples)
     return {"rows": len(samples), "questions": int(samples["id"].nunique()),
             "unextractable": int(samples["answer"].isna().sum())}
 
 
-def _parts(ctx: RunContext, folder: str, step: str):
+def _parts(ctx: RunContext, folder: A.Folder, step: str):
     """Where a step writes its output block by block, and the fingerprint the blocks belong to."""
-    return ctx.run_dir.path / folder, ctx.fingerprints[step]
+    return ctx.run_dir.path / str(folder), ctx.fingerprints[step]
 
 
 def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
-    from ray import serve
-
-    from .inference.deployments import SCORER_APP, deploy_scorer
-    from .inference.drive import score_texts
-
-    inference = ctx.config.inference
-    score = functools.partial(score_texts, rows, inference.batch_size, ctx.config.data.num_blocks, parts=parts,
-                              retry_for_s=inference.retry_for_s, confidence=inference.ta_confidence)
-    if inference.launcher == "local":
-        return score(local_model=ctx.models()["ta"])
-    if inference.ta_app:  # a long-lived scorer (a RayService): use it, leave it up
-        ctx.services.ray()
-        return score(app_name=inference.ta_app)
-    ctx.services.serve()
-    deploy_scorer(ctx.models()["ta"], inference)
-    try:
-        return score()
-    finally:
-        serve.delete(SCORER_APP)
+    return ctx.executor.score(ctx.models()["ta"], rows, parts)
 
 
 def step_score_samples(ctx: RunContext) -> dict:
-    samples = ctx.run_dir.read_table("signals/samples.parquet")
+    samples = ctx.run_dir.read_table(A.SAMPLES)
     questions = _remaining_pool(ctx)[["id", "question"]]
-    scored = _score(ctx, samples.merge(questions, on="id"), _parts(ctx, "signals/scored_parts", "score_samples"))
+    scored = _score(ctx, samples.merge(questions, on="id"), _parts(ctx, A.SCORED_PARTS, "score_samples"))
     scored = scored.drop(columns=["question"]).sort_values(["id", "k"]).reset_index(drop=True)
-    ctx.run_dir.write_table("signals/samples_scored.parquet", scored)
+    ctx.run_dir.write_table(A.SAMPLES_SCORED, scored)
     return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
 
 
@@ -379,19 +331,19 @@ def step_select(ctx: RunContext) -> dict:
     pool = _remaining_pool(ctx)
     count = min(config.budget.requests - warmup_count(config), len(pool))
     if config.selection_rule.uses_signals:
-        signals = question_signals(ctx.run_dir.read_table("signals/samples_scored.parquet"), config.signals)
+        signals = question_signals(ctx.run_dir.read_table(A.SAMPLES_SCORED), config.signals)
     else:
         signals = pd.DataFrame({"id": pool["id"], "self_consistency": np.nan, "ta_conf_student": np.nan})
     chosen = select(signals, count, config.selection.strategy, config.signals, config.seed)
-    ctx.run_dir.write_table("signals/question_signals.parquet", chosen)
+    ctx.run_dir.write_table(A.QUESTION_SIGNALS, chosen)
     picks = chosen[chosen["selected"]].sort_values(["score", "id"], ascending=[False, True])
     picks = picks[["id"]].merge(pool[["id", "question"]], on="id", how="left")
-    ctx.run_dir.write_table("picks/stage2.parquet", picks)
+    ctx.run_dir.write_table(A.PICKS_STAGE2, picks)
     return {"rows": len(picks), "candidates": len(chosen)}
 
 
 def step_teacher_stage2(ctx: RunContext) -> dict:
-    return _buy(ctx, "picks/stage2.parquet", "teacher_stage2")
+    return _buy(ctx, A.PICKS_STAGE2, A.TEACHER_STAGE2, "teacher_stage2")
 
 
 def _bought_for_last_stage(ctx: RunContext) -> pd.DataFrame:
@@ -399,7 +351,7 @@ def _bought_for_last_stage(ctx: RunContext) -> pd.DataFrame:
     every purchase ('all') or the stage-2 ones only."""
     if not ctx.config.two_stage:
         return _stage1_bought(ctx).assign(stage=1)
-    stage2 = ctx.run_dir.read_table("teacher/teacher_stage2.parquet").assign(stage=2)
+    stage2 = ctx.run_dir.read_table(A.TEACHER_STAGE2).assign(stage=2)
     if ctx.config.train.stage2_data == "selected":
         return stage2
     stage1 = _stage1_bought(ctx).assign(stage=1)
@@ -410,19 +362,19 @@ def step_trust(ctx: RunContext) -> dict:
     from .signals.trust import trust_weights
 
     bought = _bought_for_last_stage(ctx)
-    questions = ctx.run_dir.read_table("corpus/rows.parquet")[["id", "question"]]
+    questions = ctx.run_dir.read_table(A.ROWS)[["id", "question"]]
     if not ctx.config.trust_mode.uses_ta:
         bought["ta_conf_teacher"] = np.nan
     else:
-        scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"), _parts(ctx, "trust/scored_parts", "trust"))
+        scored = _score(ctx, bought[["id", "k", "text"]].merge(questions, on="id"), _parts(ctx, A.TRUST_PARTS, "trust"))
         conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
         bought = bought.merge(conf, on=["id", "k"])
     reference = None
     if ctx.config.calibrates_trust:
-        reference = ctx.run_dir.read_table("trust/calibration.parquet")["ta_conf"].to_numpy()
+        reference = ctx.run_dir.read_table(A.CALIBRATION)["ta_conf"].to_numpy()
     trust = ctx.config.trust.model_copy(update={"scale": ctx.config.trust_scale})
     bought["weight"] = trust_weights(bought["ta_conf_teacher"], trust, reference).to_numpy()
-    ctx.run_dir.write_table("trust/teacher_weighted.parquet", bought)
+    ctx.run_dir.write_table(A.TEACHER_WEIGHTED, bought)
     return {"rows": len(bought), "dropped": int((bought["weight"] == 0).sum()),
             "mean_weight": float(bought["weight"].mean())}
 
@@ -460,15 +412,15 @@ def step_calibrate_trust(ctx: RunContext) -> dict:
     before any purchase it is applied to."""
     references = calibration_references(ctx.config)
     references = references.assign(id=[f"cal-{i}" for i in range(len(references))], k=0)
-    scored = _score(ctx, references, _parts(ctx, "trust/calibration_parts", "calibrate_trust"))
-    ctx.run_dir.write_table("trust/calibration.parquet", scored[["id", "question", "text", "ta_conf"]])
+    scored = _score(ctx, references, _parts(ctx, A.CALIBRATION_PARTS, "calibrate_trust"))
+    ctx.run_dir.write_table(A.CALIBRATION, scored[["id", "question", "text", "ta_conf"]])
     q = ctx.config.trust.calibration_quantile
     return {"rows": len(scored), "threshold": float(np.quantile(scored["ta_conf"], q)),
             "median_ta_conf": float(scored["ta_conf"].median())}
 
 
 def step_train_stage2(ctx: RunContext) -> dict:
-    weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
+    weighted = ctx.run_dir.read_table(A.TEACHER_WEIGHTED)
     rows = _training_rows(ctx, weighted, weighted["weight"])
     init = _stage1_model(ctx) if ctx.config.train.stage2_init == "stage1" else ctx.models()["student"]
     return _train(ctx, "stage2", rows, init, final=True)
@@ -477,20 +429,16 @@ def step_train_stage2(ctx: RunContext) -> dict:
 def final_model_path(ctx: RunContext) -> str:
     if ctx.config.stages == 0:  # base: the student as it came
         return ctx.models()["student"]
-    return str(ctx.run_dir.path / ("stage2" if ctx.config.two_stage else "stage1") / "model")
+    return str(ctx.run_dir.path / str(A.MODEL_STAGE2 if ctx.config.two_stage else A.MODEL_STAGE1))
 
 
 def step_evaluate(ctx: RunContext) -> dict:
     from .evaluate import accuracy, answer_test_set
 
-    in_process = ctx.config.inference.launcher == "local"
-    if not in_process:
-        ctx.services.ray()
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    rows = ctx.run_dir.read_table(A.ROWS)
     test = rows[rows["split"] == ctx.config.data.test_split]
-    answered = answer_test_set(test, final_model_path(ctx), ctx.config.eval, ctx.config.data.answer_fallback,
-                               in_process=in_process)
-    ctx.run_dir.write_table("eval/answers.parquet", answered)
+    answered = answer_test_set(test, final_model_path(ctx), ctx.config.eval, ctx.executor)
+    ctx.run_dir.write_table(A.ANSWERS, answered)
     return {**accuracy(answered), "rows": len(answered)}
 
 
@@ -510,55 +458,77 @@ TRUST_KEYS = ("trust", "models.ta", "inference", "train.stage2_data", "train.sch
 
 
 def plan(config: Config) -> list[Step]:
-    recorded = config.teacher.source == "recorded"
-    first = [Step("corpus", step_corpus, ("data",))]
+    from .teacher.sources import TEACHERS
+
+    recorded = TEACHERS[config.teacher.source].answers_from_records
+    first = [Step("corpus", step_corpus, ("data",), writes=(A.ROWS, A.REJECTS))]
     if config.stages == 0:  # base: the student as it came, evaluated
-        return first + [Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, ("corpus",)),
-                        Step("report", step_report, (), ("evaluate",))]
+        return first + [Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, ("corpus",),
+                             reads=(A.ROWS,), writes=(A.ANSWERS,)),
+                        Step("report", step_report, (), ("evaluate",), reads=(A.ROWS, A.ANSWERS))]
     calibrated = config.calibrates_trust
     calibrate = [Step("calibrate_trust", step_calibrate_trust,
                       ("trust.calibration_size", "trust.calibration_files", "models.ta", "inference", "data.synthetic",
                        "data.root"),
-                      ("corpus",))] if calibrated else []
+                      ("corpus",), reads=(A.ROWS,), writes=(A.CALIBRATION,))] if calibrated else []
     trust_after = ("calibrate_trust",) if calibrated else ()
+    trust_reads = (A.CALIBRATION,) if calibrated else ()
     if recorded:
-        first.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"), ("corpus",)))
+        first.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"), ("corpus",),
+                          reads=(A.ROWS,), writes=(A.RECORDS, A.UNMATCHED)))
     # Which questions can be bought depends on the record when the teacher is recorded.
     pool_from = ("teacher_records",) if recorded else ("corpus",)
     # The warm-up depends on its size, not on the method's name: every two-stage method with
     # the same seed and budget buys, and trains on, the same warm-up (a paired comparison).
-    first.append(Step("warmup_pick", step_warmup_pick, ("seed",), pool_from, derived=warmup_count))
+    first.append(Step("warmup_pick", step_warmup_pick, ("seed",), pool_from, derived=warmup_count,
+                      reads=(A.ROWS,) + ((A.RECORDS,) if recorded else ()), writes=(A.PICKS_STAGE1,)))
     if has_warmup(config):
-        first.append(Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",)))
+        first.append(Step("teacher_stage1", step_teacher_stage1, TEACHER_KEYS, ("warmup_pick",),
+                          reads=(A.ROWS, A.PICKS_STAGE1), writes=(A.TEACHER_STAGE1,)))
         if config.one_stage_trust:  # ta_teacher_only: the TA weights the one purchase
             first += calibrate
-            first.append(Step("trust", step_trust, TRUST_KEYS, ("teacher_stage1",) + trust_after))
+            first.append(Step("trust", step_trust, TRUST_KEYS, ("teacher_stage1",) + trust_after,
+                              reads=(A.ROWS, A.TEACHER_STAGE1) + trust_reads, writes=(A.TEACHER_WEIGHTED,)))
         first.append(Step("train_stage1", step_train_stage1, ("train",) + STUDENT_KEYS,
                           ("trust",) if config.one_stage_trust else ("teacher_stage1",),
-                          derived=_stage1_role))
+                          derived=_stage1_role, reads=(A.ROWS, A.TEACHER_WEIGHTED if config.one_stage_trust
+                                                       else A.TEACHER_STAGE1),
+                          writes=(A.TRAIN_ROWS_STAGE1, A.MODEL_STAGE1)))
     last = [
-        Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",)),
-        Step("report", step_report, (), ("evaluate",)),
+        Step("evaluate", step_evaluate, ("eval",), ("train_stage2" if config.two_stage else "train_stage1",),
+             reads=(A.ROWS, A.MODEL_STAGE2 if config.two_stage else A.MODEL_STAGE1), writes=(A.ANSWERS,)),
+        Step("report", step_report, (), ("evaluate",), reads=(A.ROWS, A.ANSWERS)),
     ]
     if not config.two_stage:
         return first + last
     by_signals = config.selection_rule.uses_signals
+    # The stage-2 candidates: the pool (less what a record cannot answer) less the warm-up.
+    pool_reads = ((A.RECORDS,) if recorded else ()) + (A.TEACHER_STAGE1 if has_warmup(config) else A.PICKS_STAGE1,)
     stage1 = ("train_stage1",) if has_warmup(config) else ("warmup_pick",)
     second = []
     if by_signals:
         second += [
             # Without a warm-up the base student is sampled: then its name matters here.
             Step("sample", step_sample, ("inference", "seed", "selection.candidates")
-                 + (() if has_warmup(config) else STUDENT_KEYS), stage1),
-            Step("score_samples", step_score_samples, ("inference", "models.ta"), ("sample",)),
+                 + (() if has_warmup(config) else STUDENT_KEYS), stage1,
+                 reads=(A.ROWS,) + pool_reads + ((A.MODEL_STAGE1,) if has_warmup(config) else ()),
+                 writes=(A.SAMPLES,)),
+            Step("score_samples", step_score_samples, ("inference", "models.ta"), ("sample",),
+                 reads=(A.ROWS, A.SAMPLES), writes=(A.SAMPLES_SCORED,)),
         ]
     second += [
         Step("select", step_select, ("seed", "signals", "selection", "budget"),
-             ("score_samples",) if by_signals else stage1),
-        Step("teacher_stage2", step_teacher_stage2, TEACHER_KEYS, ("select",)),
+             ("score_samples",) if by_signals else stage1,
+             reads=(A.ROWS,) + pool_reads + ((A.SAMPLES_SCORED,) if by_signals else ()),
+             writes=(A.QUESTION_SIGNALS, A.PICKS_STAGE2)),
+        Step("teacher_stage2", step_teacher_stage2, TEACHER_KEYS, ("select",),
+             reads=(A.ROWS, A.PICKS_STAGE2), writes=(A.TEACHER_STAGE2,)),
         *calibrate,
-        Step("trust", step_trust, TRUST_KEYS, ("teacher_stage2",) + trust_after),
-        Step("train_stage2", step_train_stage2, ("train",) + STUDENT_KEYS, ("trust",), derived=lambda c: c.final_steps()),
+        Step("trust", step_trust, TRUST_KEYS, ("teacher_stage2",) + trust_after,
+             reads=(A.ROWS, A.TEACHER_STAGE2, A.TEACHER_STAGE1 if has_warmup(config) else A.PICKS_STAGE1)
+             + trust_reads, writes=(A.TEACHER_WEIGHTED,)),
+        Step("train_stage2", step_train_stage2, ("train",) + STUDENT_KEYS, ("trust",), derived=lambda c: c.final_steps(),
+             reads=(A.ROWS, A.TEACHER_WEIGHTED), writes=(A.TRAIN_ROWS_STAGE2, A.MODEL_STAGE2)),
     ]
     return first + second + last
 
@@ -596,6 +566,9 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
         for step in steps:
             fp = ctx.fingerprints[step.name]
             done = run_dir.finished(step.name, fp)
+            if done and not all(run_dir.has(out) for out in step.writes):
+                log.warning("step %-15s finished earlier but its output is gone; running it again", step.name)
+                done = None
             if done and step.name != "report":
                 ctx.step_log.append({"step": step.name, "status": "skipped", **_summary(done)})
                 log.info("step %-15s skipped (finished earlier)", step.name)
@@ -615,6 +588,7 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
             ctx.step_log.append({"step": step.name, "status": "ran", **_summary(entry)})
             log.info("step %-15s done in %.1fs %s", step.name, seconds, _summary(info))
     finally:
+        ctx.close()
         if own_services:
             services.shutdown()
     return ctx

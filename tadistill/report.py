@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
+from . import artifacts as A
+
 if TYPE_CHECKING:
     from .pipeline import RunContext
 
@@ -117,10 +119,9 @@ def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
 def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
     lines = ["## Teacher", ""]
     parts = []
-    for stage in ("teacher_stage1", "teacher_stage2"):
-        path = ctx.run_dir.path / "teacher" / f"{stage}.parquet"
-        if path.exists() and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
-            frame = ctx.run_dir.read_table(f"teacher/{stage}.parquet")
+    for stage, artifact in (("teacher_stage1", A.TEACHER_STAGE1), ("teacher_stage2", A.TEACHER_STAGE2)):
+        if ctx.run_dir.has(artifact) and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
+            frame = ctx.run_dir.read_table(artifact)
             frame["teacher_correct"] = frame["answer"].notna() & (frame["answer"] == frame["id"].map(gold))
             parts.append({
                 "purchase": stage, "requests used": int(frame["id"].nunique()), "outputs": len(frame),
@@ -133,9 +134,7 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
     lines += [
         f"Requests used by this run: **{sum(p['requests used'] for p in parts)}** of a budget of "
         f"{ctx.config.budget.requests}. Requests sent to the teacher in this invocation: "
-        f"**{ctx.teacher_sent}**" + (
-            " (the rest came from the response cache, `teacher/cache/`)." if ctx.config.teacher.source != "recorded"
-            else " (answered from the recorded outputs in `teacher/records.parquet`)."),
+        f"**{ctx.teacher_sent}** ({ctx.teacher.provenance}).",
         "",
     ]
     return lines
@@ -143,9 +142,8 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
 
 def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[str]:
     lines = []
-    signals_path = ctx.run_dir.path / "signals" / "question_signals.parquet"
-    if signals_path.exists() and ctx.config.two_stage and ctx.config.selection_rule.uses_signals:
-        signals = ctx.run_dir.read_table("signals/question_signals.parquet")
+    if ctx.run_dir.has(A.QUESTION_SIGNALS) and ctx.config.two_stage and ctx.config.selection_rule.uses_signals:
+        signals = ctx.run_dir.read_table(A.QUESTION_SIGNALS)
         signals["student_right"] = signals["student_majority"] == signals["id"].map(gold)
         table = signals.groupby("selected").agg(
             questions=("id", "count"),
@@ -163,9 +161,8 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[
             f"{_fmt(auroc(signals.loc[signals.student_right, 'ta_conf_student'].to_numpy(), signals.loc[~signals.student_right, 'ta_conf_student'].to_numpy()))}.",
             "",
         ]
-    trust_path = ctx.run_dir.path / "trust" / "teacher_weighted.parquet"
-    if trust_path.exists() and ctx.config.trusts_teacher:
-        weighted = ctx.run_dir.read_table("trust/teacher_weighted.parquet")
+    if ctx.run_dir.has(A.TEACHER_WEIGHTED) and ctx.config.trusts_teacher:
+        weighted = ctx.run_dir.read_table(A.TEACHER_WEIGHTED)
         weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
         right = weighted.loc[weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
         wrong = weighted.loc[~weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
@@ -186,11 +183,8 @@ def _fmt(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
 
-def _setup_line(config) -> str:
+def _setup_line(config, teacher: str) -> str:
     """One sentence on what was run: models, teacher, budget and how it was spent."""
-    teacher = f"teacher `{config.teacher.model}` ({config.teacher.source}"
-    if config.teacher.source == "synthetic":
-        teacher += f", simulated error rate {config.teacher.synthetic.error_rate}"
     budget = f"Budget {config.budget.requests} requests"
     if config.two_stage:
         budget += (f", {config.budget.warmup_share:.0%} on the random warm-up; "
@@ -198,19 +192,19 @@ def _setup_line(config) -> str:
     else:
         budget += ", all on a random pick (one stage)"
         budget += f"; trust `{config.trust.mode}`." if config.trusts_teacher else "."
-    return f"Student `{config.models.student}`, TA `{config.models.ta}`, {teacher}). {budget}"
+    return f"Student `{config.models.student}`, TA `{config.models.ta}`, teacher {teacher}. {budget}"
 
 
 def write_report(ctx: "RunContext") -> Path:
     run_path = ctx.run_dir.path
     figures = run_path / "figures"
     figures.mkdir(exist_ok=True)
-    rows = ctx.run_dir.read_table("corpus/rows.parquet")
+    rows = ctx.run_dir.read_table(A.ROWS)
     gold = rows.set_index("id")["gold"]
     evaluation = ctx.run_dir.manifest()["steps"].get("evaluate", {})
     lines = [
         f"# tadistill run: `{ctx.config.method}`", "",
-        f"Run directory `{run_path}`. {_setup_line(ctx.config)}", "",
+        f"Run directory `{run_path}`. {_setup_line(ctx.config, ctx.teacher.describe())}", "",
         "## Result", "",
         f"Student accuracy on the held-out test split: **{_fmt(evaluation.get('accuracy'))}** "
         f"({evaluation.get('correct', 0)} of {evaluation.get('total', 0)}; "

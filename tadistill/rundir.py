@@ -58,6 +58,15 @@ def _writing(run_path: Path, what: str, *leftovers: Path):
         raise
 
 
+def _check_columns(artifact, columns, how: str) -> None:
+    """A declared artifact missing a declared column is a bug (or a table from another version)."""
+    declared = getattr(artifact, "columns", ())
+    missing = [c for c in declared if c not in set(columns)]
+    if missing:
+        raise RunDirError(f"{artifact} {how} lacks column(s) {', '.join(missing)} that artifacts.py declares; "
+                          "delete the run directory's step output to redo it")
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path).expanduser().resolve()
@@ -107,8 +116,11 @@ class RunDir:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    def write_table(self, relative: str, frame: pd.DataFrame | pa.Table) -> Path:
+    def write_table(self, artifact, frame: pd.DataFrame | pa.Table) -> Path:
+        """Write a table atomically; a declared artifact (artifacts.py) must hold its columns."""
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        _check_columns(artifact, table.column_names, "written")
+        relative = str(artifact)
         target = self.file(relative)
         tmp = target.with_name(target.name + ".tmp")
         with _writing(self.path, f"writing {relative}", tmp):
@@ -116,11 +128,16 @@ class RunDir:
             os.replace(tmp, target)
         return target
 
-    def read_table(self, relative: str) -> pd.DataFrame:
-        target = self.path / relative
+    def read_table(self, artifact) -> pd.DataFrame:
+        target = self.path / str(artifact)
         if not target.exists():
             raise RunDirError(f"{target} is missing: the step that writes it has not finished")
-        return pq.read_table(target).to_pandas()
+        frame = pq.read_table(target).to_pandas()
+        _check_columns(artifact, frame.columns, f"read from {target}")
+        return frame
+
+    def has(self, artifact) -> bool:
+        return (self.path / str(artifact)).exists()
 
     def replace_dir(self, relative: str, source: str | Path) -> Path:
         """Move a finished folder (a checkpoint, a Ray Data output) into place atomically."""

@@ -1,4 +1,4 @@
-"""Ray and the teacher endpoint, started only when a step that needs them actually runs.
+"""Ray and Serve, started only when a step that needs them actually runs.
 
 A rerun whose steps are all finished starts neither: it costs seconds and no request.
 """
@@ -19,13 +19,20 @@ class Services:
     def __init__(self, config: Config):
         self.config = config
         self._ray_started_here = False
-        self._teacher_url: str | None = None
+
+    @property
+    def owns_ray(self) -> bool:
+        """Whether this run started its own Ray (shut down with it) or joined a cluster (left running)."""
+        return self._ray_started_here
 
     def ray(self) -> None:
         if ray.is_initialized():
             return
         # Quieter logs and no progress spam from Ray Data's per-operator bars; ours remain.
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        # Serve gives its HTTP proxy 5 s to come up, which a busy 2-core laptop misses (the proxy
+        # is then killed and the run fails); workers inherit this from the Ray we start.
+        os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
         kwargs = {"log_to_driver": True, "include_dashboard": False}
         if self.config.ray.address:
             ray.init(address=self.config.ray.address, **kwargs)
@@ -38,41 +45,33 @@ class Services:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
 
-    def teacher_url(self) -> str:
-        if self._teacher_url:
-            return self._teacher_url
-        teacher = self.config.teacher
-        if teacher.source == "recorded":
-            raise RuntimeError("a recorded teacher answers from its files; it has no endpoint")
-        if teacher.source == "openai":
-            self._teacher_url = teacher.base_url
-        else:
-            from .synthetic.teacher_server import TeacherProfile, start_teacher
-
-            self.serve()
-            profile = TeacherProfile.from_config(teacher.synthetic, self.config.data.synthetic)
-            self._teacher_url = start_teacher(teacher.model, profile, teacher.http_port, teacher.http_host)
-            log.info("simulated teacher serving at %s", self._teacher_url)
-        return self._teacher_url
-
     def serve(self) -> None:
         """Ray plus Serve's HTTP proxy on teacher.http_host:teacher.http_port (127.0.0.1 by default)."""
-        from .synthetic.teacher_server import serve_http_port
-
         self.ray()
         serve_http_port(self.config.teacher.http_host, self.config.teacher.http_port)
 
     def shutdown(self) -> None:
-        if not ray.is_initialized():
+        """Stop the Ray this run started; a cluster it joined keeps running (each part the run
+        deployed there, the simulated teacher say, is taken down by its owner)."""
+        if not ray.is_initialized() or not self._ray_started_here:
             return
         from ray import serve
 
-        if self._ray_started_here:
-            serve.shutdown()
-            ray.shutdown()
-        elif self._teacher_url and self.config.teacher.source == "synthetic":
-            # A cluster we joined keeps its Serve; take away only what we deployed.
-            from .synthetic.teacher_server import TEACHER_APP
+        serve.shutdown()
+        ray.shutdown()
 
-            serve.delete(TEACHER_APP)
-        self._teacher_url = None
+
+def serve_http_port(host: str, port: int) -> int:
+    """Start Serve's HTTP proxy on host:port, or find the port of the one already running.
+
+    Serve keeps the HTTP options it was first started with for the life of the cluster.
+    """
+    from ray import serve
+
+    serve.start(http_options={"host": host, "port": port})
+    try:
+        from ray.serve.context import _get_global_client
+
+        return int(_get_global_client().http_config.port)
+    except Exception:  # the private client moved: trust the configured port
+        return port

@@ -58,6 +58,12 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     assert [s["status"] for s in again.step_log] == ["skipped"] * (len(steps) - 1) + ["ran"]
     assert "in this invocation: **0**" in (run / "report.md").read_text()
 
+    # A finished step whose declared output is gone runs again, and only it (and the report).
+    (run / "eval/answers.parquet").unlink()
+    again = run_pipeline(config)
+    assert [s["step"] for s in again.step_log if s["status"] == "ran"] == ["evaluate", "report"]
+    assert again.teacher_sent == 0
+
     # A changed trust option redoes only what depends on it (the same run, to save a whole run).
     ctx = run_pipeline(small_config("method=full", "trust.mode=filter"))
     ran = [s["step"] for s in ctx.step_log if s["status"] == "ran"]

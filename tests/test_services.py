@@ -17,12 +17,15 @@ LISTENERS = """
 import json, sys
 import psutil
 from tadistill.config import load_config
+from tadistill.rundir import RunDir
 from tadistill.services import Services
+from tadistill.teacher.sources import teacher_for
 
 port = int(sys.argv[1])
-services = Services(load_config(None, [f"teacher.http_port={port}", "ray.num_cpus=2", *sys.argv[2:]]))
+config = load_config(None, [f"teacher.http_port={port}", "ray.num_cpus=2", *sys.argv[2:]])
+services = Services(config)
 try:
-    url = services.teacher_url()
+    url = teacher_for(config, services, RunDir("run")).endpoint()
     listening = sorted({c.laddr.ip for c in psutil.net_connections("tcp")
                         if c.status == psutil.CONN_LISTEN and c.laddr.port == port})
     print("LISTENING", json.dumps({"url": url, "listening": listening}), flush=True)

@@ -92,18 +92,23 @@ def row_counts(run_dir: Path) -> dict[str, int]:
     """Rows of every step's output, read back from the files, not from the manifest."""
     import pyarrow.parquet as pq
 
-    def rows(relative: str) -> int:
-        return pq.read_metadata(run_dir / relative).num_rows
+    from tadistill import artifacts as A
 
-    corpus = pq.read_table(run_dir / "corpus/rows.parquet", columns=["split"]).to_pandas()
-    teacher = pq.read_table(run_dir / "teacher/teacher_stage1.parquet", columns=["id"]).to_pandas()
-    trust = pq.read_table(run_dir / "trust/teacher_weighted.parquet", columns=["id", "ta_conf_teacher"]).to_pandas()
+    def rows(artifact) -> int:
+        return pq.read_metadata(run_dir / str(artifact)).num_rows
+
+    def table(artifact, columns):
+        return pq.read_table(run_dir / str(artifact), columns=columns).to_pandas()
+
+    corpus = table(A.ROWS, ["split"])
+    teacher = table(A.TEACHER_STAGE1, ["id"])
+    trust = table(A.TEACHER_WEIGHTED, ["id", "ta_conf_teacher"])
     return {
         "pool": int((corpus["split"] == "train").sum()),
-        "picked": rows("picks/stage1.parquet"),
+        "picked": rows(A.PICKS_STAGE1),
         "teacher_outputs": len(teacher), "teacher_unique_ids": int(teacher["id"].nunique()),
         "ta_scored": int(trust["ta_conf_teacher"].notna().sum()), "trust_unique_ids": int(trust["id"].nunique()),
-        "trained": rows("stage1/train_rows.parquet"),
+        "trained": rows(A.TRAIN_ROWS_STAGE1),
     }
 
 

@@ -64,6 +64,7 @@ def train_with_hf_trainer(rows: pd.DataFrame, base_model: str, config, out: Path
 def check_seed(run_dir: Path, work: Path) -> dict:
     from tadistill.config import Config
     from tadistill.evaluate import accuracy, answer_test_set
+    from tadistill.inference.executor import LocalExecutor
 
     config = Config.model_validate_json((run_dir / "config.json").read_text())
     rows = pd.read_parquet(run_dir / "stage1" / "train_rows.parquet")
@@ -74,7 +75,8 @@ def check_seed(run_dir: Path, work: Path) -> dict:
     model = train_with_hf_trainer(rows, base, config, work)
     corpus = pd.read_parquet(run_dir / "corpus" / "rows.parquet")
     test = corpus[corpus["split"] == config.data.test_split]
-    answered = answer_test_set(test, model, config.eval, config.data.answer_fallback, in_process=True)
+    # Answered in this process, like the benchmark's runs (inference.launcher local).
+    answered = answer_test_set(test, model, config.eval, LocalExecutor(config.inference, None, config.data.answer_fallback))
     return {"seed": config.seed, "ours": manifest["evaluate"]["accuracy"], "hf_trainer": accuracy(answered)["accuracy"],
             "optimizer_steps": manifest["train_stage1"]["optimizer_steps"], "rows": len(rows)}
 

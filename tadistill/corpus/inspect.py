@@ -99,20 +99,9 @@ def inspect_data(config: Config) -> tuple[str, dict]:
         lines += ["## Answers", "", markdown_table(_answer_table(corpus)), ""]
     lines += [f"## Rejects ({len(corpus.rejects)})", ""]
     lines += [markdown_table(_reject_table(corpus)), ""] if len(corpus.rejects) else ["None.", ""]
-    if config.teacher.source == "recorded":
-        from ..teacher.recorded import import_records
+    from ..teacher.sources import TEACHERS
 
-        records, unmatched = import_records(config.teacher.recorded, data.root, corpus.rows)
-        accuracy = teacher_accuracy(records, corpus.rows, data.answer_fallback)
-        summary["teacher"] = accuracy.to_dict(orient="records")
-        summary["unmatched_outputs"] = len(unmatched)
-        lines += ["## Recorded teacher", "", f"Files: {', '.join(config.teacher.recorded.files)}", ""]
-        lines += [markdown_table(accuracy), ""] if len(accuracy) else ["No output matched a corpus row.", ""]
-        lines += [f"Outputs that match no corpus row: **{len(unmatched)}**", ""]
-        if len(unmatched):
-            reasons = unmatched["reason"].value_counts().head(5)
-            lines += [markdown_table(pd.DataFrame({"reason": reasons.index, "outputs": reasons.values})), ""]
-    else:
-        lines += ["## Teacher", "", f"Teacher source '{config.teacher.source}': its accuracy is measured when a "
-                  "run buys outputs (see the run's report.md); inspecting buys nothing.", ""]
+    teacher_lines, teacher_summary = TEACHERS[config.teacher.source].inspect(config, corpus.rows)
+    lines += teacher_lines
+    summary.update(teacher_summary)
     return "\n".join(lines), summary

@@ -9,6 +9,9 @@ HTTP proxy stays on 127.0.0.1.
 
 from __future__ import annotations
 
+from typing import Optional
+
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from ray import serve
@@ -35,7 +38,7 @@ class StudentSampler:
     """sample(prompts) -> num_samples completions per prompt, from the served checkpoint."""
 
     def __init__(self, num_samples: int, temperature: float, max_new_tokens: int,
-                 seed: int, torch_threads: int, max_batch_size: int, backend: dict):
+                 seed: int, torch_threads: int, max_batch_size: int, backend: "BackendSpec"):
         self.backend = None
         self._backend_settings = (torch_threads, backend)
         self._sample_lists.set_max_batch_size(max_batch_size)
@@ -71,7 +74,7 @@ class TAScorer:
     """score(prompts, outputs, confidence) -> the TA's confidence in each output ('mean' or 'min',
     modeling.confidence_of)."""
 
-    def __init__(self, model_path: str, torch_threads: int, max_batch_size: int, backend: dict):
+    def __init__(self, model_path: str, torch_threads: int, max_batch_size: int, backend: "BackendSpec"):
         self.backend = _backend(model_path, torch_threads, backend)
         self._score_lists.set_max_batch_size(max_batch_size)
 
@@ -118,16 +121,34 @@ async def _json_lists(request: Request, keys: tuple[str, ...]) -> tuple[dict, JS
     return body, None
 
 
-def _backend(model_path: str, torch_threads: int, backend: dict):
+class TAEndpoint(BaseModel):
+    """A TA served elsewhere (inference.ta_endpoint): the replica only tokenizes and asks it."""
+
+    base_url: str
+    model: Optional[str] = None
+    api_key_env: str
+
+
+class BackendSpec(BaseModel):
+    """What a replica builds its model backend from (crosses into the replica's process)."""
+
+    kind: str
+    num_gpus: float = 0
+    gpu_memory_utilization: float = 0.4
+    endpoint: Optional[TAEndpoint] = None
+
+    @classmethod
+    def of(cls, config: InferenceConfig) -> "BackendSpec":
+        return cls(kind=config.backend, num_gpus=config.num_gpus, gpu_memory_utilization=config.gpu_memory_utilization)
+
+
+def _backend(model_path: str, torch_threads: int, backend: BackendSpec):
     import torch
 
-    device = "cuda" if backend["num_gpus"] > 0 and torch.cuda.is_available() else "cpu"
-    return make_backend(backend["kind"], model_path, torch_threads=torch_threads, device=device,
-                        gpu_memory_utilization=backend["gpu_memory_utilization"], endpoint=backend.get("endpoint"))
-
-
-def _backend_settings(config: InferenceConfig) -> dict:
-    return {"kind": config.backend, "num_gpus": config.num_gpus, "gpu_memory_utilization": config.gpu_memory_utilization}
+    device = "cuda" if backend.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+    endpoint = backend.endpoint.model_dump() if backend.endpoint else None
+    return make_backend(backend.kind, model_path, torch_threads=torch_threads, device=device,
+                        gpu_memory_utilization=backend.gpu_memory_utilization, endpoint=endpoint)
 
 
 def _options(config: InferenceConfig) -> dict:
@@ -142,15 +163,15 @@ def _options(config: InferenceConfig) -> dict:
 def sampler_app(model_path: str, config: InferenceConfig):
     return StudentSampler.options(**_options(config), user_config={"model_path": model_path}).bind(
         config.num_samples, config.temperature, config.max_new_tokens, config.seed,
-        config.torch_threads, config.max_batch_size, _backend_settings(config),
+        config.torch_threads, config.max_batch_size, BackendSpec.of(config),
     )
 
 
 def scorer_app(model_path: str, config: InferenceConfig):
-    settings = _backend_settings(config)
+    settings = BackendSpec.of(config)
     if config.ta_endpoint:  # the TA runs elsewhere: the replica only tokenizes and asks it
-        settings["endpoint"] = {"base_url": config.ta_endpoint, "model": config.ta_endpoint_model,
-                                "api_key_env": config.ta_endpoint_api_key_env}
+        settings.endpoint = TAEndpoint(base_url=config.ta_endpoint, model=config.ta_endpoint_model,
+                                       api_key_env=config.ta_endpoint_api_key_env)
     return TAScorer.options(**_options(config)).bind(model_path, config.torch_threads, config.max_batch_size, settings)
 
 

@@ -8,16 +8,17 @@ questions never has to fit in the driver.
 With `inference.launcher: local` the same UDF classes hold the model themselves and map
 the batches in the driver's process: no Serve, no Ray Data, the same outputs, part files
 and resume. For small models (a laptop, a benchmark grid) where a deployment's start-up
-costs more than the work.
+costs more than the work. The run reaches these through its executor (executor.py), which
+owns the deployments.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -30,6 +31,9 @@ from ..tasks.answers import extract_for_row
 from ..tasks.prompts import student_prompt, student_target
 from .deployments import SAMPLER_APP, SCORER_APP
 
+if TYPE_CHECKING:
+    from ..config import InferenceConfig
+
 log = logging.getLogger(__name__)
 
 UDF_NUM_CPUS = 0.25  # the UDF only waits on handles; the models' CPUs belong to Serve
@@ -40,16 +44,18 @@ class InferenceError(RuntimeError):
     pass
 
 
-def call_replica(call, what: str, retry_for_s: float):
-    """call() on a Serve deployment, again while its replica is lost: a replica that dies
+async def call_replica(call, what: str, retry_for_s: float):
+    """await call() on a Serve deployment, again while its replica is lost: a replica that dies
     takes its in-flight requests with it (Serve does not resend them), and the controller
     starts another; the batch is sent again until one answers or `retry_for_s` has passed."""
+    import asyncio
+
     from ray.exceptions import ActorUnavailableError, RayActorError
 
     retry = RetryClock(retry_for_s, max_s=5.0)  # a replacement replica is seconds away
     while True:
         try:
-            return call()
+            return await call()
         except (RayActorError, ActorUnavailableError) as exc:
             delay = retry.next_delay()
             if delay is None:
@@ -58,63 +64,85 @@ def call_replica(call, what: str, retry_for_s: float):
                     f"{retry.tries} tries; last error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
             log.warning("%s: replica lost (%s); sending the batch again (try %d)", what, type(exc).__name__,
                         retry.tries + 1)
-            time.sleep(delay)
+            await asyncio.sleep(delay)
+
+
+def _sample_rows(batch: pd.DataFrame, samples: list[list[str]], answer_fallback: str) -> pd.DataFrame:
+    rows = []
+    for row_id, answer_type, options, texts in zip(batch["id"], batch["answer_type"], batch["options"], samples):
+        for k, text in enumerate(texts):
+            rows.append({"id": row_id, "k": k, "text": text,
+                         "answer": extract_for_row(text, answer_type, options, answer_fallback)})
+    return pd.DataFrame(rows, columns=["id", "k", "text", "answer"])
+
+
+def _score_inputs(batch: pd.DataFrame) -> tuple[list[str], list[str]]:
+    return [student_prompt(q) for q in batch["question"]], [student_target(t) for t in batch["text"]]
 
 
 class SampleStudent:
-    """(id, question, answer_type, options) -> one row per sample: id, k, text, answer.
+    """(id, question, answer_type, options) -> one row per sample: id, k, text, answer, from the
+    model at `model_path`, loaded here, sampled as `settings` (an InferenceConfig) says."""
 
-    Samples through the StudentSampler deployment, or, given `local` (the model path and
-    InferenceConfig fields), from a model this object loads itself.
-    """
+    def __init__(self, model_path: str, settings: "InferenceConfig", answer_fallback: str = "none"):
+        from .backend import TransformersBackend
 
-    def __init__(self, answer_fallback: str = "none", local: dict | None = None, retry_for_s: float = DEFAULT_RETRY_S):
         self.answer_fallback = answer_fallback
-        if local:
-            from .backend import TransformersBackend
-
-            backend = TransformersBackend(local["model_path"])
-            settings = {k: local[k] for k in ("num_samples", "temperature", "max_new_tokens", "seed")}
-            self._sample = lambda prompts: backend.generate(prompts, **settings)
-        else:
-            handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
-            self._sample = lambda prompts: call_replica(
-                lambda: handle.sample.remote(prompts).result(), "StudentSampler", retry_for_s)
+        self.backend = TransformersBackend(model_path)
+        self.settings = {"num_samples": settings.num_samples, "temperature": settings.temperature,
+                         "max_new_tokens": settings.max_new_tokens, "seed": settings.seed}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        samples = self._sample([student_prompt(q) for q in batch["question"]])
-        rows = []
-        for row_id, answer_type, options, texts in zip(batch["id"], batch["answer_type"], batch["options"], samples):
-            for k, text in enumerate(texts):
-                rows.append({"id": row_id, "k": k, "text": text, "answer": extract_for_row(text, answer_type, options, self.answer_fallback)})
-        return pd.DataFrame(rows, columns=["id", "k", "text", "answer"])
+        samples = self.backend.generate([student_prompt(q) for q in batch["question"]], **self.settings)
+        return _sample_rows(batch, samples, self.answer_fallback)
+
+
+class SampleThroughServe:
+    """SampleStudent's rows from the StudentSampler deployment. Async, so Ray Data keeps several
+    batches in flight per actor and Serve merges them into one model call (serve.batch):
+    the replica never waits for the next batch to travel."""
+
+    def __init__(self, answer_fallback: str = "none", retry_for_s: float = DEFAULT_RETRY_S):
+        self.answer_fallback = answer_fallback
+        self.retry_for_s = retry_for_s
+        self.handle = serve.get_deployment_handle("StudentSampler", app_name=SAMPLER_APP)
+
+    async def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        prompts = [student_prompt(q) for q in batch["question"]]
+        samples = await call_replica(lambda: self.handle.sample.remote(prompts), "StudentSampler", self.retry_for_s)
+        return _sample_rows(batch, samples, self.answer_fallback)
 
 
 class ScoreWithTA:
-    """(question, text, ...) -> the same rows plus `ta_conf`, the TA's confidence in text.
+    """(question, text, ...) -> the same rows plus `ta_conf`, the TA's confidence in text,
+    from the TA at `local_model`, loaded here."""
 
-    Scores through the TAScorer deployment, or with the TA at `local_model` loaded here.
-    """
+    def __init__(self, local_model: str, confidence: str = "mean"):
+        from .backend import TransformersBackend
 
-    def __init__(self, local_model: str | None = None, app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S,
-                 confidence: str = "mean"):
-        if local_model:
-            from .backend import TransformersBackend
-
-            backend = TransformersBackend(local_model)
-            self._score = lambda prompts, targets: backend.score(prompts, targets, confidence=confidence)
-        else:
-            handle = serve.get_deployment_handle("TAScorer", app_name=app_name)
-            self._score = lambda prompts, targets: call_replica(
-                lambda: handle.score.remote(prompts, targets, confidence).result(), f"TAScorer of app {app_name!r}",
-                retry_for_s)
+        self.backend = TransformersBackend(local_model)
+        self.confidence = confidence
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        prompts = [student_prompt(q) for q in batch["question"]]
-        targets = [student_target(t) for t in batch["text"]]
-        batch = batch.copy()
-        batch["ta_conf"] = self._score(prompts, targets)
-        return batch
+        scores = self.backend.score(*_score_inputs(batch), confidence=self.confidence)
+        return batch.assign(ta_conf=scores)
+
+
+class ScoreThroughServe:
+    """ScoreWithTA's rows from a TAScorer deployment (of app `app_name`); async, like
+    SampleThroughServe."""
+
+    def __init__(self, app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S, confidence: str = "mean"):
+        self.app_name = app_name
+        self.retry_for_s = retry_for_s
+        self.confidence = confidence
+        self.handle = serve.get_deployment_handle("TAScorer", app_name=app_name)
+
+    async def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        prompts, targets = _score_inputs(batch)
+        scores = await call_replica(lambda: self.handle.score.remote(prompts, targets, self.confidence),
+                                    f"TAScorer of app {self.app_name!r}", self.retry_for_s)
+        return batch.assign(ta_conf=scores)
 
 
 def _batches(frame: pd.DataFrame, batch_size: int, what: str):
@@ -125,25 +153,34 @@ def _batches(frame: pd.DataFrame, batch_size: int, what: str):
         yield frame.iloc[start:start + batch_size].reset_index(drop=True)
 
 
+def _map(frame: pd.DataFrame, udf, batch_size: int, num_blocks: int, num_cpus: float,
+         constructor_kwargs: dict | None, in_process: bool, write_part=None):
+    """Stream frame through the UDF class, batch by batch: one instance in this process
+    (in_process), or one actor of it under Ray Data. With write_part(frame), each output block
+    is handed over as it is done (and None returned); else the outputs are returned."""
+    if in_process:
+        mapper = udf(**(constructor_kwargs or {}))
+        outputs = []
+        for batch in _batches(frame, batch_size, udf.__name__):
+            out = mapper(batch)
+            if write_part:
+                write_part(out)
+            else:
+                outputs.append(out)
+        return None if write_part else pd.concat(outputs, ignore_index=True)
+    ds = ray.data.from_pandas(frame).repartition(max(1, min(num_blocks, len(frame))))
+    out = ds.map_batches(udf, fn_constructor_kwargs=constructor_kwargs, batch_size=batch_size, batch_format="pandas",
+                         compute=ray.data.ActorPoolStrategy(size=1), num_cpus=num_cpus)
+    return out.to_pandas() if write_part is None else write_part(out)
+
+
 def map_with_actor(
     frame: pd.DataFrame, udf, batch_size: int, num_blocks: int = 1,
     num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None, in_process: bool = False,
 ) -> pd.DataFrame:
     """Stream frame through one actor of the UDF class, batch by batch, with Ray Data
     (or, in_process, through one instance of it in this process)."""
-    if in_process:
-        mapper = udf(**(constructor_kwargs or {}))
-        return pd.concat([mapper(b) for b in _batches(frame, batch_size, udf.__name__)], ignore_index=True)
-    ds = ray.data.from_pandas(frame).repartition(max(1, min(num_blocks, len(frame))))
-    out = ds.map_batches(
-        udf,
-        fn_constructor_kwargs=constructor_kwargs,
-        batch_size=batch_size,
-        batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=num_cpus,
-    )
-    return out.to_pandas()
+    return _map(frame, udf, batch_size, num_blocks, num_cpus, constructor_kwargs, in_process)
 
 
 TAG_FILE = "_TAG"
@@ -182,36 +219,41 @@ def map_to_parts(
         finished = set(map(tuple, done[key].astype(str).to_numpy()))
         todo = frame[[tuple(r) not in finished for r in frame[key].astype(str).to_numpy()]]
         log.info("%s: %d row(s) already done, %d to go", folder, len(frame) - len(todo), len(todo))
-    if len(todo) and in_process:
-        mapper = udf(**(constructor_kwargs or {}))
-        for batch in _batches(todo, batch_size, udf.__name__):
-            # Written whole under a temporary name, so a crash never leaves a torn part.
-            part = folder / f"local-{uuid.uuid4().hex}.parquet"
-            pq.write_table(pa.Table.from_pandas(mapper(batch), preserve_index=False), part.with_suffix(".tmp"))
-            part.with_suffix(".tmp").rename(part)
-    elif len(todo):
-        ds = ray.data.from_pandas(todo).repartition(max(1, min(num_blocks, len(todo))))
-        ds.map_batches(
-            udf, fn_constructor_kwargs=constructor_kwargs, batch_size=batch_size, batch_format="pandas",
-            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=num_cpus,
-        ).write_parquet(str(folder))
+    if len(todo):
+        _map(todo, udf, batch_size, num_blocks, num_cpus, constructor_kwargs, in_process,
+             write_part=lambda out: _write_part(out, folder))
     return read_parts(folder)
 
 
+def _write_part(out, folder: Path) -> None:
+    """An output block (a frame in this process, or a Ray Dataset) into folder, never torn."""
+    if isinstance(out, pd.DataFrame):
+        # Written whole under a temporary name, so a crash never leaves a torn part.
+        part = folder / f"local-{uuid.uuid4().hex}.parquet"
+        pq.write_table(pa.Table.from_pandas(out, preserve_index=False), part.with_suffix(".tmp"))
+        part.with_suffix(".tmp").rename(part)
+    else:
+        out.write_parquet(str(folder))
+
+
 def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, answer_fallback: str = "none",
-                parts: tuple[Path, str] | None = None, local: dict | None = None,
-                retry_for_s: float = DEFAULT_RETRY_S) -> pd.DataFrame:
+                parts: tuple[Path, str] | None = None, local_model: str | None = None,
+                settings: "InferenceConfig | None" = None, retry_for_s: float = DEFAULT_RETRY_S) -> pd.DataFrame:
     """N samples per question; with parts=(folder, tag), written block by block and resumable.
 
-    local: sample in this process (see SampleStudent) instead of through the deployment.
+    local_model: sample that model in this process, as `settings` says (see SampleStudent),
+    instead of through the deployment.
     """
     rows = questions[["id", "question", "answer_type", "options"]]
-    kwargs = {"constructor_kwargs": {"answer_fallback": answer_fallback, "local": local, "retry_for_s": retry_for_s},
-              "in_process": bool(local)}
-    if parts:
-        samples = map_to_parts(rows, SampleStudent, parts[0], parts[1], ["id"], batch_size, num_blocks, **kwargs)
+    if local_model:
+        udf, kwargs = SampleStudent, {"model_path": local_model, "settings": settings, "answer_fallback": answer_fallback}
     else:
-        samples = map_with_actor(rows, SampleStudent, batch_size, num_blocks, **kwargs)
+        udf, kwargs = SampleThroughServe, {"answer_fallback": answer_fallback, "retry_for_s": retry_for_s}
+    options = {"constructor_kwargs": kwargs, "in_process": bool(local_model)}
+    if parts:
+        samples = map_to_parts(rows, udf, parts[0], parts[1], ["id"], batch_size, num_blocks, **options)
+    else:
+        samples = map_with_actor(rows, udf, batch_size, num_blocks, **options)
     return samples.sort_values(["id", "k"]).reset_index(drop=True)
 
 
@@ -226,9 +268,11 @@ def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
     app_name: the Serve app whose TAScorer scores; retry_for_s: how long a batch is sent again
     while its replica is lost (see call_replica).
     """
-    kwargs = {"constructor_kwargs": {"local_model": local_model, "app_name": app_name, "retry_for_s": retry_for_s,
-                                     "confidence": confidence},
-              "in_process": bool(local_model)}
+    if local_model:
+        udf, kwargs = ScoreWithTA, {"local_model": local_model, "confidence": confidence}
+    else:
+        udf, kwargs = ScoreThroughServe, {"app_name": app_name, "retry_for_s": retry_for_s, "confidence": confidence}
+    options = {"constructor_kwargs": kwargs, "in_process": bool(local_model)}
     if parts:
-        return map_to_parts(rows, ScoreWithTA, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **kwargs)
-    return map_with_actor(rows, ScoreWithTA, batch_size, num_blocks, **kwargs)
+        return map_to_parts(rows, udf, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **options)
+    return map_with_actor(rows, udf, batch_size, num_blocks, **options)

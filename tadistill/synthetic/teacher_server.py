@@ -175,22 +175,10 @@ class SyntheticTeacher:
         }
 
 
-def serve_http_port(host: str, port: int) -> int:
-    """Start Serve's HTTP proxy on host:port, or find the port of the one already running.
-
-    Serve keeps the HTTP options it was first started with for the life of the cluster.
-    """
-    serve.start(http_options={"host": host, "port": port})
-    try:
-        from ray.serve.context import _get_global_client
-
-        return int(_get_global_client().http_config.port)
-    except Exception:  # the private client moved: trust the configured port
-        return port
-
-
 def start_teacher(model: str, profile: TeacherProfile, port: int, host: str = "127.0.0.1") -> str:
     """Deploy the simulated teacher on Serve (HTTP on host:port); return its OpenAI base_url."""
+    from ..services import serve_http_port
+
     actual = serve_http_port(host, port)
     if actual != port:
         log.warning("Serve was already running with HTTP on port %d; the teacher is served there, not on %d", actual, port)

@@ -124,6 +124,11 @@ class ResponseCache:
     async def put_async(self, entry: dict) -> None:
         await self.append_async(entry)
 
+    async def drain(self) -> None:
+        """Wait for this loop's pending group commit, if any (see _GroupCommit.drain)."""
+        if self._committer is not None and self._committer.running():
+            await self._committer.drain()
+
     def __len__(self) -> int:
         return len(self._responses)
 
@@ -135,34 +140,42 @@ class ResponseCache:
 
 
 class _GroupCommit:
-    """One writer task per event loop: whatever lines wait while an fsync runs go in the next one."""
+    """Group commit on one event loop: whatever lines wait while an fsync runs go in the next one.
+
+    The writer task runs only while lines wait and ends when none are left, so a worker that
+    stops (a Ray actor taken down, a loop closed) never leaves a pending task behind, and no
+    line is acknowledged before it is on disk.
+    """
 
     def __init__(self, write: Callable[[list[str]], None]):
         self._write = write
         self._loop = asyncio.get_running_loop()
         self._waiting: list[tuple[str, asyncio.Future]] = []
-        self._wake = asyncio.Event()
-        self._task = self._loop.create_task(self._run())
+        self._task: Optional[asyncio.Task] = None
 
     def running(self) -> bool:
+        """Whether this committer belongs to the running event loop (one committer per loop)."""
         try:
-            return asyncio.get_running_loop() is self._loop and not self._task.done()
+            return asyncio.get_running_loop() is self._loop and not self._loop.is_closed()
         except RuntimeError:
             return False
+
+    async def drain(self) -> None:
+        """Wait until every line handed over is on disk (or failed): a stopping worker calls
+        this so its loop closes with no commit pending, even when its own tasks were cancelled."""
+        while self._task is not None and not self._task.done():
+            await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
 
     async def write(self, line: str) -> None:
         future = self._loop.create_future()
         self._waiting.append((line, future))
-        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._drain())
         await future
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
+    async def _drain(self) -> None:
+        while self._waiting:
             batch, self._waiting = self._waiting, []
-            if not batch:
-                continue
             try:
                 await asyncio.to_thread(self._write, [line for line, _ in batch])
             except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
@@ -170,6 +183,10 @@ class _GroupCommit:
                     if not future.done():
                         future.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
+                    for _, future in self._waiting:
+                        if not future.done():
+                            future.set_exception(exc)
+                    self._waiting = []
                     raise
                 continue
             for _, future in batch:

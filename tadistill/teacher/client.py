@@ -265,9 +265,12 @@ class TeacherClient:
         try:
             return await asyncio.gather(*tasks)
         except BaseException:
+            # Stopped (cancelled, or a row failed): stop the other requests, then let the
+            # response log finish what it was writing, so the worker's loop can close clean.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.cache.drain()
             raise
 
     def buy(self, rows: pd.DataFrame, budget: Budget, desc: str = "teacher",

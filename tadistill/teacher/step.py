@@ -1,8 +1,8 @@
 """Teacher calls as a Ray Data step: an async UDF on an actor pool, one budget for the cluster.
 
 Each actor holds one asyncio `TeacherClient` (its share of the concurrency and rate
-limits) and a cache shard of its own; every actor reserves from the run's named budget
-actor, so no number of workers can overspend. Rows stream through in batches, so a pool of
+limits) and a cache shard of its own; every actor reserves from the run's budget actor
+(its handle passed in), so no number of workers can overspend. Rows stream through in batches, so a pool of
 millions of questions never has to sit in one process; a progress bar in the driver shows
 spent / budget, tokens, cost and the rate.
 """
@@ -28,12 +28,10 @@ class BuyFromTeacher:
     """Ray Data UDF: (id, question) batches -> teacher output rows (or a not-bought marker)."""
 
     def __init__(self, config_json: str, base_url: str, cache_dir: str, system_prompt: str,
-                 ledger_name: str, price: Optional[tuple[float, float]], share: float):
-        import ray
-
+                 ledger, price: Optional[tuple[float, float]], share: float):
         config = TeacherConfig.model_validate_json(config_json)
         self.client = TeacherClient(config, base_url, ResponseCache(Path(cache_dir)), system_prompt, price, share)
-        self.gate = BudgetGate(ray.get_actor(ledger_name))
+        self.gate = BudgetGate(ledger)
 
     async def __call__(self, batch: pd.DataFrame):
         results = await self.client.fetch_all(batch[["id", "question"]], self.gate)
@@ -59,13 +57,13 @@ def _progress(ledger, desc: str, stop: threading.Event) -> None:
 
 
 def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Callable[[], str], cache_dir: Path,
-                      system_prompt: str, ledger_name: str, price: Optional[tuple[float, float]] = None,
+                      system_prompt: str, ledger, price: Optional[tuple[float, float]] = None,
                       desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
-    """Outputs for rows (id, question) in order of preference, until the budget ends."""
+    """Outputs for rows (id, question) in order of preference, until the budget (`ledger`, the
+    run's budget actor, whose handle every worker gets) ends."""
     import ray
 
     started = time.time()
-    ledger = ray.get_actor(ledger_name)
     snapshot = ray.get(ledger.snapshot.remote())
     left = max(0, snapshot["limit_requests"] - snapshot["requests"])
     wanted = rows.iloc[:left]  # the most preferred rows get the requests that are left
@@ -85,7 +83,7 @@ def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Calla
                 BuyFromTeacher,
                 fn_constructor_kwargs={
                     "config_json": config.model_dump_json(), "base_url": url, "cache_dir": str(cache_dir),
-                    "system_prompt": system_prompt, "ledger_name": ledger_name, "price": price,
+                    "system_prompt": system_prompt, "ledger": ledger, "price": price,
                     "share": 1.0 / workers,
                 },
                 batch_size=batch_size, batch_format="pandas",

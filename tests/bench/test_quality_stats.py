@@ -56,3 +56,18 @@ def test_a_method_short_of_the_grids_seeds_is_left_out_and_named():
     kept, left_out = complete_only(runs, 10)
     assert set(kept["method"]) == {"none", "full"}
     assert left_out == ["shaped, error 0.4, budget 300: sc_none (3 of 10 seeds)"]
+
+
+def test_methods_chosen_after_the_results_are_marked_and_compared_with_full():
+    from bench.quality.stats import post_hoc
+
+    records = [{"world": world, "error_rate": 0.4, "budget": 300, "seed": seed, "method": method,
+                "accuracy": 0.4 + 0.01 * seed + 0.02 * i}
+               for world in ("shaped", "holdout") for seed in range(3)
+               for i, method in enumerate(("none", "random", "full", "sc_weight", "learnable_weight"))]
+    comps = {(c["world"], c["a"], c["b"]): c["post_hoc"] for c in comparisons(pd.DataFrame(records))}
+    assert comps[("shaped", "sc_weight", "none")] is False  # the pre-registered factorial
+    assert ("shaped", "sc_weight", "full") not in comps
+    assert comps[("holdout", "sc_weight", "none")] is True and ("holdout", "sc_weight", "full") in comps
+    assert comps[("shaped", "learnable_weight", "full")] is True
+    assert comps[("shaped", "full", "none")] is False and not post_hoc(("holdout", 0.4, 300), "full")

@@ -71,8 +71,7 @@ def test_local_launcher_scores_and_samples_like_the_deployments(ray_local, synth
         serve.delete(SCORER_APP)
         serve.delete(SAMPLER_APP)
     local_scores = score_texts(frame, config.batch_size, local_model=synthetic_models["ta"]).sort_values(["id"])
-    local_samples = sample_pool(frame, config.batch_size,
-                                local={"model_path": synthetic_models["student"], **config.model_dump()})
+    local_samples = sample_pool(frame, config.batch_size, local_model=synthetic_models["student"], settings=config)
     assert list(local_scores["ta_conf"]) == pytest.approx(list(served_scores["ta_conf"]), abs=1e-5)
     # Sampling is seeded by the batch's prompts: the same batches give the same samples.
     assert local_samples.astype(object).to_dict("records") == served_samples.astype(object).to_dict("records")

@@ -201,3 +201,57 @@ def test_a_killed_purchase_resumes_without_paying_a_stored_response_twice_or_ove
     assert server.served <= limit and budget.used <= limit
     # Only requests in flight at the kill (orphans: sent, maybe paid, never answered) were paid twice.
     assert sum(paid.values()) - n <= len(before.orphans()) <= 8
+
+
+def _stop_worker_midway(client, rows, gate, after: int) -> list:
+    """Run a purchase on a worker's own event loop and stop the worker once `after` responses
+    are in: its tasks are cancelled (a group commit may be mid-fsync) and its loop closed."""
+    import asyncio
+    import gc
+
+    done = []
+
+    async def stop_midway():
+        task = asyncio.ensure_future(client.fetch_all(rows, gate, on_done=done.append))
+        while len(done) < after and not task.done():
+            await asyncio.sleep(0.005)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(stop_midway())
+    loop.close()
+    del loop
+    time.sleep(0.5)  # a write thread left running finishes
+    gc.collect()  # a task still pending on the closed loop is reported when it is collected
+    return [out for out in done if out is not None]
+
+
+def test_a_stopped_worker_leaves_nothing_pending_and_loses_no_stored_response(tmp_path, caplog):
+    from tadistill.teacher.client import BudgetGate
+
+    n, limit = 40, 60
+    with OpenAITestServer(latency=0.05) as server:
+        acknowledged = _stop_worker_midway(_client(server, tmp_path, concurrency=8), _rows(n),
+                                           BudgetGate(Budget(limit)), after=12)
+        before = ResponseCache(tmp_path / "cache")
+        # Every response the worker acknowledged is on disk; a worker's stop destroys no pending task.
+        assert {out["id"] for out in acknowledged} <= {e["id"] for e in before._responses.values()}
+        assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
+        budget = Budget(limit, already=before.orphan_spend())
+        bought, report = _client(server, tmp_path, concurrency=8).buy(_rows(n), budget)
+    paid = server.paid_per_question
+    stored = {e["id"] for e in before._responses.values()}
+    assert len(bought) == n and report.cache_hits == len(stored) >= 12
+    assert all(paid[f"question number {i[1:]}"] == 1 for i in stored)  # none stored is paid twice
+    assert sum(paid.values()) - n <= len(before.orphans()) <= 8  # only cancelled in-flight sends again
+    assert budget.used <= limit
+
+
+def test_a_finished_purchase_leaves_no_pending_commit(tmp_path, caplog):
+    import gc
+
+    with OpenAITestServer() as server:
+        _client(server, tmp_path).buy(_rows(5), Budget(10))
+    gc.collect()
+    assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]

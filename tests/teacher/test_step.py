@@ -1,4 +1,4 @@
-"""Teacher calls as a Ray Data step: actors share one named budget actor and never overspend."""
+"""Teacher calls as a Ray Data step: actors share one budget actor (its handle passed in) and never overspend."""
 
 import time
 
@@ -21,7 +21,7 @@ def test_workers_share_one_budget_and_the_most_preferred_rows_are_bought(ray_loc
     with OpenAITestServer(latency=0.05) as server:
         ledger = ledger_actor("test-ledger", 25, None, None, Spend(requests=5))  # 5 used by an earlier step
         bought, report = buy_with_ray_data(_rows(40), config, lambda: server.base_url, tmp_path / "cache",
-                                           SYSTEM_PROMPTS["number"], "test-ledger")
+                                           SYSTEM_PROMPTS["number"], ledger)
         assert list(bought["id"]) == [f"r{i:02d}" for i in range(20)]
         assert report.bought == 20 and report.not_bought_budget == 20 and server.served == 20
         assert ray_local.get(ledger.snapshot.remote())["requests"] == 25
@@ -29,7 +29,7 @@ def test_workers_share_one_budget_and_the_most_preferred_rows_are_bought(ray_loc
 
         ledger = ledger_actor("test-ledger", 25, None, None, Spend())  # a new invocation: rebuilt from the run
         again, again_report = buy_with_ray_data(_rows(20), config, lambda: server.base_url, tmp_path / "cache",
-                                                SYSTEM_PROMPTS["number"], "test-ledger")
+                                                SYSTEM_PROMPTS["number"], ledger)
     assert again_report.cache_hits == 20 and again_report.sent == 0 and server.served == 20
     pd.testing.assert_frame_equal(again.drop(columns=["cached"]), bought.drop(columns=["cached"]))
 
@@ -43,7 +43,7 @@ def test_a_teacher_down_for_30_seconds_is_waited_out_and_the_budget_stays_exact(
         server.outage(30)
         started = time.monotonic()
         bought, report = buy_with_ray_data(_rows(40), config, lambda: server.base_url, tmp_path / "cache",
-                                           SYSTEM_PROMPTS["number"], "outage-ledger")
+                                           SYSTEM_PROMPTS["number"], ledger)
         waited = time.monotonic() - started
         spent = ray_local.get(ledger.snapshot.remote())["requests"]
     assert waited >= 30 and server.refused > 8  # every in-flight request was refused, again and again

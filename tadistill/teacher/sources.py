@@ -1,0 +1,250 @@
+"""The teacher a run buys from, chosen once from `teacher.source`.
+
+Every source makes the run's budget once (`make_budget`) and buys with one call,
+`buy(picks, system_prompt, budget, desc)`, the budget's handle passed in: no code outside
+tadistill/teacher/ branches on where the outputs come from.
+
+- `openai`: any OpenAI-compatible endpoint, called by a Ray Data actor pool of asyncio
+  clients (teacher/step.py) that all reserve from one named budget actor;
+- `synthetic`: the same client against the simulated teacher, deployed on Ray Serve when the
+  first request must be sent and taken down by `close()`;
+- `recorded`: outputs collected earlier (teacher/recorded.py), charged to a budget in the
+  driver like live requests, with nothing sent anywhere.
+
+A new source is one class here, decorated with `@register`, and its test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
+
+import pandas as pd
+
+from .budget import Budget, PurchaseReport, Spend
+
+if TYPE_CHECKING:
+    from ..config import Config, TeacherConfig
+    from ..rundir import RunDir
+    from ..services import Services
+
+log = logging.getLogger(__name__)
+
+class Teacher:
+    source: ClassVar[str]
+    summary: ClassVar[str]
+    charges_money: ClassVar[bool] = False  # a budget.cost cap then needs the model's price
+    answers_from_records: ClassVar[bool] = False  # the run imports recorded outputs (a step of its own)
+    provenance: ClassVar[str]  # where outputs a run did not pay for in this invocation came from (the report)
+
+    @classmethod
+    def check(cls, teacher: "TeacherConfig") -> None:
+        """Refuse a teacher section this source cannot run with (a ValueError naming the key)."""
+
+    def __init__(self, config: "Config", services: "Services", run_dir: "RunDir"):
+        self.config = config
+        self.services = services
+        self.run_dir = run_dir
+
+    # -- what a run may buy, and what it may spend ------------------------------------------
+
+    def buyable(self, pool: pd.DataFrame) -> pd.DataFrame:
+        """The pool questions this teacher can answer (all of them, unless it answers from a record)."""
+        return pool
+
+    def make_budget(self, already: Spend) -> Any:
+        """The run's budget, charged with `already` (what finished purchases used)."""
+        limits = self.config.budget
+        return Budget(limits.requests, limits.tokens, limits.cost, already)
+
+    def orphan_spend(self) -> Spend:
+        """Requests an earlier invocation left in flight (they may have been paid)."""
+        return Spend()
+
+    def buy(self, picks: pd.DataFrame, system_prompt: str, budget: Any,
+            desc: str) -> tuple[pd.DataFrame, PurchaseReport]:
+        """Outputs for picks (id, question), most preferred first, until the budget ends."""
+        raise NotImplementedError
+
+    @classmethod
+    def inspect(cls, config: "Config", rows: pd.DataFrame) -> tuple[list[str], dict]:
+        """`data inspect`'s section on the teacher, before anything is bought: Markdown lines and
+        what goes into the summary."""
+        return (["## Teacher", "", f"Teacher source '{cls.source}': its accuracy is measured when a run buys "
+                 "outputs (see the run's report.md); inspecting buys nothing.", ""], {})
+
+    def describe(self) -> str:
+        """A few words for the report: the model and where it answers from."""
+        return f"`{self.config.teacher.model}` ({self.source})"
+
+    def close(self) -> None:
+        """Take down what this teacher deployed (nothing, unless it serves itself)."""
+
+
+TEACHERS: dict[str, type[Teacher]] = {}
+
+
+def register(cls: type[Teacher]) -> type[Teacher]:
+    if cls.source in TEACHERS:
+        raise ValueError(f"teacher source {cls.source!r} is registered twice")
+    TEACHERS[cls.source] = cls
+    return cls
+
+
+def teacher_for(config: "Config", services: "Services", run_dir: "RunDir") -> Teacher:
+    return TEACHERS[config.teacher.source](config, services, run_dir)
+
+
+class LiveTeacher(Teacher):
+    """A teacher behind an OpenAI-compatible endpoint: paid per request, answers cached durably."""
+
+    provenance = "the rest came from the response cache, `teacher/cache/`"
+
+    def cache_dir(self) -> Path:
+        return self.run_dir.path / "teacher" / "cache"
+
+    def price(self) -> Optional[tuple[float, float]]:
+        price = self.config.budget.prices.get(self.config.teacher.model)
+        return (price.prompt, price.completion) if price else None
+
+    def ledger_name(self) -> str:
+        return "tadistill-budget-" + hashlib.sha256(str(self.run_dir.path.resolve()).encode()).hexdigest()[:12]
+
+    def orphan_spend(self) -> Spend:
+        from .cache import ResponseCache
+
+        orphaned = ResponseCache(self.cache_dir()).orphan_spend(self.price())
+        if orphaned.requests:
+            log.warning("teacher: %d request(s) were in flight when an earlier invocation died; "
+                        "they are charged to the budget", orphaned.requests)
+        return orphaned
+
+    def make_budget(self, already: Spend) -> Any:
+        from .budget import ledger_actor
+
+        self.services.ray()
+        limits = self.config.budget
+        # One actor shared by every teacher worker of the cluster; its handle is passed to them.
+        return ledger_actor(self.ledger_name(), limits.requests, limits.tokens, limits.cost, already)
+
+    def endpoint(self) -> str:
+        """The OpenAI base URL; called only when a request must really be sent."""
+        raise NotImplementedError
+
+    def buy(self, picks, system_prompt, budget, desc):
+        from .step import buy_with_ray_data
+
+        return buy_with_ray_data(picks, self.config.teacher, self.endpoint, self.cache_dir(), system_prompt,
+                                 budget, self.price(), desc=desc)
+
+
+@register
+class OpenAITeacher(LiveTeacher):
+    source = "openai"
+    summary = "calls teacher.base_url (any OpenAI-compatible endpoint) with the key in teacher.api_key_env"
+    charges_money = True
+
+    @classmethod
+    def check(cls, teacher):
+        if not teacher.base_url:
+            raise ValueError("base_url is required when source is 'openai'")
+
+    def endpoint(self) -> str:
+        return self.config.teacher.base_url
+
+
+@register
+class SimulatedTeacher(LiveTeacher):
+    """The synthetic task's teacher, errs as its world says (teacher.synthetic), served on Ray Serve."""
+
+    source = "synthetic"
+    summary = ("starts the simulated teacher on Ray Serve (teacher.http_host) and calls it through the openai "
+               "client; it errs as teacher.synthetic says")
+
+    def __init__(self, config, services, run_dir):
+        super().__init__(config, services, run_dir)
+        self._url: Optional[str] = None
+
+    def endpoint(self) -> str:
+        if self._url is None:
+            from ..synthetic.teacher_server import TeacherProfile, start_teacher
+
+            teacher = self.config.teacher
+            self.services.serve()
+            profile = TeacherProfile.from_config(teacher.synthetic, self.config.data.synthetic)
+            self._url = start_teacher(teacher.model, profile, teacher.http_port, teacher.http_host)
+            log.info("simulated teacher serving at %s", self._url)
+        return self._url
+
+    def describe(self) -> str:
+        return (f"`{self.config.teacher.model}` (synthetic, simulated error rate "
+                f"{self.config.teacher.synthetic.error_rate})")
+
+    def close(self) -> None:
+        if self._url is None:
+            return
+        import ray
+
+        if ray.is_initialized() and not self.services.owns_ray:
+            # A cluster we joined keeps its Serve; take away only what we deployed.
+            from ray import serve
+
+            from ..synthetic.teacher_server import TEACHER_APP
+
+            serve.delete(TEACHER_APP)
+        self._url = None
+
+
+@register
+class RecordedTeacherSource(Teacher):
+    """Outputs collected earlier: one request per question, charged to a budget in the driver."""
+
+    source = "recorded"
+    summary = "answers from teacher.recorded.files (outputs collected earlier), charged to the budget like live calls"
+    answers_from_records = True
+
+    @classmethod
+    def check(cls, teacher):
+        recorded = teacher.recorded
+        if not recorded.files:
+            raise ValueError("recorded.files is empty: name the files of teacher outputs")
+        if recorded.format == "aligned" and not recorded.aligned_to:
+            raise ValueError("recorded.aligned_to is required with format 'aligned'")
+        if recorded.match == "id" and not recorded.fields.id and recorded.format == "records":
+            raise ValueError("recorded.match is 'id' but recorded.fields.id is not set")
+    provenance = "answered from the recorded outputs in `teacher/records.parquet`"
+
+    def records(self) -> pd.DataFrame:
+        from ..artifacts import RECORDS
+
+        return self.run_dir.read_table(RECORDS)
+
+    def buyable(self, pool):
+        return pool[pool["id"].isin(set(self.records()["id"]))]
+
+    def buy(self, picks, system_prompt, budget, desc):
+        from .recorded import RecordedTeacher
+
+        return RecordedTeacher(self.records()).buy(picks, budget, desc=desc)
+
+    def describe(self) -> str:
+        return f"recorded outputs ({', '.join(self.config.teacher.recorded.files)})"
+
+    @classmethod
+    def inspect(cls, config, rows):
+        from ..corpus.inspect import markdown_table, teacher_accuracy
+        from .recorded import import_records
+
+        data = config.data
+        records, unmatched = import_records(config.teacher.recorded, data.root, rows)
+        accuracy = teacher_accuracy(records, rows, data.answer_fallback)
+        summary = {"teacher": accuracy.to_dict(orient="records"), "unmatched_outputs": len(unmatched)}
+        lines = ["## Recorded teacher", "", f"Files: {', '.join(config.teacher.recorded.files)}", ""]
+        lines += [markdown_table(accuracy), ""] if len(accuracy) else ["No output matched a corpus row.", ""]
+        lines += [f"Outputs that match no corpus row: **{len(unmatched)}**", ""]
+        if len(unmatched):
+            reasons = unmatched["reason"].value_counts().head(5)
+            lines += [markdown_table(pd.DataFrame({"reason": reasons.index, "outputs": reasons.values})), ""]
+        return lines, summary

@@ -1,0 +1,39 @@
+"""Steps pass data as declared artifacts: every read is written by an earlier step of the plan,
+the columns are checked, and a finished step whose output is gone runs again."""
+
+import pandas as pd
+import pytest
+
+from tadistill import artifacts as A
+from tadistill.config import METHODS, load_config
+from tadistill.pipeline import plan
+from tadistill.rundir import RunDir, RunDirError
+
+
+@pytest.mark.parametrize("overrides", [
+    [f"method={m}"] for m in METHODS
+] + [["method=full", "budget.warmup_share=0", "train.stage2_init=base"],
+     ["method=full", "teacher.source=recorded", "teacher.recorded.files=[t.jsonl]", "trust.scale=rank"]])
+def test_every_artifact_read_is_written_by_an_earlier_step(overrides):
+    config = load_config(overrides=overrides)
+    written: dict[str, str] = {}
+    for step in plan(config):
+        for artifact in step.reads:
+            assert str(artifact) in written, f"{step.name} reads {artifact}, which no earlier step writes"
+        for artifact in step.writes:
+            assert str(artifact) not in written, f"{artifact} written twice"
+            written[str(artifact)] = step.name
+
+
+def test_paths_are_unique_and_tables_declare_columns():
+    paths = [str(a) for a in A.catalogue()]
+    assert len(paths) == len(set(paths))
+    assert all(a.columns for a in A.catalogue() if isinstance(a, A.Artifact))
+
+
+def test_the_run_directory_checks_declared_columns(tmp_path):
+    run_dir = RunDir(tmp_path)
+    with pytest.raises(RunDirError, match="lacks column.*answer"):
+        run_dir.write_table(A.SAMPLES, pd.DataFrame({"id": ["a"], "k": [0], "text": ["t"]}))
+    run_dir.write_table(A.SAMPLES, pd.DataFrame({"id": ["a"], "k": [0], "text": ["t"], "answer": ["1"], "x": [1]}))
+    assert run_dir.has(A.SAMPLES) and list(run_dir.read_table(A.SAMPLES)["x"]) == [1]
