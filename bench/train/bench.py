@@ -2,14 +2,18 @@
 ZeRO-2 on CPU; ZeRO-2 against ZeRO-3 on a GPU with a ~0.5B-parameter model. One run, ratios
 printed and written as JSON.
 
-    .venv/bin/python -m bench.train.bench [--rows 512] [--out bench/results/train.json]
+    .venv/bin/python -m bench.train.bench [--rows 512] [--smollm2 FOLDER] [--out docs/results/train.json]
     .venv/bin/python -m bench.train.bench --gpu [--rows 4096] [--peak-tflops 989]
 
 Every configuration trains the same rows with the same global batch (so the same number of
 optimizer steps). Samples/s is over the workers' training time (from the first step to the
 last); the Ray Train start-up (worker processes, process group, model load) is reported
 beside it as the wall time of the whole fit. Model FLOPs utilisation (GPU) is
-6 x parameters x tokens/s over the GPUs' peak (dense bf16; 989 TFLOP/s for an H100/H200).
+6 x parameters x tokens/s over the GPUs' peak (dense bf16; 989 TFLOP/s for an H100/H200). On
+CPU the peak is measured in the same run: torch's fp32 matmul FLOP/s at one thread, times the
+threads the configuration trains on (one per worker), and `roofline` gives 6 x non-embedding
+parameters x tokens/s over it for each configuration (and for SmolLM2-135M with --smollm2,
+see bench/quality/smollm2.py `prepare`).
 """
 
 from __future__ import annotations
@@ -81,14 +85,19 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="ZeRO-2 against ZeRO-3 on GPUs, ~0.5B model")
     parser.add_argument("--gpus", type=int, default=1)
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of one GPU")
+    parser.add_argument("--smollm2", default=None, help="SmolLM2-135M safetensors folder: its training rate too")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     import ray
+
+    from bench.inference.bench import dense_parameters, matmul_flops
+    from tadistill.modeling import load_model
 
     from tadistill.config import TrainConfig
     from tadistill.synthetic.models import ensure_synthetic_models
 
     student = ensure_synthetic_models(REPO / ".cache" / "tadistill")["student"]
+    one_thread = None if args.gpu else matmul_flops(1)  # before Ray starts: nothing else runs
     scratch = REPO / "bench" / "results" / "train_scratch"
     ray.init(address="local", num_cpus=None if args.gpu else 4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -117,6 +126,20 @@ def main() -> None:
                     config = TrainConfig(**base, num_workers=workers, strategy=strategy, deepspeed={"zero_stage": 2})
                     name = f"{workers} worker{'s' if workers > 1 else ''} {'DDP' if strategy == 'ddp' else 'ZeRO-2'}"
                     results.append(_run(name, rows, student, config, scratch))
+            if args.smollm2:
+                config = TrainConfig(**{**base, "global_batch_size": 8, "micro_batch_size": 4}, num_workers=1,
+                                     strategy="ddp")
+                result = _run("SmolLM2-135M 1 worker DDP", rows.head(64), args.smollm2, config, scratch)
+                result["model"] = "smollm2-135m"
+                results.append(result)
+            dense = {student: dense_parameters(load_model(student))}
+            if args.smollm2:
+                dense[args.smollm2] = dense_parameters(load_model(args.smollm2))
+            for result in results:
+                params = dense[args.smollm2 if result.get("model") == "smollm2-135m" else student]
+                flops = 6 * params * result["tokens_per_s"]
+                result["model_gflops"] = round(flops / 1e9, 3)
+                result["over_roofline"] = round(flops / (result["workers"] * one_thread), 3)
             rate = {r["config"]: r["samples_per_s"] for r in results}
             ratios = {
                 "2 workers / 1 worker, DDP": round(rate["2 workers DDP"] / rate["1 worker DDP"], 2),
@@ -128,9 +151,18 @@ def main() -> None:
         ray.shutdown()
     for name, value in ratios.items():
         print(f"{name}: {value}x")
-    out = Path(args.out or REPO / "bench" / "results" / ("train_gpu.json" if args.gpu else "train.json"))
+    out = Path(args.out or (REPO / "bench" / "results" / "train_gpu.json" if args.gpu
+                            else REPO / "docs" / "results" / "train.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cpus": os.cpu_count(), "results": results, "ratios": ratios}, indent=2))
+    summary = {"cpus": os.cpu_count(), "results": results, "ratios": ratios,
+               "command": "python -m bench.train.bench" + (" --gpu" if args.gpu else "")
+               + (" --smollm2 ..." if args.smollm2 else "")}
+    if one_thread:
+        summary["matmul_gflops_one_thread"] = round(one_thread / 1e9, 2)
+        summary["roofline"] = {r["config"]: r["over_roofline"] for r in results}
+        for name, value in summary["roofline"].items():
+            print(f"{name}: {value:.1%} of fp32 matmul")
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")
 
 
