@@ -109,11 +109,11 @@ def _served(model_path: str, frame, config, op: str) -> tuple[float, int]:
     tokenizer = load_tokenizer(model_path)
     if op == "score":
         deploy_scorer(model_path, config)
-        run = lambda rows: score_texts(rows, config.batch_size, num_blocks=4, confidence="min")  # noqa: E731
+        run = lambda rows: score_texts(rows, config.batch_size, num_blocks=4, confidence="min", in_flight=4)  # noqa: E731
         app = SCORER_APP
     else:
         deploy_sampler(model_path, config)
-        run = lambda rows: sample_pool(rows, config.batch_size, num_blocks=4)  # noqa: E731
+        run = lambda rows: sample_pool(rows, config.batch_size, num_blocks=4, in_flight=4)  # noqa: E731
         app = SAMPLER_APP
     try:
         run(frame.head(config.batch_size))  # warm: the replica's model is loaded, the pools are up
@@ -169,7 +169,8 @@ def main() -> None:
     from tadistill.synthetic.models import ensure_synthetic_models
 
     models = ensure_synthetic_models(REPO / ".cache" / "tadistill")
-    config = InferenceConfig(batch_size=64, max_batch_size=4, torch_threads=1, num_samples=4)
+    # The same batch on both paths: Serve does not merge requests (max_batch_size 1), 4 stay in flight.
+    config = InferenceConfig(batch_size=64, max_batch_size=1, torch_threads=1, num_samples=4)
     peak = matmul_flops(config.torch_threads)
     print(f"fp32 matmul at {config.torch_threads} thread(s): {peak / 1e9:.1f} GFLOP/s", flush=True)
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")

@@ -1,6 +1,6 @@
 """Ray Serve deployments: `StudentSampler` and `TAScorer`.
 
-A request carries a list of rows (one Ray Data batch), and `serve.batch` merges the
+A request carries a list of rows (one batch), and `serve.batch` merges the
 lists of concurrent callers into one model call. Measured on 2 CPU cores, one request per
 row spent most of its time in per-request overhead (~15 rows/s against ~250 rows/s for
 the same model called on batches), so rows travel in lists. Handles reach them; Serve's

@@ -1,9 +1,9 @@
-"""Ray Data stages that push rows through the Serve deployments.
+"""Pushing rows through the models, batch by batch, resumable block by block.
 
-Each is a map_batches UDF class: it opens a deployment handle once, sends each batch as
-one request (Serve merges concurrent requests into one model call), and returns the
-batch with the model's output columns. Ray Data streams blocks, so a pool of millions of
-questions never has to fit in the driver.
+The Serve clients (SampleThroughServe, ScoreThroughServe) are async UDF classes: each opens a
+deployment handle once and sends each batch as one request, and the driver keeps several in
+flight (Serve merges concurrent requests into one model call), so the replicas never wait for
+the next batch. Outputs are written block by block; a rerun maps only what has no output.
 
 With `inference.launcher: local` the same UDF classes hold the model themselves and map
 the batches in the driver's process: no Serve, no Ray Data, the same outputs, part files
@@ -153,11 +153,51 @@ def _batches(frame: pd.DataFrame, batch_size: int, what: str):
         yield frame.iloc[start:start + batch_size].reset_index(drop=True)
 
 
+def _through_handles(frame: pd.DataFrame, udf, batch_size: int, constructor_kwargs: dict | None,
+                     in_flight: int, write_part=None):
+    """An async UDF (a Serve deployment's client) driven from this process: `in_flight` batches
+    outstanding, so the replicas never wait for the next one to travel, each output handed
+    to write_part as it is done (else returned, in the frame's order).
+
+    Measured on 2 cores: the same TA scoring through Ray Data (an actor started per step,
+    blocks repartitioned and collected) ran at 0.50 of direct calls; from here, handle calls
+    alone ran at 1.0-1.3 of them (bench/inference)."""
+    import asyncio
+
+    from tqdm.auto import tqdm
+
+    starts = list(range(0, len(frame), batch_size))
+
+    async def run():
+        mapper = udf(**(constructor_kwargs or {}))  # its handles belong to this event loop
+        slots = asyncio.Semaphore(max(1, in_flight))
+        outputs: dict[int, pd.DataFrame] = {}
+        with tqdm(total=len(starts), desc=udf.__name__, unit="batch", disable=len(starts) < 2) as bar:
+            async def one(start: int):
+                async with slots:
+                    out = await mapper(frame.iloc[start:start + batch_size].reset_index(drop=True))
+                if write_part:
+                    write_part(out)
+                else:
+                    outputs[start] = out
+                bar.update(1)
+
+            await asyncio.gather(*(one(start) for start in starts))
+        return None if write_part else pd.concat([outputs[s] for s in starts], ignore_index=True)
+
+    return asyncio.run(run())
+
+
 def _map(frame: pd.DataFrame, udf, batch_size: int, num_blocks: int, num_cpus: float,
-         constructor_kwargs: dict | None, in_process: bool, write_part=None):
+         constructor_kwargs: dict | None, in_process: bool, write_part=None, in_flight: int = 4):
     """Stream frame through the UDF class, batch by batch: one instance in this process
-    (in_process), or one actor of it under Ray Data. With write_part(frame), each output block
-    is handed over as it is done (and None returned); else the outputs are returned."""
+    (in_process); an async one (a deployment's client) from this process, `in_flight` batches
+    at a time; or one actor of it under Ray Data. With write_part(frame), each output block is
+    handed over as it is done (and None returned); else the outputs are returned."""
+    import inspect
+
+    if inspect.iscoroutinefunction(getattr(udf, "__call__", None)):
+        return _through_handles(frame, udf, batch_size, constructor_kwargs, in_flight, write_part)
     if in_process:
         mapper = udf(**(constructor_kwargs or {}))
         outputs = []
@@ -177,10 +217,12 @@ def _map(frame: pd.DataFrame, udf, batch_size: int, num_blocks: int, num_cpus: f
 def map_with_actor(
     frame: pd.DataFrame, udf, batch_size: int, num_blocks: int = 1,
     num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None, in_process: bool = False,
+    in_flight: int = 4,
 ) -> pd.DataFrame:
     """Stream frame through one actor of the UDF class, batch by batch, with Ray Data
-    (or, in_process, through one instance of it in this process)."""
-    return _map(frame, udf, batch_size, num_blocks, num_cpus, constructor_kwargs, in_process)
+    (or, in_process, through one instance of it in this process; an async UDF from this
+    process, in_flight batches at a time)."""
+    return _map(frame, udf, batch_size, num_blocks, num_cpus, constructor_kwargs, in_process, in_flight=in_flight)
 
 
 TAG_FILE = "_TAG"
@@ -201,6 +243,7 @@ def read_parts(folder: Path) -> pd.DataFrame:
 def map_to_parts(
     frame: pd.DataFrame, udf, folder: Path, tag: str, key: list[str], batch_size: int, num_blocks: int = 1,
     num_cpus: float = UDF_NUM_CPUS, constructor_kwargs: dict | None = None, in_process: bool = False,
+    in_flight: int = 4,
 ) -> pd.DataFrame:
     """map_with_actor, with every output block written to `folder` as soon as it is done.
 
@@ -221,7 +264,7 @@ def map_to_parts(
         log.info("%s: %d row(s) already done, %d to go", folder, len(frame) - len(todo), len(todo))
     if len(todo):
         _map(todo, udf, batch_size, num_blocks, num_cpus, constructor_kwargs, in_process,
-             write_part=lambda out: _write_part(out, folder))
+             write_part=lambda out: _write_part(out, folder), in_flight=in_flight)
     return read_parts(folder)
 
 
@@ -238,7 +281,8 @@ def _write_part(out, folder: Path) -> None:
 
 def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, answer_fallback: str = "none",
                 parts: tuple[Path, str] | None = None, local_model: str | None = None,
-                settings: "InferenceConfig | None" = None, retry_for_s: float = DEFAULT_RETRY_S) -> pd.DataFrame:
+                settings: "InferenceConfig | None" = None, retry_for_s: float = DEFAULT_RETRY_S,
+                in_flight: int = 4) -> pd.DataFrame:
     """N samples per question; with parts=(folder, tag), written block by block and resumable.
 
     local_model: sample that model in this process, as `settings` says (see SampleStudent),
@@ -249,7 +293,7 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
         udf, kwargs = SampleStudent, {"model_path": local_model, "settings": settings, "answer_fallback": answer_fallback}
     else:
         udf, kwargs = SampleThroughServe, {"answer_fallback": answer_fallback, "retry_for_s": retry_for_s}
-    options = {"constructor_kwargs": kwargs, "in_process": bool(local_model)}
+    options = {"constructor_kwargs": kwargs, "in_process": bool(local_model), "in_flight": in_flight}
     if parts:
         samples = map_to_parts(rows, udf, parts[0], parts[1], ["id"], batch_size, num_blocks, **options)
     else:
@@ -260,7 +304,7 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
                 parts: tuple[Path, str] | None = None, local_model: str | None = None,
                 app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S,
-                confidence: str = "mean") -> pd.DataFrame:
+                confidence: str = "mean", in_flight: int = 4) -> pd.DataFrame:
     """rows must hold id, k, `question` and `text`; returns them with `ta_conf` (of kind `confidence`).
 
     With parts=(folder, tag), scores are written block by block and a rerun resumes.
@@ -272,7 +316,7 @@ def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
         udf, kwargs = ScoreWithTA, {"local_model": local_model, "confidence": confidence}
     else:
         udf, kwargs = ScoreThroughServe, {"app_name": app_name, "retry_for_s": retry_for_s, "confidence": confidence}
-    options = {"constructor_kwargs": kwargs, "in_process": bool(local_model)}
+    options = {"constructor_kwargs": kwargs, "in_process": bool(local_model), "in_flight": in_flight}
     if parts:
         return map_to_parts(rows, udf, parts[0], parts[1], ["id", "k"], batch_size, num_blocks, **options)
     return map_with_actor(rows, udf, batch_size, num_blocks, **options)
