@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import __version__
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
 from .rundir import RunDirError
@@ -44,13 +45,12 @@ def _outcome(ctx, seconds: float) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import run_pipeline
+    from .api import run
 
     config = load_config(args.config, args.overrides)
     started = time.time()
-    ctx = run_pipeline(config)
-    outcome = _outcome(ctx, time.time() - started)
-    print(json.dumps(outcome, indent=2))
+    result = run(config)
+    print(json.dumps({**result.as_dict(), "time (s)": round(time.time() - started, 1)}, indent=2))
     return 0
 
 
@@ -155,6 +155,7 @@ def cmd_data_inspect(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tadistill", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"tadistill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the two-stage distillation described by CONFIG")

@@ -110,10 +110,28 @@ class FieldMap(_Section):
     context: Optional[str] = Field(None, description="Path of a passage shown before the question (a premise, a story).")
 
 
+class HFDataConfig(_Section):
+    """A Hugging Face data set (data.source 'hf'), read through the same presets and rejects."""
+
+    path: Optional[str] = Field(
+        None,
+        description=("A hub name (e.g. tau/commonsense_qa), or a local folder written by save_to_disk (a Dataset "
+                     "or a DatasetDict)."),
+    )
+    name: Optional[str] = Field(None, description="The data set's configuration (e.g. 'main' for gsm8k).")
+    splits: dict[str, str] = Field(
+        default_factory=lambda: {"train": "train", "test": "test"},
+        description=("Our split -> theirs, e.g. {train: train, test: validation} (CommonsenseQA's test split has "
+                     "no answers)."),
+    )
+    revision: Optional[str] = Field(None, description="A hub revision (branch, tag or commit) to pin.")
+
+
 class DataConfig(_Section):
-    source: Literal["synthetic", "files"] = Field(
+    source: Literal["synthetic", "files", "hf"] = Field(
         SYNTHETIC,
-        description="'synthetic': the embedded generated task; 'files': the data files named in data.files.",
+        description=("'synthetic': the embedded generated task; 'files': the data files named in data.files; "
+                     "'hf': a Hugging Face data set (data.hf)."),
     )
     synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
     files: dict[str, list[str]] = Field(
@@ -123,6 +141,7 @@ class DataConfig(_Section):
             "{train: [train.jsonl], test: [test.jsonl]}. Relative paths are taken from data.root."
         ),
     )
+    hf: HFDataConfig = Field(default_factory=HFDataConfig)
     root: str = Field(".", description="Folder that relative paths in data.files and teacher.recorded.files start from.")
     format: Literal[DATA_FORMATS] = Field(  # type: ignore[valid-type]
         "auto",
@@ -164,6 +183,12 @@ class DataConfig(_Section):
         1_000_000, ge=1,
         description="A record larger than this (its JSON text, in bytes) is rejected with its size, not read.",
     )
+    record_path: Optional[str] = Field(
+        None,
+        description=("JSON documents that hold their records under a key (dotted, e.g. 'data' or 'split.rows'): "
+                     "the key. A JSON object whose values are the records, keyed by index, is read as those "
+                     "records without it, whatever the file's extension."),
+    )
     num_blocks: int = Field(4, ge=1, description="Ray Data blocks the corpus is split into.")
 
     @model_validator(mode="after")
@@ -173,10 +198,11 @@ class DataConfig(_Section):
             if self.test_split not in splits:
                 raise ValueError(f"data.test_split {self.test_split!r}: the synthetic task has the split(s) "
                                  f"{', '.join(splits)} (data.synthetic.validation_size adds 'validation')")
-        if self.source != "files":
             return self
-        if not self.files:
+        if self.source == "files" and not self.files:
             raise ValueError("data.files is empty: name at least the pool split's files")
+        if self.source == "hf" and not self.hf.path:
+            raise ValueError("data.hf.path is empty: name a hub data set or a save_to_disk folder")
         if self.preset and self.fields:
             raise ValueError("set data.preset or data.fields, not both")
         if not self.preset and not self.fields:
@@ -185,14 +211,20 @@ class DataConfig(_Section):
             raise ValueError("data.answer_type is required with data.fields")
         if self.answer_type == "label" and not self.labels and self.preset is None:
             raise ValueError("data.labels is required when data.answer_type is 'label'")
-        if self.pool_split not in self.files:
-            raise ValueError(f"data.pool_split {self.pool_split!r} is not a key of data.files ({', '.join(self.files)})")
-        if self.test_split not in self.files and self.test_share == 0:
+        where = "data.files" if self.source == "files" else "data.hf.splits"
+        if self.pool_split not in self.splits:
+            raise ValueError(f"data.pool_split {self.pool_split!r} is not a key of {where} ({', '.join(self.splits)})")
+        if self.test_split not in self.splits and self.test_share == 0:
             raise ValueError(
-                f"data.test_split {self.test_split!r} is not a key of data.files: "
-                "add its files, or hold out part of the pool with data.test_share"
+                f"data.test_split {self.test_split!r} is not a key of {where}: "
+                "add its data, or hold out part of the pool with data.test_share"
             )
         return self
+
+    @property
+    def splits(self) -> list[str]:
+        """Our splits the data names (data.files' keys, or data.hf.splits')."""
+        return list(self.hf.splits) if self.source == "hf" else list(self.files)
 
     @field_validator("files", mode="before")
     @classmethod
@@ -231,6 +263,11 @@ class RecordFields(_Section):
     question: Optional[str] = Field("question", description="Path of the question text (match by question).")
     rationale: str = Field(
         "rationale", description="Path of the output: a string, or a list of strings (several rationales)."
+    )
+    answer: Optional[str] = Field(
+        None,
+        description=("Path of a separate final answer (e.g. 'predicted_label'): where a rationale states no answer "
+                     "the task can read, 'The answer is <it>.' is appended to it, so the student learns to state it."),
     )
 
 
@@ -286,7 +323,27 @@ class TeacherConfig(_Section):
         description="Environment variable holding the API key (the only secret read from the environment).",
     )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of teacher calls.")
-    max_tokens: int = Field(256, ge=1, description="Completion token limit of a teacher call.")
+    max_tokens: int = Field(
+        256, ge=1,
+        description="Completion token limit of one rationale (sent as max_tokens, or as max_completion_tokens).",
+    )
+    max_completion_tokens: bool = Field(
+        False,
+        description=("Send the limit as max_completion_tokens instead of max_tokens (newer OpenAI models refuse "
+                     "max_tokens)."),
+    )
+    top_p: Optional[float] = Field(None, gt=0, le=1, description="Nucleus sampling of teacher calls (null: not sent).")
+    seed: Optional[int] = Field(None, description="Seed sent with each teacher call, where the endpoint honours one.")
+    stop: Optional[list[str]] = Field(None, description="Stop sequences of teacher calls (null: not sent).")
+    n: int = Field(
+        1, ge=1, le=16,
+        description=("Rationales per request (several samples of one question, sent as n): one request of the "
+                     "budget, charged for every token they cost; each becomes a training row."),
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More fields for the request body, as the endpoint takes them (e.g. {reasoning_effort: low}).",
+    )
     api_key_file: Optional[str] = Field(
         None,
         description="File holding the API key (a mounted secret); read instead of teacher.api_key_env when set.",
@@ -720,6 +777,28 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _method_preset(cls, data: Any) -> Any:
+        """What `method` means, filled in wherever a config is built (Config(...), load_config,
+        model_validate): keys the user set explicitly still win."""
+        if not isinstance(data, dict):
+            return data
+        method = data.get("method", "full")
+        preset = METHOD_PRESETS.get(method, {}) if isinstance(method, str) else {}
+        if not preset:
+            return data
+        tree = dict(data)
+        for key, value in preset.items():
+            section = key.split(".")[0]
+            if isinstance(tree.get(section), BaseModel):  # a section given as an object: its explicit fields
+                tree[section] = tree[section].model_dump(exclude_unset=True)
+            elif isinstance(tree.get(section), dict):
+                tree[section] = _copy_tree(tree[section])
+            if not _has_dotted(tree, key):
+                _set_dotted(tree, key, value)
+        return tree
+
     @model_validator(mode="after")
     def _cost_needs_a_price(self):
         if (self.budget.cost is not None and TEACHERS[self.teacher.source].charges_money
@@ -834,6 +913,11 @@ class Config(_Section):
 METHOD_PRESETS: dict[str, dict[str, Any]] = {name: m.preset for name, m in _METHOD_REGISTRY.items()}
 
 
+def _copy_tree(tree: dict) -> dict:
+    """A copy of nested dicts, so filling in a preset never changes what the caller passed."""
+    return {k: _copy_tree(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
 def _get_dotted(tree: dict, dotted: str) -> Any:
     node: Any = tree
     for part in dotted.split("."):
@@ -906,12 +990,7 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[list[str]
     explicit = parse_overrides(overrides or [])
     for key, value in explicit.items():
         _set_dotted(tree, key, value)
-    method = tree.get("method", "full")
-    # A preset fills in what the method means; keys the user set explicitly still win.
-    for key, value in (METHOD_PRESETS.get(method, {}) if isinstance(method, str) else {}).items():
-        if not _has_dotted(tree, key):
-            _set_dotted(tree, key, value)
-    try:
+    try:  # the method's preset is applied by Config itself (Config._method_preset)
         return Config.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None

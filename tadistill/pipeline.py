@@ -140,7 +140,8 @@ def step_teacher_records(ctx: RunContext) -> dict:
     from .teacher.recorded import import_records
 
     rows = ctx.run_dir.read_table(A.ROWS)
-    records, unmatched = import_records(ctx.config.teacher.recorded, ctx.config.data.root, rows)
+    records, unmatched = import_records(ctx.config.teacher.recorded, ctx.config.data.root, rows,
+                                        ctx.config.data.max_row_bytes)
     ctx.run_dir.write_table(A.RECORDS, records)
     ctx.run_dir.write_table(A.UNMATCHED, unmatched)
     pool = rows[rows["split"] == ctx.config.data.pool_split]

@@ -96,18 +96,31 @@ def _json_lines(data: bytes, max_row_bytes: int) -> Iterator[Record]:
         yield _json_line(number, line)
 
 
-def _json_document(text: str, path: str, max_row_bytes: int) -> Iterator[Record]:
+def _is_keyed_records(value: dict) -> bool:
+    """A JSON object whose values are the records, keyed by index ({"0": {...}, "1": {...}}),
+    as many released rationale files are; not one record that happens to nest objects."""
+    return bool(value) and all(str(k).isdigit() and isinstance(v, dict) for k, v in value.items())
+
+
+def _json_document(text: str, path: str, max_row_bytes: int, record_path: Optional[str] = None) -> Iterator[Record]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # several JSON values: JSON lines under a .json name
+        if exc.msg == "Extra data" and not record_path:  # several JSON values: JSON lines under a .json name
             yield from _json_lines(text.encode("utf-8", "surrogatepass"), max_row_bytes)
             return
         raise CorpusError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise CorpusError(f"{path}: JSON nested too deeply to read") from None
+    if record_path:
+        inner = get_path(value, record_path) if isinstance(value, dict) else None
+        if not isinstance(inner, (list, dict)):
+            raise CorpusError(f"{path}: data.record_path {record_path!r} names no list or object of records "
+                              f"(top-level keys: {', '.join(list(value)[:8]) if isinstance(value, dict) else '-'})")
+        value = inner
     if isinstance(value, dict):
-        value = [value]  # one object: JSON lines with a single line
+        # Records keyed by index: numbered in file order; else one object is one record.
+        value = list(value.values()) if _is_keyed_records(value) else [value]
     if not isinstance(value, list):
         raise CorpusError(f"{path}: expected a JSON array of records or JSON lines, got {type(value).__name__}")
     for number, item in enumerate(value, start=1):
@@ -115,6 +128,24 @@ def _json_document(text: str, path: str, max_row_bytes: int) -> Iterator[Record]
             yield Record(number, item)
         else:
             yield Record(number, None, f"expected a JSON object, got {type(item).__name__}")
+
+
+def _one_document(data: bytes) -> bool:
+    """A JSON-lines name on one JSON document (records keyed by index, pretty-printed or not):
+    its first line is not a whole object, or the whole file is one line holding keyed records."""
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"{"):
+        return False
+    first = head.split(b"\n", 1)[0].strip()
+    if first in (b"{", b"{\r") or not first.endswith(b"}"):
+        return True  # pretty-printed: the first line opens an object it does not close
+    if b"\n" in head.strip():
+        return False  # several lines, each a whole object: JSON lines
+    try:
+        value = json.loads(head)
+    except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
+        return False
+    return isinstance(value, dict) and _is_keyed_records(value)
 
 
 def _csv(text: str) -> Iterator[Record]:
@@ -130,10 +161,15 @@ def _parquet(data: bytes) -> Iterator[Record]:
         yield Record(number, row)
 
 
-def parse_file(path: str, data: bytes, file_format: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[Record]:
-    """Every record of one file, in order; a CorpusError for a file with none."""
+def parse_file(path: str, data: bytes, file_format: str, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
+               record_path: Optional[str] = None) -> Iterator[Record]:
+    """Every record of one file, in order; a CorpusError for a file with none.
+
+    record_path: a JSON document holds its records under this (dotted) key. A JSON object whose
+    values are all records (keyed by index) is read as those records, whatever the file's name.
+    """
     count = 0
-    for record in _records(path, data, detect_format(path, file_format), max_row_bytes):
+    for record in _records(path, data, detect_format(path, file_format), max_row_bytes, record_path):
         count += 1
         yield record
     if count == 0:
@@ -141,7 +177,10 @@ def parse_file(path: str, data: bytes, file_format: str, max_row_bytes: int = DE
                           "remove it from the file list or fill it")
 
 
-def _records(path: str, data: bytes, fmt: str, max_row_bytes: int) -> Iterator[Record]:
+def _records(path: str, data: bytes, fmt: str, max_row_bytes: int,
+             record_path: Optional[str] = None) -> Iterator[Record]:
+    if fmt == "jsonl" and (record_path or _one_document(data)):
+        fmt = "json"  # one document under a JSON-lines name
     if fmt == "jsonl":
         yield from _json_lines(data, max_row_bytes)
         return
@@ -154,7 +193,7 @@ def _records(path: str, data: bytes, fmt: str, max_row_bytes: int) -> Iterator[R
             line = data[:exc.start].count(b"\n") + 1
             raise CorpusError(f"{path}: not UTF-8 text at line {line} (byte {exc.start + 1} of the file); "
                               "convert it to UTF-8") from None
-        records = _json_document(text, path, max_row_bytes) if fmt == "json" else _csv(text)
+        records = _json_document(text, path, max_row_bytes, record_path) if fmt == "json" else _csv(text)
     for record in records:  # whole documents: the limit applies to each record's JSON text
         if record.value is not None and not record.text:  # JSON lines under a .json name come measured
             text = json.dumps(record.value, default=str)

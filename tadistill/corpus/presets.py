@@ -10,13 +10,13 @@ the question text).
 | gsm8k        | openai/grade-school-math JSONL: question, answer ('... #### 72')                |
 | svamp        | arkilpatel/SVAMP JSON: ID, Body, Question, Equation, Answer                     |
 | svamp_dss    | distilling-step-by-step JSON lines: input, label (an equation '( 84.0 / 2.0 )') |
-| csqa         | CommonsenseQA JSONL: id, question.stem, question.choices [{label, text}], answerKey |
+| csqa         | CommonsenseQA JSONL: id, question.stem, question.choices [{label, text}], answerKey; or the hub's tau/commonsense_qa: id, question, choices {label: [...], text: [...]}, answerKey |
 | csqa_cose    | CoS-E / distilling-step-by-step: id, question, choices [str], answer (the text)  |
 | csqa_mcc_kd  | MCC-KD: instruction ('... Answer Choices:\nA. x\nB. y'), label (a letter)       |
 | strategyqa   | StrategyQA JSON: qid, question, answer (true/false)                              |
-| arc          | ARC JSONL: id, question.stem, question.choices [{text, label}], answerKey (A-E or 1-5) |
-| openbookqa   | OpenBookQA JSONL: the ARC shape (id, question.stem, choices, answerKey)          |
-| anli         | ANLI JSONL: uid, premise, hypothesis, label (e / n / c)                          |
+| arc          | ARC JSONL: id, question.stem, question.choices [{text, label}], answerKey (A-E or 1-5); or allenai/ai2_arc: id, question, choices {text: [...], label: [...]}, answerKey |
+| openbookqa   | OpenBookQA JSONL: the ARC shape; or allenai/openbookqa: id, question_stem, choices {text, label}, answerKey |
+| anli         | ANLI: the official release (uid, context, hypothesis, label e / n / c); facebook/anli and distilling-step-by-step (premise, hypothesis, label 0 / 1 / 2 = entailment / neutral / contradiction); premise with e / n / c or the label's name |
 """
 
 from __future__ import annotations
@@ -66,12 +66,25 @@ def _svamp_dss(r: dict) -> Fields:
     return Fields(question=r.get("input"), answer=r.get("label"))
 
 
+def _columns_to_choices(choices: Any) -> Any:
+    """The hub's choices, {label: [...], text: [...]}, as the releases' [{label, text}, ...]."""
+    if isinstance(choices, dict) and isinstance(choices.get("text"), (list, tuple)):
+        texts = list(choices["text"])
+        labels = list(choices.get("label") or [chr(ord("A") + i) for i in range(len(texts))])
+        if len(labels) == len(texts):
+            return [{"label": label, "text": text} for label, text in zip(labels, texts)]
+    return choices
+
+
 def _official_mc(r: dict) -> Fields:
-    """CommonsenseQA, ARC and OpenBookQA share it: question.stem, question.choices, answerKey."""
-    return Fields(
-        question=get_path(r, "question.stem"), answer=r.get("answerKey"), id=r.get("id"),
-        choices=get_path(r, "question.choices"),
-    )
+    """CommonsenseQA, ARC and OpenBookQA share it: question.stem, question.choices, answerKey; their
+    Hugging Face copies put the stem in `question` (or `question_stem`) and the choices beside it."""
+    question = r.get("question")
+    if isinstance(question, dict):  # the official releases
+        stem, choices = question.get("stem"), question.get("choices")
+    else:  # tau/commonsense_qa, allenai/ai2_arc, allenai/openbookqa
+        stem, choices = (question if question is not None else r.get("question_stem")), r.get("choices")
+    return Fields(question=stem, answer=r.get("answerKey"), id=r.get("id"), choices=_columns_to_choices(choices))
 
 
 def _csqa_cose(r: dict) -> Fields:
@@ -96,12 +109,24 @@ def _strategyqa(r: dict) -> Fields:
     return Fields(question=r.get("question"), answer=r.get("answer"), id=r.get("qid"))
 
 
+# ANLI's labels in every release: one letter (official), an index (facebook/anli, distilling-
+# step-by-step: 0 entailment, 1 neutral, 2 contradiction), or the name itself.
+_ANLI_LABELS = {"e": "entailment", "n": "neutral", "c": "contradiction",
+                "0": "entailment", "1": "neutral", "2": "contradiction"}
+
+
 def _anli(r: dict) -> Fields:
-    premise, hypothesis = r.get("premise"), r.get("hypothesis")
+    premise = r.get("premise") if r.get("premise") is not None else r.get("context")  # the official release: context
+    hypothesis = r.get("hypothesis")
     question = f"Premise: {premise}\nHypothesis: {hypothesis}" if premise and hypothesis else None
-    short = {"e": "entailment", "n": "neutral", "c": "contradiction"}
     label = r.get("label")
-    return Fields(question=question, answer=short.get(label, label), id=r.get("uid"))
+    if isinstance(label, bool):  # never a valid ANLI label; left as it is, to be rejected by name
+        answer = label
+    elif isinstance(label, (int, str)):
+        answer = _ANLI_LABELS.get(str(label).strip().lower(), label)
+    else:
+        answer = label
+    return Fields(question=question, answer=answer, id=r.get("uid", r.get("id")))
 
 
 PRESETS: dict[str, Preset] = {
@@ -120,5 +145,5 @@ PRESETS: dict[str, Preset] = {
     "openbookqa": Preset("choice", _official_mc, where={"question": "question.stem", "answer": "answerKey",
                                                         "id": "id", "choices": "question.choices"}),
     "anli": Preset("label", _anli, labels=NLI_LABELS,
-                   where={"question": "premise, hypothesis", "answer": "label", "id": "uid"}),
+                   where={"question": "premise (or context), hypothesis", "answer": "label", "id": "uid"}),
 }

@@ -45,12 +45,13 @@ class Corpus:
                 )
 
 
-def _explode(item: dict, split_of: dict[str, str], file_format: str, max_row_bytes: int) -> list[dict]:
+def _explode(item: dict, split_of: dict[str, str], file_format: str, max_row_bytes: int,
+             record_path: str | None = None) -> list[dict]:
     """One file's bytes -> one row per record (the record as JSON text, or its parse error)."""
     path = item["path"]
     out = []
     try:
-        for record in parse_file(path, item["bytes"], file_format, max_row_bytes):
+        for record in parse_file(path, item["bytes"], file_format, max_row_bytes, record_path):
             out.append({
                 "split": split_of[path], "source_file": path, "row": record.row,
                 "record": record.text if record.value is not None else "",
@@ -100,7 +101,8 @@ def _read_records(split_of: dict[str, str], config: DataConfig) -> pd.DataFrame:
     # Ray reports local paths without their leading slash on some versions: map both spellings.
     lookup = {**split_of, **{k.lstrip("/"): v for k, v in split_of.items()}}
     records = ds.flat_map(_explode, fn_kwargs={"split_of": lookup, "file_format": config.format,
-                                                     "max_row_bytes": config.max_row_bytes})
+                                                     "max_row_bytes": config.max_row_bytes,
+                                                     "record_path": config.record_path})
     records = records.repartition(config.num_blocks)
     frame = records.map_batches(_canonicalise, fn_kwargs={"config": config}, batch_format="pandas").to_pandas()
     file_errors = frame[frame["row"] == _FILE_ERROR_ROW]
@@ -115,15 +117,31 @@ def _in_test_share(row_id: str, share: float) -> bool:
     return int(digest, 16) / 0xFFFFFFFF < share
 
 
+def _read_hf(config: DataConfig) -> pd.DataFrame:
+    import ray
+
+    from .hf import hf_records
+
+    records = ray.data.from_pandas(hf_records(config)).repartition(config.num_blocks)
+    return records.map_batches(_canonicalise, fn_kwargs={"config": config}, batch_format="pandas").to_pandas()
+
+
 def read_corpus(config: DataConfig) -> Corpus:
-    """Read data.files with Ray Data into canonical rows, rejects, and counts per split."""
-    split_of = _split_files(config)
-    frame = _read_records(split_of, config)
-    file_order = {path: i for i, path in enumerate(split_of)}
+    """Read data.files (or a Hugging Face data set) with Ray Data into canonical rows, rejects,
+    and counts per split."""
+    if config.source == "hf":
+        from .hf import source_name
+
+        frame = _read_hf(config)
+        file_order = {source_name(config, theirs): i for i, theirs in enumerate(config.hf.splits.values())}
+    else:
+        split_of = _split_files(config)
+        frame = _read_records(split_of, config)
+        file_order = {path: i for i, path in enumerate(split_of)}
     frame = frame.sort_values(["source_file", "row"], key=lambda s: s.map(file_order) if s.name == "source_file" else s)
     frame = frame.reset_index(drop=True)
     ok = frame["reason"] == ""
-    if config.test_split not in config.files and config.test_share > 0:
+    if config.test_split not in config.splits and config.test_share > 0:
         held_out = ok & (frame["split"] == config.pool_split) & frame["id"].map(
             lambda i: isinstance(i, str) and _in_test_share(i, config.test_share))
         frame.loc[held_out, "split"] = config.test_split
@@ -135,7 +153,7 @@ def read_corpus(config: DataConfig) -> Corpus:
     kept["row"] = kept["row"].astype(int)
     kept = kept.sort_values(["split", "id"]).reset_index(drop=True)
     counts = {}
-    for split in dict.fromkeys([*config.files, *frame["split"].unique()]):
+    for split in dict.fromkeys([*config.splits, *frame["split"].unique()]):
         in_split = frame["split"] == split
         counts[split] = {"rows_in": int(in_split.sum()), "kept": int((in_split & ~bad).sum()),
                          "rejected": int((in_split & bad).sum())}

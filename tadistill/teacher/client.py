@@ -73,6 +73,17 @@ def request_key(model: str, messages: list[dict], params: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def request_params(config: TeacherConfig) -> dict:
+    """What a request sends besides the model and messages. Options left at their defaults are
+    not sent, so a request's cache key (which hashes these) stays what it was before they existed."""
+    limit = "max_completion_tokens" if config.max_completion_tokens else "max_tokens"
+    params = {"temperature": config.temperature, limit: config.max_tokens}
+    optional = {"top_p": config.top_p, "seed": config.seed, "stop": config.stop, "n": config.n if config.n > 1 else None}
+    params.update({k: v for k, v in optional.items() if v is not None})
+    params.update(config.extra_body)
+    return params
+
+
 def prompt_token_bound(messages: list[dict]) -> int:
     """An upper bound on prompt tokens: byte-level tokenizers spend at least one byte a token."""
     return sum(len(m["content"].encode()) + MESSAGE_OVERHEAD_TOKENS for m in messages)
@@ -137,7 +148,7 @@ class TeacherClient:
         self._api_key = read_api_key(config)  # fail before any work when the secret is missing
         self._base_url = base_url if callable(base_url) else (lambda: base_url)
         self._client = None
-        self.params = {"temperature": config.temperature, "max_tokens": config.max_tokens}
+        self.params = request_params(config)
         self.concurrency = max(1, int(config.concurrency * share))
         self._limits = (
             config.rpm * share if config.rpm else None,
@@ -191,8 +202,10 @@ class TeacherClient:
                 # of CPU a request.
                 raw = await self._openai().post("/chat/completions", cast_to=httpx.Response, body=body)
                 payload = raw.json()
-                choice = payload["choices"][0]
-                text = choice["message"]["content"] or ""
+                choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+                texts = [c["message"]["content"] or "" for c in choices]
+                if not texts:
+                    raise ValueError("no choices")
                 usage = payload.get("usage") or {}
                 break
             except openai.APIStatusError as exc:
@@ -210,14 +223,17 @@ class TeacherClient:
         completion_tokens = int(usage.get("completion_tokens") or 0)
         return {
             "key": key, "id": row_id, "model": self.config.model,
-            "text": text, "finish_reason": choice.get("finish_reason") or "",
+            "text": texts[0], **({"texts": texts} if len(texts) > 1 else {}),
+            "finish_reason": choices[0].get("finish_reason") or "",
+            "finish_reasons": [c.get("finish_reason") or "" for c in choices],
             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "cost": self._cost(prompt_tokens, completion_tokens), "response_id": payload.get("id", ""),
             "paid_at": time.time(),
         }
 
-    async def fetch(self, row_id: str, question: str, gate: BudgetGate) -> Optional[dict]:
-        """One output row, from the cache or the teacher; None when the budget cannot take it."""
+    async def fetch(self, row_id: str, question: str, gate: BudgetGate) -> Optional[list[dict]]:
+        """The output rows of one question (teacher.n of them), from the cache or the teacher;
+        None when the budget cannot take it."""
         messages = self.messages(question)
         key = self.key_for(question)
         entry = self.cache.get(key)
@@ -225,10 +241,11 @@ class TeacherClient:
             tokens = entry["prompt_tokens"] + entry["completion_tokens"]
             if not await gate.reserve(tokens, entry.get("cost", 0.0)):
                 return None
-            return _row(row_id, key, entry, cached=True)
+            return _rows(row_id, key, entry, cached=True)
         prompt_bound = prompt_token_bound(messages)
-        bound = prompt_bound + self.config.max_tokens
-        worst_cost = self._cost(prompt_bound, self.config.max_tokens)
+        completion_bound = self.config.n * self.config.max_tokens  # every rationale of the request
+        bound = prompt_bound + completion_bound
+        worst_cost = self._cost(prompt_bound, completion_bound)
         if not await gate.reserve(bound, worst_cost):
             return None
         try:
@@ -248,7 +265,7 @@ class TeacherClient:
             raise
         await self.cache.put_async(entry)
         await gate.settle(bound, worst_cost, entry["prompt_tokens"] + entry["completion_tokens"], entry["cost"])
-        return _row(row_id, key, entry, cached=False)
+        return _rows(row_id, key, entry, cached=False)
 
     async def fetch_all(self, rows: pd.DataFrame, gate: BudgetGate, on_done: Optional[Callable] = None) -> list:
         """Outputs for rows (id, question), `concurrency` at a time; None where the budget ran out."""
@@ -315,22 +332,31 @@ def _http_client(concurrency: int):
     return openai.DefaultAsyncHttpxClient(transport=transport)
 
 
-def _row(row_id: str, key: str, entry: dict, cached: bool) -> dict:
-    return {
-        "id": row_id, "k": 0, "request_key": key, "model": entry["model"], "text": entry["text"],
-        "prompt_tokens": entry["prompt_tokens"], "completion_tokens": entry["completion_tokens"],
-        "finish_reason": entry["finish_reason"], "source": "openai", "cached": cached,
-        "cost": entry.get("cost", 0.0),
-    }
+def _rows(row_id: str, key: str, entry: dict, cached: bool) -> list[dict]:
+    """One row per rationale of a response (k = 0..n-1); the request's tokens and cost go on
+    the first, so sums over rows are what the request cost."""
+    texts = entry.get("texts") or [entry["text"]]
+    reasons = entry.get("finish_reasons") or [entry["finish_reason"]] * len(texts)
+    rows = []
+    for k, (text, reason) in enumerate(zip(texts, reasons)):
+        first = k == 0
+        rows.append({
+            "id": row_id, "k": k, "request_key": key, "model": entry["model"], "text": text,
+            "prompt_tokens": entry["prompt_tokens"] if first else 0,
+            "completion_tokens": entry["completion_tokens"] if first else 0,
+            "finish_reason": reason, "source": "openai", "cached": cached,
+            "cost": entry.get("cost", 0.0) if first else 0.0,
+        })
+    return rows
 
 
 def summarise(results: list, requested: int, seconds: float) -> tuple[pd.DataFrame, PurchaseReport]:
     """Outputs in request order, and what was bought, sent, cached, truncated and spent."""
-    bought = [r for r in results if r is not None]
-    frame = pd.DataFrame(bought, columns=TEACHER_COLUMNS + ["cost"])
+    bought = [rows for rows in results if rows is not None]
+    frame = pd.DataFrame([row for rows in bought for row in rows], columns=TEACHER_COLUMNS + ["cost"])
     report = PurchaseReport(requested=requested, not_bought_budget=len(results) - len(bought))
-    report.bought = len(frame)
-    report.cache_hits = int(frame["cached"].sum()) if len(frame) else 0
+    report.bought = len(bought)  # questions (requests), whatever their rationales
+    report.cache_hits = sum(bool(rows[0]["cached"]) for rows in bought)
     report.sent = report.bought - report.cache_hits
     report.truncated = int((frame["finish_reason"] == "length").sum()) if len(frame) else 0
     report.prompt_tokens = int(frame["prompt_tokens"].sum()) if len(frame) else 0

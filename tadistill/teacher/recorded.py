@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..config import RecordedTeacherConfig
 from ..corpus.canonical import question_key
-from ..corpus.files import CorpusError, get_path, parse_file, resolve_files
+from ..corpus.files import DEFAULT_MAX_ROW_BYTES, CorpusError, get_path, parse_file, resolve_files
 from .budget import TEACHER_COLUMNS, Budget, PurchaseReport
 
 RECORD_COLUMNS = ["id", "k", "text", "record_file", "record_row"]
@@ -80,17 +80,22 @@ def detect_record_format(path: Path, configured: str) -> str:
     return "records"
 
 
-def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(matched outputs: RECORD_COLUMNS, unmatched outputs: UNMATCHED_COLUMNS)."""
+def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.DataFrame,
+                   max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(matched outputs: RECORD_COLUMNS, unmatched outputs: UNMATCHED_COLUMNS).
+
+    max_row_bytes (data.max_row_bytes) applies to each record of a records file.
+    """
     files = resolve_files(config.files, root, "teacher.recorded.files")
     matched: list[dict] = []
     unmatched: list[dict] = []
     index = RowIndex(corpus_rows)
+    stated = _AnswerStated(corpus_rows)
     aligned_rows: dict[str, int] = {}  # data file -> completions read for it so far
     for path in files:
         fmt = detect_record_format(path, config.format)
         cut = config.cut_at_blank_line if config.cut_at_blank_line is not None else fmt == "aligned"
-        for row, kind, key, texts in _entries(path, fmt, config, root, aligned_rows):
+        for row, kind, key, texts, answer in _entries(path, fmt, config, root, aligned_rows, max_row_bytes):
             where = {"record_file": str(path), "record_row": row}
             if not texts:
                 unmatched.append({**where, "reason": "no output text"})
@@ -100,7 +105,8 @@ def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.Dat
                 unmatched.append({**where, "reason": reason})
                 continue
             for text in texts:
-                matched.append({"id": row_id, "text": cut_at_blank_line(text) if cut else text.strip(), **where})
+                text = cut_at_blank_line(text) if cut else text.strip()
+                matched.append({"id": row_id, "text": stated.with_answer(row_id, text, answer), **where})
     records = pd.DataFrame(matched, columns=["id", "text", "record_file", "record_row"])
     records["k"] = records.groupby("id").cumcount()
     if config.rationales == "first":
@@ -109,8 +115,27 @@ def import_records(config: RecordedTeacherConfig, root: str, corpus_rows: pd.Dat
     return records, pd.DataFrame(unmatched, columns=UNMATCHED_COLUMNS)
 
 
-def _entries(path: Path, fmt: str, config: RecordedTeacherConfig, root: str, aligned_rows: dict[str, int]):
-    """(row, key kind, key, texts) for every output in one file.
+class _AnswerStated:
+    """A rationale that states no answer the row's task can read, plus its record's separate
+    answer (teacher.recorded.fields.answer) in the form the task reads: 'The answer is X.'"""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.info = rows.set_index("id")[["answer_type", "options"]]
+
+    def with_answer(self, row_id: str, text: str, answer) -> str:
+        if answer is None or str(answer).strip() == "":
+            return text
+        from ..tasks.answers import extract_for_row
+
+        answer_type, options = self.info.at[row_id, "answer_type"], self.info.at[row_id, "options"]
+        if extract_for_row(text, answer_type, options, "none") is not None:
+            return text  # the rationale states its own answer: it wins
+        return f"{text.rstrip()} The answer is {str(answer).strip()}."
+
+
+def _entries(path: Path, fmt: str, config: RecordedTeacherConfig, root: str, aligned_rows: dict[str, int],
+             max_row_bytes: int = DEFAULT_MAX_ROW_BYTES):
+    """(row, key kind, key, texts, separate answer or None) for every output in one file.
 
     Completion files aligned to one data file continue each other (train_CoT_0.json,
     train_CoT_1.json): aligned_rows carries how many rows the earlier files covered.
@@ -120,23 +145,24 @@ def _entries(path: Path, fmt: str, config: RecordedTeacherConfig, root: str, ali
         offset = aligned_rows.get(data_file, 0)
         number = 0
         for number, texts in _aligned(path):
-            yield number, "position", (data_file, offset + number), texts
+            yield number, "position", (data_file, offset + number), texts, None
         aligned_rows[data_file] = offset + number
     elif fmt == "kojima_log":
         for number, question, texts in _kojima_log(path):
-            yield number, "question", question, texts
+            yield number, "question", question, texts, None
     else:
         fields = config.fields
-        for record in parse_file(str(path), path.read_bytes(), "auto"):
+        for record in parse_file(str(path), path.read_bytes(), "auto", max_row_bytes):
             if record.value is None:
-                yield record.row, "error", record.error, ["-"]
+                yield record.row, "error", record.error, ["-"], None
                 continue
             texts = _texts(get_path(record.value, fields.rationale))
+            answer = get_path(record.value, fields.answer) if fields.answer else None
             use_id = config.match == "id" or (config.match == "auto" and fields.id)
             if use_id:
-                yield record.row, "id", get_path(record.value, fields.id or "id"), texts
+                yield record.row, "id", get_path(record.value, fields.id or "id"), texts, answer
             else:
-                yield record.row, "question", get_path(record.value, fields.question or "question"), texts
+                yield record.row, "question", get_path(record.value, fields.question or "question"), texts, answer
 
 
 def _aligned_data_file(path: Path, config: RecordedTeacherConfig, root: str) -> str:

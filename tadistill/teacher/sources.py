@@ -238,7 +238,7 @@ class RecordedTeacherSource(Teacher):
         from .recorded import import_records
 
         data = config.data
-        records, unmatched = import_records(config.teacher.recorded, data.root, rows)
+        records, unmatched = import_records(config.teacher.recorded, data.root, rows, data.max_row_bytes)
         accuracy = teacher_accuracy(records, rows, data.answer_fallback)
         summary = {"teacher": accuracy.to_dict(orient="records"), "unmatched_outputs": len(unmatched)}
         lines = ["## Recorded teacher", "", f"Files: {', '.join(config.teacher.recorded.files)}", ""]

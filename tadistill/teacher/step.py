@@ -40,7 +40,7 @@ class BuyFromTeacher:
             if out is None:
                 rows.append({"id": row_id, STATUS_COLUMN: False})
             else:
-                rows.append({**out, STATUS_COLUMN: True})
+                rows.extend({**row, STATUS_COLUMN: True} for row in out)  # one per rationale (teacher.n)
         yield pd.DataFrame(rows, columns=TEACHER_COLUMNS + ["cost", STATUS_COLUMN])
 
 
@@ -93,9 +93,11 @@ def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Calla
             stop.set()
             bar.join()
         order = {row_id: i for i, row_id in enumerate(wanted["id"])}
-        out = out.sort_values("id", key=lambda s: s.map(order))
-        results = [None if not bought else rec for bought, rec in
-                   zip(out[STATUS_COLUMN], out.drop(columns=[STATUS_COLUMN]).to_dict("records"))]
+        out = out.sort_values(["id", "k"], key=lambda s: s.map(order) if s.name == "id" else s)
+        results = []  # per question: its rows (one per rationale), or None where the budget ended
+        for _, group in out.groupby("id", sort=False):
+            bought = bool(group[STATUS_COLUMN].iloc[0])
+            results.append(group.drop(columns=[STATUS_COLUMN]).astype({"k": int}).to_dict("records") if bought else None)
     frame, report = summarise(results, len(rows), time.time() - started)
     report.not_bought_budget += len(rows) - len(wanted)
     return frame, report

@@ -18,10 +18,11 @@ PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}
 def check_installed(config: TrackingConfig) -> None:
     import importlib.util
 
-    missing = [PACKAGES[b] for b in config.backends if importlib.util.find_spec(PACKAGES[b]) is None]
+    missing = [b for b in config.backends if importlib.util.find_spec(PACKAGES[b]) is None]
     if missing:
         raise ImportError(
-            f"train.tracking.backends needs {', '.join(missing)}: pip install 'tadistill[tracking]'"
+            f"train.tracking.backends needs {', '.join(PACKAGES[b] for b in missing)}: "
+            f"pip install 'tadistill[{','.join(missing)}]'"
         )
 
 

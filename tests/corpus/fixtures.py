@@ -44,13 +44,20 @@ OPENBOOKQA = [
      "answerKey": "D", "fact1": "the sun is the source of energy for physical cycles on Earth"},
 ]
 
-# ANLI, as in R1/train.jsonl: one-letter labels.
+# ANLI's official release (R1/train.jsonl): the premise is `context`, one-letter labels.
 ANLI = [
-    {"uid": "0fd0abfb", "premise": "The Parma trolleybus system forms part of the public transport network of Parma.",
-     "hypothesis": "The trolleybus system has over 2 urban routes", "label": "e", "reason": ""},
-    {"uid": "7ed72ff4", "premise": "Alexandra Lendon Bastedo was a British actress.", "hypothesis": "Sharon Bastedo was born in 1947.",
+    {"uid": "0fd0abfb", "context": "The Parma trolleybus system forms part of the public transport network of Parma.",
+     "hypothesis": "The trolleybus system has over 2 urban routes", "label": "e", "model_label": "n",
+     "emturk": False, "genre": "", "reason": "", "tag": ""},
+    {"uid": "7ed72ff4", "context": "Alexandra Lendon Bastedo was a British actress.", "hypothesis": "Sharon Bastedo was born in 1947.",
      "label": "n", "reason": ""},
-    {"uid": "5d2930a3", "premise": "Bastedo died in 2014.", "hypothesis": "Bastedo is alive.", "label": "c", "reason": ""},
+    {"uid": "5d2930a3", "context": "Bastedo died in 2014.", "hypothesis": "Bastedo is alive.", "label": "c", "reason": ""},
+]
+# facebook/anli on the hub and the distilling-step-by-step release: `premise`, labels 0 / 1 / 2.
+ANLI_INDEXED = [
+    {"uid": "0fd0abfb", "premise": ANLI[0]["context"], "hypothesis": ANLI[0]["hypothesis"], "label": 0, "reason": ""},
+    {"uid": "7ed72ff4", "premise": ANLI[1]["context"], "hypothesis": ANLI[1]["hypothesis"], "label": "1", "reason": ""},
+    {"uid": "5d2930a3", "premise": ANLI[2]["context"], "hypothesis": ANLI[2]["hypothesis"], "label": 2, "reason": ""},
 ]
 
 # CommonsenseQA v1.11, official JSONL.
@@ -86,3 +93,16 @@ SVAMP_DSS = [
     {"input": "Luke scored 84 points after playing 2 rounds of a trivia game. If he gained the same number of points each round\nHow many points did he score per round?",
      "label": "( 84.0 / 2.0 )"},
 ]
+
+
+# The Hugging Face copies: choices as columns ({label: [...], text: [...]}), the stem a string.
+CSQA_HUB = [{"id": "075e483d21c29a511267ef62bedc0461", "question": "The sanctions against the school were a punishing blow, and they seemed to what the efforts the school had made to change?",
+             "question_concept": "punishing",
+             "choices": {"label": ["A", "B", "C", "D", "E"], "text": ["ignore", "enforce", "authoritarian", "yell at", "avoid"]},
+             "answerKey": "A"}]
+ARC_HUB = [{"id": "Mercury_SC_415702", "question": "George wants to warm his hands quickly by rubbing them. Which skin surface will produce the most heat?",
+            "choices": {"text": ["dry palms", "wet palms", "palms covered with oil", "palms covered with lotion"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "A"}]
+OPENBOOKQA_HUB = [{"id": "7-980", "question_stem": "The sun is responsible for",
+                   "choices": {"text": ["puppies learning new tricks", "children growing up and getting old", "flowers wilting in a vase", "plants sprouting, blooming and wilting"], "label": ["A", "B", "C", "D"]},
+                   "answerKey": "D"}]

@@ -103,3 +103,30 @@ def test_a_file_without_records_is_an_error_naming_it(tmp_path, name, content):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(CorpusError, match=rf"{name}: no records"):
         _parse(tmp_path / name)
+
+
+def test_records_keyed_by_index_are_records_whatever_the_name():
+    import json as _json
+
+    from tadistill.corpus.files import parse_file
+
+    keyed = {str(i): {"question": f"q{i}", "answer": str(i)} for i in range(3)}
+    for name, text in (("a.jsonl", _json.dumps(keyed)), ("a.jsonl", _json.dumps(keyed, indent=2)),
+                       ("a.json", _json.dumps(keyed))):
+        records = list(parse_file(name, text.encode(), "auto"))
+        assert [(r.row, r.value["question"]) for r in records] == [(1, "q0"), (2, "q1"), (3, "q2")]
+    # One record that merely nests objects stays one record.
+    nested = {"question": {"stem": "s", "choices": {"label": ["A"], "text": ["t"]}}}
+    assert [r.value for r in parse_file("b.jsonl", _json.dumps(nested).encode(), "auto")] == [nested]
+
+
+def test_record_path_reads_records_held_under_a_key():
+    import json as _json
+
+    from tadistill.corpus.files import CorpusError, parse_file
+
+    document = {"version": 2, "data": {"rows": [{"question": "q1"}, {"question": "q2"}]}}
+    records = list(parse_file("doc.json", _json.dumps(document).encode(), "auto", record_path="data.rows"))
+    assert [r.value["question"] for r in records] == ["q1", "q2"]
+    with pytest.raises(CorpusError, match="data.record_path 'data.nope' names no list or object of records"):
+        list(parse_file("doc.json", _json.dumps(document).encode(), "auto", record_path="data.nope"))

@@ -39,12 +39,24 @@ def test_openbookqa_official_jsonl(ray_local, tmp_path):
     assert "source of energy" not in rows.loc["7-980", "question"]  # the fact is not shown to the models
 
 
-def test_anli_official_jsonl_maps_one_letter_labels(ray_local, tmp_path):
-    rows = _read(tmp_path, "anli", "train.jsonl", fx.ANLI)
+@pytest.mark.parametrize("records", [fx.ANLI, fx.ANLI_INDEXED], ids=["official", "indexed"])
+def test_anli_in_each_release_shape(ray_local, tmp_path, records):
+    rows = _read(tmp_path, "anli", "train.jsonl", records)
     assert rows["gold"].to_dict() == {"0fd0abfb": "entailment", "7ed72ff4": "neutral", "5d2930a3": "contradiction"}
     question = rows.loc["0fd0abfb", "question"]
     assert question.startswith("Premise: The Parma") and "Hypothesis: The trolleybus" in question
     assert question.endswith("Options: entailment, neutral, contradiction")
+
+
+@pytest.mark.parametrize("preset, records, row_id, gold", [
+    ("csqa", fx.CSQA_HUB, "075e483d21c29a511267ef62bedc0461", "a"),
+    ("arc", fx.ARC_HUB, "Mercury_SC_415702", "a"),
+    ("openbookqa", fx.OPENBOOKQA_HUB, "7-980", "d"),
+])
+def test_multiple_choice_presets_read_the_hub_shape_too(ray_local, tmp_path, preset, records, row_id, gold):
+    rows = _read(tmp_path, preset, "hub.jsonl", records)
+    assert rows.loc[row_id, "gold"] == gold and len(rows.loc[row_id, "options"]) == len(records[0]["choices"]["text"])
+    assert rows.loc[row_id, "options"][0] == records[0]["choices"]["text"][0]
 
 
 @pytest.mark.parametrize("preset, records, gold", [

@@ -31,6 +31,7 @@ class OpenAITestServer:
         self.paid_per_question: collections.Counter = collections.Counter()
         self.requests = 0
         self.refused = 0  # 429s and 500s answered during an outage
+        self.bodies: list[dict] = []  # every request body that got an answer, in order
         self.outage_until = 0.0
         self.authorizations: collections.Counter = collections.Counter()  # Authorization headers seen
         self._lock = threading.Lock()
@@ -88,13 +89,19 @@ class OpenAITestServer:
                     self._send(200, b'{"id": "chatcmpl-x", "choices": [{"index": 0, "mess')
                     return
                 truncated = kind == "length"
-                text = f"Thinking about {len(question)} characters." + ("" if truncated else f" The answer is {len(question) % 10}.")
+                n = int(body.get("n", 1))  # several samples of one question, each 12 tokens
+                with server._lock:
+                    server.bodies.append(body)
+                choices = []
+                for index in range(n):
+                    text = (f"Thinking about {len(question)} characters" + (f" (sample {index})" if n > 1 else "")
+                            + "." + ("" if truncated else f" The answer is {len(question) % 10}."))
+                    choices.append({"index": index, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "length" if truncated else "stop"})
                 payload = json.dumps({
                     "id": f"chatcmpl-{uuid.uuid4().hex[:8]}", "object": "chat.completion", "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "length" if truncated else "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22},
+                    "model": body["model"], "choices": choices[::-1],  # any order: the index says which
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 12 * n, "total_tokens": 10 + 12 * n},
                 }).encode()
                 self._send(200, payload)
 

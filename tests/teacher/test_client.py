@@ -224,7 +224,7 @@ def _stop_worker_midway(client, rows, gate, after: int) -> list:
     del loop
     time.sleep(0.5)  # a write thread left running finishes
     gc.collect()  # a task still pending on the closed loop is reported when it is collected
-    return [out for out in done if out is not None]
+    return [row for rows in done if rows is not None for row in rows]
 
 
 def test_a_stopped_worker_leaves_nothing_pending_and_loses_no_stored_response(tmp_path, caplog):
@@ -255,3 +255,36 @@ def test_a_finished_purchase_leaves_no_pending_commit(tmp_path, caplog):
         _client(server, tmp_path).buy(_rows(5), Budget(10))
     gc.collect()
     assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
+
+
+def test_request_options_are_sent_and_defaults_keep_old_cache_keys(tmp_path):
+    from tadistill.teacher.client import request_key, request_params
+
+    # A request made before these options existed hashed exactly these params: its cache entry still matches.
+    default = TeacherConfig(source="openai", base_url="http://x/v1", model="m")
+    assert request_params(default) == {"temperature": 0.0, "max_tokens": 256}
+    assert request_key("m", [{"role": "user", "content": "q"}], request_params(default)) == \
+        request_key("m", [{"role": "user", "content": "q"}], {"temperature": 0.0, "max_tokens": 256})
+    with OpenAITestServer() as server:
+        client = _client(server, tmp_path, top_p=0.9, seed=7, stop=["\n\n"], max_completion_tokens=True,
+                         extra_body={"reasoning_effort": "low"})
+        client.buy(_rows(1), Budget(5))
+        body = server.bodies[0]
+    assert body["top_p"] == 0.9 and body["seed"] == 7 and body["stop"] == ["\n\n"]
+    assert body["max_completion_tokens"] == 256 and "max_tokens" not in body
+    assert body["reasoning_effort"] == "low" and "n" not in body
+
+
+def test_several_rationales_per_request_are_one_request_and_cost_what_they_cost(tmp_path):
+    price = (1.0, 2.0)  # per million prompt / completion tokens
+    with OpenAITestServer() as server:
+        budget = Budget(4, cost=1.0)
+        bought, report = _client(server, tmp_path, price=price, n=3, max_tokens=20).buy(_rows(4), budget)
+        assert server.served == 4 and report.bought == 4 and budget.used == 4
+        assert bought.groupby("id")["k"].apply(list).to_dict() == {f"r{i}": [0, 1, 2] for i in range(4)}
+        assert bought.groupby("id")["text"].nunique().eq(3).all()  # three samples, in index order
+        assert list(bought[bought.id == "r0"]["text"].str.contains("sample 0")) == [True, False, False]
+        assert report.completion_tokens == 4 * 36 and report.cost == pytest.approx(4 * (10 * 1 + 36 * 2) / 1e6)
+        again, again_report = _client(server, tmp_path, price=price, n=3, max_tokens=20).buy(_rows(4), Budget(4))
+    assert again_report.cache_hits == 4 and server.served == 4  # the cache keeps all three
+    pd.testing.assert_frame_equal(again.drop(columns=["cached"]), bought.drop(columns=["cached"]))

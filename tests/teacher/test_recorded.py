@@ -125,3 +125,32 @@ def test_buying_from_the_record_charges_one_request_per_question(tmp_path):
     assert budget.used == 2 and report.bought == 2 and report.not_bought_budget == 1
     with pytest.raises(CorpusError, match="no recorded teacher output"):
         RecordedTeacher(records).buy(pd.DataFrame({"id": ["zzz"]}), Budget(5))
+
+
+@pytest.mark.parametrize("name, indent", [("released.jsonl", None), ("released.json", 2), ("released.jsonl", 2)])
+def test_a_file_of_records_keyed_by_index_with_a_separate_answer_field(tmp_path, name, indent):
+    """As rationale files are often released: one JSON object, keyed by index, whatever the extension."""
+    rows = _rows(tmp_path, 3)
+    released = {
+        "0": {"question": rows.stem[0], "predicted_rationale": "Tom had 0 pens and buys 2.", "predicted_label": "2"},
+        "1": {"question": rows.stem[1], "predicted_rationale": "1 + 2 = 3. The answer is 3.", "predicted_label": "9"},
+        "2": {"question": rows.stem[2], "predicted_rationale": "2 and 2 more.", "predicted_label": ""},
+    }
+    (tmp_path / name).write_text(json.dumps(released, indent=indent))
+    config = _config(files=[name], fields={"rationale": "predicted_rationale", "answer": "predicted_label"})
+    records, unmatched = import_records(config, str(tmp_path), rows)
+    assert unmatched.empty and list(records["record_row"]) == [1, 2, 3]
+    texts = dict(zip(records["id"], records["text"]))
+    assert texts["r0"] == "Tom had 0 pens and buys 2. The answer is 2."  # the separate answer, stated
+    assert texts["r1"] == "1 + 2 = 3. The answer is 3."  # a rationale stating its own answer keeps it
+    assert texts["r2"] == "2 and 2 more."  # no answer anywhere: left as it is
+
+
+def test_the_row_limit_applies_to_each_record_of_a_keyed_file(tmp_path):
+    rows = _rows(tmp_path, 2)
+    released = {"0": {"question": rows.stem[0], "rationale": "The answer is 2."},
+                "1": {"question": rows.stem[1], "rationale": "x" * 500 + " The answer is 3."}}
+    (tmp_path / "out.jsonl").write_text(json.dumps(released))
+    records, unmatched = import_records(_config(files=["out.jsonl"]), str(tmp_path), rows, max_row_bytes=300)
+    assert list(records["id"]) == ["r0"]
+    assert unmatched["reason"].str.contains("above data.max_row_bytes=300").tolist() == [True]
