@@ -444,9 +444,14 @@ def step_evaluate(ctx: RunContext) -> dict:
 
 
 def step_report(ctx: RunContext) -> dict:
+    from pathlib import Path
+
+    from .model_card import write_model_card
     from .report import write_report
 
     path = write_report(ctx)
+    if ctx.config.stages:  # a trained student: its folder explains itself
+        write_model_card(ctx, Path(final_model_path(ctx)))
     return {"path": str(path)}
 
 

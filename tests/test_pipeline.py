@@ -48,6 +48,9 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     manifest = json.loads((run / "manifest.json").read_text())["steps"]
     assert manifest["evaluate"]["total"] == 40
     assert (run / "stage2/model/config.json").exists()
+    card = (run / "stage2/model/README.md").read_text()  # the model card
+    assert f"**{manifest['evaluate']['accuracy']:.3f}**" in card and "`full`" in card
+    assert f'from_pretrained("{run / "stage2/model"}")' in card and "40 used" in card
     report = (run / "report.md").read_text()
     assert "Student accuracy" in report and "AUROC" in report
     assert (run / "figures/loss.png").exists() and (run / "figures/lr.png").exists()
