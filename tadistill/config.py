@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .methods import METHODS as _METHOD_REGISTRY, describe as _describe_methods
+from .registry import summaries
 from .signals.compute import CONSISTENCY_MEASURES
 from .signals.selection import SELECTION_RULES, SelectionRule
 from .signals.trust import TRUST_MODES, TRUST_SCALES, TrustMode
@@ -35,7 +36,7 @@ CONSISTENCY_NAMES = tuple(CONSISTENCY_MEASURES)
 
 
 def _choices(registry: dict) -> str:
-    return "; ".join(f"'{name}': {entry.summary}" for name, entry in registry.items())
+    return summaries(registry)
 
 SYNTHETIC = "synthetic"
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, ClassVar, Iterator, Optional
 
 import pandas as pd
 
+from ..registry import Registry
+
 if TYPE_CHECKING:
     from ..config import InferenceConfig
     from ..services import Services
@@ -88,14 +90,8 @@ class Executor:
         self._deployed.discard(app)
 
 
-EXECUTORS: dict[str, type[Executor]] = {}
-
-
-def register(cls: type[Executor]) -> type[Executor]:
-    if cls.launcher in EXECUTORS:
-        raise ValueError(f"inference launcher {cls.launcher!r} is registered twice")
-    EXECUTORS[cls.launcher] = cls
-    return cls
+EXECUTORS = Registry("inference launcher", key="launcher")
+register = EXECUTORS.register
 
 
 def executor_for(inference: "InferenceConfig", services: "Services", answer_fallback: str = "none",

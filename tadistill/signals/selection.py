@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import pandas as pd
 
+from ..registry import Registry
+
 if TYPE_CHECKING:  # the config imports this registry for its choices
     from ..config import SignalsConfig
 
@@ -26,21 +28,12 @@ class SelectionRule:
         raise NotImplementedError
 
 
-SELECTION_RULES: dict[str, type[SelectionRule]] = {}
-
-
-def register(rule: type[SelectionRule]) -> type[SelectionRule]:
-    if rule.name in SELECTION_RULES:
-        raise ValueError(f"selection rule {rule.name!r} is registered twice")
-    SELECTION_RULES[rule.name] = rule
-    return rule
+SELECTION_RULES = Registry("selection rule")
+register = SELECTION_RULES.register
 
 
 def rule_named(name: str) -> SelectionRule:
-    try:
-        return SELECTION_RULES[name]()
-    except KeyError:
-        raise ValueError(f"unknown selection.strategy {name!r}; one of {', '.join(SELECTION_RULES)}") from None
+    return SELECTION_RULES.named(name, "selection.strategy")()
 
 
 def rank_normalise(values: pd.Series) -> pd.Series:

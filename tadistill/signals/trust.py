@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple, Optional
 import numpy as np
 import pandas as pd
 
+from ..registry import Registry
 from .selection import rank_normalise
 
 if TYPE_CHECKING:  # the config imports these registries for its choices
@@ -49,22 +50,17 @@ class TrustMode:
         raise NotImplementedError
 
 
-TRUST_SCALES: dict[str, type[TrustScale]] = {}
-TRUST_MODES: dict[str, type[TrustMode]] = {}
+TRUST_SCALES = Registry("trust scale")
+TRUST_MODES = Registry("trust mode")
 
 
 def register_scale(scale: type[TrustScale]) -> type[TrustScale]:
-    if scale.name in TRUST_SCALES or scale.name == "auto":
-        raise ValueError(f"trust scale {scale.name!r} is registered twice (or reserved)")
-    TRUST_SCALES[scale.name] = scale
-    return scale
+    if scale.name == "auto":
+        raise ValueError("trust scale 'auto' is reserved: the config resolves it")
+    return TRUST_SCALES.register(scale)
 
 
-def register_mode(mode: type[TrustMode]) -> type[TrustMode]:
-    if mode.name in TRUST_MODES:
-        raise ValueError(f"trust mode {mode.name!r} is registered twice")
-    TRUST_MODES[mode.name] = mode
-    return mode
+register_mode = TRUST_MODES.register
 
 
 @register_scale

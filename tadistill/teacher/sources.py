@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import pandas as pd
 
+from ..registry import Registry
 from .budget import Budget, PurchaseReport, Spend
 
 if TYPE_CHECKING:
@@ -83,14 +84,8 @@ class Teacher:
         """Take down what this teacher deployed (nothing, unless it serves itself)."""
 
 
-TEACHERS: dict[str, type[Teacher]] = {}
-
-
-def register(cls: type[Teacher]) -> type[Teacher]:
-    if cls.source in TEACHERS:
-        raise ValueError(f"teacher source {cls.source!r} is registered twice")
-    TEACHERS[cls.source] = cls
-    return cls
+TEACHERS = Registry("teacher source", key="source")
+register = TEACHERS.register
 
 
 def teacher_for(config: "Config", services: "Services", run_dir: "RunDir") -> Teacher:

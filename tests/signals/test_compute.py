@@ -6,6 +6,8 @@ from tadistill.signals.compute import (
     CONSISTENCY_MEASURES, agreement, answer_entropy_consistency, question_signals, register_consistency,
 )
 
+from .samples import three_questions
+
 
 def test_agreement():
     assert agreement(["3", "3", "3", "4"]) == 0.75
@@ -34,18 +36,8 @@ def test_the_configured_measure_is_used():
     assert entropy == pytest.approx(answer_entropy_consistency(["1", "1", "2", "3"]))
 
 
-def _samples():
-    # q1: confident and agreeing; q2: split; q3: nothing extractable, TA unsure.
-    return pd.DataFrame({
-        "id": ["q1"] * 3 + ["q2"] * 3 + ["q3"] * 3,
-        "k": [0, 1, 2] * 3,
-        "answer": ["5", "5", "5", "1", "2", "1", None, None, None],
-        "ta_conf": [0.9, 0.95, 0.92, 0.5, 0.4, 0.6, 0.1, 0.2, 0.15],
-    })
-
-
 def test_question_signals_per_question():
-    signals = question_signals(_samples(), SignalsConfig())
+    signals = question_signals(three_questions(), SignalsConfig())
     assert list(signals["id"]) == ["q1", "q2", "q3"]
     assert list(signals["self_consistency"]) == pytest.approx([1.0, 2 / 3, 0.0])
     assert list(signals["ta_conf_student"]) == pytest.approx([0.9233333, 0.5, 0.15])

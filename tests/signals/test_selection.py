@@ -6,6 +6,8 @@ from tadistill.config import SignalsConfig, load_config
 from tadistill.signals.compute import question_signals
 from tadistill.signals.selection import SELECTION_RULES, SelectionRule, rank_normalise, register, rule_named, select
 
+from .samples import three_questions
+
 
 def test_rank_normalise_handles_ties_and_singletons():
     assert list(rank_normalise(pd.Series([10.0, 20.0, 30.0]))) == [0.0, 0.5, 1.0]
@@ -13,18 +15,8 @@ def test_rank_normalise_handles_ties_and_singletons():
     assert list(rank_normalise(pd.Series([4.0]))) == [0.5]
 
 
-def _samples():
-    # q1: confident and agreeing; q2: split; q3: nothing extractable, TA unsure.
-    return pd.DataFrame({
-        "id": ["q1"] * 3 + ["q2"] * 3 + ["q3"] * 3,
-        "k": [0, 1, 2] * 3,
-        "answer": ["5", "5", "5", "1", "2", "1", None, None, None],
-        "ta_conf": [0.9, 0.95, 0.92, 0.5, 0.4, 0.6, 0.1, 0.2, 0.15],
-    })
-
-
 def test_the_paper_rule_picks_the_unsure():
-    signals = question_signals(_samples(), SignalsConfig())
+    signals = question_signals(three_questions(), SignalsConfig())
     chosen = select(signals, 1, "signals", SignalsConfig(), seed=0)
     assert list(chosen.loc[chosen.selected, "id"]) == ["q3"]
     assert chosen["score"].is_monotonic_increasing
