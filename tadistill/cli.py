@@ -187,14 +187,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler, `kill`) stops a run like Ctrl-C: one line, resumable."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        pass
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    from .teacher.client import TeacherError
+
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    _stop_on_sigterm()
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, RunDirError) as exc:
+    except (ConfigError, CorpusError, RunDirError, TeacherError) as exc:
         print(f"tadistill: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _stopped()
+    except SystemExit as exc:
+        import signal
+
+        if exc.code == signal.SIGTERM:  # Ray's own SIGTERM handler, once Ray has started, exits with it
+            return _stopped()
+        raise
+
+
+def _stopped() -> int:
+    print("tadistill: stopped. Finished steps and every paid teacher response are kept: run the same command "
+          "again to resume.", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -568,6 +568,9 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
     steps = plan(config)
     for step in steps:  # fingerprints first, so the budget knows which purchases still count
         ctx.fingerprints[step.name] = fingerprint(config, step, ctx.fingerprints)
+    if any(s.name.startswith("teacher_stage") and not run_dir.finished(s.name, ctx.fingerprints[s.name])
+           for s in steps):
+        ctx.teacher.preflight()  # a missing key or a dead endpoint stops the run here, in seconds
     try:
         for step in steps:
             fp = ctx.fingerprints[step.name]

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 from tadistill.cli import format_table, main
 
@@ -103,3 +104,24 @@ def test_demo_points_to_the_benchmarks_intervals(tmp_path, monkeypatch):
     line = cli._benchmark_line()
     assert "over 10 seeds" in line and "full vs none +15.5% (95% CI +6.8 to +24.4)" in line
     assert "full vs random +9.7% (95% CI -2.0 to +23.2)" in line
+
+
+def test_sigterm_stops_a_run_with_one_line_saying_how_to_resume(tmp_path):
+    import os
+    import signal
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tadistill.cli", "run", str(repo / "configs" / "demo.yaml"), f"run_dir={tmp_path / 'run'}",
+         f"models.cache_dir={repo / '.cache' / 'tadistill'}", "ray.num_cpus=2"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(repo)})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "run" / "config.json").exists():
+        time.sleep(0.2)
+    time.sleep(3)  # inside the first step (Ray starting, or the corpus being read)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr

@@ -64,7 +64,9 @@ async def _wait_to_retry(retry: RetryClock, failure: str, server_asks: Optional[
     if delay is None:
         raise TeacherError(f"{failure}; gave up after {retry.tries} tries in {retry.window_s:g} s "
                            "(teacher.retry_for_s)")
-    log.info("%s; retrying in %.1f s", failure, delay)
+    waited = retry.window_s - max(0.0, retry.deadline - time.monotonic())
+    log.warning("%s; retrying in %.1f s (%.0f s of teacher.retry_for_s=%g s so far)", failure, delay, waited,
+                retry.window_s)
     await asyncio.sleep(delay)
 
 
@@ -216,7 +218,8 @@ class TeacherClient:
                     raise TeacherError(failure) from None
                 await _wait_to_retry(retry, failure, retry_after(exc.response))
             except openai.APIConnectionError as exc:  # timeouts and dropped connections
-                await _wait_to_retry(retry, f"teacher request for row {row_id!r} failed: {type(exc).__name__}: {exc}")
+                await _wait_to_retry(retry, f"teacher request for row {row_id!r} to {self._base_url()} failed: "
+                                            f"{type(exc).__name__}: {exc}")
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed body (JSON errors are ValueErrors)
                 await _wait_to_retry(retry, f"teacher sent a malformed response for row {row_id!r}: {type(exc).__name__}")
         prompt_tokens = int(usage.get("prompt_tokens") or 0)

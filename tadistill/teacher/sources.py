@@ -80,6 +80,10 @@ class Teacher:
         """A few words for the report: the model and where it answers from."""
         return f"`{self.config.teacher.model}` ({self.source})"
 
+    def preflight(self) -> None:
+        """Checked in seconds before a run spends anything: what this teacher needs to answer.
+        Raises TeacherError with a message a user can act on."""
+
     def close(self) -> None:
         """Take down what this teacher deployed (nothing, unless it serves itself)."""
 
@@ -148,6 +152,35 @@ class OpenAITeacher(LiveTeacher):
 
     def endpoint(self) -> str:
         return self.config.teacher.base_url
+
+    def preflight(self) -> None:
+        """The key is there, the endpoint answers, and it serves teacher.model: before any request is paid."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        from .client import TeacherError, read_api_key
+
+        teacher = self.config.teacher
+        key = read_api_key(teacher)  # a TeacherError naming the variable when it is missing
+        url = teacher.base_url.rstrip("/") + "/models"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+        try:
+            with urllib.request.urlopen(request, timeout=min(10.0, teacher.timeout_s)) as response:
+                listed = json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise TeacherError(f"teacher endpoint {teacher.base_url} refused the key in {teacher.api_key_env} "
+                                   f"(HTTP {exc.code})") from None
+            return  # some endpoints list no models (404/405): the first request will tell
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TeacherError(f"teacher endpoint {teacher.base_url} (teacher.base_url) does not answer: {reason}; "
+                               "is the server up and the address right?") from None
+        models = {m.get("id") for m in listed.get("data", []) if isinstance(m, dict)} if isinstance(listed, dict) else set()
+        if models and teacher.model not in models:
+            raise TeacherError(f"teacher endpoint {teacher.base_url} does not serve teacher.model {teacher.model!r}; "
+                               f"it lists {', '.join(sorted(models)[:8])}")
 
 
 @register

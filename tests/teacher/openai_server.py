@@ -32,6 +32,8 @@ class OpenAITestServer:
         self.requests = 0
         self.refused = 0  # 429s and 500s answered during an outage
         self.bodies: list[dict] = []  # every request body that got an answer, in order
+        self.models = ["test-model", "m"]  # what GET /models lists
+        self.key: str | None = None  # when set, GET /models refuses any other bearer token
         self.outage_until = 0.0
         self.authorizations: collections.Counter = collections.Counter()  # Authorization headers seen
         self._lock = threading.Lock()
@@ -58,6 +60,15 @@ class OpenAITestServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_GET(self):
+                if not self.path.rstrip("/").endswith("/models"):
+                    self._send(404, b'{"error": {"message": "not found"}}')
+                elif server.key and self.headers.get("Authorization") != f"Bearer {server.key}":
+                    self._send(401, b'{"error": {"message": "invalid api key"}}')
+                else:
+                    self._send(200, json.dumps({"object": "list", "data": [
+                        {"id": m, "object": "model"} for m in server.models]}).encode())
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
