@@ -32,7 +32,7 @@ class OpenAITestServer:
         self.requests = 0
         self.refused = 0  # 429s and 500s answered during an outage
         self.bodies: list[dict] = []  # every request body that got an answer, in order
-        self.models = ["test-model", "m"]  # what GET /models lists
+        self.models: list[str] = []  # what GET /models lists (empty: any model is served, none is listed)
         self.key: str | None = None  # when set, GET /models refuses any other bearer token
         self.outage_until = 0.0
         self.authorizations: collections.Counter = collections.Counter()  # Authorization headers seen

@@ -33,7 +33,7 @@ def api_key(monkeypatch):
 
 def test_a_teacher_that_answers_and_serves_the_model_passes(tmp_path):
     with OpenAITestServer() as server:
-        server.key = "sk-test-not-a-real-key-4f9a"
+        server.key, server.models = "sk-test-not-a-real-key-4f9a", ["test-model", "other"]
         _teacher(tmp_path, server.base_url).preflight()
         assert server.served == 0  # nothing paid
 
