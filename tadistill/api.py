@@ -19,25 +19,31 @@ class RunResult:
     report: Path
     model: Optional[Path]  # the final student's folder (None for `base`, which trains nothing)
 
+    @classmethod
+    def of(cls, ctx) -> "RunResult":
+        """What a finished pipeline run (its RunContext) amounts to."""
+        from .pipeline import final_model_path, requests_paid
+
+        steps = ctx.run_dir.manifest()["steps"]
+        return cls(
+            method=ctx.config.method, accuracy=steps.get("evaluate", {}).get("accuracy"),
+            requests_paid=requests_paid(steps), sent=ctx.teacher_sent, run_dir=ctx.run_dir.path,
+            report=ctx.run_dir.path / "report.md", model=Path(final_model_path(ctx)) if ctx.config.stages else None,
+        )
+
     def as_dict(self) -> dict:
         return {"method": self.method, "student accuracy": self.accuracy, "teacher requests paid": self.requests_paid,
                 "sent this run": self.sent, "report": str(self.report)}
 
 
-def run(config: Union[Config, str, Path], overrides: Sequence[str] = ()) -> RunResult:
+def run(config: Union[Config, str, Path], overrides: Sequence[str] = (), services=None) -> RunResult:
     """Run every unfinished step of the run a Config (or a YAML file plus key=value overrides)
-    describes; a rerun skips finished steps and pays the teacher nothing twice."""
-    from .pipeline import final_model_path, run_pipeline
+    describes; a rerun skips finished steps and pays the teacher nothing twice. `services`: a
+    started Ray shared by several runs (the demo's methods), left running."""
+    from .pipeline import run_pipeline
 
     if not isinstance(config, Config):
         config = load_config(config, list(overrides))
     elif overrides:
         raise ValueError("overrides apply to a YAML config; change a Config with Config(**...) or model_copy")
-    ctx = run_pipeline(config)
-    steps = ctx.run_dir.manifest()["steps"]
-    model = Path(final_model_path(ctx)) if config.stages else None
-    return RunResult(
-        method=config.method, accuracy=steps.get("evaluate", {}).get("accuracy"),
-        requests_paid=sum(steps.get(s, {}).get("rows", 0) for s in ("teacher_stage1", "teacher_stage2")),
-        sent=ctx.teacher_sent, run_dir=ctx.run_dir.path, report=ctx.run_dir.path / "report.md", model=model,
-    )
+    return RunResult.of(run_pipeline(config, services=services))

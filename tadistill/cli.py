@@ -31,19 +31,6 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _outcome(ctx, seconds: float) -> dict:
-    manifest = ctx.run_dir.manifest()["steps"]
-    used = sum(manifest.get(s, {}).get("rows", 0) for s in ("teacher_stage1", "teacher_stage2"))
-    return {
-        "method": ctx.config.method,
-        "teacher requests paid": used,
-        "sent this run": ctx.teacher_sent,
-        "student accuracy": manifest.get("evaluate", {}).get("accuracy"),
-        "time (s)": round(seconds, 1),
-        "report": str(ctx.run_dir.path / "report.md"),
-    }
-
-
 def cmd_run(args) -> int:
     from .api import run
 
@@ -69,7 +56,7 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def cmd_demo(args) -> int:
-    from .pipeline import run_pipeline
+    from .api import run
     from .services import Services
 
     base = load_config(args.config, args.overrides)
@@ -83,8 +70,8 @@ def cmd_demo(args) -> int:
             )
             services = services or Services(config)
             started = time.time()
-            ctx = run_pipeline(config, services=services)
-            outcomes.append(_outcome(ctx, time.time() - started))
+            result = run(config, services=services)
+            outcomes.append({**result.as_dict(), "time (s)": round(time.time() - started, 1)})
     finally:
         if services:
             services.shutdown()

@@ -11,10 +11,12 @@ if TYPE_CHECKING:
 
 
 def card_text(ctx: "RunContext", model: Path) -> str:
+    from .pipeline import requests_paid
+
     config = ctx.config
     steps = ctx.run_dir.manifest()["steps"]
     evaluation = steps.get("evaluate", {})
-    paid = sum(steps.get(s, {}).get("rows", 0) for s in ("teacher_stage1", "teacher_stage2"))
+    paid = requests_paid(steps)
     train = steps.get("train_stage2" if config.two_stage else "train_stage1", {})
     data = config.data
     source = {"synthetic": "the embedded synthetic arithmetic task", "files": f"data files {dict(data.files)}",

@@ -30,6 +30,8 @@ from .services import Services
 
 log = logging.getLogger(__name__)
 
+TEACHER_STEPS = ("teacher_stage1", "teacher_stage2")  # the steps that pay the teacher
+
 
 @dataclass
 class Step:
@@ -87,7 +89,7 @@ class RunContext:
             from .teacher.budget import Spend
 
             spent = Spend()
-            for name in ("teacher_stage1", "teacher_stage2"):
+            for name in TEACHER_STEPS:
                 done = self.run_dir.finished(name, self.fingerprints.get(name, ""))
                 if done:
                     spent = spent + Spend(done["rows"], done.get("prompt_tokens", 0) + done.get("completion_tokens", 0),
@@ -125,7 +127,7 @@ def step_corpus(ctx: RunContext) -> dict:
     corpus = read_corpus(data)
     ctx.run_dir.write_table(A.ROWS, corpus.rows)
     ctx.run_dir.write_table(A.REJECTS, corpus.rejects)
-    rejects_path = str(ctx.run_dir.path / str(A.REJECTS))
+    rejects_path = str(ctx.run_dir.path / A.REJECTS)
     for split, count in corpus.counts.items():
         log.info("corpus: split %-10s %6d rows in, %6d kept, %5d rejected", split, count["rows_in"], count["kept"],
                  count["rejected"])
@@ -148,7 +150,7 @@ def step_teacher_records(ctx: RunContext) -> dict:
     without = int((~pool["id"].isin(set(records["id"]))).sum())
     if len(unmatched):
         log.warning("recorded teacher: %d output(s) match no corpus row; see %s", len(unmatched),
-                    ctx.run_dir.path / str(A.UNMATCHED))
+                    ctx.run_dir.path / A.UNMATCHED)
     if without:
         log.warning("recorded teacher: %d of %d pool questions have no recorded output and cannot be bought",
                     without, len(pool))
@@ -235,7 +237,7 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str, fin
     metrics = train_stage(
         rows, init_model, train,
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
-        model_out=ctx.run_dir.file(str(A.model(stage))),
+        model_out=ctx.run_dir.file(A.model(stage)),
         tracking_dirs={
             "tensorboard": train.tracking.tensorboard_dir or str(ctx.run_dir.path.resolve() / "tensorboard"),
             "mlflow": train.tracking.mlflow_tracking_uri or f"sqlite:///{ctx.run_dir.path.resolve() / 'mlflow.db'}",
@@ -284,7 +286,7 @@ def _stage1_bought(ctx: RunContext) -> pd.DataFrame:
 
 def _stage1_model(ctx: RunContext) -> str:
     """The model whose signals steer stage 2: the warmed-up student, or the base one without a warm-up."""
-    return str(ctx.run_dir.path / str(A.MODEL_STAGE1)) if has_warmup(ctx.config) else ctx.models()["student"]
+    return str(ctx.run_dir.path / A.MODEL_STAGE1) if has_warmup(ctx.config) else ctx.models()["student"]
 
 
 def _remaining_pool(ctx: RunContext) -> pd.DataFrame:
@@ -308,7 +310,7 @@ def step_sample(ctx: RunContext) -> dict:
 
 def _parts(ctx: RunContext, folder: A.Folder, step: str):
     """Where a step writes its output block by block, and the fingerprint the blocks belong to."""
-    return ctx.run_dir.path / str(folder), ctx.fingerprints[step]
+    return ctx.run_dir.path / folder, ctx.fingerprints[step]
 
 
 def _score(ctx: RunContext, rows: pd.DataFrame, parts) -> pd.DataFrame:
@@ -427,10 +429,15 @@ def step_train_stage2(ctx: RunContext) -> dict:
     return _train(ctx, "stage2", rows, init, final=True)
 
 
+def requests_paid(steps: dict) -> int:
+    """Teacher requests a run has used, over every invocation, from its manifest's steps."""
+    return sum(steps.get(name, {}).get("rows", 0) for name in TEACHER_STEPS)
+
+
 def final_model_path(ctx: RunContext) -> str:
     if ctx.config.stages == 0:  # base: the student as it came
         return ctx.models()["student"]
-    return str(ctx.run_dir.path / str(A.MODEL_STAGE2 if ctx.config.two_stage else A.MODEL_STAGE1))
+    return str(ctx.run_dir.path / (A.MODEL_STAGE2 if ctx.config.two_stage else A.MODEL_STAGE1))
 
 
 def step_evaluate(ctx: RunContext) -> dict:

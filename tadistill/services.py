@@ -15,6 +15,16 @@ from .config import Config
 log = logging.getLogger(__name__)
 
 
+def ray_environment() -> None:
+    """What every Ray a tadistill process starts needs in its environment (set before ray.init:
+    its processes inherit it); the benchmarks and the tests call this too."""
+    # Quieter logs: repeated lines from workers folded into one.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Serve gives its HTTP proxy 5 s to come up, which a busy 2-core laptop misses (the proxy is
+    # then killed and the run fails).
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+
+
 class Services:
     def __init__(self, config: Config):
         self.config = config
@@ -28,11 +38,7 @@ class Services:
     def ray(self) -> None:
         if ray.is_initialized():
             return
-        # Quieter logs and no progress spam from Ray Data's per-operator bars; ours remain.
-        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-        # Serve gives its HTTP proxy 5 s to come up, which a busy 2-core laptop misses (the proxy
-        # is then killed and the run fails); workers inherit this from the Ray we start.
-        os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+        ray_environment()
         kwargs = {"log_to_driver": True, "include_dashboard": False}
         if self.config.ray.address:
             ray.init(address=self.config.ray.address, **kwargs)

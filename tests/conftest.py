@@ -51,8 +51,9 @@ def ray_local():
     # Teacher workers read the API key from their own environment, as on a cluster where it is
     # set before `ray start` or in the job's runtime_env: so it must be there before Ray starts.
     os.environ.setdefault("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")
-    # As tadistill's own Ray start does: a busy machine misses Serve's 5 s proxy ready check.
-    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    from tadistill.services import ray_environment
+
+    ray_environment()  # as tadistill's own Ray start does
     if not ray.is_initialized():
         # 4 logical CPUs on 2 cores: Ray Data and Serve deadlock when actors hold every CPU.
         ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)

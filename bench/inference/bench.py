@@ -165,7 +165,7 @@ def main() -> None:
     from ray import serve
 
     from tadistill.config import InferenceConfig
-    from tadistill.services import serve_http_port
+    from tadistill.services import ray_environment, serve_http_port
     from tadistill.synthetic.models import ensure_synthetic_models
 
     models = ensure_synthetic_models(REPO / ".cache" / "tadistill")
@@ -173,7 +173,7 @@ def main() -> None:
     config = InferenceConfig(batch_size=64, max_batch_size=1, torch_threads=1, num_samples=4)
     peak = matmul_flops(config.torch_threads)
     print(f"fp32 matmul at {config.torch_threads} thread(s): {peak / 1e9:.1f} GFLOP/s", flush=True)
-    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    ray_environment()
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     serve_http_port("127.0.0.1", 8751)

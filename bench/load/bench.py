@@ -95,10 +95,10 @@ def row_counts(run_dir: Path) -> dict[str, int]:
     from tadistill import artifacts as A
 
     def rows(artifact) -> int:
-        return pq.read_metadata(run_dir / str(artifact)).num_rows
+        return pq.read_metadata(run_dir / artifact).num_rows
 
     def table(artifact, columns):
-        return pq.read_table(run_dir / str(artifact), columns=columns).to_pandas()
+        return pq.read_table(run_dir / artifact, columns=columns).to_pandas()
 
     corpus = table(A.ROWS, ["split"])
     teacher = table(A.TEACHER_STAGE1, ["id"])

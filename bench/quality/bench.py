@@ -111,6 +111,8 @@ def _steps_of(question: str) -> int:
 
 def run_record(run_dir: Path) -> dict:
     """What one finished run measured, read back from its directory."""
+    from tadistill.pipeline import requests_paid
+
     manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
     rows = pd.read_parquet(run_dir / "corpus" / "rows.parquet", columns=["id", "question", "gold"])
     answers = pd.read_parquet(run_dir / "eval" / "answers.parquet", columns=["id", "correct"])
@@ -122,7 +124,7 @@ def run_record(run_dir: Path) -> dict:
         "accuracy_hard": float(answers.loc[steps >= 3, "correct"].mean()),
         "optimizer_steps": manifest[final]["optimizer_steps"] if final else 0,
         "examples_seen": manifest[final]["examples_seen"] if final else 0,
-        "requests_paid": sum(manifest.get(s, {}).get("rows", 0) for s in ("teacher_stage1", "teacher_stage2")),
+        "requests_paid": requests_paid(manifest),
     }
     return {**record, **_purchase_stats(run_dir, rows)}
 

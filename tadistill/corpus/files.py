@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 
 class CorpusError(ValueError):
@@ -102,9 +102,15 @@ def _is_keyed_records(value: dict) -> bool:
     return bool(value) and all(str(k).isdigit() and isinstance(v, dict) for k, v in value.items())
 
 
-def _json_document(text: str, path: str, max_row_bytes: int, record_path: Optional[str] = None) -> Iterator[Record]:
+_UNPARSED = object()
+
+
+def _json_document(text: str, path: str, max_row_bytes: int, record_path: Optional[str] = None,
+                   value: Any = _UNPARSED) -> Iterator[Record]:
+    """A JSON document's records (`value`: the document, when a caller has parsed it already)."""
     try:
-        value = json.loads(text)
+        if value is _UNPARSED:
+            value = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and not record_path:  # several JSON values: JSON lines under a .json name
             yield from _json_lines(text.encode("utf-8", "surrogatepass"), max_row_bytes)
@@ -130,22 +136,23 @@ def _json_document(text: str, path: str, max_row_bytes: int, record_path: Option
             yield Record(number, None, f"expected a JSON object, got {type(item).__name__}")
 
 
-def _one_document(data: bytes) -> bool:
-    """A JSON-lines name on one JSON document (records keyed by index, pretty-printed or not):
-    its first line is not a whole object, or the whole file is one line holding keyed records."""
+def _one_document(data: bytes) -> Any:
+    """A JSON-lines name on one JSON document (records keyed by index, pretty-printed or not)?
+    The document when it is one line holding keyed records (parsed once, here); True when the
+    first line opens an object it does not close (pretty-printed); None for JSON lines."""
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not head.startswith(b"{"):
-        return False
+        return None
     first = head.split(b"\n", 1)[0].strip()
     if first in (b"{", b"{\r") or not first.endswith(b"}"):
-        return True  # pretty-printed: the first line opens an object it does not close
+        return True
     if b"\n" in head.strip():
-        return False  # several lines, each a whole object: JSON lines
+        return None  # several lines, each a whole object: JSON lines
     try:
         value = json.loads(head)
     except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
-        return False
-    return isinstance(value, dict) and _is_keyed_records(value)
+        return None
+    return value if isinstance(value, dict) and _is_keyed_records(value) else None
 
 
 def _csv(text: str) -> Iterator[Record]:
@@ -179,8 +186,13 @@ def parse_file(path: str, data: bytes, file_format: str, max_row_bytes: int = DE
 
 def _records(path: str, data: bytes, fmt: str, max_row_bytes: int,
              record_path: Optional[str] = None) -> Iterator[Record]:
-    if fmt == "jsonl" and (record_path or _one_document(data)):
-        fmt = "json"  # one document under a JSON-lines name
+    document: Any = _UNPARSED
+    if fmt == "jsonl":
+        found = _one_document(data)
+        if record_path or found is not None:
+            fmt = "json"  # one document under a JSON-lines name
+            if isinstance(found, dict):
+                document = found
     if fmt == "jsonl":
         yield from _json_lines(data, max_row_bytes)
         return
@@ -193,7 +205,7 @@ def _records(path: str, data: bytes, fmt: str, max_row_bytes: int,
             line = data[:exc.start].count(b"\n") + 1
             raise CorpusError(f"{path}: not UTF-8 text at line {line} (byte {exc.start + 1} of the file); "
                               "convert it to UTF-8") from None
-        records = _json_document(text, path, max_row_bytes, record_path) if fmt == "json" else _csv(text)
+        records = _json_document(text, path, max_row_bytes, record_path, document) if fmt == "json" else _csv(text)
     for record in records:  # whole documents: the limit applies to each record's JSON text
         if record.value is not None and not record.text:  # JSON lines under a .json name come measured
             text = json.dumps(record.value, default=str)

@@ -22,7 +22,8 @@ def source_name(config: DataConfig, theirs: str) -> str:
     return f"hf:{config.hf.path}{'/' + config.hf.name if config.hf.name else ''}[{theirs}]"
 
 
-def _load_split(config: DataConfig, theirs: str, ours: str):
+def _split_loader(config: DataConfig):
+    """theirs, ours -> their split as a Dataset; a save_to_disk folder is read once for all splits."""
     try:
         import datasets
     except ImportError:
@@ -31,17 +32,25 @@ def _load_split(config: DataConfig, theirs: str, ours: str):
     folder = Path(hf.path).expanduser()
     if not folder.is_absolute() and not folder.exists():
         folder = Path(config.root) / hf.path
-    if folder.is_dir():
-        loaded = datasets.load_from_disk(str(folder))
-        if isinstance(loaded, datasets.DatasetDict):
-            if theirs not in loaded:
-                raise CorpusError(f"{folder}: no split {theirs!r} for our {ours!r} (data.hf.splits); "
-                                  f"it has {', '.join(loaded)}")
-            return loaded[theirs]
-        if len(config.hf.splits) > 1:
+    if not folder.is_dir():
+        return lambda theirs, ours: _from_hub(datasets, hf, theirs)
+    loaded = datasets.load_from_disk(str(folder))
+    if not isinstance(loaded, datasets.DatasetDict):
+        if len(hf.splits) > 1:
             raise CorpusError(f"{folder} holds one Dataset, not a DatasetDict: map one split to it in "
                               "data.hf.splits, and hold out a test split with data.test_share")
-        return loaded
+        return lambda theirs, ours: loaded
+
+    def split(theirs: str, ours: str):
+        if theirs not in loaded:
+            raise CorpusError(f"{folder}: no split {theirs!r} for our {ours!r} (data.hf.splits); "
+                              f"it has {', '.join(loaded)}")
+        return loaded[theirs]
+
+    return split
+
+
+def _from_hub(datasets, hf, theirs: str):
     try:
         return datasets.load_dataset(hf.path, hf.name, split=theirs, revision=hf.revision)
     except (FileNotFoundError, ValueError, ConnectionError, OSError) as exc:
@@ -53,9 +62,10 @@ def _load_split(config: DataConfig, theirs: str, ours: str):
 def hf_records(config: DataConfig) -> pd.DataFrame:
     """split, source_file, row, record (JSON text), error: one row per data set row."""
     out = []
+    load = _split_loader(config)
     for ours, theirs in config.hf.splits.items():
         source = source_name(config, theirs)
-        for number, row in enumerate(_load_split(config, theirs, ours), start=1):
+        for number, row in enumerate(load(theirs, ours), start=1):
             text = json.dumps(row, default=str)
             size = len(text.encode("utf-8", "surrogatepass"))
             if size > config.max_row_bytes:

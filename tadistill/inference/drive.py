@@ -5,9 +5,8 @@ deployment handle once and sends each batch as one request, and the driver keeps
 flight (Serve merges concurrent requests into one model call), so the replicas never wait for
 the next batch. Outputs are written block by block; a rerun maps only what has no output.
 
-With `inference.launcher: local` the same UDF classes hold the model themselves and map
-the batches in the driver's process: no Serve, no Ray Data, the same outputs, part files
-and resume. For small models (a laptop, a benchmark grid) where a deployment's start-up
+With `inference.launcher: local`, SampleStudent and ScoreWithTA hold the model themselves and
+map the batches in the driver's process: no Serve, the same rows, part files and resume. For small models (a laptop, a benchmark grid) where a deployment's start-up
 costs more than the work. The run reaches these through its executor (executor.py), which
 owns the deployments.
 """
@@ -98,9 +97,8 @@ class SampleStudent:
 
 
 class SampleThroughServe:
-    """SampleStudent's rows from the StudentSampler deployment. Async, so Ray Data keeps several
-    batches in flight per actor and Serve merges them into one model call (serve.batch):
-    the replica never waits for the next batch to travel."""
+    """SampleStudent's rows from the StudentSampler deployment. Async, so the driver keeps several
+    batches in flight (_through_handles) and the replica never waits for the next one."""
 
     def __init__(self, answer_fallback: str = "none", retry_for_s: float = DEFAULT_RETRY_S):
         self.answer_fallback = answer_fallback

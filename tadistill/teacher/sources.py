@@ -245,9 +245,16 @@ class RecordedTeacherSource(Teacher):
     provenance = "answered from the recorded outputs in `teacher/records.parquet`"
 
     def records(self) -> pd.DataFrame:
-        from ..artifacts import RECORDS
+        """The imported outputs, read once: every pool lookup and purchase of the run asks."""
+        if self._records is None:
+            from ..artifacts import RECORDS
 
-        return self.run_dir.read_table(RECORDS)
+            self._records = self.run_dir.read_table(RECORDS)
+        return self._records
+
+    def __init__(self, config, services, run_dir):
+        super().__init__(config, services, run_dir)
+        self._records: Optional[pd.DataFrame] = None
 
     def buyable(self, pool):
         return pool[pool["id"].isin(set(self.records()["id"]))]
