@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .files import get_path
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
