@@ -52,3 +52,16 @@ def test_training_lowers_the_loss(synthetic_models):
     fit_local(model, tokenizer, rows, epochs=4, batch_size=16, lr=5e-4, seed=0)
     after = float(weighted_lm_loss(model, batch, None))
     assert after < before * 0.95
+
+
+def test_one_optimizer_and_one_schedule_in_the_package():
+    """Building the synthetic models and training the stages share one engine: AdamW and the
+    learning-rate schedule are constructed in exactly one place (train/engines.py)."""
+    from pathlib import Path
+
+    import tadistill
+
+    package = Path(tadistill.__file__).parent
+    where = {needle: [str(p.relative_to(package)) for p in package.rglob("*.py") if needle in p.read_text()]
+             for needle in ("optim.AdamW(", "LambdaLR(")}
+    assert where == {"optim.AdamW(": ["train/engines.py"], "LambdaLR(": ["train/engines.py"]}
