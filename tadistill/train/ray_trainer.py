@@ -64,16 +64,16 @@ def train_stage(
         raise ValueError(f"training stage {name!r} has no rows to train on")
     check_installed(config.tracking)
     run_name = f"{name}-{stage_fingerprint(rows, init_model, config)}"
-    loop_config = {
-        "init_model": init_model, "train": config.model_dump(), "run_name": run_name,
-        "tracking_dirs": _tracking_dirs(tracking_dirs, Path(model_out).parent.parent),
-    }
+    from .worker import StageSpec
+
+    stage = StageSpec(init_model=init_model, train=config, run_name=run_name,
+                      tracking_dirs=_tracking_dirs(tracking_dirs, Path(model_out).parent.parent))
     started = time.time()
     if config.launcher == "local":
-        metrics, final = _train_locally(rows, loop_config, config, Path(storage_path) / run_name)
+        metrics, final = _train_locally(rows, stage, Path(storage_path) / run_name)
         _copy_folder(final, model_out)
     else:
-        result = _fit_on_ray_train(rows, loop_config, config, storage_path, run_name)
+        result = _fit_on_ray_train(rows, stage, storage_path)
         if result.checkpoint is None:
             raise RuntimeError(f"training stage {name!r} finished without a checkpoint (see {storage_path}/{run_name})")
         with result.checkpoint.as_directory() as folder:  # downloads it from s3:// if need be
@@ -82,26 +82,28 @@ def train_stage(
     return _stage_metrics(metrics, rows, config, started, f"{storage_path}/{run_name}")
 
 
-def _train_locally(rows: pd.DataFrame, loop_config: dict, config: TrainConfig, folder: Path):
+def _train_locally(rows: pd.DataFrame, stage, folder: Path):
     import torch
 
     from .worker import FINAL_DIR, LocalSession, run_training
 
+    config = stage.train
     device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available() else "cpu")
     session = LocalSession(stage_frame(rows), folder, config.checkpoints_to_keep, device)
-    run_training(session, loop_config)
+    run_training(session, stage)
     return session.metrics, folder / FINAL_DIR
 
 
-def _fit_on_ray_train(rows, loop_config: dict, config: TrainConfig, storage_path, run_name: str):
+def _fit_on_ray_train(rows, stage, storage_path):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from .worker import train_loop_per_worker
 
+    config, run_name = stage.train, stage.run_name
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config,
+        train_loop_config={"stage": stage},
         scaling_config=ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
             resources_per_worker={"CPU": config.cpus_per_worker},

@@ -24,9 +24,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
+
+from ..config import TrainConfig
 
 TRAINER_STATE = "trainer_state.json"
 FINAL_DIR = "model_final"
+
+
+class StageSpec(BaseModel):
+    """What one training stage's workers are told: validated where it is built, pickled whole to
+    every worker (Ray Train's loop config carries it under "stage")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    init_model: str
+    train: TrainConfig
+    run_name: str
+    tracking_dirs: dict[str, str]
 
 
 class RayTrainSession:
@@ -97,19 +112,18 @@ def _as_path(directory_context):
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """The Ray Train entry point."""
-    run_training(RayTrainSession(), loop_config)
+    """The Ray Train entry point (Ray Train's loop config is a dict; the stage rides in it whole)."""
+    run_training(RayTrainSession(), loop_config["stage"])
 
 
-def run_training(session, loop_config: dict) -> None:
-    from ..config import TrainConfig
+def run_training(session, stage: StageSpec) -> None:
     from ..modeling import is_seq2seq_path, load_tokenizer
     from .plan import BatchPlan
 
-    config = TrainConfig(**loop_config["train"])
+    config = stage.train
     rank, world = session.rank, session.world
-    tokenizer = load_tokenizer(loop_config["init_model"])
-    seq2seq = is_seq2seq_path(loop_config["init_model"])
+    tokenizer = load_tokenizer(stage.init_model)
+    seq2seq = is_seq2seq_path(stage.init_model)
     rows = _load_rows(session.batches(), tokenizer, config.max_length, seq2seq)
     plan = BatchPlan(len(rows["row"]), config.global_batch_size, config.micro_batch_size, world, config.seed)
     # A fixed step count (the fair schedule) cycles through the rows as epochs of the same plan.
@@ -126,13 +140,13 @@ def run_training(session, loop_config: dict) -> None:
                 session.report(_final_metrics(state), None)
                 return
         torch.manual_seed(config.seed)  # the same adapter initialisation on every rank
-        engine = _build_engine(loop_config, config, total_steps, world, session.device)
+        engine = _build_engine(stage, total_steps, world, session.device)
         _seed_everything(config.seed, rank)
         if folder is not None:
             engine.load_state(folder)
             _load_rng(folder, rank)
             state["resumed_at"].append(state["step"])
-    tracker = _tracker(loop_config, config, rank)
+    tracker = _tracker(stage, rank)
     _run(engine, plan, rows, config, state, total_steps, session, tracker)
     tracker.close()
     state["done"] = True
@@ -200,19 +214,19 @@ def _final_metrics(state: dict) -> dict:
     }
 
 
-def _build_engine(loop_config: dict, config, total_steps: int, world: int, device):
+def _build_engine(stage: StageSpec, total_steps: int, world: int, device):
     from ..modeling import load_model
     from .engines import apply_lora, make_engine
 
-    model = apply_lora(load_model(loop_config["init_model"]), config)
-    return make_engine(model, config, total_steps, device, world)
+    model = apply_lora(load_model(stage.init_model), stage.train)
+    return make_engine(model, stage.train, total_steps, device, world)
 
 
-def _tracker(loop_config: dict, config, rank: int):
+def _tracker(stage: StageSpec, rank: int):
     from .tracking import Tracker
 
-    return Tracker(config.tracking, loop_config["run_name"], loop_config["tracking_dirs"],
-                   params=loop_config["train"], active=rank == 0)
+    return Tracker(stage.train.tracking, stage.run_name, stage.tracking_dirs,
+                   params=stage.train.model_dump(), active=rank == 0)
 
 
 def _load_rows(batches, tokenizer, max_length: int, seq2seq: bool) -> dict[str, list]:
