@@ -22,10 +22,12 @@ from .registry import summaries
 from .signals.compute import CONSISTENCY_MEASURES
 from .signals.selection import SELECTION_RULES, SelectionRule
 from .signals.trust import TRUST_MODES, TRUST_SCALES, TrustMode
+from .inference.backends import BACKENDS
 from .inference.executor import EXECUTORS
 from .teacher.sources import TEACHERS
 
 LAUNCHERS = tuple(EXECUTORS)
+BACKEND_KINDS = tuple(BACKENDS)
 
 TEACHER_SOURCES = tuple(TEACHERS)
 
@@ -471,9 +473,9 @@ class InferenceConfig(_Section):
             "takes its in-flight requests with it; Serve starts another) before the step stops."
         ),
     )
-    backend: Literal["transformers", "vllm"] = Field(
+    backend: Literal[BACKEND_KINDS] = Field(  # type: ignore[valid-type]
         "transformers",
-        description="Sampling and scoring backend: transformers (CPU or GPU) or vLLM (install the vllm extra).",
+        description="What the Serve replicas sample and score with (inference/backends.py): " + _choices(BACKENDS) + ".",
     )
     num_gpus: float = Field(
         0.0, ge=0,

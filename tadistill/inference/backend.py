@@ -79,18 +79,3 @@ class TransformersBackend:
             math.exp(float(s) / int(c)) if int(c) > 0 else 0.0
             for s, c in zip(logprob_sum.double(), counts)
         ]
-
-
-def make_backend(kind: str, model_path: str, torch_threads: Optional[int] = None, device: str = "cpu",
-                 gpu_memory_utilization: float = 0.4, endpoint: Optional[dict] = None):
-    """The backend inference.backend names (or a remote TA endpoint); vLLM is imported only when asked for."""
-    if endpoint:
-        from .openai_scorer import OpenAIScorerBackend
-
-        return OpenAIScorerBackend(endpoint["base_url"], endpoint["model"] or model_path, tokenizer_path=model_path,
-                                   api_key_env=endpoint["api_key_env"])
-    if kind == "vllm":
-        from .vllm_backend import VLLMBackend
-
-        return VLLMBackend(model_path, gpu_memory_utilization=gpu_memory_utilization)
-    return TransformersBackend(model_path, torch_threads=torch_threads, device=device)

