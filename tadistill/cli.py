@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from . import __version__
+from . import __version__, console
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
 from .rundir import RunDirError
@@ -19,16 +19,7 @@ from .rundir import RunDirError
 log = logging.getLogger("tadistill")
 
 DEMO_METHODS = ("none", "full")
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+RUN_LOG = "run.log"
 
 
 def cmd_run(args) -> int:
@@ -36,8 +27,11 @@ def cmd_run(args) -> int:
 
     config = load_config(args.config, args.overrides)
     started = time.time()
-    result = run(config)
-    print(json.dumps({**result.as_dict(), "time (s)": round(time.time() - started, 1)}, indent=2))
+    with console.run_log(Path(config.run_dir) / RUN_LOG, args.verbose) as log_file:
+        log.info("tadistill run: method %s, budget %d teacher requests; details in %s", config.method,
+                 config.budget.requests, log_file)
+        result = run(config)
+    console.out(json.dumps({**result.as_dict(), "time (s)": round(time.time() - started, 1)}, indent=2))
     return 0
 
 
@@ -63,28 +57,32 @@ def cmd_demo(args) -> int:
     root = Path(args.run_root)
     outcomes = []
     services: Optional[Services] = None
-    try:
-        for method in DEMO_METHODS:
-            config = load_config(
-                args.config, [*args.overrides, f"method={method}", f"run_dir={root / method}"]
-            )
-            services = services or Services(config)
-            started = time.time()
-            result = run(config, services=services)
-            outcomes.append({**result.as_dict(), "time (s)": round(time.time() - started, 1)})
-    finally:
-        if services:
-            services.shutdown()
+    with console.run_log(root / RUN_LOG, args.verbose) as log_file:
+        log.info("tadistill demo: %s on budget %d, teacher error %s; details in %s", " and ".join(DEMO_METHODS),
+                 base.budget.requests, base.teacher.synthetic.error_rate, log_file)
+        try:
+            for method in DEMO_METHODS:
+                config = load_config(
+                    args.config, [*args.overrides, f"method={method}", f"run_dir={root / method}"]
+                )
+                services = services or Services(config)
+                log.info("method %s (run directory %s)", method, config.run_dir)
+                started = time.time()
+                result = run(config, services=services)
+                outcomes.append({**result.as_dict(), "time (s)": round(time.time() - started, 1)})
+        finally:
+            if services:
+                services.shutdown()
     columns = ["method", "teacher requests paid", "sent this run", "student accuracy", "time (s)"]
-    print()
-    print(f"tadistill demo: budget {base.budget.requests} teacher requests, "
-          f"teacher error rate {base.teacher.synthetic.error_rate}")
-    print(format_table(outcomes, columns))
+    console.out()
+    console.out(f"tadistill demo: budget {base.budget.requests} teacher requests, "
+                f"teacher error rate {base.teacher.synthetic.error_rate}")
+    console.out(format_table(outcomes, columns))
     for outcome in outcomes:
-        print(f"report ({outcome['method']}): {outcome['report']}")
+        console.out(f"report ({outcome['method']}): {outcome['report']}")
     benchmark = _benchmark_line()
     if benchmark:
-        print(benchmark)
+        console.out(benchmark)
     (root / "demo.json").write_text(json.dumps(outcomes, indent=2))
     return 0
 
@@ -191,7 +189,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .teacher.client import TeacherError
 
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    console.setup_logging(args.verbose)
     _stop_on_sigterm()
     try:
         return args.func(args)
@@ -206,6 +204,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         if exc.code == signal.SIGTERM:  # Ray's own SIGTERM handler, once Ray has started, exits with it
             return _stopped()
         raise
+    except Exception as exc:  # a bug or a failure outside the user's hands
+        if console.last_log() is None:  # before any run's log existed: the traceback is all there is
+            raise
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"tadistill: failed: {type(exc).__name__}: {first_line} (the traceback is in {console.last_log()})",
+              file=sys.stderr)
+        return 1
 
 
 def _stopped() -> int:

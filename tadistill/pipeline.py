@@ -29,6 +29,7 @@ from .rundir import STORAGE_ERRNOS, RunDir, storage_problem
 from .services import Services
 
 log = logging.getLogger(__name__)
+LOG_ONLY = {"console": False}  # a record for the run's log, not the console
 
 TEACHER_STEPS = ("teacher_stage1", "teacher_stage2")  # the steps that pay the teacher
 
@@ -130,7 +131,7 @@ def step_corpus(ctx: RunContext) -> dict:
     rejects_path = str(ctx.run_dir.path / A.REJECTS)
     for split, count in corpus.counts.items():
         log.info("corpus: split %-10s %6d rows in, %6d kept, %5d rejected", split, count["rows_in"], count["kept"],
-                 count["rejected"])
+                 count["rejected"], extra=None if count["rejected"] else LOG_ONLY)
     if len(corpus.rejects):
         log.warning("corpus: %d row(s) rejected; see %s", len(corpus.rejects), rejects_path)
     corpus.check_reject_share(data.max_reject_share, rejects_path)
@@ -199,7 +200,7 @@ def _buy(ctx: RunContext, picks_artifact: A.Artifact, out: A.Artifact, out_name:
     ctx.run_dir.write_table(out, bought)
     ctx.teacher_sent += report.sent
     log.info("%s: bought %d (sent %d, cache hits %d, truncated %d)", out_name, report.bought, report.sent,
-             report.cache_hits, report.truncated)
+             report.cache_hits, report.truncated, extra=LOG_ONLY)
     return {
         "rows": report.bought, "outputs": len(bought), "sent": report.sent, "cache_hits": report.cache_hits,
         "not_bought_budget": report.not_bought_budget, "unextractable_answers": int(bought["answer"].isna().sum()),
@@ -587,9 +588,9 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
                 done = None
             if done and step.name != "report":
                 ctx.step_log.append({"step": step.name, "status": "skipped", **_summary(done)})
-                log.info("step %-15s skipped (finished earlier)", step.name)
+                log.info("%-15s skipped (finished earlier)", step.name)
                 continue
-            log.info("step %-15s running", step.name)
+            log.info("step %-15s running", step.name, extra=LOG_ONLY)
             started = time.time()
             try:
                 info = step.run(ctx)
@@ -602,12 +603,20 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
             if step.name != "report":
                 run_dir.record(step.name, entry)
             ctx.step_log.append({"step": step.name, "status": "ran", **_summary(entry)})
-            log.info("step %-15s done in %.1fs %s", step.name, seconds, _summary(info))
+            log.info("%-15s done in %5.1f s  %s", step.name, seconds, _headline(info))
+            log.info("step %-15s %s", step.name, _summary(info), extra=LOG_ONLY)
     finally:
         ctx.close()
         if own_services:
             services.shutdown()
     return ctx
+
+
+def _headline(info: dict, most: int = 4) -> str:
+    """A step's first few counts, for its console line (everything is in the run's log)."""
+    shown = [f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+             for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seconds"]
+    return ", ".join(shown[:most])
 
 
 def _summary(entry: dict) -> dict:

@@ -144,11 +144,17 @@ class ScoreThroughServe:
 
 
 def _batches(frame: pd.DataFrame, batch_size: int, what: str):
-    from tqdm.auto import tqdm
+    from ..console import progress
 
     starts = range(0, len(frame), batch_size)
-    for start in tqdm(starts, desc=what, unit="batch", disable=len(starts) < 2):
-        yield frame.iloc[start:start + batch_size].reset_index(drop=True)
+    with progress(len(starts), what, "batch", disable=len(starts) < 2) as bar:
+        for start in starts:
+            yield frame.iloc[start:start + batch_size].reset_index(drop=True)
+            bar.update(1)
+
+
+_DISPLAY_NAMES = {"SampleThroughServe": "sampling", "SampleStudent": "sampling",
+                  "ScoreThroughServe": "TA scoring", "ScoreWithTA": "TA scoring"}
 
 
 def _through_handles(frame: pd.DataFrame, udf, batch_size: int, constructor_kwargs: dict | None,
@@ -162,7 +168,7 @@ def _through_handles(frame: pd.DataFrame, udf, batch_size: int, constructor_kwar
     alone ran at 1.0-1.3 of them (bench/inference)."""
     import asyncio
 
-    from tqdm.auto import tqdm
+    from ..console import progress
 
     starts = list(range(0, len(frame), batch_size))
 
@@ -170,7 +176,8 @@ def _through_handles(frame: pd.DataFrame, udf, batch_size: int, constructor_kwar
         mapper = udf(**(constructor_kwargs or {}))  # its handles belong to this event loop
         slots = asyncio.Semaphore(max(1, in_flight))
         outputs: dict[int, pd.DataFrame] = {}
-        with tqdm(total=len(starts), desc=udf.__name__, unit="batch", disable=len(starts) < 2) as bar:
+        with progress(len(starts), _DISPLAY_NAMES.get(udf.__name__, udf.__name__), "batch",
+                      disable=len(starts) < 2) as bar:
             async def one(start: int):
                 async with slots:
                     out = await mapper(frame.iloc[start:start + batch_size].reset_index(drop=True))
@@ -199,7 +206,7 @@ def _map(frame: pd.DataFrame, udf, batch_size: int, num_blocks: int, num_cpus: f
     if in_process:
         mapper = udf(**(constructor_kwargs or {}))
         outputs = []
-        for batch in _batches(frame, batch_size, udf.__name__):
+        for batch in _batches(frame, batch_size, _DISPLAY_NAMES.get(udf.__name__, udf.__name__)):
             out = mapper(batch)
             if write_part:
                 write_part(out)

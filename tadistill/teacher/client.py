@@ -296,10 +296,10 @@ class TeacherClient:
     def buy(self, rows: pd.DataFrame, budget: Budget, desc: str = "teacher",
             progress: bool = True) -> tuple[pd.DataFrame, PurchaseReport]:
         """Synchronous purchase in this process (tests, benchmarks, small runs)."""
-        from tqdm.auto import tqdm
+        from ..console import progress as display
 
         started = time.time()
-        with tqdm(total=len(rows), desc=desc, unit="req", leave=False, disable=not progress) as bar:
+        with display(len(rows), desc, "req", disable=not progress) as bar:
             results = asyncio.run(self._fetch_and_close(rows, BudgetGate(budget), lambda _: bar.update(1)))
         return summarise(results, len(rows), time.time() - started)
 

@@ -203,7 +203,7 @@ class SimulatedTeacher(LiveTeacher):
             self.services.serve()
             profile = TeacherProfile.from_config(teacher.synthetic, self.config.data.synthetic)
             self._url = start_teacher(teacher.model, profile, teacher.http_port, teacher.http_host)
-            log.info("simulated teacher serving at %s", self._url)
+            log.info("simulated teacher serving at %s", self._url, extra={"console": False})
         return self._url
 
     def describe(self) -> str:

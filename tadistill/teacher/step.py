@@ -46,10 +46,11 @@ class BuyFromTeacher:
 
 def _progress(ledger, desc: str, stop: threading.Event) -> None:
     import ray
-    from tqdm.auto import tqdm
+
+    from ..console import progress
 
     first = ray.get(ledger.snapshot.remote())
-    with tqdm(total=first["limit_requests"], initial=first["requests"], desc=desc, unit="req", leave=False) as bar:
+    with progress(first["limit_requests"], desc, "req", initial=first["requests"]) as bar:
         while not stop.wait(0.5):
             snap = ray.get(ledger.snapshot.remote())
             bar.update(snap["requests"] - bar.n)

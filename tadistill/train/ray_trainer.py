@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -70,10 +71,12 @@ def train_stage(
                       tracking_dirs=_tracking_dirs(tracking_dirs, Path(model_out).parent.parent))
     started = time.time()
     if config.launcher == "local":
-        metrics, final = _train_locally(rows, stage, Path(storage_path) / run_name)
+        with _display(name) as on_step:
+            metrics, final = _train_locally(rows, stage, Path(storage_path) / run_name, on_step)
         _copy_folder(final, model_out)
     else:
-        result = _fit_on_ray_train(rows, stage, storage_path)
+        with _display(name) as on_step, _progress_actor(on_step) as progress:
+            result = _fit_on_ray_train(rows, stage, storage_path, progress)
         if result.checkpoint is None:
             raise RuntimeError(f"training stage {name!r} finished without a checkpoint (see {storage_path}/{run_name})")
         with result.checkpoint.as_directory() as folder:  # downloads it from s3:// if need be
@@ -82,19 +85,76 @@ def train_stage(
     return _stage_metrics(metrics, rows, config, started, f"{storage_path}/{run_name}")
 
 
-def _train_locally(rows: pd.DataFrame, stage, folder: Path):
+@contextmanager
+def _display(name: str):
+    """A progress display for the stage (steps, loss, ETA); yields the per-step callback."""
+    from ..console import progress
+
+    with progress(0, f"training {name}", "step") as bar:
+        def on_step(step: int, total: int, loss: float) -> None:
+            bar.total = total
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        yield on_step
+
+
+@ray.remote(num_cpus=0)
+class StageProgress:
+    """Where rank 0 of a Ray Train run posts each optimizer step, for the driver's display."""
+
+    def __init__(self):
+        self.latest = None
+
+    def update(self, step: int, total: int, loss: float) -> None:
+        self.latest = (step, total, loss)
+
+    def get(self):
+        return self.latest
+
+
+@contextmanager
+def _progress_actor(on_step):
+    """A StageProgress actor for the workers, read twice a second into on_step."""
+    import threading
+
+    actor = StageProgress.remote()
+    stop = threading.Event()
+
+    def poll():
+        seen = None
+        while not stop.wait(0.5):
+            try:
+                latest = ray.get(actor.get.remote(), timeout=5)
+            except Exception:  # a display must never stop a run
+                continue
+            if latest is not None and latest != seen:
+                on_step(*latest)
+                seen = latest
+
+    reader = threading.Thread(target=poll, daemon=True, name="training-progress")
+    reader.start()
+    try:
+        yield actor
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+        ray.kill(actor)
+
+
+def _train_locally(rows: pd.DataFrame, stage, folder: Path, on_step=None):
     import torch
 
     from .worker import FINAL_DIR, LocalSession, run_training
 
     config = stage.train
     device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available() else "cpu")
-    session = LocalSession(stage_frame(rows), folder, config.checkpoints_to_keep, device)
+    session = LocalSession(stage_frame(rows), folder, config.checkpoints_to_keep, device, on_step)
     run_training(session, stage)
     return session.metrics, folder / FINAL_DIR
 
 
-def _fit_on_ray_train(rows, stage, storage_path):
+def _fit_on_ray_train(rows, stage, storage_path, progress=None):
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -103,7 +163,7 @@ def _fit_on_ray_train(rows, stage, storage_path):
     config, run_name = stage.train, stage.run_name
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"stage": stage},
+        train_loop_config={"stage": stage, "progress": progress},
         scaling_config=ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
             resources_per_worker={"CPU": config.cpus_per_worker},

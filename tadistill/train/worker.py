@@ -47,13 +47,18 @@ class StageSpec(BaseModel):
 class RayTrainSession:
     """What the loop needs from Ray Train: its rank, its rows, the latest checkpoint, report."""
 
-    def __init__(self):
+    def __init__(self, progress=None):
         import ray.train
         import ray.train.torch
 
         context = ray.train.get_context()
         self.rank, self.world = context.get_world_rank(), context.get_world_size()
         self.device = ray.train.torch.get_device()
+        self._progress = progress if self.rank == 0 else None  # the driver's StageProgress actor
+
+    def step_done(self, step: int, total: int, loss: float) -> None:
+        if self._progress is not None:
+            self._progress.update.remote(step, total, loss)  # not awaited: the display may lag, training never
 
     def batches(self):
         import ray.train
@@ -77,11 +82,16 @@ class RayTrainSession:
 class LocalSession:
     """The same contract in the caller's process: one rank, checkpoints in a local folder."""
 
-    def __init__(self, frame, folder: Path, keep: int, device):
+    def __init__(self, frame, folder: Path, keep: int, device, on_step=None):
         self.rank, self.world, self.device = 0, 1, device
         self.frame, self.folder, self.keep = frame, Path(folder), keep
         self.metrics: dict = {}
+        self.on_step = on_step
         self.folder.mkdir(parents=True, exist_ok=True)
+
+    def step_done(self, step: int, total: int, loss: float) -> None:
+        if self.on_step is not None:
+            self.on_step(step, total, loss)
 
     def batches(self):
         yield self.frame
@@ -113,7 +123,7 @@ def _as_path(directory_context):
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """The Ray Train entry point (Ray Train's loop config is a dict; the stage rides in it whole)."""
-    run_training(RayTrainSession(), loop_config["stage"])
+    run_training(RayTrainSession(loop_config.get("progress")), loop_config["stage"])
 
 
 def run_training(session, stage: StageSpec) -> None:
@@ -178,6 +188,7 @@ def _run(engine, plan, rows, config, state, total_steps, session, tracker) -> No
         state["lrs"].append(engine.lr)
         state["tokens"] += tokens
         state["seconds"] = seconds_before + time.time() - started
+        session.step_done(step + 1, total_steps, loss)
         tracker.log({
             "loss": loss, "lr": engine.lr, "epoch": epoch + (in_epoch + 1) / plan.steps_per_epoch,
             "tokens_per_s": tokens / max(1e-9, time.time() - step_started),
