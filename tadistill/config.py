@@ -23,6 +23,7 @@ from .signals.compute import CONSISTENCY_MEASURES
 from .signals.selection import SELECTION_RULES, SelectionRule
 from .signals.trust import TRUST_MODES, TRUST_SCALES, TrustMode
 from .inference.backends import BACKENDS
+from .tracking import TRACKERS
 from .inference.executor import EXECUTORS
 from .teacher.sources import TEACHERS
 
@@ -638,16 +639,26 @@ class LoraConfig(_Section):
     )
 
 
-TRACKERS = ("tensorboard", "mlflow", "wandb")
+TRACKER_NAMES = tuple(TRACKERS)
 
 
 class TrackingConfig(_Section):
-    """Where training curves go besides the run's report (rank 0 logs every optimizer step)."""
+    """Experiment trackers besides the run's report (tadistill/tracking.py): one tracker run per
+    tadistill run, with its settings, results and both stages' training curves."""
 
-    backends: list[Literal[TRACKERS]] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="Any of 'tensorboard', 'mlflow', 'wandb' (each needs its package)."
+    backends: list[Literal[TRACKER_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Any of: " + _choices(TRACKERS) + " (each needs its package)."
     )
-    project: str = Field("tadistill", description="W&B project / MLflow experiment name.")
+    project: str = Field("tadistill", description="W&B project / MLflow experiment name (runs of one study compare there).")
+    log_model: bool = Field(False, description="Also log the output model's folder to each tracker (as an artifact).")
+
+    @field_validator("backends")
+    @classmethod
+    def _installed(cls, backends: list[str]) -> list[str]:
+        from .tracking import check_installed
+
+        check_installed(backends)  # before the run, not after an hour of it
+        return backends
     tensorboard_dir: Optional[str] = Field(
         None, description="TensorBoard log folder; null = <run_dir>/tensorboard."
     )

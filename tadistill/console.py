@@ -117,10 +117,14 @@ def run_log(path: Path, verbose: bool) -> Iterator[Path]:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    # Python's own writers too (an embedding program or a test may have replaced sys.stdout).
+    # Python's own writers follow the descriptors, unless an embedding program (or a test) had
+    # replaced them: then they are pointed at the log too, and left open for whatever library
+    # handler captured them meanwhile.
     python_streams = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = open(path, "a", buffering=1)
-    handler = logging.StreamHandler(sys.stderr)
+    if not (_writes_to(sys.stdout, 1) and _writes_to(sys.stderr, 2)):
+        sys.stdout = sys.stderr = open(path, "a", buffering=1)
+    log_stream = open(path, "a", buffering=1)
+    handler = logging.StreamHandler(log_stream)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     try:
@@ -130,7 +134,9 @@ def run_log(path: Path, verbose: bool) -> Iterator[Path]:
         raise
     finally:
         logging.getLogger().removeHandler(handler)
-        sys.stdout.close()
+        log_stream.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
         sys.stdout, sys.stderr = python_streams
         os.dup2(saved_out, 1)
         os.dup2(saved_err, 2)
@@ -139,6 +145,13 @@ def run_log(path: Path, verbose: bool) -> Iterator[Path]:
         for handle in (_console, _result_stream):
             handle.close()
         _console, _result_stream = None, None
+
+
+def _writes_to(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _log_failure() -> None:

@@ -61,6 +61,7 @@ class RunContext:
     _budget: object = None
     _teacher: object = None
     _executor: object = None
+    _tracker: object = None
 
     def models(self) -> dict[str, str]:
         """Resolved student and TA paths (the synthetic ones are built once, then cached)."""
@@ -108,8 +109,20 @@ class RunContext:
                                           self.config.data.num_blocks)
         return self._executor
 
+    @property
+    def tracker(self):
+        """The run's experiment-tracker runs (tracking.py), opened when first written to."""
+        if self._tracker is None:
+            from .tracking import RunTracker
+
+            self._tracker = RunTracker(self.config, self.run_dir.path)
+        return self._tracker
+
     def close(self) -> None:
-        """Take down what the run deployed (the executor's apps, the simulated teacher)."""
+        """Take down what the run deployed (the executor's apps, the simulated teacher) and close
+        the tracker runs."""
+        if self._tracker is not None:
+            self._tracker.close()
         if self._executor is not None:
             self._executor.close()
         if self._teacher is not None:
@@ -239,12 +252,8 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str, fin
         rows, init_model, train,
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
         model_out=ctx.run_dir.file(A.model(stage)),
-        tracking_dirs={
-            "tensorboard": train.tracking.tensorboard_dir or str(ctx.run_dir.path.resolve() / "tensorboard"),
-            "mlflow": train.tracking.mlflow_tracking_uri or f"sqlite:///{ctx.run_dir.path.resolve() / 'mlflow.db'}",
-            "wandb": str(ctx.run_dir.path.resolve()),
-        },
     )
+    ctx.tracker.stage_curve(stage, metrics["step_losses"], metrics["step_lrs"])
     ctx.run_dir.write_table(A.train_rows(stage), rows)
     metrics["optimizer_steps"] = metrics["steps"]
     metrics["examples_seen"] = metrics["steps"] * train.global_batch_size
@@ -457,9 +466,10 @@ def step_report(ctx: RunContext) -> dict:
     from .model_card import write_model_card
     from .report import write_report
 
-    path = write_report(ctx)
+    path, facts = write_report(ctx)
     if ctx.config.stages:  # a trained student: its folder explains itself
         write_model_card(ctx, Path(final_model_path(ctx)))
+    ctx.tracker.result(facts, Path(final_model_path(ctx)) if ctx.config.stages else None)
     return {"path": str(path)}
 
 

@@ -116,7 +116,7 @@ def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
     return out.name
 
 
-def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
+def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
     lines = ["## Teacher", ""]
     parts = []
     for stage, artifact in (("teacher_stage1", A.TEACHER_STAGE1), ("teacher_stage2", A.TEACHER_STAGE2)):
@@ -131,6 +131,11 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
             })
     if parts:
         lines += [markdown_table(pd.DataFrame(parts)), ""]
+    facts["requests_used"] = sum(p["requests used"] for p in parts)
+    facts["requests_sent_this_invocation"] = ctx.teacher_sent
+    if parts:
+        facts["teacher_accuracy_bought"] = float(np.average([p["teacher accuracy vs gold"] for p in parts],
+                                                            weights=[p["outputs"] for p in parts]))
     lines += [
         f"Requests used by this run: **{sum(p['requests used'] for p in parts)}** of a budget of "
         f"{ctx.config.budget.requests}. Requests sent to the teacher in this invocation: "
@@ -140,7 +145,7 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series) -> list[str]:
     return lines
 
 
-def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[str]:
+def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: dict) -> list[str]:
     lines = []
     if ctx.run_dir.has(A.QUESTION_SIGNALS) and ctx.config.two_stage and ctx.config.selection_rule.uses_signals:
         signals = ctx.run_dir.read_table(A.QUESTION_SIGNALS)
@@ -151,14 +156,20 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[
             ta_conf_student=("ta_conf_student", "mean"),
             student_majority_right=("student_right", "mean"),
         ).reset_index()
+        right, wrong = signals[signals.student_right], signals[~signals.student_right]
+        facts.update({
+            "selection_candidates": len(signals), "selection_picked": int(signals["selected"].sum()),
+            "selection_sc_auroc": auroc(right["self_consistency"].to_numpy(), wrong["self_consistency"].to_numpy()),
+            "selection_ta_auroc": auroc(right["ta_conf_student"].to_numpy(), wrong["ta_conf_student"].to_numpy()),
+            "selection_student_right_on_picks": float(signals.loc[signals.selected, "student_right"].mean()),
+        })
         lines += [
             "## Stage-2 selection", "",
             "Selected questions should be those the stage-1 student gets wrong (low agreement, low TA "
             "confidence).", "", markdown_table(table), "",
             f"AUROC of self-consistency for the student's majority being right: "
-            f"{_fmt(auroc(signals.loc[signals.student_right, 'self_consistency'].to_numpy(), signals.loc[~signals.student_right, 'self_consistency'].to_numpy()))}; "
-            f"of TA confidence in the student: "
-            f"{_fmt(auroc(signals.loc[signals.student_right, 'ta_conf_student'].to_numpy(), signals.loc[~signals.student_right, 'ta_conf_student'].to_numpy()))}.",
+            f"{_fmt(facts['selection_sc_auroc'])}; of TA confidence in the student: "
+            f"{_fmt(facts['selection_ta_auroc'])}.",
             "",
         ]
     if ctx.run_dir.has(A.TEACHER_WEIGHTED) and ctx.config.trusts_teacher:
@@ -166,12 +177,16 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path) -> list[
         weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
         right = weighted.loc[weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
         wrong = weighted.loc[~weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
+        facts.update({
+            "trust_ta_auroc": auroc(right, wrong),
+            "trust_weight_right": float(weighted.loc[weighted.teacher_correct, "weight"].mean()),
+            "trust_weight_wrong": float(weighted.loc[~weighted.teacher_correct, "weight"].mean()),
+        })
         lines += [
             "## TA trust in the teacher", "",
             f"Mode `{ctx.config.trust.mode}`. AUROC of TA confidence for telling right teacher outputs "
-            f"from wrong ones: **{_fmt(auroc(right, wrong))}**. Mean loss weight of right outputs "
-            f"{_fmt(weighted.loc[weighted.teacher_correct, 'weight'].mean())}, of wrong ones "
-            f"{_fmt(weighted.loc[~weighted.teacher_correct, 'weight'].mean())}.", "",
+            f"from wrong ones: **{_fmt(facts['trust_ta_auroc'])}**. Mean loss weight of right outputs "
+            f"{_fmt(facts['trust_weight_right'])}, of wrong ones {_fmt(facts['trust_weight_wrong'])}.", "",
         ]
         figure = _plot_trust(weighted, figures / "trust.png")
         if figure:
@@ -195,7 +210,8 @@ def _setup_line(config, teacher: str) -> str:
     return f"Student `{config.models.student}`, TA `{config.models.ta}`, teacher {teacher}. {budget}"
 
 
-def write_report(ctx: "RunContext") -> Path:
+def write_report(ctx: "RunContext") -> tuple[Path, dict]:
+    """report.md in the run directory, and the run's facts in numbers (summary.json, the trackers)."""
     run_path = ctx.run_dir.path
     figures = run_path / "figures"
     figures.mkdir(exist_ok=True)
@@ -216,9 +232,13 @@ def write_report(ctx: "RunContext") -> Path:
         ])),
         "",
     ]
-    lines += _teacher_section(ctx, gold)
-    lines += _signals_section(ctx, gold, figures)
+    facts = {"method": ctx.config.method, "budget": ctx.config.budget.requests,
+             "accuracy": evaluation.get("accuracy"), "test_questions": evaluation.get("total")}
+    lines += _teacher_section(ctx, gold, facts)
+    lines += _signals_section(ctx, gold, figures, facts)
     lines += _training_section(run_path, figures)
     report = run_path / "report.md"
     report.write_text("\n".join(lines))
-    return report
+    facts = {k: v for k, v in facts.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
+    (run_path / "summary.json").write_text(json.dumps(facts, indent=2) + "\n")
+    return report, facts

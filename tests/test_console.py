@@ -25,7 +25,7 @@ def test_library_chatter_goes_to_the_log_and_tadistill_lines_to_the_terminal(tmp
     with console.run_log(log_file, verbose=False):
         logging.getLogger("tadistill.pipeline").info("corpus done in 1.0 s")
         logging.getLogger("tadistill.pipeline").info("step details", extra={"console": False})
-        logging.getLogger("ray.data").warning("Progress bars disabled")
+        logging.getLogger("a.library").warning("Progress bars disabled")
         print("a library's print")
         subprocess.run([sys.executable, "-c", "import sys; print('a child process'); print('its stderr', file=sys.stderr)"],
                        check=True)  # children inherit the redirected descriptors

@@ -15,7 +15,6 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import ray
@@ -56,19 +55,14 @@ def train_stage(
     storage_path: str | Path,
     name: str,
     model_out: Path,
-    tracking_dirs: Optional[dict[str, str]] = None,
 ) -> dict:
     """Train on rows (prompt, target, weight) starting from init_model; save the model to model_out."""
-    from .tracking import check_installed
-
     if len(rows) == 0:
         raise ValueError(f"training stage {name!r} has no rows to train on")
-    check_installed(config.tracking)
     run_name = f"{name}-{stage_fingerprint(rows, init_model, config)}"
     from .worker import StageSpec
 
-    stage = StageSpec(init_model=init_model, train=config, run_name=run_name,
-                      tracking_dirs=_tracking_dirs(tracking_dirs, Path(model_out).parent.parent))
+    stage = StageSpec(init_model=init_model, train=config, run_name=run_name)
     started = time.time()
     if config.launcher == "local":
         with _display(name) as on_step:
@@ -197,15 +191,6 @@ def _stage_metrics(metrics: dict, rows: pd.DataFrame, config: TrainConfig, start
         "strategy": config.strategy if config.strategy == "ddp" else f"deepspeed-zero{config.deepspeed.zero_stage}",
         "launcher": config.launcher,
         "ray_train_run": run_path,
-    }
-
-
-def _tracking_dirs(given: Optional[dict[str, str]], root: Path) -> dict[str, str]:
-    """Where trackers write, defaulting to folders of the run directory."""
-    root = root.resolve()
-    return {
-        "tensorboard": str(root / "tensorboard"), "mlflow": f"sqlite:///{root / 'mlflow.db'}", "wandb": str(root),
-        **(given or {}),
     }
 
 

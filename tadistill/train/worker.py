@@ -41,7 +41,6 @@ class StageSpec(BaseModel):
     init_model: str
     train: TrainConfig
     run_name: str
-    tracking_dirs: dict[str, str]
 
 
 class RayTrainSession:
@@ -156,9 +155,7 @@ def run_training(session, stage: StageSpec) -> None:
             engine.load_state(folder)
             _load_rng(folder, rank)
             state["resumed_at"].append(state["step"])
-    tracker = _tracker(stage, rank)
-    _run(engine, plan, rows, config, state, total_steps, session, tracker)
-    tracker.close()
+    _run(engine, plan, rows, config, state, total_steps, session)
     state["done"] = True
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -167,7 +164,7 @@ def run_training(session, stage: StageSpec) -> None:
         session.report(_final_metrics(state), folder if rank == 0 else None, FINAL_DIR)
 
 
-def _run(engine, plan, rows, config, state, total_steps, session, tracker) -> None:
+def _run(engine, plan, rows, config, state, total_steps, session) -> None:
     rank, world = session.rank, session.world
     order, order_epoch = None, -1
     started, tokens_at_start = time.time(), state["tokens"]
@@ -176,7 +173,7 @@ def _run(engine, plan, rows, config, state, total_steps, session, tracker) -> No
         epoch, in_epoch = divmod(step, plan.steps_per_epoch)
         if epoch != order_epoch:
             order, order_epoch = plan.epoch_order(epoch), epoch
-        losses, tokens, step_started = [], 0, time.time()
+        losses, tokens = [], 0
         for indices in plan.micro_batches(order, in_epoch, rank):
             batch, weights = _collate(rows, indices, engine.device)
             losses.append(engine.micro_step(batch, weights))
@@ -189,10 +186,6 @@ def _run(engine, plan, rows, config, state, total_steps, session, tracker) -> No
         state["tokens"] += tokens
         state["seconds"] = seconds_before + time.time() - started
         session.step_done(step + 1, total_steps, loss)
-        tracker.log({
-            "loss": loss, "lr": engine.lr, "epoch": epoch + (in_epoch + 1) / plan.steps_per_epoch,
-            "tokens_per_s": tokens / max(1e-9, time.time() - step_started),
-        }, step + 1)
         end_of_epoch = in_epoch == plan.steps_per_epoch - 1
         every = config.checkpoint_every_steps
         if step + 1 < total_steps and (end_of_epoch or (every and (step + 1) % every == 0)):
@@ -231,13 +224,6 @@ def _build_engine(stage: StageSpec, total_steps: int, world: int, device):
 
     model = apply_lora(load_model(stage.init_model), stage.train)
     return make_engine(model, stage.train, total_steps, device, world)
-
-
-def _tracker(stage: StageSpec, rank: int):
-    from .tracking import Tracker
-
-    return Tracker(stage.train.tracking, stage.run_name, stage.tracking_dirs,
-                   params=stage.train.model_dump(), active=rank == 0)
 
 
 def _load_rows(batches, tokenizer, max_length: int, seq2seq: bool) -> dict[str, list]:

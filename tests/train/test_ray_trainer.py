@@ -139,11 +139,8 @@ def _assert_same_weights(a, b, tolerance):
 
 
 ENGINE_OPTIONS = {
-    # DDP in bf16 with LoRA adapters, logging to all three trackers.
-    "ddp-bf16-lora-tracked": dict(
-        strategy="ddp", precision="bf16", lora={"enabled": True, "r": 8},
-        tracking={"backends": ["tensorboard", "mlflow", "wandb"], "wandb_mode": "offline"},
-    ),
+    # DDP in bf16 with LoRA adapters.
+    "ddp-bf16-lora": dict(strategy="ddp", precision="bf16", lora={"enabled": True, "r": 8}),
     # ZeRO-3 shards the parameters themselves (and offloads them to CPU memory between uses).
     "zero3-offload-params": dict(strategy="deepspeed", deepspeed={"zero_stage": 3, "offload_params": True}),
 }
@@ -166,21 +163,6 @@ def test_each_engine_option_trains_and_exports_a_plain_model(ray_local, syntheti
         assert not any("lora" in n for n, _ in model.named_parameters())  # merged in
         # Adapters touch only the linear layers: embeddings and norms stay frozen.
         assert not any("embed" in n or "norm" in n for n in changed)
-    if config.tracking.backends:
-        assert list((tmp_path / "tensorboard").glob("stage-*/events.out.tfevents.*"))
-        _assert_mlflow_has_the_curve(tmp_path / "mlflow.db", metrics["step_losses"])
-        assert list((tmp_path / "wandb").glob("offline-run-*"))
-
-
-def _assert_mlflow_has_the_curve(db, losses):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
-    experiment = client.get_experiment_by_name("tadistill")
-    (run,) = client.search_runs([experiment.experiment_id])
-    history = sorted(client.get_metric_history(run.info.run_id, "loss"), key=lambda m: m.step)
-    assert [m.step for m in history] == list(range(1, len(losses) + 1))
-    assert [m.value for m in history] == pytest.approx(losses)
 
 
 def test_a_stage_resumes_only_a_run_with_the_same_inputs(synthetic_models, tmp_path):
