@@ -474,6 +474,14 @@ class InferenceConfig(_Section):
             "takes its in-flight requests with it; Serve starts another) before the step stops."
         ),
     )
+    chat_template: bool = Field(
+        True,
+        description=(
+            "Prompts go through the model's chat template as one user turn, when its tokenizer has one (an "
+            "instruct model as users hold it), and generation stops at the end of the assistant's turn; training "
+            "uses the same format. false: plain 'Question: ... Answer:' text for every model."
+        ),
+    )
     backend: Literal[BACKEND_KINDS] = Field(  # type: ignore[valid-type]
         "transformers",
         description="What the Serve replicas sample and score with (inference/backends.py): " + _choices(BACKENDS) + ".",

@@ -21,14 +21,32 @@ import torch
 IGNORE_INDEX = -100
 
 
-def load_tokenizer(path: str):
+def load_tokenizer(path: str, chat_template: bool = True):
+    """The model's tokenizer. chat_template: prompts go through the tokenizer's chat template,
+    when it has one (an instruct model, as users hold it), as one user turn; see encode_prompt."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         # Many causal LMs ship no pad token; padding positions are masked out anyway.
         tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.tadistill_chat = bool(chat_template and getattr(tokenizer, "chat_template", None))
     return tokenizer
+
+
+def uses_chat(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "tadistill_chat", False))
+
+
+def stop_token_ids(tokenizer, model=None) -> list[int]:
+    """Where generation ends: the tokenizer's end of sequence (for chat models, the end of the
+    assistant's turn) and whatever else the model's generation config names."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for token in configured if isinstance(configured, list) else [configured]:
+        if token is not None and token not in ids:
+            ids.append(token)
+    return ids
 
 
 def is_seq2seq_path(path: str) -> bool:
@@ -65,6 +83,8 @@ def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: b
     Causal: [bos] prompt target [eos] in one sequence. Seq2seq: prompt [eos] for the
     encoder, target [eos] for the decoder, each within max_length.
     """
+    if uses_chat(tokenizer):  # the assistant's turn starts on its own line: no separating space
+        target = target.lstrip()
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     if add_eos and tokenizer.eos_token_id is not None:
         target_ids = target_ids + [tokenizer.eos_token_id]
@@ -77,6 +97,12 @@ def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: b
 
 
 def encode_prompt(tokenizer, prompt: str, seq2seq: bool = False) -> list[int]:
+    """Token ids of a prompt: through the chat template as one user turn, up to the start of the
+    assistant's answer (load_tokenizer decides), else [bos] prompt."""
+    if uses_chat(tokenizer) and not seq2seq:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if seq2seq:  # T5-style encoders read "text </s>"
         return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])

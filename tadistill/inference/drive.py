@@ -87,7 +87,7 @@ class SampleStudent:
         from .backend import TransformersBackend
 
         self.answer_fallback = answer_fallback
-        self.backend = TransformersBackend(model_path)
+        self.backend = TransformersBackend(model_path, chat_template=settings.chat_template)
         self.settings = {"num_samples": settings.num_samples, "temperature": settings.temperature,
                          "max_new_tokens": settings.max_new_tokens, "seed": settings.seed}
 
@@ -115,10 +115,10 @@ class ScoreWithTA:
     """(question, text, ...) -> the same rows plus `ta_conf`, the TA's confidence in text,
     from the TA at `local_model`, loaded here."""
 
-    def __init__(self, local_model: str, confidence: str = "mean"):
+    def __init__(self, local_model: str, confidence: str = "mean", chat_template: bool = True):
         from .backend import TransformersBackend
 
-        self.backend = TransformersBackend(local_model)
+        self.backend = TransformersBackend(local_model, chat_template=chat_template)
         self.confidence = confidence
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -309,7 +309,7 @@ def sample_pool(questions: pd.DataFrame, batch_size: int, num_blocks: int = 4, a
 def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
                 parts: tuple[Path, str] | None = None, local_model: str | None = None,
                 app_name: str = SCORER_APP, retry_for_s: float = DEFAULT_RETRY_S,
-                confidence: str = "mean", in_flight: int = 4) -> pd.DataFrame:
+                confidence: str = "mean", in_flight: int = 4, chat_template: bool = True) -> pd.DataFrame:
     """rows must hold id, k, `question` and `text`; returns them with `ta_conf` (of kind `confidence`).
 
     With parts=(folder, tag), scores are written block by block and a rerun resumes.
@@ -318,7 +318,8 @@ def score_texts(rows: pd.DataFrame, batch_size: int, num_blocks: int = 4,
     while its replica is lost (see call_replica).
     """
     if local_model:
-        udf, kwargs = ScoreWithTA, {"local_model": local_model, "confidence": confidence}
+        udf, kwargs = ScoreWithTA, {"local_model": local_model, "confidence": confidence,
+                                    "chat_template": chat_template}
     else:
         udf, kwargs = ScoreThroughServe, {"app_name": app_name, "retry_for_s": retry_for_s, "confidence": confidence}
     options = {"constructor_kwargs": kwargs, "in_process": bool(local_model), "in_flight": in_flight}

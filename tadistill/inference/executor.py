@@ -121,7 +121,7 @@ class LocalExecutor(Executor):
         from .drive import score_texts
 
         return score_texts(rows, self.inference.batch_size, self.num_blocks, parts=parts, local_model=ta_path,
-                           confidence=self.inference.ta_confidence)
+                           confidence=self.inference.ta_confidence, chat_template=self.inference.chat_template)
 
 
 @register

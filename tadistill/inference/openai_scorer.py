@@ -16,12 +16,12 @@ from ..modeling import IGNORE_INDEX, confidence_of, encode_pair, load_tokenizer
 
 class OpenAIScorerBackend:
     def __init__(self, base_url: str, model: str, tokenizer_path: str, api_key_env: str = "OPENAI_API_KEY",
-                 timeout_s: float = 120, max_retries: int = 4):
+                 timeout_s: float = 120, max_retries: int = 4, chat_template: bool = True):
         import openai
 
         self.model_path = model
         self.model = model
-        self.tokenizer = load_tokenizer(tokenizer_path)
+        self.tokenizer = load_tokenizer(tokenizer_path, chat_template)
         self.client = openai.OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "not-needed",
                                     timeout=timeout_s, max_retries=max_retries)
 

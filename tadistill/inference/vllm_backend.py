@@ -25,7 +25,8 @@ def _cpu_engine_defaults() -> dict:
 
 class VLLMBackend:
     def __init__(self, model_path: str, gpu_memory_utilization: float = 0.4, max_model_len: Optional[int] = None,
-                 dtype: str = "float32", seed: int = 0, engine_kwargs: Optional[dict] = None):
+                 dtype: str = "float32", seed: int = 0, engine_kwargs: Optional[dict] = None,
+                 chat_template: bool = True):
         from vllm import LLM
 
         from ..modeling import is_seq2seq_path
@@ -36,7 +37,7 @@ class VLLMBackend:
                 "set inference.backend=transformers for a seq2seq student"
             )
         self.model_path = model_path
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer = load_tokenizer(model_path, chat_template)
         self.llm = LLM(
             model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, enforce_eager=True,

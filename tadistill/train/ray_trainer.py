@@ -28,8 +28,10 @@ def stage_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(row=frame.index, weight=frame["weight"].astype("float32"))
 
 
-def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig) -> str:
+def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig, chat_template: bool = True) -> str:
     digest = hashlib.sha256()
+    if not chat_template:  # (the default leaves earlier fingerprints, and so resumable runs, as they were)
+        digest.update(b"no-chat-template")
     digest.update(pd.util.hash_pandas_object(rows[["prompt", "target", "weight"]], index=False).values.tobytes())
     digest.update(_model_identity(init_model).encode())
     # Tracking and checkpoint cadence do not change what is learnt.
@@ -55,14 +57,16 @@ def train_stage(
     storage_path: str | Path,
     name: str,
     model_out: Path,
+    chat_template: bool = True,
 ) -> dict:
-    """Train on rows (prompt, target, weight) starting from init_model; save the model to model_out."""
+    """Train on rows (prompt, target, weight) starting from init_model; save the model to model_out.
+    chat_template: prompts through the model's chat template, as sampling and scoring do."""
     if len(rows) == 0:
         raise ValueError(f"training stage {name!r} has no rows to train on")
-    run_name = f"{name}-{stage_fingerprint(rows, init_model, config)}"
+    run_name = f"{name}-{stage_fingerprint(rows, init_model, config, chat_template)}"
     from .worker import StageSpec
 
-    stage = StageSpec(init_model=init_model, train=config, run_name=run_name)
+    stage = StageSpec(init_model=init_model, train=config, run_name=run_name, chat_template=chat_template)
     started = time.time()
     if config.launcher == "local":
         with _display(name) as on_step:

@@ -41,6 +41,7 @@ class StageSpec(BaseModel):
     init_model: str
     train: TrainConfig
     run_name: str
+    chat_template: bool = True  # prompts as sampling and scoring see them (inference.chat_template)
 
 
 class RayTrainSession:
@@ -131,7 +132,7 @@ def run_training(session, stage: StageSpec) -> None:
 
     config = stage.train
     rank, world = session.rank, session.world
-    tokenizer = load_tokenizer(stage.init_model)
+    tokenizer = load_tokenizer(stage.init_model, stage.chat_template)
     seq2seq = is_seq2seq_path(stage.init_model)
     rows = _load_rows(session.batches(), tokenizer, config.max_length, seq2seq)
     plan = BatchPlan(len(rows["row"]), config.global_batch_size, config.micro_batch_size, world, config.seed)
