@@ -56,7 +56,7 @@ def test_verbose_keeps_everything_on_the_terminal_and_copies_records_to_the_log(
     try:
         console.setup_logging(verbose=True)
         with console.run_log(tmp_path / "run.log", verbose=True):
-            logging.getLogger("ray.train").warning("worker group started")
+            logging.getLogger("a.library").warning("worker group started")
     finally:
         root.handlers[:], root.level = handlers, level
     assert "worker group started" in capfd.readouterr().err
