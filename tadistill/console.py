@@ -91,23 +91,38 @@ def run_log(path: Path, verbose: bool) -> Iterator[Path]:
     """For the length of a command: the process's stdout and stderr (Ray's driver-side output,
     library warnings, the worker logs Ray forwards) go to `path`, and so does every logging record;
     with `verbose` the terminal keeps showing everything and `path` gets the records too."""
-    global _console, _result_stream, _last_log
+    global _last_log
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _last_log = path
     if verbose:
-        handler = logging.FileHandler(path)
+        with _records_to(path):
+            yield path
+        return
+    with _descriptors_to(path), _records_to(path):
+        yield path
+
+
+@contextmanager
+def _records_to(path: Path) -> Iterator[None]:
+    """Every logging record, and the traceback of what stops the command, appended to `path`."""
+    with open(path, "a", buffering=1) as stream:
+        handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
         try:
-            yield path
+            yield
         except Exception:
             _log_failure()
             raise
         finally:
             logging.getLogger().removeHandler(handler)
-            handler.close()
-        return
+
+
+@contextmanager
+def _descriptors_to(path: Path) -> Iterator[None]:
+    """stdout and stderr, at the descriptor level, to `path`; the console keeps the terminal."""
+    global _console, _result_stream
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
@@ -123,18 +138,9 @@ def run_log(path: Path, verbose: bool) -> Iterator[Path]:
     python_streams = sys.stdout, sys.stderr
     if not (_writes_to(sys.stdout, 1) and _writes_to(sys.stderr, 2)):
         sys.stdout = sys.stderr = open(path, "a", buffering=1)
-    log_stream = open(path, "a", buffering=1)
-    handler = logging.StreamHandler(log_stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.getLogger().addHandler(handler)
     try:
-        yield path
-    except Exception:
-        _log_failure()
-        raise
+        yield
     finally:
-        logging.getLogger().removeHandler(handler)
-        log_stream.close()
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = python_streams
