@@ -3,6 +3,7 @@ disjoint part of a data set, tell a real teacher's wrong rationales from its rig
 
     .venv/bin/python -m bench.quality.smollm2 prepare          # once: the SmolLM2 safetensors folder
     .venv/bin/python -m bench.real.ta_detection [--only svamp-palm ...] [--eval 300] [--adapt 160]
+    .venv/bin/python -m bench.real.ta_detection --readme README.md   # the README's table from real.json
 
 For every data set in ../shared/data with recorded teacher outputs (configs/datasets/*.yaml read
 them, as a run would): the questions with outputs are split by a hash of their id into an
@@ -162,6 +163,27 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, confidence
     return result
 
 
+def readme_table(results: list[dict]) -> str:
+    """The README's table of the TA as an error detector, from docs/results/real.json."""
+    lines = ["| data set | teacher | right / wrong | TA AUROC (95% CI) | base model | length | agreement |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        agreement = f"{r['agreement_auroc']:.3f}" if "agreement_auroc" in r else "-"
+        lines.append(f"| {r['dataset']} | {r['teacher']} | {r['right']} / {r['wrong']} | **{r['auroc']:.3f}** "
+                     f"({r['ci'][0]:.3f} to {r['ci'][1]:.3f}) | {r['base_model_auroc']:.3f} | "
+                     f"{r['baseline_auroc']:.3f} | {agreement} |")
+    return "\n".join(lines)
+
+
+def write_readme(results: list[dict], readme: Path) -> None:
+    text = readme.read_text()
+    begin, end = "<!-- real-ta:begin -->", "<!-- real-ta:end -->"
+    if begin not in text:
+        return
+    head, rest = text.split(begin, 1)
+    readme.write_text(head + begin + "\n" + readme_table(results) + "\n" + end + rest.split(end, 1)[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=list(DATASETS), choices=list(DATASETS))
@@ -169,7 +191,11 @@ def main() -> None:
     parser.add_argument("--adapt", type=int, default=160, help="right rationales the TA is adapted on")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "tadistill" / "ta_detection"))
     parser.add_argument("--out", default=str(REPO / "docs" / "results" / "real.json"))
+    parser.add_argument("--readme", default=None, help="only rewrite this README's table from --out")
     args = parser.parse_args()
+    if args.readme:
+        write_readme(json.loads(Path(args.out).read_text())["ta_detection"], Path(args.readme))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import ray
     import torch
