@@ -87,8 +87,12 @@ class MLflow(Sink):
         if resume:
             self.run_id = resume
             return
+        # The default local store keeps artifacts beside it (MLflow's default is ./mlruns, wherever
+        # the command ran); a tracking server decides for itself.
+        artifacts = None if tracking.mlflow_tracking_uri else (run_dir / "mlflow-artifacts").as_uri()
         experiment = self.client.get_experiment_by_name(tracking.project)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(tracking.project)
+        experiment_id = (experiment.experiment_id if experiment
+                         else self.client.create_experiment(tracking.project, artifact_location=artifacts))
         self.run_id = self.client.create_run(experiment_id, run_name=run_name,
                                              tags={"tadistill.method": params["method"]}).info.run_id
         for key, value in params.items():

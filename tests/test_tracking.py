@@ -41,6 +41,7 @@ def test_a_run_is_one_tracker_run_with_its_settings_results_and_both_curves(ray_
         history = sorted(client.get_metric_history(run.info.run_id, f"{stage}.loss"), key=lambda m: m.step)
         assert [m.value for m in history] == pytest.approx(steps)
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model"]
+    assert list((run_dir / "mlflow-artifacts").rglob("model/config.json"))  # kept in the run directory
 
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     assert json.loads((run_dir / "tracking.json").read_text())["wandb"] in offline.name
