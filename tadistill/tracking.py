@@ -176,27 +176,32 @@ class RunTracker:
         self._sinks: Optional[list[Sink]] = None
 
     def _open(self) -> list[Sink]:
+        """The sinks, opened on first use (none when no backend is configured)."""
         if self._sinks is None:
-            state_path = self.run_dir / STATE_FILE
-            state = json.loads(state_path.read_text()) if state_path.exists() else {}
-            run_name = f"{self.config.method}-{self.run_dir.name}"
-            params = run_params(self.config)
-            self._sinks = [TRACKERS[b](self.config, self.run_dir, run_name, params, state.get(b))
-                           for b in self.backends]
-            state.update({s.name: s.run_id for s in self._sinks if s.run_id})
-            state_path.write_text(json.dumps(state, indent=2) + "\n")
+            self._sinks = self._start() if self.backends else []
         return self._sinks
+
+    def _start(self) -> list[Sink]:
+        """One sink per backend, continuing the runs this run directory's tracking.json names."""
+        state_path = self.run_dir / STATE_FILE
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+        run_name = f"{self.config.method}-{self.run_dir.name}"
+        params = run_params(self.config)
+        sinks = [TRACKERS[b](self.config, self.run_dir, run_name, params, state.get(b)) for b in self.backends]
+        state.update({s.name: s.run_id for s in sinks if s.run_id})
+        state_path.write_text(json.dumps(state, indent=2) + "\n")
+        return sinks
 
     def stage_curve(self, stage: str, losses: list[float], lrs: list[float]) -> None:
         """A training stage's loss and learning rate at each of its optimizer steps."""
-        for sink in self._open() if self.backends else []:
+        for sink in self._open():
             for step, (loss, lr) in enumerate(zip(losses, lrs), start=1):
                 sink.log({f"{stage}/loss": loss, f"{stage}/lr": lr}, step)
 
     def result(self, facts: dict[str, Any], model: Optional[Path] = None) -> None:
         """The run's numbers (summary.json), and the output model when train.tracking.log_model."""
         numbers = {k: float(v) for k, v in facts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        for sink in self._open() if self.backends else []:
+        for sink in self._open():
             sink.result(numbers)
             if model is not None and self.config.train.tracking.log_model:
                 sink.model(model)
