@@ -34,6 +34,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 SMOLLM2 = Path.home() / ".cache" / "tadistill" / "smollm2" / "smollm2-135m"
+TA_WORK = Path.home() / ".cache" / "tadistill" / "ta_detection"  # the adapted TAs, one folder a data set
 
 # name -> (data set, teacher, config, overrides)
 DATASETS = {
@@ -189,7 +190,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--eval", type=int, default=300, help="teacher outputs scored per data set")
     parser.add_argument("--adapt", type=int, default=160, help="right rationales the TA is adapted on")
-    parser.add_argument("--work", default=str(Path.home() / ".cache" / "tadistill" / "ta_detection"))
+    parser.add_argument("--work", default=str(TA_WORK))
     parser.add_argument("--out", default=str(REPO / "docs" / "results" / "real.json"))
     parser.add_argument("--readme", default=None, help="only rewrite this README's table from --out")
     args = parser.parse_args()
