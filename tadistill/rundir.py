@@ -24,6 +24,17 @@ import pyarrow.parquet as pq
 MANIFEST = "manifest.json"
 
 
+def _nested_as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nested Arrow-backed columns (a choice task's `options`, list<string>[pyarrow] as Ray Data
+    hands them over) as plain object columns: pandas records their dtype in the Parquet metadata
+    under a name it cannot parse back, so the file would not read."""
+    nested = [c for c, t in frame.dtypes.items()
+              if isinstance(t, pd.ArrowDtype) and pa.types.is_nested(t.pyarrow_dtype)]
+    if not nested:
+        return frame
+    return frame.assign(**{c: frame[c].astype(object) for c in nested})
+
+
 class RunDirError(RuntimeError):
     pass
 
@@ -118,7 +129,8 @@ class RunDir:
 
     def write_table(self, artifact, frame: pd.DataFrame | pa.Table) -> Path:
         """Write a table atomically; a declared artifact (artifacts.py) must hold its columns."""
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(_nested_as_objects(frame),
+                                                                              preserve_index=False)
         _check_columns(artifact, table.column_names, "written")
         relative = str(artifact)
         target = self.file(relative)

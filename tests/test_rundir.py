@@ -23,6 +23,17 @@ def test_tables_roundtrip_and_leave_no_temp_files(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_choice_tasks_arrow_list_column_reads_back(tmp_path):
+    # Ray Data hands `options` over as list<string>[pyarrow]; pandas cannot parse that dtype's
+    # name back from the Parquet metadata, so a choice task's rows once failed to read.
+    import pyarrow as pa
+
+    options = pd.Series([["a", "b"], ["c"]], dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    run = RunDir(tmp_path)
+    run.write_table("rows.parquet", pd.DataFrame({"id": ["q1", "q2"], "options": options}))
+    assert [list(o) for o in run.read_table("rows.parquet")["options"]] == [["a", "b"], ["c"]]
+
+
 def test_missing_artifact_names_the_path(tmp_path):
     with pytest.raises(RunDirError, match="missing.parquet"):
         RunDir(tmp_path).read_table("missing.parquet")
