@@ -114,14 +114,18 @@ def run_record(run_dir: Path) -> dict:
     from tadistill.pipeline import requests_paid
 
     manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
-    rows = pd.read_parquet(run_dir / "corpus" / "rows.parquet", columns=["id", "question", "gold"])
+    from tadistill.corpus.synthetic import SYNTHETIC_TASK
+
+    rows = pd.read_parquet(run_dir / "corpus" / "rows.parquet", columns=["id", "question", "gold", "task"])
     answers = pd.read_parquet(run_dir / "eval" / "answers.parquet", columns=["id", "correct"])
     steps = answers["id"].map(rows.set_index("id")["question"].map(_steps_of))
+    synthetic = bool((rows["task"] == SYNTHETIC_TASK).all())
     final = next((s for s in ("train_stage2", "train_stage1") if s in manifest), None)
     record = {
         "accuracy": manifest["evaluate"]["accuracy"], "correct": manifest["evaluate"]["correct"],
         "test_questions": manifest["evaluate"]["total"],
-        "accuracy_hard": float(answers.loc[steps >= 3, "correct"].mean()),
+        # Synthetic questions only: a real data set's sentences are not steps.
+        "accuracy_hard": float(answers.loc[steps >= 3, "correct"].mean()) if synthetic else None,
         "optimizer_steps": manifest[final]["optimizer_steps"] if final else 0,
         "examples_seen": manifest[final]["examples_seen"] if final else 0,
         "requests_paid": requests_paid(manifest),
@@ -226,8 +230,9 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
         with results.open("a") as handle:
             handle.write(json.dumps(record, default=_jsonable) + "\n")
         done.add(key)
-        print(f"  {world} err {rate} budget {budget} seed {seed} {name:>16}: accuracy {result['accuracy']:.3f} "
-              f"(hard {result['accuracy_hard']:.3f}), {result['optimizer_steps']} steps, "
+        hard = f" (hard {result['accuracy_hard']:.3f})" if result["accuracy_hard"] is not None else ""
+        print(f"  {world} err {rate} budget {budget} seed {seed} {name:>16}: accuracy {result['accuracy']:.3f}"
+              f"{hard}, {result['optimizer_steps']} steps, "
               f"{result['requests_paid']} requests, {result['seconds']:.0f} s", flush=True)
 
 
