@@ -1,5 +1,5 @@
 """Command line: `tadistill run CONFIG [key=value ...]`, `tadistill demo`, `tadistill data inspect CONFIG`,
-`tadistill config show`."""
+`tadistill plan CONFIG --rates ...`, `tadistill config show`."""
 
 from __future__ import annotations
 
@@ -137,6 +137,26 @@ def cmd_data_inspect(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from .capacity import Rates, Shape, calibrate, plan_json, plan_markdown, plan_run
+
+    if not args.rates and not args.calibrate:
+        raise ConfigError("tadistill plan needs measured rates: --rates RATES.json, or --calibrate RUN_DIR ... "
+                          "(finished runs of the same kind, e.g. a small run on one node)")
+    config = load_config(args.config, args.overrides)
+    try:
+        rates = calibrate([Path(r) for r in args.calibrate]) if args.calibrate else Rates.load(Path(args.rates))
+        if args.save_rates:
+            rates.save(Path(args.save_rates))
+        plan = plan_run(config, rates, Shape(args.nodes, args.cpus_per_node, args.gpus_per_node), args.pool, args.test)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"tadistill plan: {exc}") from None
+    print(plan_markdown(plan))
+    if args.json:
+        Path(args.json).write_text(json.dumps(plan_json(plan), indent=2) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tadistill", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -162,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("overrides", nargs="*", help="key=value overrides")
     inspect.add_argument("--out", default=None, help="also write the Markdown here (and a .json summary beside it)")
     inspect.set_defaults(func=cmd_data_inspect)
+
+    plan = sub.add_parser("plan", help="estimate a run's wall time and teacher cost on a cluster shape")
+    plan.add_argument("config", help="YAML config file of the run to plan")
+    plan.add_argument("overrides", nargs="*", help="key=value overrides")
+    plan.add_argument("--rates", default=None, help="per-unit rates (JSON, as --save-rates writes)")
+    plan.add_argument("--calibrate", nargs="+", default=None, metavar="RUN_DIR",
+                      help="fit the rates to these finished runs' manifests instead")
+    plan.add_argument("--save-rates", default=None, help="write the fitted rates here")
+    plan.add_argument("--nodes", type=int, default=1, help="worker nodes (the head runs no work)")
+    plan.add_argument("--cpus-per-node", type=float, default=2)
+    plan.add_argument("--gpus-per-node", type=float, default=0)
+    plan.add_argument("--pool", type=int, default=None, help="pool questions (a files or hub corpus)")
+    plan.add_argument("--test", type=int, default=None, help="test questions (a files or hub corpus)")
+    plan.add_argument("--json", default=None, help="also write the plan as JSON here")
+    plan.set_defaults(func=cmd_plan)
 
     config = sub.add_parser("config", help="show the options, or the resolved config")
     config_sub = config.add_subparsers(dest="config_command", required=True)

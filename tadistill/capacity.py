@@ -1,0 +1,335 @@
+"""How big a cluster a run needs: the wall time and teacher cost of a config on a cluster shape.
+
+    tadistill plan CONFIG [key=value ...] --rates RATES.json --nodes 4 --cpus-per-node 16 --gpus-per-node 8
+    tadistill plan CONFIG --calibrate runs/a runs/b --save-rates rates.json      # rates from finished runs
+
+A run is a chain of steps, one after another; each step is some work (teacher requests, student
+samples, rows the TA scores, training examples, test answers) spread over the units that do it
+(teacher workers and their concurrency, Serve replicas, Ray Train workers). A step's time is
+
+    start-up + work / (rate of one unit x units)
+
+with both numbers measured per kind of work: `--calibrate` fits them by least squares to the steps
+of finished runs (their manifests say each step's seconds and rows, their config.json the units),
+so the plan of a run is read off runs of the same kind. The teacher is bounded by its concurrency
+over its latency and by its rate limit. The plan says which step bounds
+the run, what each step needs of the cluster and whether it fits, and what the teacher costs at
+budget.prices. It is a model: it knows nothing of a cluster's autoscaling delays or of contention
+between steps (they run one after another).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from .config import Config
+
+KINDS = ("corpus", "teacher", "train", "sample", "score", "answer")
+
+
+@dataclass
+class Rate:
+    """One kind of work: per_unit_s is the rate of one unit (rows, examples or requests a second),
+    startup_s the fixed cost of the step (deploying replicas, starting Ray Train, loading a model)."""
+
+    per_unit_s: float
+    startup_s: float = 0.0
+    fitted_on: int = 0  # steps of finished runs it was fitted to (0: given)
+
+
+@dataclass
+class Rates:
+    kinds: dict[str, Rate]
+    source: str = ""
+    teacher_prompt_tokens: float = 0.0  # per request, from the runs calibrated on
+    teacher_completion_tokens: float = 0.0
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Rates":
+        raw = json.loads(Path(path).read_text())
+        return cls(kinds={k: Rate(**v) for k, v in raw["kinds"].items()}, source=raw.get("source", str(path)),
+                   teacher_prompt_tokens=raw.get("teacher_prompt_tokens", 0.0),
+                   teacher_completion_tokens=raw.get("teacher_completion_tokens", 0.0))
+
+
+@dataclass
+class Shape:
+    """Worker nodes of a cluster (the head runs no work, as the launcher YAMLs configure it)."""
+
+    nodes: int = 1
+    cpus_per_node: float = 2
+    gpus_per_node: float = 0
+
+    @property
+    def cpus(self) -> float:
+        return self.nodes * self.cpus_per_node
+
+    @property
+    def gpus(self) -> float:
+        return self.nodes * self.gpus_per_node
+
+
+@dataclass
+class StepPlan:
+    step: str
+    kind: str
+    work: float
+    units: float
+    seconds: float
+    needs: str
+    fits: bool
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    steps: list[StepPlan]
+    teacher_requests: int
+    teacher_cost: Optional[float]
+    shape: Shape
+    rates_source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    @property
+    def bound(self) -> StepPlan:
+        return max(self.steps, key=lambda s: s.seconds)
+
+
+# -- the work of a run, step by step ----------------------------------------------------------
+
+def _sizes(config: Config, pool: Optional[int], test: Optional[int]) -> tuple[int, int]:
+    if config.data.source == "synthetic":
+        return pool or config.data.synthetic.pool_size, test or config.data.synthetic.test_size
+    if pool is None or test is None:
+        raise ValueError("a files or hub corpus: give its sizes, --pool N --test N (`tadistill data inspect` counts them)")
+    return pool, test
+
+
+def _stage_examples(config: Config, bought: int) -> int:
+    return math.ceil(config.train.epochs * bought / config.train.global_batch_size) * config.train.global_batch_size
+
+
+def run_work(config: Config, pool: Optional[int] = None, test: Optional[int] = None) -> list[tuple[str, str, float]]:
+    """(step, kind, work) of every step that costs time, in the order the run takes them."""
+    from .pipeline import warmup_count
+
+    pool, test = _sizes(config, pool, test)
+    budget = config.budget.requests
+    warmup = min(warmup_count(config), pool)
+    steps = [("corpus", "corpus", pool + test)]
+    if config.teacher.source != "recorded":
+        steps.append(("teacher_stage1", "teacher", warmup))
+    if config.two_stage and warmup:
+        steps.append(("train_stage1", "train", _stage_examples(config, warmup)))
+    if config.two_stage:
+        left = max(0, pool - warmup)
+        candidates = min(config.selection.candidates or left, left)
+        rows = candidates * config.inference.num_samples
+        if config.selection_rule.uses_signals:
+            steps += [("sample", "sample", rows), ("score_samples", "score", rows)]
+        if config.teacher.source != "recorded":
+            steps.append(("teacher_stage2", "teacher", max(0, budget - warmup)))
+    if config.trusts_teacher:
+        if config.calibrates_trust and config.data.source == "synthetic":
+            steps.append(("calibrate_trust", "score", config.trust.calibration_size))
+        steps.append(("trust", "score", min(budget, pool) * config.teacher.n))
+    final = config.final_steps() * config.train.global_batch_size if config.train.schedule == "fair" else \
+        _stage_examples(config, min(budget, pool))
+    steps.append(("train_stage2" if config.two_stage else "train_stage1", "train", final))
+    steps.append(("evaluate", "answer", test))
+    return steps
+
+
+# -- units and what they need --------------------------------------------------------------
+
+def _inference_units(config: Config) -> tuple[int, float, float]:
+    """(replicas, CPUs and GPUs per replica) of the sampler or scorer."""
+    inference = config.inference
+    if inference.launcher == "local":
+        return 1, 1.0, 0.0
+    replicas = inference.autoscaling.max_replicas if inference.autoscaling else inference.replicas
+    return replicas, inference.num_cpus, inference.num_gpus or 0.0
+
+
+def _units(config: Config, kind: str) -> tuple[int, float, float]:
+    if kind == "train":
+        train = config.train
+        if train.launcher == "local":
+            return 1, 1.0, 0.0
+        return train.num_workers, train.cpus_per_worker, 1.0 if train.use_gpu else 0.0
+    if kind in ("sample", "score", "answer"):
+        return _inference_units(config)
+    if kind == "teacher":
+        return config.teacher.workers, 0.25, 0.0  # the Ray Data actors of teacher/step.py
+    return 1, 1.0, 0.0
+
+
+def _fit(config: Config, kind: str, shape: Shape) -> tuple[int, str, bool, str]:
+    """Units that fit the shape (all the config asks for, or as many as fit), what they need, and a note."""
+    units, cpus, gpus = _units(config, kind)
+    needs = f"{units} x ({cpus:g} CPU" + (f", {gpus:g} GPU)" if gpus else ")")
+    fit = units
+    if cpus:
+        fit = min(fit, int(shape.cpus // cpus))
+    if gpus:
+        fit = min(fit, int(shape.gpus // gpus))
+    if fit >= units:
+        return units, needs, True, ""
+    return max(fit, 0), needs, False, f"only {max(fit, 0)} fit the cluster"
+
+
+def _teacher_throughput(config: Config, rate: Rate) -> float:
+    """Requests a second: each of teacher.concurrency slots at the measured per-slot rate (about
+    1 / the endpoint's latency), at most the rate limit."""
+    teacher = config.teacher
+    throughput = teacher.concurrency * rate.per_unit_s
+    if teacher.rpm:
+        throughput = min(throughput, teacher.rpm / 60.0)
+    return throughput
+
+
+def plan_run(config: Config, rates: Rates, shape: Shape, pool: Optional[int] = None,
+             test: Optional[int] = None) -> Plan:
+    steps, notes = [], []
+    for step, kind, work in run_work(config, pool, test):
+        rate = rates.kinds.get(kind)
+        if rate is None:
+            raise ValueError(f"the rates ({rates.source}) have no {kind!r} rate: calibrate on a run that has that step")
+        units, needs, fits, note = _fit(config, kind, shape)
+        if kind == "teacher":
+            throughput = _teacher_throughput(config, rate)
+        else:
+            throughput = rate.per_unit_s * units
+        if units == 0 or throughput <= 0:
+            seconds = math.inf
+        else:
+            seconds = rate.startup_s + work / throughput if work else 0.0
+        steps.append(StepPlan(step, kind, work, units, seconds, needs, fits, note))
+    return Plan(steps, config.budget.requests, _teacher_cost(config, rates), shape, rates.source, notes)
+
+
+def _teacher_cost(config: Config, rates: Rates) -> Optional[float]:
+    price = config.budget.prices.get(config.teacher.model) if config.teacher.model else None
+    if price is None or config.teacher.source == "recorded":
+        return None
+    per_request = (rates.teacher_prompt_tokens * price.prompt + rates.teacher_completion_tokens * price.completion) / 1e6
+    return config.budget.requests * per_request
+
+
+# -- rates from finished runs ----------------------------------------------------------------
+
+# step -> (kind, the manifest field holding its work)
+MEASURED_STEPS: dict[str, tuple[str, str]] = {
+    "corpus": ("corpus", "rows"),
+    "teacher_stage1": ("teacher", "sent"),
+    "teacher_stage2": ("teacher", "sent"),
+    "train_stage1": ("train", "examples_seen"),
+    "train_stage2": ("train", "examples_seen"),
+    "sample": ("sample", "rows"),
+    "score_samples": ("score", "rows"),
+    "trust": ("score", "rows"),
+    "calibrate_trust": ("score", "rows"),
+    "evaluate": ("answer", "total"),
+}
+
+
+def _measurements(run_dir: Path) -> tuple[list[tuple[str, float, float]], list[tuple[int, int, int]]]:
+    """(kind, work per unit of throughput, seconds) of each measured step of a finished run, and
+    (requests, prompt tokens, completion tokens) of its teacher steps."""
+    config = Config.model_validate_json((run_dir / "config.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
+    points, tokens = [], []
+    for step, entry in manifest.items():
+        if step not in MEASURED_STEPS or "seconds" not in entry:
+            continue
+        kind, key = MEASURED_STEPS[step]
+        work = entry.get(key)
+        if not work or (kind == "teacher" and config.teacher.source == "recorded"):  # a record is no endpoint
+            continue
+        units = config.teacher.concurrency if kind == "teacher" else _units(config, kind)[0]
+        points.append((kind, work / units, entry["seconds"]))
+        if kind == "teacher":
+            tokens.append((work, entry.get("prompt_tokens", 0), entry.get("completion_tokens", 0)))
+    return points, tokens
+
+
+def _least_squares(points: list[tuple[float, float]]) -> Rate:
+    """seconds = startup + x / rate, fitted over (x, seconds); one distinct x: no start-up."""
+    xs = [x for x, _ in points]
+    ys = [y for _, y in points]
+    if len(set(xs)) < 2:
+        return Rate(per_unit_s=sum(xs) / max(sum(ys), 1e-9), fitted_on=len(points))
+    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
+    startup = my - slope * mx
+    if slope <= 0 or startup < 0:  # noise beat the signal: fall back to a rate through the origin
+        return Rate(per_unit_s=sum(xs) / max(sum(ys), 1e-9), fitted_on=n)
+    return Rate(per_unit_s=1.0 / slope, startup_s=startup, fitted_on=n)
+
+
+def calibrate(run_dirs: list[Path]) -> Rates:
+    by_kind: dict[str, list[tuple[float, float]]] = {}
+    tokens: list[tuple[int, int, int]] = []
+    for run_dir in run_dirs:
+        for path in ("config.json", "manifest.json"):
+            if not (Path(run_dir) / path).exists():
+                raise ValueError(f"{run_dir}: no {path}; --calibrate takes the run directories of finished runs")
+        points, run_tokens = _measurements(Path(run_dir))
+        for kind, x, seconds in points:
+            by_kind.setdefault(kind, []).append((x, seconds))
+        tokens += run_tokens
+    requests = sum(t[0] for t in tokens)
+    return Rates(
+        kinds={kind: _least_squares(points) for kind, points in by_kind.items()},
+        source="calibrated on " + ", ".join(str(r) for r in run_dirs),
+        teacher_prompt_tokens=sum(t[1] for t in tokens) / requests if requests else 0.0,
+        teacher_completion_tokens=sum(t[2] for t in tokens) / requests if requests else 0.0,
+    )
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def _duration(seconds: float) -> str:
+    if math.isinf(seconds):
+        return "never (no unit fits)"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def plan_markdown(plan: Plan, describe_work: Callable[[str], str] = lambda kind: {
+        "corpus": "rows", "teacher": "requests", "train": "examples", "sample": "samples",
+        "score": "rows scored", "answer": "test answers"}[kind]) -> str:
+    shape = plan.shape
+    lines = [f"Plan for {shape.nodes} worker node(s) x {shape.cpus_per_node:g} CPU"
+             + (f", {shape.gpus_per_node:g} GPU" if shape.gpus_per_node else "") + f"; rates {plan.rates_source}.", "",
+             "| step | work | units (each needs) | time | share |", "|---|---|---|---|---|"]
+    total = plan.seconds
+    for s in plan.steps:
+        share = f"{s.seconds / total:.0%}" if total and not math.isinf(total) else "-"
+        fit = "" if s.fits else f" **{s.note}**"
+        lines.append(f"| {s.step} | {s.work:,.0f} {describe_work(s.kind)} | {s.needs}{fit} | {_duration(s.seconds)} | {share} |")
+    lines += ["", f"Total: **{_duration(total)}**, bounded by `{plan.bound.step}` ({_duration(plan.bound.seconds)})."]
+    cost = "unknown (no budget.prices for teacher.model)" if plan.teacher_cost is None else f"{plan.teacher_cost:,.2f}"
+    lines.append(f"Teacher: {plan.teacher_requests:,} requests, cost {cost}.")
+    lines += plan.notes
+    return "\n".join(lines)
+
+
+def plan_json(plan: Plan) -> dict:
+    return {"seconds": plan.seconds, "bound": plan.bound.step, "teacher_requests": plan.teacher_requests,
+            "teacher_cost": plan.teacher_cost, "shape": asdict(plan.shape), "rates": plan.rates_source,
+            "steps": [asdict(s) for s in plan.steps]}

@@ -1,0 +1,95 @@
+import json
+import math
+
+import pytest
+
+from tadistill.capacity import Rate, Rates, Shape, calibrate, plan_run, run_work
+from tadistill.cli import main
+from tadistill.config import load_config
+from tadistill.pipeline import warmup_count
+
+
+def _rates(**overrides) -> Rates:
+    kinds = {"corpus": Rate(1000.0), "teacher": Rate(0.5), "train": Rate(100.0, startup_s=20),
+             "sample": Rate(10.0, startup_s=5), "score": Rate(50.0, startup_s=5), "answer": Rate(20.0)}
+    kinds.update(overrides)
+    return Rates(kinds=kinds, source="test", teacher_prompt_tokens=100, teacher_completion_tokens=50)
+
+
+def test_the_work_of_a_run_follows_from_its_config():
+    config = load_config(None, ["budget.requests=300", "selection.candidates=500", "inference.num_samples=4"])
+    work = {step: amount for step, _, amount in run_work(config)}
+    warmup = warmup_count(config)
+    assert work["teacher_stage1"] == warmup and work["teacher_stage2"] == 300 - warmup
+    assert work["sample"] == work["score_samples"] == 500 * 4
+    assert work["train_stage2"] == config.final_steps() * config.train.global_batch_size
+    assert work["evaluate"] == config.data.synthetic.test_size
+    one_stage = {step for step, _, _ in run_work(load_config(None, ["method=none"]))}
+    assert "sample" not in one_stage and "teacher_stage2" not in one_stage
+
+
+def test_a_files_corpus_needs_its_sizes():
+    config = load_config(None, ["data.source=files", "data.files={train: [a.jsonl], test: [b.jsonl]}",
+                                "data.preset=gsm8k", "teacher.source=openai", "teacher.base_url=http://127.0.0.1:1/v1"])
+    with pytest.raises(ValueError, match="--pool N --test N"):
+        run_work(config)
+    assert run_work(config, pool=1_000_000, test=1000)[0] == ("corpus", "corpus", 1_001_000)
+
+
+def test_more_replicas_shorten_sampling_and_the_slowest_step_bounds_the_run():
+    shape = Shape(nodes=4, cpus_per_node=8)
+    one = plan_run(load_config(None, ["inference.replicas=1", "inference.launcher=serve"]), _rates(), shape)
+    four = plan_run(load_config(None, ["inference.replicas=4", "inference.launcher=serve"]), _rates(), shape)
+    sample = lambda plan: next(s for s in plan.steps if s.step == "sample")  # noqa: E731
+    assert sample(four).seconds - 5 == pytest.approx((sample(one).seconds - 5) / 4)
+    assert one.bound.seconds == max(s.seconds for s in one.steps)
+    # The teacher: its concurrency slots at the per-slot rate, under the rate limit.
+    limited = plan_run(load_config(None, ["teacher.rpm=60", "teacher.concurrency=32"]), _rates(), shape)
+    stage2 = next(s for s in limited.steps if s.step == "teacher_stage2")
+    assert stage2.seconds == pytest.approx(stage2.work / 1.0)
+
+
+def test_a_step_that_does_not_fit_the_cluster_says_so():
+    config = load_config(None, ["inference.launcher=serve", "inference.replicas=8", "inference.num_gpus=1"])
+    plan = plan_run(config, _rates(), Shape(nodes=1, cpus_per_node=16, gpus_per_node=4))
+    sample = next(s for s in plan.steps if s.step == "sample")
+    assert not sample.fits and sample.units == 4 and "only 4 fit" in sample.note
+    none_fit = plan_run(config, _rates(), Shape(nodes=1, cpus_per_node=16, gpus_per_node=0))
+    assert math.isinf(none_fit.seconds)
+
+
+def _finished_run(folder, scale: int):
+    """A run directory as a finished run leaves it: its config and its manifest's step records."""
+    config = load_config(None, ["train.launcher=local", "train.num_workers=1", "train.strategy=ddp",
+                                 "inference.launcher=local"])
+    folder.mkdir()
+    (folder / "config.json").write_text(config.model_dump_json())
+    steps = {
+        "sample": {"rows": 100 * scale, "seconds": 5 + 100 * scale / 10},  # 5 s start-up, 10 rows/s
+        "train_stage2": {"examples_seen": 1000 * scale, "seconds": 20 + 1000 * scale / 100},
+        "teacher_stage1": {"sent": 40 * scale, "seconds": 40 * scale / (config.teacher.concurrency * 2.0),
+                           "prompt_tokens": 4000 * scale, "completion_tokens": 2000 * scale},
+    }
+    (folder / "manifest.json").write_text(json.dumps({"steps": steps}))
+    return folder
+
+
+def test_rates_are_fitted_to_finished_runs(tmp_path):
+    rates = calibrate([_finished_run(tmp_path / "a", 1), _finished_run(tmp_path / "b", 3)])
+    assert rates.kinds["sample"].per_unit_s == pytest.approx(10) and rates.kinds["sample"].startup_s == pytest.approx(5)
+    assert rates.kinds["train"].per_unit_s == pytest.approx(100) and rates.kinds["train"].startup_s == pytest.approx(20)
+    assert rates.kinds["teacher"].per_unit_s == pytest.approx(2.0)  # requests a second per concurrency slot
+    assert rates.teacher_prompt_tokens == pytest.approx(100) and rates.teacher_completion_tokens == pytest.approx(50)
+
+
+def test_plan_on_the_command_line(tmp_path, capsys):
+    _rates().save(tmp_path / "rates.json")
+    prices = "budget.prices={gpt-x: {prompt: 2.0, completion: 8.0}}"
+    assert main(["plan", "configs/demo.yaml", "teacher.model=gpt-x", prices, "--rates", str(tmp_path / "rates.json"),
+                 "--nodes", "2", "--cpus-per-node", "8", "--json", str(tmp_path / "plan.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| train_stage2 |" in out and "bounded by" in out
+    assert "cost 0.18" in out  # 300 requests x (100 x 2.0 + 50 x 8.0) / 1e6
+    assert json.loads((tmp_path / "plan.json").read_text())["teacher_requests"] == 300
+    assert main(["plan", "configs/demo.yaml"]) == 2  # no rates: one line, exit 2
+    assert "needs measured rates" in capsys.readouterr().err
