@@ -175,8 +175,12 @@ def _units(config: Config, kind: str) -> tuple[int, float, float]:
     return 1, 1.0, 0.0
 
 
+UNIT_KEYS = {"train": "train.num_workers", "sample": "inference.replicas", "score": "inference.replicas",
+             "answer": "inference.replicas", "teacher": "teacher.workers", "corpus": "ray.num_cpus"}
+
+
 def _fit(config: Config, kind: str, shape: Shape) -> tuple[int, str, bool, str]:
-    """Units that fit the shape (all the config asks for, or as many as fit), what they need, and a note."""
+    """Units of the step (0 where not all the config asks for fit the shape), what they need, and a note."""
     units, cpus, gpus = _units(config, kind)
     needs = f"{units} x ({cpus:g} CPU" + (f", {gpus:g} GPU)" if gpus else ")")
     fit = units
@@ -186,7 +190,8 @@ def _fit(config: Config, kind: str, shape: Shape) -> tuple[int, str, bool, str]:
         fit = min(fit, int(shape.gpus // gpus))
     if fit >= units:
         return units, needs, True, ""
-    return max(fit, 0), needs, False, f"only {max(fit, 0)} fit the cluster"
+    # Ray Train waits for every worker's bundle and Serve for every replica: the step would not start.
+    return 0, needs, False, f"only {max(fit, 0)} fit the cluster: lower {UNIT_KEYS[kind]} or add nodes"
 
 
 def _teacher_throughput(config: Config, rate: Rate) -> float:
@@ -302,7 +307,7 @@ def calibrate(run_dirs: list[Path]) -> Rates:
 
 def _duration(seconds: float) -> str:
     if math.isinf(seconds):
-        return "never (no unit fits)"
+        return "does not start"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

@@ -53,9 +53,10 @@ def test_a_step_that_does_not_fit_the_cluster_says_so():
     config = load_config(None, ["inference.launcher=serve", "inference.replicas=8", "inference.num_gpus=1"])
     plan = plan_run(config, _rates(), Shape(nodes=1, cpus_per_node=16, gpus_per_node=4))
     sample = next(s for s in plan.steps if s.step == "sample")
-    assert not sample.fits and sample.units == 4 and "only 4 fit" in sample.note
-    none_fit = plan_run(config, _rates(), Shape(nodes=1, cpus_per_node=16, gpus_per_node=0))
-    assert math.isinf(none_fit.seconds)
+    # Serve waits for every replica (Ray Train for every worker): the step would never start.
+    assert not sample.fits and math.isinf(sample.seconds)
+    assert "only 4 fit the cluster: lower inference.replicas" in sample.note
+    assert plan_run(config, _rates(), Shape(nodes=2, cpus_per_node=16, gpus_per_node=4)).steps[3].fits
 
 
 def _finished_run(folder, scale: int):
@@ -93,3 +94,15 @@ def test_plan_on_the_command_line(tmp_path, capsys):
     assert json.loads((tmp_path / "plan.json").read_text())["teacher_requests"] == 300
     assert main(["plan", "configs/demo.yaml"]) == 2  # no rates: one line, exit 2
     assert "needs measured rates" in capsys.readouterr().err
+
+
+def test_the_one_million_question_plan_in_the_cluster_readme_is_what_the_command_prints(capsys):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    assert main(["plan", str(repo / "cluster/plan/one_million.yaml"), "--rates",
+                 str(repo / "cluster/plan/rates_gpu_assumed.json"), "--nodes", "4", "--cpus-per-node", "96",
+                 "--gpus-per-node", "8", "--pool", "1000000", "--test", "5000"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert "bounded by `teacher_stage2`" in table
+    assert table.split("\n", 2)[2] in (repo / "cluster/README.md").read_text()
