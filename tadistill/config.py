@@ -534,6 +534,11 @@ class InferenceConfig(_Section):
         None, description="Let Serve scale each deployment's replicas with its load instead of a fixed count.",
     )
     num_cpus: float = Field(0.5, gt=0, description="CPUs reserved by each Serve replica.")
+    max_replicas_per_node: Optional[int] = Field(
+        None, ge=1,
+        description=("Most replicas of one deployment on one node (Serve's max_replicas_per_node); 1 spreads them over "
+                     "nodes, so losing a node (a spot worker, say) takes one replica, not all. null: Serve packs."),
+    )
     torch_threads: int = Field(
         1, ge=1,
         description="Torch intra-op threads in each replica (1 on small CPU hosts: spinning OpenMP threads starve the rest).",
@@ -681,6 +686,12 @@ class TrackingConfig(_Section):
 class TrainConfig(_Section):
     num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each; one GPU each with use_gpu).")
     cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved by each training worker.")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK",
+        description=("How Ray Train places the workers' bundles (a placement group): 'PACK' on as few nodes as possible "
+                     "(fastest collectives), 'SPREAD' over nodes where it can (a node's loss takes fewer workers), "
+                     "STRICT_ variants refuse to start otherwise."),
+    )
     use_gpu: bool = Field(False, description="Train on GPUs (one per worker, NCCL); otherwise CPUs over gloo.")
     launcher: Literal["ray_train", "local"] = Field(
         "ray_train",

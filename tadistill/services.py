@@ -25,6 +25,15 @@ def ray_environment() -> None:
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
 
 
+def on_drivers_node():
+    """Scheduling that keeps a run's bookkeeping actor (the budget, the training progress) on the
+    driver's node: the driver holds the run, so the actor is lost only when the run is, never with
+    a worker node (spot and preemptible workers come and go; the head and driver stay)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+
+
 class Services:
     def __init__(self, config: Config):
         self.config = config

@@ -124,9 +124,10 @@ def _options(config: InferenceConfig) -> dict:
     actor = {"num_cpus": config.num_cpus}
     if config.num_gpus:
         actor["num_gpus"] = config.num_gpus
+    placement = {"max_replicas_per_node": config.max_replicas_per_node} if config.max_replicas_per_node else {}
     if config.autoscaling:
-        return {"autoscaling_config": config.autoscaling.model_dump(), "ray_actor_options": actor}
-    return {"num_replicas": config.replicas, "ray_actor_options": actor}
+        return {"autoscaling_config": config.autoscaling.model_dump(), "ray_actor_options": actor, **placement}
+    return {"num_replicas": config.replicas, "ray_actor_options": actor, **placement}
 
 
 def sampler_app(model_path: str, config: InferenceConfig):

@@ -67,6 +67,18 @@ class Budget:
         with self._lock:
             self.spent = self.spent - Spend(1, tokens, cost)
 
+    def give_back_beyond(self, requests: int, tokens: int, cost: float) -> int:
+        """Lower the spend to what the response ledger shows was bought (never raise it): a
+        worker that died (its node lost) leaves reservations it can no longer settle or
+        release. Called when no request is in flight. Returns the requests given back."""
+        with self._lock:
+            truth = Spend(requests, tokens, cost)
+            if self.spent.requests <= truth.requests:
+                return 0
+            given = self.spent.requests - truth.requests
+            self.spent = Spend(truth.requests, min(self.spent.tokens, truth.tokens), min(self.spent.cost, truth.cost))
+            return given
+
     def snapshot(self) -> dict:
         with self._lock:
             requests, tokens, cost = self.limits
@@ -100,7 +112,9 @@ def ledger_actor(name: str, requests: int, tokens: Optional[int], cost: Optional
             break
         time.sleep(0.05)
     # The caller must keep the handle: the actor lives as long as a handle to it does.
-    return actor_cls.options(name=name).remote(requests, tokens, cost, already)
+    from ..services import on_drivers_node
+
+    return actor_cls.options(name=name, scheduling_strategy=on_drivers_node()).remote(requests, tokens, cost, already)
 
 
 @dataclass

@@ -9,6 +9,7 @@ spent / budget, tokens, cost and the rate.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import Callable, Optional
 import pandas as pd
 
 from ..config import TeacherConfig
-from .budget import TEACHER_COLUMNS, PurchaseReport
+from .budget import TEACHER_COLUMNS, PurchaseReport, Spend
 from .cache import ResponseCache
 from .client import BudgetGate, TeacherClient, summarise
 
 STATUS_COLUMN = "_bought"
+
+log = logging.getLogger(__name__)
 
 
 class BuyFromTeacher:
@@ -57,6 +60,49 @@ def _progress(ledger, desc: str, stop: threading.Event) -> None:
             bar.set_postfix(tokens=snap["tokens"], cost=snap["cost"], refresh=False)
 
 
+def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir: Path, system_prompt: str,
+               ledger, price, desc: str) -> pd.DataFrame:
+    """One pass of the actor pool over `wanted`: output rows, and a not-bought marker per question."""
+    import ray
+
+    workers = min(config.workers, len(wanted))
+    batch_size = max(1, min(len(wanted), 4 * config.concurrency // workers))
+    ds = ray.data.from_pandas(wanted[["id", "question"]]).repartition(max(1, -(-len(wanted) // batch_size)))
+    stop = threading.Event()
+    bar = threading.Thread(target=_progress, args=(ledger, desc, stop), daemon=True)
+    bar.start()
+    try:
+        return ds.map_batches(
+            BuyFromTeacher,
+            fn_constructor_kwargs={
+                "config_json": config.model_dump_json(), "base_url": url, "cache_dir": str(cache_dir),
+                "system_prompt": system_prompt, "ledger": ledger, "price": price,
+                "share": 1.0 / workers,
+            },
+            batch_size=batch_size, batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.25,
+        ).to_pandas()
+    finally:
+        stop.set()
+        bar.join()
+
+
+def _give_back_lost_reservations(ledger, before: dict, orphans_before: Spend, out: pd.DataFrame,
+                                 cache_dir: Path, price) -> int:
+    """After a round, the budget holds what it held before plus what this round bought plus
+    requests newly left in flight (maybe paid). More means a teacher worker died with
+    reservations (its node was lost, say) and a retried batch reserved its rows again: give
+    that back, so a lost node costs no budget."""
+    import ray
+
+    bought = out[out[STATUS_COLUMN]].drop_duplicates("id")
+    orphans = ResponseCache(cache_dir).orphan_spend(price) - orphans_before
+    requests = before["requests"] + len(bought) + orphans.requests
+    tokens = before["tokens"] + int((bought["prompt_tokens"] + bought["completion_tokens"]).sum()) + orphans.tokens
+    cost = before["cost"] + float(bought["cost"].sum()) + orphans.cost
+    return ray.get(ledger.give_back_beyond.remote(requests, tokens, cost))
+
+
 def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Callable[[], str], cache_dir: Path,
                       system_prompt: str, ledger, price: Optional[tuple[float, float]] = None,
                       desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
@@ -73,26 +119,18 @@ def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Calla
         # The endpoint (and a simulated teacher behind it) is started only when something must be sent.
         probe = TeacherClient(config, "http://unused", ResponseCache(cache_dir), system_prompt)
         url = base_url() if any(probe.cache.get(probe.key_for(q)) is None for q in wanted["question"]) else "http://unused"
-        workers = min(config.workers, len(wanted))
-        batch_size = max(1, min(len(wanted), 4 * config.concurrency // workers))
-        ds = ray.data.from_pandas(wanted[["id", "question"]]).repartition(max(1, -(-len(wanted) // batch_size)))
-        stop = threading.Event()
-        bar = threading.Thread(target=_progress, args=(ledger, desc, stop), daemon=True)
-        bar.start()
-        try:
-            out = ds.map_batches(
-                BuyFromTeacher,
-                fn_constructor_kwargs={
-                    "config_json": config.model_dump_json(), "base_url": url, "cache_dir": str(cache_dir),
-                    "system_prompt": system_prompt, "ledger": ledger, "price": price,
-                    "share": 1.0 / workers,
-                },
-                batch_size=batch_size, batch_format="pandas",
-                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.25,
-            ).to_pandas()
-        finally:
-            stop.set()
-            bar.join()
+        orphans_before = probe.cache.orphan_spend(price)
+        out = _buy_round(wanted, config, url, cache_dir, system_prompt, ledger, price, desc)
+        given = _give_back_lost_reservations(ledger, snapshot, orphans_before, out, cache_dir, price)
+        missed = out.drop_duplicates("id").loc[lambda f: ~f[STATUS_COLUMN].astype(bool), "id"]
+        if given and len(missed):
+            log.warning("%s: %d reservation(s) of teacher workers that died were given back; buying the %d "
+                        "question(s) they kept from the budget", desc, given, len(missed))
+            again = wanted[wanted["id"].isin(set(missed))]
+            out = pd.concat([out[~out["id"].isin(set(missed))],
+                             _buy_round(again, config, url, cache_dir, system_prompt, ledger, price, desc)])
+        elif given:
+            log.warning("%s: %d reservation(s) of teacher workers that died were given back", desc, given)
         order = {row_id: i for i, row_id in enumerate(wanted["id"])}
         out = out.sort_values(["id", "k"], key=lambda s: s.map(order) if s.name == "id" else s)
         results = []  # per question: its rows (one per rationale), or None where the budget ended
@@ -102,4 +140,3 @@ def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Calla
     frame, report = summarise(results, len(rows), time.time() - started)
     report.not_bought_budget += len(rows) - len(wanted)
     return frame, report
-

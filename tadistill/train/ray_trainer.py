@@ -116,7 +116,9 @@ def _progress_actor(on_step):
     """A StageProgress actor for the workers, read twice a second into on_step."""
     import threading
 
-    actor = StageProgress.remote()
+    from ..services import on_drivers_node
+
+    actor = StageProgress.options(scheduling_strategy=on_drivers_node()).remote()
     stop = threading.Event()
 
     def poll():
@@ -164,7 +166,7 @@ def _fit_on_ray_train(rows, stage, storage_path, progress=None):
         train_loop_config={"stage": stage, "progress": progress},
         scaling_config=ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
-            resources_per_worker={"CPU": config.cpus_per_worker},
+            resources_per_worker={"CPU": config.cpus_per_worker}, placement_strategy=config.placement_strategy,
         ),
         run_config=RunConfig(
             name=run_name, storage_path=str(storage_path),

@@ -35,6 +35,7 @@ class OpenAITestServer:
         self.models: list[str] = []  # what GET /models lists (empty: any model is served, none is listed)
         self.key: str | None = None  # when set, GET /models refuses any other bearer token
         self.outage_until = 0.0
+        self.outage_pending = 0.0
         self.authorizations: collections.Counter = collections.Counter()  # Authorization headers seen
         self._lock = threading.Lock()
         server = self
@@ -76,6 +77,8 @@ class OpenAITestServer:
                 with server._lock:
                     server.requests += 1
                     server.authorizations[self.headers.get("Authorization")] += 1
+                    if server.outage_pending:
+                        server.outage_until, server.outage_pending = time.monotonic() + server.outage_pending, 0.0
                     fault = server.faults.pop(0) if server.faults else None
                     if fault is None and time.monotonic() < server.outage_until:
                         server.refused += 1
@@ -124,8 +127,13 @@ class OpenAITestServer:
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def outage(self, seconds: float) -> None:
-        self.outage_until = time.monotonic() + seconds
+    def outage(self, seconds: float, from_first_request: bool = False) -> None:
+        """429s and 500s for `seconds`, from now or (on a busy machine, where a client may take
+        longer than that to start) from the first request that arrives."""
+        if from_first_request:
+            self.outage_pending = seconds
+        else:
+            self.outage_until = time.monotonic() + seconds
 
     def __enter__(self):
         self.thread.start()

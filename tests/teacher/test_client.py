@@ -288,3 +288,14 @@ def test_several_rationales_per_request_are_one_request_and_cost_what_they_cost(
         again, again_report = _client(server, tmp_path, price=price, n=3, max_tokens=20).buy(_rows(4), Budget(4))
     assert again_report.cache_hits == 4 and server.served == 4  # the cache keeps all three
     pd.testing.assert_frame_equal(again.drop(columns=["cached"]), bought.drop(columns=["cached"]))
+
+
+def test_reservations_a_dead_worker_held_are_given_back_to_the_ledgers_truth():
+    # A worker reserved 4 requests, then its node was lost: nothing settles or releases them.
+    budget = Budget(requests=40, tokens=10_000)
+    for _ in range(16):
+        assert budget.reserve(tokens=100)
+    assert budget.give_back_beyond(requests=12, tokens=1_000, cost=0.0) == 4  # the ledger shows 12 bought
+    assert budget.used == 12 and budget.spent.tokens == 1_000
+    assert budget.give_back_beyond(requests=20, tokens=5_000, cost=0.0) == 0  # never raised
+    assert budget.used == 12

@@ -40,8 +40,8 @@ def test_a_teacher_down_for_30_seconds_is_waited_out_and_the_budget_stays_exact(
                            workers=2, concurrency=8, retry_for_s=120)
     with OpenAITestServer() as server:
         ledger = ledger_actor("outage-ledger", 30, None, None, Spend())
-        server.outage(30)
         started = time.monotonic()
+        server.outage(30, from_first_request=True)
         bought, report = buy_with_ray_data(_rows(40), config, lambda: server.base_url, tmp_path / "cache",
                                            SYSTEM_PROMPTS["number"], ledger)
         waited = time.monotonic() - started
