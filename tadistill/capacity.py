@@ -120,6 +120,13 @@ def _stage_examples(config: Config, bought: int) -> int:
     return math.ceil(config.train.epochs * bought / config.train.global_batch_size) * config.train.global_batch_size
 
 
+def _from_records(config: Config) -> bool:
+    """A teacher that sells recorded outputs: its purchase costs no endpoint time (teacher/sources.py)."""
+    from .teacher.sources import TEACHERS
+
+    return TEACHERS[config.teacher.source].answers_from_records
+
+
 def run_work(config: Config, pool: Optional[int] = None, test: Optional[int] = None) -> list[tuple[str, str, float]]:
     """(step, kind, work) of every step that costs time, in the order the run takes them."""
     from .pipeline import warmup_count
@@ -128,7 +135,7 @@ def run_work(config: Config, pool: Optional[int] = None, test: Optional[int] = N
     budget = config.budget.requests
     warmup = min(warmup_count(config), pool)
     steps = [("corpus", "corpus", pool + test)]
-    if config.teacher.source != "recorded":
+    if not _from_records(config):
         steps.append(("teacher_stage1", "teacher", warmup))
     if config.two_stage and warmup:
         steps.append(("train_stage1", "train", _stage_examples(config, warmup)))
@@ -138,7 +145,7 @@ def run_work(config: Config, pool: Optional[int] = None, test: Optional[int] = N
         rows = candidates * config.inference.num_samples
         if config.selection_rule.uses_signals:
             steps += [("sample", "sample", rows), ("score_samples", "score", rows)]
-        if config.teacher.source != "recorded":
+        if not _from_records(config):
             steps.append(("teacher_stage2", "teacher", max(0, budget - warmup)))
     if config.trusts_teacher:
         if config.calibrates_trust and config.data.source == "synthetic":
@@ -226,7 +233,7 @@ def plan_run(config: Config, rates: Rates, shape: Shape, pool: Optional[int] = N
 
 def _teacher_cost(config: Config, rates: Rates) -> Optional[float]:
     price = config.budget.prices.get(config.teacher.model) if config.teacher.model else None
-    if price is None or config.teacher.source == "recorded":
+    if price is None or _from_records(config):
         return None
     per_request = (rates.teacher_prompt_tokens * price.prompt + rates.teacher_completion_tokens * price.completion) / 1e6
     return config.budget.requests * per_request
@@ -260,7 +267,7 @@ def _measurements(run_dir: Path) -> tuple[list[tuple[str, float, float]], list[t
             continue
         kind, key = MEASURED_STEPS[step]
         work = entry.get(key)
-        if not work or (kind == "teacher" and config.teacher.source == "recorded"):  # a record is no endpoint
+        if not work or (kind == "teacher" and _from_records(config)):  # a record is no endpoint
             continue
         units = config.teacher.concurrency if kind == "teacher" else _units(config, kind)[0]
         points.append((kind, work / units, entry["seconds"]))

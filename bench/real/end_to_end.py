@@ -182,7 +182,7 @@ def readme_table(runs: pd.DataFrame, comparisons: list[dict]) -> str:
     for name in METHODS:
         if name in means.index:
             m = means.loc[name]
-            lines.append(f"| {name} | {m.accuracy:.3f} | {m.seeds} | {m.steps} | {m.test} |")
+            lines.append(f"| {name} | {m.accuracy:.3f} | {int(m.seeds)} | {int(m.steps)} | {int(m.test)} |")
     lines += ["", "| comparison | paired difference over seeds (95% CI); relative | CI over test questions | seeds |",
               "|---|---|---|---|"]
     for c in comparisons:
