@@ -285,7 +285,9 @@ def _least_squares(points: list[tuple[float, float]]) -> Rate:
     n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
     startup = my - slope * mx
-    if slope <= 0 or startup < 0:  # noise beat the signal: fall back to a rate through the origin
+    if slope <= 0:  # no growth with the work in these runs: a fixed cost (start-up) of the step
+        return Rate(per_unit_s=math.inf, startup_s=my, fitted_on=n)
+    if startup < 0:  # growth without a fixed part: a rate through the origin
         return Rate(per_unit_s=sum(xs) / max(sum(ys), 1e-9), fitted_on=n)
     return Rate(per_unit_s=1.0 / slope, startup_s=startup, fitted_on=n)
 

@@ -83,6 +83,13 @@ def test_rates_are_fitted_to_finished_runs(tmp_path):
     assert rates.teacher_prompt_tokens == pytest.approx(100) and rates.teacher_completion_tokens == pytest.approx(50)
 
 
+def test_a_step_whose_time_does_not_grow_with_its_work_is_a_fixed_cost():
+    from tadistill.capacity import _least_squares
+
+    rate = _least_squares([(260, 8.5), (520, 5.3)])  # a cold first run: slower on less work
+    assert math.isinf(rate.per_unit_s) and rate.startup_s == pytest.approx(6.9)
+
+
 def test_plan_on_the_command_line(tmp_path, capsys):
     _rates().save(tmp_path / "rates.json")
     prices = "budget.prices={gpt-x: {prompt: 2.0, completion: 8.0}}"
