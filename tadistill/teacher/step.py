@@ -95,7 +95,7 @@ def _give_back_lost_reservations(ledger, before: dict, orphans_before: Spend, ou
     that back, so a lost node costs no budget."""
     import ray
 
-    bought = out[out[STATUS_COLUMN]].drop_duplicates("id")
+    bought = out[out[STATUS_COLUMN].astype(bool)].drop_duplicates("id")
     orphans = ResponseCache(cache_dir).orphan_spend(price) - orphans_before
     requests = before["requests"] + len(bought) + orphans.requests
     tokens = before["tokens"] + int((bought["prompt_tokens"] + bought["completion_tokens"]).sum()) + orphans.tokens
