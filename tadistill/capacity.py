@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from .config import Config
 
-KINDS = ("corpus", "teacher", "train", "sample", "score", "answer")
+# What one unit of each kind of work is, for the report.
+WORK_NAMES = {"corpus": "rows", "teacher": "requests", "train": "examples", "sample": "samples",
+              "score": "rows scored", "answer": "test answers"}
 
 
 @dataclass
@@ -82,10 +84,17 @@ class StepPlan:
     kind: str
     work: float
     units: float
-    seconds: float
+    throughput: float  # work a second over all units (0: the step cannot start)
+    startup_s: float
     needs: str
     fits: bool
     note: str = ""
+
+    @property
+    def seconds(self) -> float:
+        if self.throughput <= 0:
+            return math.inf
+        return self.startup_s + self.work / self.throughput if self.work else 0.0
 
 
 @dataclass
@@ -95,7 +104,6 @@ class Plan:
     teacher_cost: Optional[float]
     shape: Shape
     rates_source: str
-    notes: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -213,22 +221,20 @@ def _teacher_throughput(config: Config, rate: Rate) -> float:
 
 def plan_run(config: Config, rates: Rates, shape: Shape, pool: Optional[int] = None,
              test: Optional[int] = None) -> Plan:
-    steps, notes = [], []
+    steps = []
     for step, kind, work in run_work(config, pool, test):
         rate = rates.kinds.get(kind)
         if rate is None:
             raise ValueError(f"the rates ({rates.source}) have no {kind!r} rate: calibrate on a run that has that step")
         units, needs, fits, note = _fit(config, kind, shape)
-        if kind == "teacher":
+        if not units:
+            throughput = 0.0
+        elif kind == "teacher":
             throughput = _teacher_throughput(config, rate)
         else:
             throughput = rate.per_unit_s * units
-        if units == 0 or throughput <= 0:
-            seconds = math.inf
-        else:
-            seconds = rate.startup_s + work / throughput if work else 0.0
-        steps.append(StepPlan(step, kind, work, units, seconds, needs, fits, note))
-    return Plan(steps, config.budget.requests, _teacher_cost(config, rates), shape, rates.source, notes)
+        steps.append(StepPlan(step, kind, work, units, throughput, rate.startup_s, needs, fits, note))
+    return Plan(steps, config.budget.requests, _teacher_cost(config, rates), shape, rates.source)
 
 
 def _teacher_cost(config: Config, rates: Rates) -> Optional[float]:
@@ -324,9 +330,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def plan_markdown(plan: Plan, describe_work: Callable[[str], str] = lambda kind: {
-        "corpus": "rows", "teacher": "requests", "train": "examples", "sample": "samples",
-        "score": "rows scored", "answer": "test answers"}[kind]) -> str:
+def plan_markdown(plan: Plan) -> str:
     shape = plan.shape
     lines = [f"Plan for {shape.nodes} worker node(s) x {shape.cpus_per_node:g} CPU"
              + (f", {shape.gpus_per_node:g} GPU" if shape.gpus_per_node else "") + f"; rates {plan.rates_source}.", "",
@@ -335,15 +339,14 @@ def plan_markdown(plan: Plan, describe_work: Callable[[str], str] = lambda kind:
     for s in plan.steps:
         share = f"{s.seconds / total:.0%}" if total and not math.isinf(total) else "-"
         fit = "" if s.fits else f" **{s.note}**"
-        lines.append(f"| {s.step} | {s.work:,.0f} {describe_work(s.kind)} | {s.needs}{fit} | {_duration(s.seconds)} | {share} |")
+        lines.append(f"| {s.step} | {s.work:,.0f} {WORK_NAMES[s.kind]} | {s.needs}{fit} | {_duration(s.seconds)} | {share} |")
     lines += ["", f"Total: **{_duration(total)}**, bounded by `{plan.bound.step}` ({_duration(plan.bound.seconds)})."]
     cost = "unknown (no budget.prices for teacher.model)" if plan.teacher_cost is None else f"{plan.teacher_cost:,.2f}"
     lines.append(f"Teacher: {plan.teacher_requests:,} requests, cost {cost}.")
-    lines += plan.notes
     return "\n".join(lines)
 
 
 def plan_json(plan: Plan) -> dict:
     return {"seconds": plan.seconds, "bound": plan.bound.step, "teacher_requests": plan.teacher_requests,
             "teacher_cost": plan.teacher_cost, "shape": asdict(plan.shape), "rates": plan.rates_source,
-            "steps": [asdict(s) for s in plan.steps]}
+            "steps": [{**asdict(s), "seconds": s.seconds} for s in plan.steps]}

@@ -60,11 +60,20 @@ def job_info(address: str, job_id: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def submit(command: list[str], env: dict, attempts: int = 20, wait: bool = True):
+def wait_until(ready, timeout: float, what: str, every: float = 2.0):
+    """Poll ready() until it returns something true (returned), or raise TimeoutError naming what."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = ready()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+
+
+def submit(command: list[str], env: dict, attempts: int = 20):
     """`ray job submit`, again while the head's job agent is still starting (the job API
-    answers before the agent that runs jobs has registered). wait=False: --no-wait."""
-    if not wait:
-        command = [*command[:3], "--no-wait", *command[3:]]
+    answers before the agent that runs jobs has registered)."""
     for _ in range(attempts):
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
         if "No available agent to submit job" not in done.stderr:
@@ -74,14 +83,12 @@ def submit(command: list[str], env: dict, attempts: int = 20, wait: bool = True)
 
 
 def wait_for_dashboard(address: str, head: subprocess.Popen, env: dict, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def up() -> bool:
         if head.poll() is not None:
             raise RuntimeError(f"`ray start --head` exited with {head.returncode}")
-        if job_api_up(address, env):
-            return
-        time.sleep(2)
-    raise TimeoutError(f"the job API at {address} did not come up in {timeout} s")
+        return job_api_up(address, env)
+
+    wait_until(up, timeout, f"the job API at {address} coming up")
 
 
 def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
@@ -164,14 +171,12 @@ class LocalCluster:
 
     def wait_for_nodes(self, timeout: float = 120) -> None:
         """Until every worker node started here is alive in the cluster's view."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        def all_alive() -> bool:
             alive = {name for info in self.placement()["nodes"].values() if info["state"] == "ALIVE"
                      for name in self.workers if name in info["resources"]}
-            if alive == set(self.workers):
-                return
-            time.sleep(2)
-        raise TimeoutError(f"worker nodes {sorted(self.workers)} did not all join in {timeout} s")
+            return alive == set(self.workers)
+
+        wait_until(all_alive, timeout, f"worker nodes {sorted(self.workers)} joining")
 
     def placement(self) -> dict:
         out = subprocess.run([sys.executable, "-c", PLACEMENT, self.address], env=self.env,

@@ -18,7 +18,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.cluster.local_cluster import RAY, REPO, LocalCluster, base_env, job_info, submit
+from tests.cluster.local_cluster import RAY, REPO, LocalCluster, base_env, job_info, submit, wait_until
 from tests.conftest import MODEL_CACHE, free_port
 from tests.teacher.openai_server import OpenAITestServer
 
@@ -74,21 +73,20 @@ def cluster(tmp_path_factory):
 
 def _submit_run(cluster: LocalCluster, overrides: list[str], wait: bool = True):
     job_id = "tadistill-" + uuid.uuid4().hex[:8]
-    command = [RAY, "job", "submit", "--address", cluster.address, "--submission-id", job_id,
-               "--runtime-env-json", RUNTIME_ENV, "--", sys.executable, "-m", "jobs.distill", *overrides]
-    done = submit(command, cluster.env, wait=wait)
+    command = [RAY, "job", "submit", *([] if wait else ["--no-wait"]), "--address", cluster.address,
+               "--submission-id", job_id, "--runtime-env-json", RUNTIME_ENV, "--",
+               sys.executable, "-m", "jobs.distill", *overrides]
+    done = submit(command, cluster.env)
     assert wait or done.returncode == 0, f"ray job submit: {done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return job_id, done
 
 
 def _wait_for_job(cluster: LocalCluster, job_id: str, timeout: float = 1500) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def ended():
         info = job_info(cluster.address, job_id, cluster.env)
-        if info["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
-            return info
-        time.sleep(3)
-    raise TimeoutError(f"job {job_id} still running after {timeout} s")
+        return info if info["status"] in ("SUCCEEDED", "FAILED", "STOPPED") else None
+
+    return wait_until(ended, timeout, f"job {job_id} ending", every=3)
 
 
 def _rows(run_dir: Path) -> dict[str, set]:
@@ -168,11 +166,14 @@ def test_losing_a_worker_node_loses_no_row_and_pays_no_response_twice(cluster, t
     with OpenAITestServer(latency=0.5) as teacher:
         overrides = run_overrides(run_dir, teacher.base_url)
         job_id, _ = _submit_run(cluster, overrides, wait=False)
-        deadline = time.time() + 1200
-        while not trigger(run_dir, teacher):
-            assert time.time() < deadline, f"{step} never started"
-            assert job_info(cluster.address, job_id, cluster.env)["status"] in ("PENDING", "RUNNING")
-            time.sleep(0.2)
+        def reached() -> bool:
+            if trigger(run_dir, teacher):
+                return True
+            status = job_info(cluster.address, job_id, cluster.env)["status"]
+            assert status in ("PENDING", "RUNNING"), f"the job ended ({status}) before {step} began"
+            return False
+
+        wait_until(reached, 1200, f"the run reaching the {step}", every=0.2)
         cluster.kill_worker("b")
         killed_during = must_be_running not in _manifest(run_dir)
         stored_at_kill = teacher.served
