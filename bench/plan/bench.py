@@ -52,54 +52,57 @@ def run(scale: int, work: Path) -> tuple[Path, float]:
     return run_dir, seconds
 
 
+def compare(rates, scale: int, work: Path) -> tuple:
+    """The plan of run x{scale} from `rates` against its measured steps: (plan, per-step rows, measured s)."""
+    from tadistill.capacity import Shape, plan_run
+    from tadistill.config import load_config
+
+    config = load_config(REPO / "configs" / "demo.yaml", overrides(scale, work / f"x{scale}"))
+    plan = plan_run(config, rates, Shape(nodes=1, cpus_per_node=os.cpu_count() or 2))
+    manifest = json.loads((work / f"x{scale}" / "manifest.json").read_text())["steps"]
+    steps = []
+    for step in plan.steps:
+        measured = manifest.get(step.step, {}).get("seconds")
+        steps.append({"step": step.step, "work": step.work, "predicted_s": round(step.seconds, 1),
+                      "measured_s": measured, "ratio": round(step.seconds / measured, 2) if measured else None})
+    return plan, steps, sum(s["measured_s"] or 0 for s in steps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="/tmp/tadistill-plan-bench")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
-    from tadistill.capacity import Shape, calibrate, plan_json, plan_run
-    from tadistill.config import load_config
+    from tadistill.capacity import calibrate, plan_json
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    calibration = [run(s, work)[0] for s in CALIBRATE]
-    rates = calibrate(calibration)
+    rates = calibrate([run(s, work)[0] for s in CALIBRATE])
     results = []
     for scale in PREDICT:
-        config = load_config(REPO / "configs" / "demo.yaml", overrides(scale, work / f"x{scale}"))
-        plan = plan_run(config, rates, Shape(nodes=1, cpus_per_node=os.cpu_count() or 2))
-        run_dir, wall = run(scale, work)
-        manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
-        steps = []
-        for step in plan.steps:
-            measured = manifest.get(step.step, {}).get("seconds")
-            steps.append({"step": step.step, "work": step.work, "predicted_s": round(step.seconds, 1),
-                          "measured_s": measured,
-                          "ratio": round(step.seconds / measured, 2) if measured else None})
-        measured_steps = sum(s["measured_s"] or 0 for s in steps)
-        results.append({"scale": scale, "seen_before_fit_change": scale in SEEN_BEFORE_CHANGE, "pool": BASE[0] * scale, "test": BASE[1] * scale, "budget": BASE[2] * scale,
-                        "predicted_s": round(plan.seconds, 1), "measured_steps_s": round(measured_steps, 1),
-                        "measured_wall_s": round(wall, 1), "ratio": round(plan.seconds / measured_steps, 2),
+        _, wall = run(scale, work)
+        plan, steps, measured = compare(rates, scale, work)
+        results.append({"scale": scale, "seen_before_fit_change": scale in SEEN_BEFORE_CHANGE,
+                        "pool": BASE[0] * scale, "test": BASE[1] * scale, "budget": BASE[2] * scale,
+                        "predicted_s": round(plan.seconds, 1), "measured_steps_s": round(measured, 1),
+                        "measured_wall_s": round(wall, 1), "ratio": round(plan.seconds / measured, 2),
                         "ratio_to_wall": round(plan.seconds / wall, 2), "bound": plan.bound.step,
                         "plan": plan_json(plan), "steps": steps})
-        print(f"x{scale}: predicted {plan.seconds:.0f} s, steps measured {measured_steps:.0f} s "
-              f"(ratio {plan.seconds / measured_steps:.2f}), wall {wall:.0f} s; bound by {plan.bound.step}", flush=True)
+        print(f"x{scale}: predicted {plan.seconds:.0f} s, steps measured {measured:.0f} s "
+              f"(ratio {plan.seconds / measured:.2f}), wall {wall:.0f} s; bound by {plan.bound.step}", flush=True)
     # Added after seeing the above: the same runs, calibrated on x1, x2 and x4 (a calibration run
     # nearer the size planned), predicting x6 and x8 again.
     wider = calibrate([work / f"x{s}" for s in (*CALIBRATE, PREDICT[0])])
     rechecked = []
     for scale in PREDICT[1:]:
-        config = load_config(REPO / "configs" / "demo.yaml", overrides(scale, work / f"x{scale}"))
-        plan = plan_run(config, wider, Shape(nodes=1, cpus_per_node=os.cpu_count() or 2))
-        manifest = json.loads((work / f"x{scale}" / "manifest.json").read_text())["steps"]
-        measured = sum(manifest.get(s.step, {}).get("seconds", 0) for s in plan.steps)
+        plan, _, measured = compare(wider, scale, work)
         rechecked.append({"scale": scale, "predicted_s": round(plan.seconds, 1), "measured_steps_s": round(measured, 1),
                           "ratio": round(plan.seconds / measured, 2)})
         print(f"x{scale}, calibrated on x1, x2, x4: predicted {plan.seconds:.0f} s, measured {measured:.0f} s "
               f"(ratio {plan.seconds / measured:.2f})", flush=True)
-    out = {"cpus": os.cpu_count(), "calibrated_on_x1_x2_x4": rechecked, "base": dict(zip(("pool", "test", "budget"), BASE)), "calibrated_on": list(CALIBRATE),
+    out = {"cpus": os.cpu_count(), "base": dict(zip(("pool", "test", "budget"), BASE)), "calibrated_on": list(CALIBRATE),
            "settings": SETTINGS, "rates": {k: vars(v) for k, v in rates.kinds.items()}, "results": results,
-           "command": "python -m bench.plan.bench"}
+           "calibrated_on_x1_x2_x4": rechecked, "command": "python -m bench.plan.bench"}
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
 

@@ -177,12 +177,11 @@ def readme_table(results: list[dict]) -> str:
 
 
 def write_readme(results: list[dict], readme: Path) -> None:
+    from bench.quality.stats import replace_between
+
     text = readme.read_text()
-    begin, end = "<!-- real-ta:begin -->", "<!-- real-ta:end -->"
-    if begin not in text:
-        return
-    head, rest = text.split(begin, 1)
-    readme.write_text(head + begin + "\n" + readme_table(results) + "\n" + end + rest.split(end, 1)[1])
+    if "<!-- real-ta:begin -->" in text:
+        readme.write_text(replace_between(text, "<!-- real-ta:begin -->", "<!-- real-ta:end -->", readme_table(results)))
 
 
 def main() -> None:

@@ -124,10 +124,12 @@ def _options(config: InferenceConfig) -> dict:
     actor = {"num_cpus": config.num_cpus}
     if config.num_gpus:
         actor["num_gpus"] = config.num_gpus
-    placement = {"max_replicas_per_node": config.max_replicas_per_node} if config.max_replicas_per_node else {}
+    options = {"ray_actor_options": actor}
+    if config.max_replicas_per_node:
+        options["max_replicas_per_node"] = config.max_replicas_per_node
     if config.autoscaling:
-        return {"autoscaling_config": config.autoscaling.model_dump(), "ray_actor_options": actor, **placement}
-    return {"num_replicas": config.replicas, "ray_actor_options": actor, **placement}
+        return {**options, "autoscaling_config": config.autoscaling.model_dump()}
+    return {**options, "num_replicas": config.replicas}
 
 
 def sampler_app(model_path: str, config: InferenceConfig):

@@ -96,11 +96,13 @@ def _give_back_lost_reservations(ledger, before: dict, orphans_before: Spend, ou
     import ray
 
     bought = out[out[STATUS_COLUMN].astype(bool)].drop_duplicates("id")
+    requests = before["requests"] + len(bought)
+    if ray.get(ledger.snapshot.remote())["requests"] <= requests:
+        return 0  # the usual case: nothing held beyond what was bought, no need to reread the ledger
     orphans = ResponseCache(cache_dir).orphan_spend(price) - orphans_before
-    requests = before["requests"] + len(bought) + orphans.requests
     tokens = before["tokens"] + int((bought["prompt_tokens"] + bought["completion_tokens"]).sum()) + orphans.tokens
     cost = before["cost"] + float(bought["cost"].sum()) + orphans.cost
-    return ray.get(ledger.give_back_beyond.remote(requests, tokens, cost))
+    return ray.get(ledger.give_back_beyond.remote(requests + orphans.requests, tokens, cost))
 
 
 def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Callable[[], str], cache_dir: Path,
