@@ -204,6 +204,11 @@ def _world_overrides(world: str) -> list[str]:
     return flatten(yaml.safe_load(world_file(world).read_text()))
 
 
+def cell_dir(out: Path, world: str, rate, budget: int) -> Path:
+    """Where a cell's runs go: one folder a seed, one run directory a method inside it."""
+    return out / "runs" / f"{world_file(world).stem}_err{rate}_b{budget}"
+
+
 def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str], out: Path,
              done: set, results: Path, extra: list[str]) -> None:
     """Every method of one (world, error, budget, seed), sharing what they share."""
@@ -215,7 +220,7 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
     base = [*_world_overrides(world), *teacher, *SETTINGS, *TRAINING,
             f"budget.requests={budget}", *seed_overrides(seed),
             "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *extra]
-    cell = out / "runs" / f"{world_file(world).stem}_err{rate}_b{budget}" / f"seed{seed}"
+    cell = cell_dir(out, world, rate, budget) / f"seed{seed}"
     first = {}  # stages -> the first run directory of that shape, which later ones copy
     for name in sharing_order(methods):
         key = (world, rate, budget, seed, name)

@@ -46,6 +46,7 @@ WORK = Path.home() / ".cache" / "tadistill" / "end_to_end"
 RESULTS = REPO / "docs" / "results" / "real_end_to_end.jsonl"
 REAL = REPO / "docs" / "results" / "real.json"
 DATASET, TEACHER = "CommonsenseQA", "PaLM 540B (distilling-step-by-step)"
+CONFIG_NAME = "csqa_palm.yaml"  # the run config prepare writes under --work
 
 POOL_SIZE, TEST_SIZE = 300, 150
 BUDGET, CANDIDATES, SAMPLES = 100, 100, 3
@@ -85,7 +86,7 @@ def prepare(work: Path) -> Path:
         rows, records = ta_detection.load("csqa-palm")
     finally:
         ray.shutdown()
-    held_out = rows[~rows["id"].map(ta_detection._in_adapt_part)]
+    held_out = rows[~rows["id"].map(ta_detection.in_adapt_part)]
     pool = held_out[held_out["split"] == "train"].sample(n=POOL_SIZE, random_state=0)
     test = held_out[held_out["split"] == "test"].sample(n=TEST_SIZE, random_state=0)
     ta = ta_detection.TA_WORK / "ta-csqa-palm"
@@ -107,7 +108,7 @@ def prepare(work: Path) -> Path:
                                                        "match": "id", "fields": {"id": "id"}}},
         "models": {"student": str(ta_detection.SMOLLM2), "ta": str(ta)},
     }
-    path = work / "csqa_palm.yaml"
+    path = work / CONFIG_NAME
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     facts = {"pool": len(pool), "test": len(test), "pool_teacher_outputs": len(first),
              "pool_teacher_accuracy": round(float(first["right"].mean()), 3), "config": str(path)}
@@ -119,7 +120,7 @@ def prepare(work: Path) -> Path:
 def run(work: Path, seeds: list[int], methods: list[str], results: Path) -> None:
     from bench.quality import bench
 
-    config = work / "csqa_palm.yaml"
+    config = work / CONFIG_NAME
     if not config.exists():
         raise SystemExit(f"{config} is missing: python -m bench.real.end_to_end prepare")
     bench._start_ray()
@@ -145,7 +146,9 @@ def _paired(runs: pd.DataFrame, a: str, b: str, work: Path) -> dict:
 
 def _correct_by_question(work: Path, method: str, seeds) -> pd.Series | None:
     """Each test question's correctness for a method, averaged over seeds (None if a run is gone)."""
-    cell = work / "runs" / f"csqa_palm_errNone_b{BUDGET}"
+    from bench.quality.bench import cell_dir
+
+    cell = cell_dir(work, str(work / CONFIG_NAME), None, BUDGET)
     frames = []
     for seed in seeds:
         path = cell / f"seed{seed}" / method / "eval" / "answers.parquet"

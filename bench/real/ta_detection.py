@@ -67,7 +67,7 @@ def bootstrap_ci(scores: np.ndarray, right: np.ndarray, resamples: int = 2000, s
     return [round(float(np.percentile(values, 2.5)), 3), round(float(np.percentile(values, 97.5)), 3)]
 
 
-def _in_adapt_part(row_id: str) -> bool:
+def in_adapt_part(row_id: str) -> bool:
     return int(hashlib.sha256(("adapt|" + row_id).encode()).hexdigest()[:8], 16) % 5 < 2  # 40%
 
 
@@ -98,7 +98,7 @@ def adapt(base: Path, rows: pd.DataFrame, records: pd.DataFrame, count: int, out
     from tadistill.train.loop import fit_local
 
     questions = rows.set_index("id")["question"]
-    right = records[records["right"] & records["id"].map(_in_adapt_part)]
+    right = records[records["right"] & records["id"].map(in_adapt_part)]
     right = right.sample(n=min(count, len(right)), random_state=0)
     train = [{"prompt": student_prompt(questions[i]), "target": student_target(t)} for i, t in zip(right["id"], right["text"])]
     if not (out / "config.json").exists():
@@ -142,7 +142,7 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, confidence
     dataset, teacher, _, _ = DATASETS[name]
     rows, records = load(name)
     first = records[records["k"] == 0]
-    outputs = first[~first["id"].map(_in_adapt_part)].sample(n=min(eval_count, len(first)), random_state=1)
+    outputs = first[~first["id"].map(in_adapt_part)].sample(n=min(eval_count, len(first)), random_state=1)
     outputs = outputs.reset_index(drop=True)
     right = outputs["right"].to_numpy()
     info = adapt(SMOLLM2, rows, records, adapt_count, work / f"ta-{name}")
