@@ -8,7 +8,7 @@ The Python API (the CLI's `tadistill run` is the same call):
     result.accuracy, result.requests_paid, result.report
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Config", "RunResult", "load_config", "run", "__version__"]
 

@@ -22,13 +22,13 @@ class RunResult:
     @classmethod
     def of(cls, ctx) -> "RunResult":
         """What a finished pipeline run (its RunContext) amounts to."""
-        from .pipeline import final_model_path, requests_paid
+        from .artifacts import requests_paid
 
         steps = ctx.run_dir.manifest()["steps"]
         return cls(
             method=ctx.config.method, accuracy=steps.get("evaluate", {}).get("accuracy"),
             requests_paid=requests_paid(steps), sent=ctx.teacher_sent, run_dir=ctx.run_dir.path,
-            report=ctx.run_dir.path / "report.md", model=Path(final_model_path(ctx)) if ctx.config.stages else None,
+            report=ctx.run_dir.path / "report.md", model=Path(ctx.final_model_path()) if ctx.config.stages else None,
         )
 
     def as_dict(self) -> dict:

@@ -1,11 +1,15 @@
 """What the steps of a run pass each other: named tables in the run directory, with the
 columns each must hold.
 
-Steps declare the artifacts they read and write (pipeline.py); an artifact's producer is the
-one step that writes it, so a step's upstream steps follow from what it reads. The run
-directory checks the declared columns on every write and read, the report and the load
-benchmark find tables by these names, and a step whose manifest entry is finished but whose
+Steps declare the artifacts they read and write (plan.py); an artifact's producer is the one
+step that writes it, so the order of a run and each step's upstream follow from what it reads.
+The run directory checks the declared columns on every write and read, the report and the
+benchmarks find tables by these names, and a step whose manifest entry is finished but whose
 outputs are missing runs again.
+
+A run's purchases are named: `warmup` (the random purchase: the warm-up of a method that selects,
+the whole purchase of a one-stage method), then `round1`, `round2`, ... Each round's student,
+samples, signals and trust live in a folder of that name; the final student in `final/`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,14 @@ from .corpus.canonical import CANONICAL_COLUMNS
 from .corpus.read import REJECT_COLUMNS
 from .teacher.budget import TEACHER_COLUMNS
 from .teacher.recorded import RECORD_COLUMNS, UNMATCHED_COLUMNS
+
+WARMUP = "warmup"
+FINAL = "final"
+
+
+def round_name(k: int) -> str:
+    """The name of selection round k (1-based): its steps, folder and purchase."""
+    return f"round{k}"
 
 
 @dataclass(frozen=True)
@@ -49,44 +61,118 @@ ROWS = Artifact("corpus/rows.parquet", tuple(CANONICAL_COLUMNS), "every split's 
 REJECTS = Artifact("corpus/rejects.parquet", tuple(REJECT_COLUMNS), "rows the corpus rejected, with the reason")
 RECORDS = Artifact("teacher/records.parquet", tuple(RECORD_COLUMNS), "recorded teacher outputs matched to rows")
 UNMATCHED = Artifact("teacher/unmatched_records.parquet", tuple(UNMATCHED_COLUMNS), "recorded outputs matching no row")
-_PICK = ("id", "question")
-PICKS_STAGE1 = Artifact("picks/stage1.parquet", _PICK, "the random warm-up pick (or the whole one-stage purchase)")
-PICKS_STAGE2 = Artifact("picks/stage2.parquet", _PICK, "stage-2 picks, most preferred first")
-_BOUGHT = tuple(TEACHER_COLUMNS) + ("answer",)
-TEACHER_STAGE1 = Artifact("teacher/teacher_stage1.parquet", _BOUGHT, "teacher outputs bought for stage 1")
-TEACHER_STAGE2 = Artifact("teacher/teacher_stage2.parquet", _BOUGHT, "teacher outputs bought for stage 2")
-SAMPLES = Artifact("signals/samples.parquet", ("id", "k", "text", "answer"), "the student's samples per candidate")
-SAMPLES_SCORED = Artifact("signals/samples_scored.parquet", ("id", "k", "text", "answer", "ta_conf"),
-                          "the samples with the TA's confidence in each")
-QUESTION_SIGNALS = Artifact("signals/question_signals.parquet",
-                            ("id", "self_consistency", "ta_conf_student", "score", "selected"),
-                            "per candidate: its signals, selection score and whether it was picked")
 CALIBRATION = Artifact("trust/calibration.parquet", ("id", "question", "text", "ta_conf"),
                        "the TA's confidence in outputs known to be right: trust's scale")
-TEACHER_WEIGHTED = Artifact("trust/teacher_weighted.parquet", _BOUGHT + ("stage", "ta_conf_teacher", "weight"),
-                            "every output the last stage trains on, with its trust weight")
-_TRAIN_ROWS = ("id", "prompt", "target", "weight")
-TRAIN_ROWS_STAGE1 = Artifact("stage1/train_rows.parquet", _TRAIN_ROWS, "stage 1's training rows")
-TRAIN_ROWS_STAGE2 = Artifact("stage2/train_rows.parquet", _TRAIN_ROWS, "stage 2's training rows")
+CALIBRATION_PARTS = Folder("trust/calibration_parts", "the calibration set's scoring blocks")
 ANSWERS = Artifact("eval/answers.parquet", ("id", "gold", "answer_type", "text", "answer", "correct"),
                    "the final student's greedy test answers")
 
-SAMPLES_PARTS = Folder("signals/samples_parts", "sampling's finished blocks")
-SCORED_PARTS = Folder("signals/scored_parts", "scoring's finished blocks")
-TRUST_PARTS = Folder("trust/scored_parts", "the teacher outputs' scoring blocks")
-CALIBRATION_PARTS = Folder("trust/calibration_parts", "the calibration set's scoring blocks")
-MODEL_STAGE1 = Folder("stage1/model", "the stage-1 student")
-MODEL_STAGE2 = Folder("stage2/model", "the stage-2 (final) student")
+_PICK = ("id", "question")
+_BOUGHT = tuple(TEACHER_COLUMNS) + ("answer",)
+_TRAIN_ROWS = ("id", "prompt", "target", "weight")
+# `round`: 0 for the warm-up purchase, k for round k's.
+TRUSTED_COLUMNS = _BOUGHT + ("round", "ta_conf_teacher", "weight")
 
+
+# -- per purchase (warmup, round1, ...) --------------------------------------------------
+
+def picks(purchase: str) -> Artifact:
+    return Artifact(f"picks/{purchase}.parquet", _PICK, f"the questions picked for purchase {purchase}, "
+                    "most preferred first")
+
+
+def bought(purchase: str) -> Artifact:
+    return Artifact(f"teacher/{purchase}.parquet", _BOUGHT, f"teacher outputs bought in purchase {purchase}")
+
+
+# -- per round (its student's signals, and trust in what was bought so far) ---------------
+
+def samples(round_: str) -> Artifact:
+    return Artifact(f"{round_}/samples.parquet", ("id", "k", "text", "answer"),
+                    f"the {round_} student's samples per candidate")
+
+
+def samples_parts(round_: str) -> Folder:
+    return Folder(f"{round_}/samples_parts", f"{round_} sampling's finished blocks")
+
+
+def samples_scored(round_: str) -> Artifact:
+    return Artifact(f"{round_}/samples_scored.parquet", ("id", "k", "text", "answer", "ta_conf"),
+                    f"the {round_} samples with the TA's confidence in each")
+
+
+def scored_parts(round_: str) -> Folder:
+    return Folder(f"{round_}/scored_parts", f"{round_} scoring's finished blocks")
+
+
+def question_signals(round_: str) -> Artifact:
+    return Artifact(f"{round_}/question_signals.parquet",
+                    ("id", "self_consistency", "ta_conf_student", "score", "selected"),
+                    f"per {round_} candidate: its signals, selection score and whether it was picked")
+
+
+def trusted(name: str) -> Artifact:
+    return Artifact(f"{name}/trust.parquet", TRUSTED_COLUMNS,
+                    f"every output bought up to {name}, with the TA's confidence and its trust weight")
+
+
+def trust_parts(name: str) -> Folder:
+    return Folder(f"{name}/trust_parts", f"the scoring blocks of the teacher outputs {name} trusts")
+
+
+# -- per trained student (round1, ..., final) --------------------------------------------
 
 def train_rows(stage: str) -> Artifact:
-    return {"stage1": TRAIN_ROWS_STAGE1, "stage2": TRAIN_ROWS_STAGE2}[stage]
+    return Artifact(f"{stage}/train_rows.parquet", _TRAIN_ROWS, f"the {stage} student's training rows")
 
 
 def model(stage: str) -> Folder:
-    return {"stage1": MODEL_STAGE1, "stage2": MODEL_STAGE2}[stage]
+    return Folder(f"{stage}/model", f"the {stage} student")
 
 
-def catalogue() -> list[Artifact | Folder]:
-    """Every artifact, for documentation and tests."""
-    return [value for value in globals().values() if isinstance(value, (Artifact, Folder))]
+def catalogue(rounds: int = 2) -> list[Artifact | Folder]:
+    """Every artifact of a run with `rounds` rounds, for documentation and tests."""
+    fixed = [ROWS, REJECTS, RECORDS, UNMATCHED, CALIBRATION, CALIBRATION_PARTS, ANSWERS]
+    purchases = [WARMUP] + [round_name(k) for k in range(1, rounds + 1)]
+    per_purchase = [make(p) for p in purchases for make in (picks, bought)]
+    per_round = [make(round_name(k)) for k in range(1, rounds + 1)
+                 for make in (samples, samples_parts, samples_scored, scored_parts, question_signals)]
+    trusts = [make(name) for name in purchases for make in (trusted, trust_parts)]
+    stages = [make(s) for s in [round_name(k) for k in range(1, rounds + 1)] + [FINAL] for make in (train_rows, model)]
+    return fixed + per_purchase + per_round + trusts + stages
+
+
+# -- what a run holds, by its config ------------------------------------------------------
+
+BUY = "buy"  # the step of a purchase is "<purchase>.buy"
+
+
+def purchase_step(purchase: str) -> str:
+    return f"{purchase}.{BUY}"
+
+
+def is_purchase_step(step: str) -> bool:
+    return step.endswith(f".{BUY}")
+
+
+def requests_paid(steps: dict) -> int:
+    """Teacher requests a run has used, over every invocation, from its manifest's steps."""
+    return sum(entry.get("rows", 0) for name, entry in steps.items() if is_purchase_step(name))
+
+
+def purchases(config) -> list[str]:
+    """The run's purchases in order: the warm-up (when it buys anything), then each round's."""
+    first = [WARMUP] if config.stages and config.warmup_requests() else []
+    return first + [round_name(k) for k in range(1, config.rounds + 1)]
+
+
+def final_trust(config) -> "Artifact | None":
+    """The trust table the final student trains on (None: it trains on the purchase as bought)."""
+    if config.rounds:
+        return trusted(round_name(config.rounds))
+    return trusted(WARMUP) if config.one_stage_trust else None
+
+
+def trained_stages(config) -> list[str]:
+    """The students a run may train, in order: each round's (where it needs one), then the final one."""
+    return [round_name(k) for k in range(1, config.rounds + 1)] + ([FINAL] if config.stages else [])

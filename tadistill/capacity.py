@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from .config import Config
+from .config.choices import fact
 
 # What one unit of each kind of work is, for the report.
 WORK_NAMES = {"corpus": "rows", "teacher": "requests", "train": "examples", "sample": "samples",
@@ -130,40 +131,52 @@ def _stage_examples(config: Config, bought: int) -> int:
 
 def _from_records(config: Config) -> bool:
     """A teacher that sells recorded outputs: its purchase costs no endpoint time (teacher/sources.py)."""
-    from .teacher.sources import TEACHERS
+    return fact("teacher.source", config.teacher.source, "answers_from_records")
 
-    return TEACHERS[config.teacher.source].answers_from_records
+
+def _newly_trusted(config: Config, k: int, warmup: int, before: list[int], ends: list[int]) -> int:
+    """Requests whose outputs a trust step scores: the one purchase (k 0), round 1's with the warm-up
+    unless the final student learns the rounds' only, or a later round's own."""
+    if k == 0:
+        return warmup
+    if k == 1:
+        return ends[0] - (0 if config.train.stage2_data == "all" else warmup)
+    return ends[k - 1] - before[k - 1]
 
 
 def run_work(config: Config, pool: Optional[int] = None, test: Optional[int] = None) -> list[tuple[str, str, float]]:
-    """(step, kind, work) of every step that costs time, in the order the run takes them."""
-    from .pipeline import warmup_count
+    """(step, kind, work) of every step of the run's plan that costs time, in the order the run takes them."""
+    from .plan import plan as steps_of
 
     pool, test = _sizes(config, pool, test)
-    budget = config.budget.requests
-    warmup = min(warmup_count(config), pool)
-    steps = [("corpus", "corpus", pool + test)]
-    if not _from_records(config):
-        steps.append(("teacher_stage1", "teacher", warmup))
-    if config.two_stage and warmup:
-        steps.append(("train_stage1", "train", _stage_examples(config, warmup)))
-    if config.two_stage:
-        left = max(0, pool - warmup)
-        candidates = min(config.selection.candidates or left, left)
-        rows = candidates * config.inference.num_samples
-        if config.selection_rule.uses_signals:
-            steps += [("sample", "sample", rows), ("score_samples", "score", rows)]
-        if not _from_records(config):
-            steps.append(("teacher_stage2", "teacher", max(0, budget - warmup)))
-    if config.trusts_teacher:
-        if config.calibrates_trust and config.data.source == "synthetic":
-            steps.append(("calibrate_trust", "score", config.trust.calibration_size))
-        steps.append(("trust", "score", min(budget, pool) * config.teacher.n))
-    final = config.final_steps() * config.train.global_batch_size if config.train.schedule == "fair" else \
-        _stage_examples(config, min(budget, pool))
-    steps.append(("train_stage2" if config.two_stage else "train_stage1", "train", final))
-    steps.append(("evaluate", "answer", test))
-    return steps
+    warmup = min(config.warmup_requests(), pool)
+    # Requests bought before round k (index k - 1), and after it.
+    ends = [min(warmup + t, pool) for t in config.round_targets()]
+    before = [warmup] + ends[:-1]
+    n = config.teacher.n
+    work = []
+    for step in steps_of(config):
+        name, _, what = step.name.rpartition(".")
+        k = int(name[len("round"):]) if name.startswith("round") else 0
+        if step.name == "corpus":
+            work.append((step.name, "corpus", pool + test))
+        elif what == "buy" and not _from_records(config):
+            work.append((step.name, "teacher", warmup if not k else ends[k - 1] - before[k - 1]))
+        elif what == "train":
+            bought = min(config.budget.requests, pool) if name == "final" else before[k - 1]
+            final = name == "final" and config.train.schedule == "fair"
+            work.append((step.name, "train", config.final_steps() * config.train.global_batch_size if final
+                         else _stage_examples(config, bought)))
+        elif what in ("sample", "score"):
+            left = max(0, pool - before[k - 1])
+            work.append((step.name, what, min(config.selection.candidates or left, left) * config.inference.num_samples))
+        elif what == "trust" and config.trusts_teacher:
+            work.append((step.name, "score", _newly_trusted(config, k, warmup, before, ends) * n))
+        elif step.name == "calibrate_trust" and config.data.source == "synthetic":
+            work.append((step.name, "score", config.trust.calibration_size))
+        elif step.name == "evaluate":
+            work.append((step.name, "answer", test))
+    return work
 
 
 # -- units and what they need --------------------------------------------------------------
@@ -247,16 +260,14 @@ def _teacher_cost(config: Config, rates: Rates) -> Optional[float]:
 
 # -- rates from finished runs ----------------------------------------------------------------
 
-# step -> (kind, the manifest field holding its work)
-MEASURED_STEPS: dict[str, tuple[str, str]] = {
+# what a step does (the last part of its name) -> (kind, the manifest field holding its work)
+MEASURED_WORK: dict[str, tuple[str, str]] = {
     "corpus": ("corpus", "rows"),
-    "teacher_stage1": ("teacher", "sent"),
-    "teacher_stage2": ("teacher", "sent"),
-    "train_stage1": ("train", "examples_seen"),
-    "train_stage2": ("train", "examples_seen"),
+    "buy": ("teacher", "sent"),
+    "train": ("train", "examples_seen"),
     "sample": ("sample", "rows"),
-    "score_samples": ("score", "rows"),
-    "trust": ("score", "rows"),
+    "score": ("score", "rows"),
+    "trust": ("score", "scored"),
     "calibrate_trust": ("score", "rows"),
     "evaluate": ("answer", "total"),
 }
@@ -269,9 +280,10 @@ def _measurements(run_dir: Path) -> tuple[list[tuple[str, float, float]], list[t
     manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
     points, tokens = [], []
     for step, entry in manifest.items():
-        if step not in MEASURED_STEPS or "seconds" not in entry:
+        what = step.rpartition(".")[2]
+        if what not in MEASURED_WORK or "seconds" not in entry:
             continue
-        kind, key = MEASURED_STEPS[step]
+        kind, key = MEASURED_WORK[what]
         work = entry.get(key)
         if not work or (kind == "teacher" and _from_records(config)):  # a record is no endpoint
             continue

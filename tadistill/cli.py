@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from . import __version__, console
+from . import console
+from .version import __version__
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
 from .rundir import RunDirError
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tadistill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the two-stage distillation described by CONFIG")
+    run = sub.add_parser("run", help="run the distillation described by CONFIG")
     run.add_argument("config", help="YAML config file")
     run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. budget.requests=200")
     run.set_defaults(func=cmd_run)

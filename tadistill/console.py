@@ -19,6 +19,7 @@ from typing import Iterator, Optional, TextIO
 CONSOLE_FORMAT = "%(asctime)s %(message)s"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # While a quiet run holds stdout and stderr: duplicates of the terminal's stderr and stdout.
+LOG_ONLY = {"console": False}  # extra= of a record for the run's log, not the console
 _console: Optional[TextIO] = None
 _result_stream: Optional[TextIO] = None
 _last_log: Optional[Path] = None

@@ -6,18 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .artifacts import FINAL, requests_paid
+
 if TYPE_CHECKING:
-    from .pipeline import RunContext
+    from .context import RunContext
 
 
 def card_text(ctx: "RunContext", model: Path) -> str:
-    from .pipeline import requests_paid
-
     config = ctx.config
     steps = ctx.run_dir.manifest()["steps"]
     evaluation = steps.get("evaluate", {})
     paid = requests_paid(steps)
-    train = steps.get("train_stage2" if config.two_stage else "train_stage1", {})
+    train = steps.get(f"{FINAL}.train", {})
     data = config.data
     source = {"synthetic": "the embedded synthetic arithmetic task", "files": f"data files {dict(data.files)}",
               "hf": f"the Hugging Face data set {data.hf.path}" + (f" ({data.hf.name})" if data.hf.name else "")}
@@ -30,7 +30,8 @@ def card_text(ctx: "RunContext", model: Path) -> str:
         f"| teaching assistant | `{config.models.ta}` |",
         f"| data | {source.get(data.source, data.source)}; task {data.task or data.preset or 'custom'}, "
         f"pool split `{data.pool_split}` |",
-        f"| method | `{config.method}` (selection `{config.selection.strategy}`, trust `{config.trust.mode}`) |",
+        f"| method | `{config.method}` (selection `{config.selection.strategy}`"
+        + (f" in {config.rounds} rounds" if config.rounds > 1 else "") + f", trust `{config.trust.mode}`) |",
         f"| teacher budget | {config.budget.requests} requests; {paid} used |",
         f"| training | {train.get('optimizer_steps', '?')} optimizer steps, {train.get('examples_seen', '?')} "
         f"examples seen, lr {config.train.lr}, {config.train.strategy} |",

@@ -14,32 +14,12 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from . import artifacts as A
+from .artifacts import (ROWS, bought, final_trust, purchase_step, purchases, question_signals, round_name,
+                        trained_stages)
+from .tables import auroc, markdown_table
 
 if TYPE_CHECKING:
-    from .pipeline import RunContext
-
-
-def auroc(positive: np.ndarray, negative: np.ndarray) -> Optional[float]:
-    """P(score of a positive > score of a negative), ties counting half; None if a class is empty."""
-    if len(positive) == 0 or len(negative) == 0:
-        return None
-    scores = np.concatenate([positive, negative])
-    ranks = pd.Series(scores).rank(method="average").to_numpy()
-    rank_sum = ranks[: len(positive)].sum()
-    return float((rank_sum - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return str(value).replace("|", "\\|")
-
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+    from .context import RunContext
 
 
 def _pyplot():
@@ -51,9 +31,9 @@ def _pyplot():
     return plt
 
 
-def _stage_metrics(run_path: Path) -> dict[str, dict]:
+def _stage_metrics(run_path: Path, stages: list[str]) -> dict[str, dict]:
     found = {}
-    for stage in ("stage1", "stage2"):
+    for stage in stages:
         path = run_path / stage / "metrics.json"
         if path.exists():
             found[stage] = json.loads(path.read_text())
@@ -74,8 +54,8 @@ def _plot_curves(stages: dict[str, dict], key: str, ylabel: str, out: Path) -> O
     return _save(fig, ax, out, "optimizer step", ylabel)
 
 
-def _training_section(run_path: Path, figures: Path) -> list[str]:
-    stages = _stage_metrics(run_path)
+def _training_section(run_path: Path, figures: Path, trained: list[str]) -> list[str]:
+    stages = _stage_metrics(run_path, trained)
     if not stages:
         return []
     table = pd.DataFrame([{
@@ -119,7 +99,8 @@ def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
 def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
     lines = ["## Teacher", ""]
     parts = []
-    for stage, artifact in (("teacher_stage1", A.TEACHER_STAGE1), ("teacher_stage2", A.TEACHER_STAGE2)):
+    for purchase in purchases(ctx.config):
+        stage, artifact = purchase_step(purchase), bought(purchase)
         if ctx.run_dir.has(artifact) and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
             frame = ctx.run_dir.read_table(artifact)
             frame["teacher_correct"] = frame["answer"].notna() & (frame["answer"] == frame["id"].map(gold))
@@ -147,10 +128,12 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
 
 def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: dict) -> list[str]:
     lines = []
-    if ctx.run_dir.has(A.QUESTION_SIGNALS) and ctx.config.two_stage and ctx.config.selection_rule.uses_signals:
-        signals = ctx.run_dir.read_table(A.QUESTION_SIGNALS)
+    rounds = [round_name(k) for k in range(1, ctx.config.rounds + 1)]
+    if ctx.config.selection_uses_signals and rounds and all(ctx.run_dir.has(question_signals(r)) for r in rounds):
+        signals = pd.concat([ctx.run_dir.read_table(question_signals(r)).assign(round=r) for r in rounds],
+                            ignore_index=True)
         signals["student_right"] = signals["student_majority"] == signals["id"].map(gold)
-        table = signals.groupby("selected").agg(
+        table = signals.groupby(["round", "selected"] if len(rounds) > 1 else "selected").agg(
             questions=("id", "count"),
             self_consistency=("self_consistency", "mean"),
             ta_conf_student=("ta_conf_student", "mean"),
@@ -164,16 +147,18 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
             "selection_student_right_on_picks": float(signals.loc[signals.selected, "student_right"].mean()),
         })
         lines += [
-            "## Stage-2 selection", "",
-            "Selected questions should be those the stage-1 student gets wrong (low agreement, low TA "
-            "confidence).", "", markdown_table(table), "",
+            "## Selection", "",
+            "Selected questions should be those the round's student gets wrong (low agreement, low TA "
+            "confidence)." + (f" Over {len(rounds)} rounds, each picked by the student trained on all "
+                              "bought before it." if len(rounds) > 1 else ""), "", markdown_table(table), "",
             f"AUROC of self-consistency for the student's majority being right: "
             f"{_fmt(facts['selection_sc_auroc'])}; of TA confidence in the student: "
             f"{_fmt(facts['selection_ta_auroc'])}.",
             "",
         ]
-    if ctx.run_dir.has(A.TEACHER_WEIGHTED) and ctx.config.trusts_teacher:
-        weighted = ctx.run_dir.read_table(A.TEACHER_WEIGHTED)
+    trust = final_trust(ctx.config)
+    if trust is not None and ctx.run_dir.has(trust) and ctx.config.trusts_teacher:
+        weighted = ctx.run_dir.read_table(trust)
         weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
         right = weighted.loc[weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
         wrong = weighted.loc[~weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
@@ -202,7 +187,8 @@ def _setup_line(config, teacher: str) -> str:
     """One sentence on what was run: models, teacher, budget and how it was spent."""
     budget = f"Budget {config.budget.requests} requests"
     if config.two_stage:
-        budget += (f", {config.budget.warmup_share:.0%} on the random warm-up; "
+        rounds = f" in {config.rounds} rounds" if config.rounds > 1 else ""
+        budget += (f", {config.budget.warmup_share:.0%} on the random warm-up; the rest{rounds} by "
                    f"selection `{config.selection.strategy}`, trust `{config.trust.mode}`.")
     else:
         budget += ", all on a random pick (one stage)"
@@ -215,7 +201,7 @@ def write_report(ctx: "RunContext") -> tuple[Path, dict]:
     run_path = ctx.run_dir.path
     figures = run_path / "figures"
     figures.mkdir(exist_ok=True)
-    rows = ctx.run_dir.read_table(A.ROWS)
+    rows = ctx.run_dir.read_table(ROWS)
     gold = rows.set_index("id")["gold"]
     evaluation = ctx.run_dir.manifest()["steps"].get("evaluate", {})
     lines = [
@@ -236,9 +222,21 @@ def write_report(ctx: "RunContext") -> tuple[Path, dict]:
              "accuracy": evaluation.get("accuracy"), "test_questions": evaluation.get("total")}
     lines += _teacher_section(ctx, gold, facts)
     lines += _signals_section(ctx, gold, figures, facts)
-    lines += _training_section(run_path, figures)
+    lines += _training_section(run_path, figures, trained_stages(ctx.config))
     report = run_path / "report.md"
     report.write_text("\n".join(lines))
     facts = {k: v for k, v in facts.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
     (run_path / "summary.json").write_text(json.dumps(facts, indent=2) + "\n")
     return report, facts
+
+
+def step_report(ctx: "RunContext") -> dict:
+    """report.md and summary.json, the final student's model card, and the trackers' results."""
+    from .model_card import write_model_card
+
+    path, facts = write_report(ctx)
+    model = Path(ctx.final_model_path()) if ctx.config.stages else None
+    if model is not None:  # a trained student: its folder explains itself
+        write_model_card(ctx, model)
+    ctx.tracker.result(facts, model)
+    return {"path": str(path)}

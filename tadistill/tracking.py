@@ -1,40 +1,36 @@
 """One experiment-tracker run per tadistill run: TensorBoard, MLflow or Weights & Biases.
 
 The driver holds it, so a run's method, budget and settings, its teacher spend, the signals'
-and the TA's AUROCs, the selection, the test accuracy and both training stages' curves land in
+and the TA's AUROCs, the selection, the test accuracy and every trained student's curves land in
 one tracker run (grouped by `train.tracking.project`), where runs of different methods compare
 side by side. The run ids are kept in the run directory (`tracking.json`): a resumed run
-continues its tracker run instead of starting another. Each backend is one class here,
-registered under the name `train.tracking.backends` uses, its package imported only when used;
-asking for one that is not installed fails before the run starts, with the pip command.
+continues its tracker run instead of starting another. Each backend is one class here and
+its line in the config's choice table (config/choices.py: its name and package), its package
+imported only when used; asking for one that is not installed fails when the config loads, with
+the pip command.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from .registry import Registry
+from .config import choices
 
 if TYPE_CHECKING:
     from .config import Config
 
 log = logging.getLogger(__name__)
 
-TRACKERS = Registry("tracker")
-register = TRACKERS.register
 STATE_FILE = "tracking.json"
 
 
 class Sink:
     """One backend's run. `resume`: the id this run directory's earlier invocation used."""
 
-    name: ClassVar[str]
-    package: ClassVar[str]
-    summary: ClassVar[str]
+    name: ClassVar[str]  # its train.tracking.backends name, the key of its run id in tracking.json
 
     def __init__(self, config: "Config", run_dir: Path, run_name: str, params: dict, resume: Optional[str]):
         raise NotImplementedError
@@ -50,10 +46,8 @@ class Sink:
     def close(self) -> None: ...
 
 
-@register
 class TensorBoard(Sink):
-    name, package = "tensorboard", "tensorboardX"
-    summary = "event files in train.tracking.tensorboard_dir (default <run_dir>/tensorboard)"
+    name = "tensorboard"
 
     def __init__(self, config, run_dir, run_name, params, resume):
         from tensorboardX import SummaryWriter
@@ -74,10 +68,8 @@ class TensorBoard(Sink):
         self.writer.close()
 
 
-@register
 class MLflow(Sink):
-    name, package = "mlflow", "mlflow"
-    summary = "an MLflow run in experiment train.tracking.project (default store sqlite:///<run_dir>/mlflow.db)"
+    name = "mlflow"
 
     def __init__(self, config, run_dir, run_name, params, resume):
         from mlflow.tracking import MlflowClient
@@ -113,10 +105,8 @@ class MLflow(Sink):
         self.client.set_terminated(self.run_id)
 
 
-@register
 class WandB(Sink):
-    name, package = "wandb", "wandb"
-    summary = "a W&B run in project train.tracking.project (train.tracking.wandb_mode online or offline)"
+    name = "wandb"
 
     def __init__(self, config, run_dir, run_name, params, resume):
         import wandb
@@ -127,12 +117,14 @@ class WandB(Sink):
                               mode=tracking.wandb_mode, dir=str(run_dir), config=params, group=params["method"],
                               reinit="create_new", settings=wandb.Settings(console="off", silent=True))
         self.run_id = self.run.id
-        for stage in ("stage1", "stage2"):  # each stage's curve along its own optimizer steps
-            self.run.define_metric(f"{stage}/step", hidden=True)
-            self.run.define_metric(f"{stage}/*", step_metric=f"{stage}/step")
+        self._stages: set[str] = set()
 
     def log(self, metrics, step):
         stage = next(iter(metrics)).split("/")[0]
+        if stage not in self._stages:  # each student's curve along its own optimizer steps
+            self.run.define_metric(f"{stage}/step", hidden=True)
+            self.run.define_metric(f"{stage}/*", step_metric=f"{stage}/step")
+            self._stages.add(stage)
         self.run.log({**metrics, f"{stage}/step": step})
 
     def result(self, facts):
@@ -147,18 +139,11 @@ class WandB(Sink):
         self.run.finish()
 
 
-def check_installed(backends: list[str]) -> None:
-    """Refuse, with the pip command, a backend whose package is missing (the config does, on load)."""
-    missing = [b for b in backends if importlib.util.find_spec(TRACKERS[b].package) is None]
-    if missing:
-        raise ValueError(f"needs {', '.join(TRACKERS[b].package for b in missing)}: "
-                          f"pip install 'tadistill[{','.join(missing)}]'")
-
-
 def run_params(config: "Config") -> dict[str, Any]:
     """What tells runs apart in a tracker's table."""
     return {
         "method": config.method, "budget": config.budget.requests, "warmup_share": config.budget.warmup_share,
+        "rounds": config.rounds,
         "teacher": config.teacher.source, "teacher_model": config.teacher.model or "",
         "student": config.models.student, "ta": config.models.ta, "selection": config.selection.strategy,
         "trust_mode": config.trust.mode, "trust_scale": config.trust.scale, "seed": config.seed,
@@ -187,7 +172,7 @@ class RunTracker:
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         run_name = f"{self.config.method}-{self.run_dir.name}"
         params = run_params(self.config)
-        sinks = [TRACKERS[b](self.config, self.run_dir, run_name, params, state.get(b)) for b in self.backends]
+        sinks = [choices.load("train.tracking.backends", b)(self.config, self.run_dir, run_name, params, state.get(b)) for b in self.backends]
         state.update({s.name: s.run_id for s in sinks if s.run_id})
         state_path.write_text(json.dumps(state, indent=2) + "\n")
         return sinks

@@ -6,7 +6,6 @@ import pytest
 from tadistill.capacity import Rate, Rates, Shape, calibrate, plan_run, run_work
 from tadistill.cli import main
 from tadistill.config import load_config
-from tadistill.pipeline import warmup_count
 
 
 def _rates(**overrides) -> Rates:
@@ -19,13 +18,25 @@ def _rates(**overrides) -> Rates:
 def test_the_work_of_a_run_follows_from_its_config():
     config = load_config(None, ["budget.requests=300", "selection.candidates=500", "inference.num_samples=4"])
     work = {step: amount for step, _, amount in run_work(config)}
-    warmup = warmup_count(config)
-    assert work["teacher_stage1"] == warmup and work["teacher_stage2"] == 300 - warmup
-    assert work["sample"] == work["score_samples"] == 500 * 4
-    assert work["train_stage2"] == config.final_steps() * config.train.global_batch_size
+    warmup = config.warmup_requests()
+    assert work["warmup.buy"] == warmup and work["round1.buy"] == 300 - warmup
+    assert work["round1.sample"] == work["round1.score"] == 500 * 4
+    assert work["round1.train"] == math.ceil(config.train.epochs * warmup / 16) * 16
+    assert work["final.train"] == config.final_steps() * config.train.global_batch_size
     assert work["evaluate"] == config.data.synthetic.test_size
     one_stage = {step for step, _, _ in run_work(load_config(None, ["method=none"]))}
-    assert "sample" not in one_stage and "teacher_stage2" not in one_stage
+    assert "round1.sample" not in one_stage and "round1.buy" not in one_stage
+
+
+def test_rounds_split_the_work_of_the_selected_purchase():
+    config = load_config(None, ["budget.requests=300", "budget.rounds=3", "budget.round_shares=[0.5, 0.3, 0.2]"])
+    work = {step: amount for step, _, amount in run_work(config)}
+    warmup = config.warmup_requests()  # 90; the other 210 split 105, 63, 42
+    assert [work[f"round{k}.buy"] for k in (1, 2, 3)] == [105, 63, 42]
+    pool = config.data.synthetic.pool_size
+    assert work["round2.sample"] == (pool - warmup - 105) * config.inference.num_samples
+    assert work["round3.train"] == math.ceil(config.train.epochs * (warmup + 168) / 16) * 16  # all bought before it
+    assert work["round2.trust"] == 63  # a later round scores only its own purchase
 
 
 def test_a_files_corpus_needs_its_sizes():
@@ -40,24 +51,25 @@ def test_more_replicas_shorten_sampling_and_the_slowest_step_bounds_the_run():
     shape = Shape(nodes=4, cpus_per_node=8)
     one = plan_run(load_config(None, ["inference.replicas=1", "inference.launcher=serve"]), _rates(), shape)
     four = plan_run(load_config(None, ["inference.replicas=4", "inference.launcher=serve"]), _rates(), shape)
-    sample = lambda plan: next(s for s in plan.steps if s.step == "sample")  # noqa: E731
+    sample = lambda plan: next(s for s in plan.steps if s.step == "round1.sample")  # noqa: E731
     assert sample(four).throughput == pytest.approx(4 * sample(one).throughput)  # 4 replicas, 4 x the samples a second
-    assert one.bound.step == "sample"  # 3,640 samples at 10 a second outweigh every other step
+    assert one.bound.step == "round1.sample"  # 3,640 samples at 10 a second outweigh every other step
     # The teacher: its concurrency slots at the per-slot rate, under the rate limit.
     open_ = plan_run(load_config(None, ["teacher.concurrency=32"]), _rates(), shape)
     limited = plan_run(load_config(None, ["teacher.rpm=60", "teacher.concurrency=32"]), _rates(), shape)
-    stage2 = lambda plan: next(s for s in plan.steps if s.step == "teacher_stage2")  # noqa: E731
+    stage2 = lambda plan: next(s for s in plan.steps if s.step == "round1.buy")  # noqa: E731
     assert stage2(open_).throughput == pytest.approx(32 * 0.5) and stage2(limited).throughput == pytest.approx(1.0)
 
 
 def test_a_step_that_does_not_fit_the_cluster_says_so():
     config = load_config(None, ["inference.launcher=serve", "inference.replicas=8", "inference.num_gpus=1"])
     plan = plan_run(config, _rates(), Shape(nodes=1, cpus_per_node=16, gpus_per_node=4))
-    sample = next(s for s in plan.steps if s.step == "sample")
+    sample = next(s for s in plan.steps if s.step == "round1.sample")
     # Serve waits for every replica (Ray Train for every worker): the step would never start.
     assert not sample.fits and sample.units == 0 and sample.throughput == 0
     assert "only 4 fit the cluster: lower inference.replicas" in sample.note
-    assert plan_run(config, _rates(), Shape(nodes=2, cpus_per_node=16, gpus_per_node=4)).steps[3].fits
+    bigger = plan_run(config, _rates(), Shape(nodes=2, cpus_per_node=16, gpus_per_node=4))
+    assert next(s for s in bigger.steps if s.step == "round1.sample").fits
 
 
 def _finished_run(folder, scale: int):
@@ -67,9 +79,9 @@ def _finished_run(folder, scale: int):
     folder.mkdir()
     (folder / "config.json").write_text(config.model_dump_json())
     steps = {
-        "sample": {"rows": 100 * scale, "seconds": 5 + 100 * scale / 10},  # 5 s start-up, 10 rows/s
-        "train_stage2": {"examples_seen": 1000 * scale, "seconds": 20 + 1000 * scale / 100},
-        "teacher_stage1": {"sent": 40 * scale, "seconds": 40 * scale / (config.teacher.concurrency * 2.0),
+        "round1.sample": {"rows": 100 * scale, "seconds": 5 + 100 * scale / 10},  # 5 s start-up, 10 rows/s
+        "final.train": {"examples_seen": 1000 * scale, "seconds": 20 + 1000 * scale / 100},
+        "warmup.buy": {"sent": 40 * scale, "seconds": 40 * scale / (config.teacher.concurrency * 2.0),
                            "prompt_tokens": 4000 * scale, "completion_tokens": 2000 * scale},
     }
     (folder / "manifest.json").write_text(json.dumps({"steps": steps}))
@@ -97,7 +109,7 @@ def test_plan_on_the_command_line(tmp_path, capsys):
     assert main(["plan", "configs/demo.yaml", "teacher.model=gpt-x", prices, "--rates", str(tmp_path / "rates.json"),
                  "--nodes", "2", "--cpus-per-node", "8", "--json", str(tmp_path / "plan.json")]) == 0
     out = capsys.readouterr().out
-    assert "| train_stage2 |" in out and "bounded by" in out
+    assert "| final.train |" in out and "bounded by" in out
     assert "cost 0.18" in out  # 300 requests x (100 x 2.0 + 50 x 8.0) / 1e6
     assert json.loads((tmp_path / "plan.json").read_text())["teacher_requests"] == 300
     assert main(["plan", "configs/demo.yaml"]) == 2  # no rates: one line, exit 2
@@ -112,5 +124,5 @@ def test_the_one_million_question_plan_in_the_cluster_readme_is_what_the_command
                  str(repo / "cluster/plan/rates_gpu_assumed.json"), "--nodes", "4", "--cpus-per-node", "96",
                  "--gpus-per-node", "8", "--pool", "1000000", "--test", "5000"]) == 0
     table = capsys.readouterr().out.strip()
-    assert "bounded by `teacher_stage2`" in table
+    assert "bounded by `round1.buy`" in table
     assert table.split("\n", 2)[2] in (repo / "cluster/README.md").read_text()

@@ -67,7 +67,7 @@ def test_a_run_prints_one_line_per_step_and_keeps_ray_in_its_log(synthetic_model
     from .conftest import MODEL_CACHE
 
     from tadistill.config import load_config
-    from tadistill.pipeline import plan
+    from tadistill.plan import plan
 
     repo = Path(__file__).resolve().parents[1]
     run = tmp_path / "run"

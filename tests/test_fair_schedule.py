@@ -30,8 +30,8 @@ def test_every_method_trains_its_final_student_for_the_same_steps(ray_local, syn
         run_dir = tmp_path / method
         run_pipeline(load_config(None, [*common, f"method={method}", f"run_dir={run_dir}"]))
         steps = json.loads((run_dir / "manifest.json").read_text())["steps"]
-        final = steps["train_stage2" if "train_stage2" in steps else "train_stage1"]
-        trained = pd.read_parquet(run_dir / ("stage2" if "train_stage2" in steps else "stage1") / "train_rows.parquet")
+        final = steps["final.train"]
+        trained = pd.read_parquet(run_dir / "final" / "train_rows.parquet")
         measured[method] = (final["optimizer_steps"], final["examples_seen"], len(trained))
     # ceil(2 epochs x 30 requests / 8) = 8 steps, 64 examples, for every method...
     assert {m: v[:2] for m, v in measured.items()} == {m: (8, 64) for m in measured}

@@ -4,7 +4,7 @@ import pytest
 
 from tadistill.config import METHODS, load_config
 from tadistill.methods import FACTORIAL, METHODS as REGISTRY, Method, method, register
-from tadistill.pipeline import plan
+from tadistill.plan import plan
 
 
 def test_config_accepts_exactly_the_registered_methods():
@@ -28,9 +28,9 @@ def test_factorial_methods_plan_their_signals_and_trust(name):
     config = load_config(None, [f"method={name}"])
     steps = [s.name for s in plan(config)]
     selection, trust = name.rsplit("_", 1)
-    assert ("sample" in steps) == (selection != "random")
+    assert ("round1.sample" in steps) == (selection != "random")
     assert ("calibrate_trust" in steps) == (trust != "none")
-    assert steps[-3:] == ["train_stage2", "evaluate", "report"]
+    assert steps[-3:] == ["final.train", "evaluate", "report"]
 
 
 def test_aliases_mean_what_the_factorial_means():

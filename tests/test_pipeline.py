@@ -1,11 +1,12 @@
-"""The whole two-stage run at test size, on a real local Ray, teacher over real HTTP."""
+"""Whole runs at test size (one round and several), on a real local Ray, teacher over real HTTP."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from tadistill.pipeline import plan, run_pipeline
+from tadistill.pipeline import run_pipeline
+from tadistill.plan import plan
 
 pytestmark = pytest.mark.slow
 
@@ -24,37 +25,37 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     assert steps == [s.name for s in plan(config)]
     assert all(s["status"] == "ran" for s in ctx.step_log)
 
-    stage1 = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
-    stage2 = pd.read_parquet(run / "teacher/teacher_stage2.parquet")
+    stage1 = pd.read_parquet(run / "teacher/warmup.parquet")
+    stage2 = pd.read_parquet(run / "teacher/round1.parquet")
     assert len(stage1) == 12 and len(stage2) == 28  # 30% warm-up of 40, the rest by signals
     assert not set(stage1["id"]) & set(stage2["id"])
     assert ctx.teacher_sent == 40 == _paid(run)
 
-    samples = pd.read_parquet(run / "signals/samples_scored.parquet")
+    samples = pd.read_parquet(run / "round1/samples_scored.parquet")
     pool = pd.read_parquet(run / "corpus/rows.parquet").query("split == 'train'")
     assert samples["id"].nunique() == len(pool) - 12
     assert samples.groupby("id").size().eq(3).all()
     assert samples["ta_conf"].between(0, 1).all()
 
-    signals = pd.read_parquet(run / "signals/question_signals.parquet")
+    signals = pd.read_parquet(run / "round1/question_signals.parquet")
     chosen = signals[signals.selected]
     assert set(chosen["id"]) == set(stage2["id"])
     assert chosen["score"].min() >= signals.loc[~signals.selected, "score"].max()
 
-    weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
+    weighted = pd.read_parquet(run / "round1/trust.parquet")
     assert len(weighted) == 40 and weighted["weight"].between(0.1, 1.0).all()
     assert weighted["ta_conf_teacher"].notna().all()
 
     manifest = json.loads((run / "manifest.json").read_text())["steps"]
     assert manifest["evaluate"]["total"] == 40
-    assert (run / "stage2/model/config.json").exists()
-    card = (run / "stage2/model/README.md").read_text()  # the model card
+    assert (run / "final/model/config.json").exists()
+    card = (run / "final/model/README.md").read_text()  # the model card
     assert f"**{manifest['evaluate']['accuracy']:.3f}**" in card and "`full`" in card
-    assert f'from_pretrained("{run / "stage2/model"}")' in card and "40 used" in card
+    assert f'from_pretrained("{run / "final/model"}")' in card and "40 used" in card
     report = (run / "report.md").read_text()
     assert "Student accuracy" in report and "AUROC" in report
     assert (run / "figures/loss.png").exists() and (run / "figures/lr.png").exists()
-    assert "| stage1 | ddp | 1 |" in report and "| stage2 | ddp | 1 |" in report
+    assert "| round1 | ddp | 1 |" in report and "| final | ddp | 1 |" in report
 
     again = run_pipeline(config)
     assert again.teacher_sent == 0 and _paid(run) == 40
@@ -70,9 +71,9 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     # A changed trust option redoes only what depends on it (the same run, to save a whole run).
     ctx = run_pipeline(small_config("method=full", "trust.mode=filter"))
     ran = [s["step"] for s in ctx.step_log if s["status"] == "ran"]
-    assert ran == ["trust", "train_stage2", "evaluate", "report"]
+    assert ran == ["round1.trust", "final.train", "evaluate", "report"]
     assert ctx.teacher_sent == 0
-    weighted = pd.read_parquet(ctx.run_dir.path / "trust/teacher_weighted.parquet")
+    weighted = pd.read_parquet(ctx.run_dir.path / "round1/trust.parquet")
     assert set(weighted["weight"]) <= {0.0, 1.0} and (weighted["weight"] == 0).sum() > 0
 
 
@@ -81,29 +82,29 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     ctx = run_pipeline(config)
     run = ctx.run_dir.path
     assert [s["step"] for s in ctx.step_log] == [
-        "corpus", "warmup_pick", "teacher_stage1", "train_stage1", "evaluate", "report"]
-    assert len(pd.read_parquet(run / "teacher/teacher_stage1.parquet")) == 40
+        "corpus", "warmup.pick", "warmup.buy", "final.train", "evaluate", "report"]
+    assert len(pd.read_parquet(run / "teacher/warmup.parquet")) == 40
     assert ctx.teacher_sent == 40
-    assert not (run / "stage2").exists()
+    assert not (run / "round1").exists()
 
     # The oracle baseline on the same purchase: only the training (and what follows) is redone,
     # with the teacher's wrong answers weighted out by gold.
     oracle = run_pipeline(small_config("method=oracle"))
-    assert [s["step"] for s in oracle.step_log if s["status"] == "ran"] == ["train_stage1", "evaluate", "report"]
+    assert [s["step"] for s in oracle.step_log if s["status"] == "ran"] == ["final.train", "evaluate", "report"]
     assert oracle.teacher_sent == 0
-    bought = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
+    bought = pd.read_parquet(run / "teacher/warmup.parquet")
     gold = pd.read_parquet(run / "corpus/rows.parquet").set_index("id")["gold"]
     right = set(bought.loc[bought["answer"] == bought["id"].map(gold), "id"])
-    trained = pd.read_parquet(run / "stage1/train_rows.parquet")
+    trained = pd.read_parquet(run / "final/train_rows.parquet")
     assert set(trained["id"]) == right and 0 < len(right) < 40  # the simulated teacher errs
 
     # TA trust alone, on the same purchase: the TA scores it and its weights scale the loss.
     trusted = run_pipeline(small_config("method=ta_teacher_only"))
     assert [s["step"] for s in trusted.step_log if s["status"] == "ran"] == [
-        "calibrate_trust", "trust", "train_stage1", "evaluate", "report"]
+        "calibrate_trust", "warmup.trust", "final.train", "evaluate", "report"]
     assert trusted.teacher_sent == 0
-    weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
-    trained = pd.read_parquet(run / "stage1/train_rows.parquet")
+    weighted = pd.read_parquet(run / "warmup/trust.parquet")
+    trained = pd.read_parquet(run / "final/train_rows.parquet")
     assert len(weighted) == len(trained) == 40 and weighted["ta_conf_teacher"].notna().all()
     assert sorted(trained["weight"]) == sorted(weighted["weight"])
     # Calibrated trust: right outputs keep (nearly) full weight, wrong ones lose most of theirs.
@@ -116,11 +117,11 @@ def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_lo
     ctx = run_pipeline(small_config("method=full_one_stage", "inference.launcher=local"))
     run = ctx.run_dir.path
     assert [s["step"] for s in ctx.step_log] == [s.name for s in plan(ctx.config)]
-    assert not (run / "stage1").exists() and not (run / "teacher/teacher_stage1.parquet").exists()
-    assert len(pd.read_parquet(run / "teacher/teacher_stage2.parquet")) == 40 == ctx.teacher_sent
-    samples = pd.read_parquet(run / "signals/samples_scored.parquet")
+    assert not (run / "round1/model").exists() and not (run / "teacher/warmup.parquet").exists()
+    assert len(pd.read_parquet(run / "teacher/round1.parquet")) == 40 == ctx.teacher_sent
+    samples = pd.read_parquet(run / "round1/samples_scored.parquet")
     assert samples["id"].nunique() == 120  # the whole pool, sampled by the base student
-    assert (run / "stage2/model/config.json").exists()
+    assert (run / "final/model/config.json").exists()
 
 
 def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
@@ -157,13 +158,13 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
     assert manifest["teacher_records"]["questions"] + manifest["teacher_records"]["pool_without_record"] == \
         manifest["corpus"]["splits"]["train"]["kept"]
     recorded = set(pd.read_parquet(run / "teacher/records.parquet")["id"])
-    stage1 = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
-    stage2 = pd.read_parquet(run / "teacher/teacher_stage2.parquet")
+    stage1 = pd.read_parquet(run / "teacher/warmup.parquet")
+    stage2 = pd.read_parquet(run / "teacher/round1.parquet")
     # 40 questions charged, each with both of its rationales; none without a record was picked.
     assert stage1["id"].nunique() == 12 and stage2["id"].nunique() == 28 and ctx.teacher_sent == 40
     assert set(stage1["id"]) | set(stage2["id"]) <= recorded
     assert stage1.groupby("id").size().eq(2).all()
-    weighted = pd.read_parquet(run / "trust/teacher_weighted.parquet")
+    weighted = pd.read_parquet(run / "round1/trust.parquet")
     assert len(weighted) == 80 and weighted.set_index(["id", "k"]).index.is_unique
     assert weighted["ta_conf_teacher"].notna().all()
     assert len(pd.read_parquet(run / "trust/calibration.parquet")) == 30
@@ -173,7 +174,7 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
 
 
 def test_methods_share_the_steps_they_agree_on():
-    """Fingerprints: the two-stage methods share their warm-up, stage-1 model and signals; the
+    """Fingerprints: the methods that select share their warm-up, round-1 student and signals; the
     one-stage baselines share their purchase; no warm-up shares only the corpus."""
     from tadistill.config import load_config
     from tadistill.pipeline import fingerprint
@@ -181,18 +182,20 @@ def test_methods_share_the_steps_they_agree_on():
     def prints(method):
         config = load_config(None, [f"method={method}"])
         done: dict[str, str] = {}
-        for step in plan(config):
-            done[step.name] = fingerprint(config, step, done)
+        steps = plan(config)
+        for step in steps:
+            done[step.name] = fingerprint(config, step, [done[s.name] for s in steps.upstream(step)])
         return done
 
     full, random_, sc, none, oracle, one = (prints(m) for m in (
         "full", "random", "sc_none", "none", "oracle", "full_one_stage"))
-    for step in ("warmup_pick", "teacher_stage1", "train_stage1"):
+    for step in ("warmup.pick", "warmup.buy"):
         assert full[step] == random_[step] == sc[step]
-    assert full["score_samples"] == sc["score_samples"] and full["select"] != sc["select"]
-    assert none["teacher_stage1"] == oracle["teacher_stage1"] and none["train_stage1"] != oracle["train_stage1"]
-    assert none["warmup_pick"] != full["warmup_pick"]  # the whole budget against its warm-up share
-    assert "train_stage1" not in one and one["warmup_pick"] != full["warmup_pick"]
+    assert full["round1.train"] == sc["round1.train"] and "round1.train" not in random_  # random needs no student
+    assert full["round1.score"] == sc["round1.score"] and full["round1.select"] != sc["round1.select"]
+    assert none["warmup.buy"] == oracle["warmup.buy"] and none["final.train"] != oracle["final.train"]
+    assert none["warmup.pick"] != full["warmup.pick"]  # the whole budget against its warm-up share
+    assert "round1.train" not in one and one["warmup.pick"] != full["warmup.pick"]
 
 
 def _cli(config_path, *overrides):
@@ -208,11 +211,18 @@ def _cli(config_path, *overrides):
                             start_new_session=True)  # its own process group: the driver and the Ray it started
 
 
+# (rounds, the purchase the kill lands in, requests bought before it, requests bought when it ends):
+# 12 random warm-up requests of 40, the other 28 picked by the signals in one round, or in three
+# (9, 10 and 9 requests).
+KILLS = {1: ("round1", 12, 40), 3: ("round2", 12 + 9, 12 + 19)}
+
+
+@pytest.mark.parametrize("rounds", sorted(KILLS))
 def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_row(synthetic_models, tmp_path,
-                                                                                   monkeypatch):
-    """SIGKILL the whole driver (and the local Ray it started) in the middle of the stage-2
-    teacher purchase, rerun the same command: the run finishes, every pick is bought once,
-    and the provider was paid again only for requests in flight at the kill."""
+                                                                                   monkeypatch, rounds):
+    """SIGKILL the whole driver (and the local Ray it started) in the middle of a round's teacher
+    purchase, rerun the same command: the run resumes in that round and finishes, every pick is
+    bought once, and the provider was paid again only for requests in flight at the kill."""
     import os
     import signal
     import time
@@ -224,6 +234,7 @@ def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_ro
     from .conftest import MODEL_CACHE
     from .teacher.openai_server import OpenAITestServer
 
+    killed_in, before, after = KILLS[rounds]
     monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")  # the drivers inherit it
     run = tmp_path / "run"
     config = tmp_path / "run.yaml"
@@ -231,7 +242,7 @@ def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_ro
         config.write_text(yaml.safe_dump({
             "run_dir": str(run), "method": "full", "models": {"cache_dir": str(MODEL_CACHE)},
             "data": {"synthetic": {"pool_size": 120, "test_size": 40}},
-            "budget": {"requests": 40},  # 12 random warm-up requests, 28 picked by the signals
+            "budget": {"requests": 40, "rounds": rounds},
             "teacher": {"source": "openai", "base_url": server.base_url, "model": "test-model",
                         "api_key_env": "TADISTILL_TEST_KEY", "concurrency": 4},
             "train": {"launcher": "local", "strategy": "ddp", "num_workers": 1, "epochs": 1,
@@ -240,31 +251,38 @@ def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_ro
             "ray": {"num_cpus": 4},
         }))
         driver = _cli(config)
-        deadline = time.monotonic() + 600
-        while server.served < 12 + 6 and driver.poll() is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + 900
+        while server.served < before + 5 and driver.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert driver.poll() is None, driver.stdout.read()[-3000:]
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
         paid_before_kill = server.served
-        assert 12 < paid_before_kill < 40, "the kill did not land in the stage-2 purchase"
+        assert before < paid_before_kill < after, f"the kill did not land in {killed_in}'s purchase"
         manifest = json.loads((run / "manifest.json").read_text())["steps"]
-        assert "teacher_stage1" in manifest and "teacher_stage2" not in manifest
+        earlier = ["warmup"] + [f"round{k}" for k in range(1, int(killed_in[len("round"):]))]
+        assert all(f"{p}.buy" in manifest for p in earlier) and f"{killed_in}.buy" not in manifest
 
         rerun = _cli(config)
         output, _ = rerun.communicate(timeout=900)
         assert rerun.returncode == 0, output[-3000:]
 
-    picks = pd.read_parquet(run / "picks/stage2.parquet")
-    stage1 = pd.read_parquet(run / "teacher/teacher_stage1.parquet")
-    stage2 = pd.read_parquet(run / "teacher/teacher_stage2.parquet")
-    assert len(stage1) == 12 and len(stage2) == 28 == len(picks)
-    assert sorted(stage2["id"]) == sorted(picks["id"]) and not stage2["id"].duplicated().any()
-    assert stage2["cached"].sum() >= paid_before_kill - 12 - 4  # stored before the kill: never bought again
+    manifest = json.loads((run / "manifest.json").read_text())["steps"]
+    purchases = ["warmup"] + [f"round{k}" for k in range(1, rounds + 1)]
+    bought = {p: pd.read_parquet(run / f"teacher/{p}.parquet") for p in purchases}
+    assert sum(len(b) for b in bought.values()) == 40
+    everything = pd.concat(bought.values())
+    assert not everything["id"].duplicated().any()  # no question bought twice, over every round
+    for p in purchases[1:]:
+        assert sorted(bought[p]["id"]) == sorted(pd.read_parquet(run / f"picks/{p}.parquet")["id"])
+    # Stored before the kill: never bought again.
+    assert bought[killed_in]["cached"].sum() >= paid_before_kill - before - 4
     cache = ResponseCache(run / "teacher" / "cache")
     orphans = {o["key"] for o in cache.orphans()}  # sent, never answered: in flight at the kill
     paid_twice = {question for question, n in server.paid_per_question.items() if n > 1}
     print(f"killed after {paid_before_kill} paid requests; {len(orphans)} in flight; {len(paid_twice)} paid twice")
     assert len(paid_twice) <= len(orphans) <= 4  # at most the concurrency, and only those
     assert server.served == 40 + len(paid_twice)
-    assert json.loads((run / "manifest.json").read_text())["steps"]["evaluate"]["total"] == 40
+    assert manifest["evaluate"]["total"] == 40
+    if rounds > 1:  # each later round's student learned everything bought before it
+        assert manifest["round2.train"]["rows"] == 12 + 9 and manifest["round3.train"]["rows"] == 12 + 19

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tadistill.config import ConfigError, load_config
-from tadistill.tracking import TRACKERS
+from tadistill.config import choices
+from tadistill.tracking import Sink
 
 
 def _mlflow_runs(run_dir):
@@ -36,7 +37,7 @@ def test_a_run_is_one_tracker_run_with_its_settings_results_and_both_curves(ray_
     assert run.data.params["method"] == "full" and run.data.params["budget"] == "40"
     assert run.data.metrics["accuracy"] == pytest.approx(facts["accuracy"])
     assert run.data.metrics["trust_ta_auroc"] == pytest.approx(facts["trust_ta_auroc"])
-    for stage in ("stage1", "stage2"):
+    for stage in ("round1", "final"):
         steps = json.loads((run_dir / stage / "metrics.json").read_text())["step_losses"]
         history = sorted(client.get_metric_history(run.info.run_id, f"{stage}.loss"), key=lambda m: m.step)
         assert [m.value for m in history] == pytest.approx(steps)
@@ -57,7 +58,10 @@ def test_a_run_is_one_tracker_run_with_its_settings_results_and_both_curves(ray_
 
 
 def test_every_registered_tracker_is_a_choice_and_a_missing_package_is_refused_on_load(monkeypatch):
-    assert set(TRACKERS) == {"tensorboard", "mlflow", "wandb"}
+    assert choices.names("train.tracking.backends") == ("tensorboard", "mlflow", "wandb")
+    for name in choices.names("train.tracking.backends"):
+        sink = choices.load("train.tracking.backends", name)
+        assert issubclass(sink, Sink) and sink.name == name
     import importlib.util
 
     real = importlib.util.find_spec

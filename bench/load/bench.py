@@ -92,7 +92,7 @@ def row_counts(run_dir: Path) -> dict[str, int]:
     """Rows of every step's output, read back from the files, not from the manifest."""
     import pyarrow.parquet as pq
 
-    from tadistill import artifacts as A
+    from tadistill.artifacts import FINAL, ROWS, WARMUP, bought, picks, train_rows, trusted
 
     def rows(artifact) -> int:
         return pq.read_metadata(run_dir / artifact).num_rows
@@ -100,15 +100,15 @@ def row_counts(run_dir: Path) -> dict[str, int]:
     def table(artifact, columns):
         return pq.read_table(run_dir / artifact, columns=columns).to_pandas()
 
-    corpus = table(A.ROWS, ["split"])
-    teacher = table(A.TEACHER_STAGE1, ["id"])
-    trust = table(A.TEACHER_WEIGHTED, ["id", "ta_conf_teacher"])
+    corpus = table(ROWS, ["split"])
+    teacher = table(bought(WARMUP), ["id"])
+    trust = table(trusted(WARMUP), ["id", "ta_conf_teacher"])
     return {
         "pool": int((corpus["split"] == "train").sum()),
-        "picked": rows(A.PICKS_STAGE1),
+        "picked": rows(picks(WARMUP)),
         "teacher_outputs": len(teacher), "teacher_unique_ids": int(teacher["id"].nunique()),
         "ta_scored": int(trust["ta_conf_teacher"].notna().sum()), "trust_unique_ids": int(trust["id"].nunique()),
-        "trained": rows(A.TRAIN_ROWS_STAGE1),
+        "trained": rows(train_rows(FINAL)),
     }
 
 

@@ -111,7 +111,7 @@ def _steps_of(question: str) -> int:
 
 def run_record(run_dir: Path) -> dict:
     """What one finished run measured, read back from its directory."""
-    from tadistill.pipeline import requests_paid
+    from tadistill.artifacts import requests_paid
 
     manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
     from tadistill.corpus.synthetic import SYNTHETIC_TASK
@@ -120,7 +120,7 @@ def run_record(run_dir: Path) -> dict:
     answers = pd.read_parquet(run_dir / "eval" / "answers.parquet", columns=["id", "correct"])
     steps = answers["id"].map(rows.set_index("id")["question"].map(_steps_of))
     synthetic = bool((rows["task"] == SYNTHETIC_TASK).all())
-    final = next((s for s in ("train_stage2", "train_stage1") if s in manifest), None)
+    final = "final.train" if "final.train" in manifest else None
     record = {
         "accuracy": manifest["evaluate"]["accuracy"], "correct": manifest["evaluate"]["correct"],
         "test_questions": manifest["evaluate"]["total"],
@@ -133,14 +133,23 @@ def run_record(run_dir: Path) -> dict:
     return {**record, **_purchase_stats(run_dir, rows)}
 
 
+def final_trust_path(run_dir: Path) -> Path | None:
+    """The trust table the run's final student learned from, or None (it learned the purchase as bought)."""
+    from tadistill.artifacts import final_trust
+    from tadistill.config import Config
+
+    trust = final_trust(Config.model_validate_json((run_dir / "config.json").read_text()))
+    return None if trust is None else run_dir / trust
+
+
 def _purchase_stats(run_dir: Path, rows: pd.DataFrame) -> dict:
     """The teacher's error on what was bought, and the wrong outputs' share of the loss."""
-    path = run_dir / "trust" / "teacher_weighted.parquet"
-    if not path.exists():
-        path = run_dir / "stage1" / "train_rows.parquet"
+    path = final_trust_path(run_dir)
+    if path is None or not path.exists():
+        path = run_dir / "final" / "train_rows.parquet"
         if not path.exists():
             return {}
-        bought = pd.read_parquet(run_dir / "teacher" / "teacher_stage1.parquet")
+        bought = pd.read_parquet(run_dir / "teacher" / "warmup.parquet")
         weights = pd.read_parquet(path)[["id", "weight"]]
         bought = bought.merge(weights, on="id", how="left").fillna({"weight": 0.0})
     else:
@@ -163,7 +172,7 @@ def output_stats(bought: pd.DataFrame, gold: pd.Series) -> dict:
         "wrong_mean_weight": float(weight[~right].mean()) if (~right).any() else None,
     }
     if "ta_conf_teacher" in bought and bought["ta_conf_teacher"].notna().all() and right.any() and (~right).any():
-        from tadistill.report import auroc
+        from tadistill.tables import auroc
 
         conf = bought["ta_conf_teacher"].to_numpy(dtype=float)
         stats["ta_auroc"] = auroc(conf[right], conf[~right])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .bench import REPO, _steps_of, output_stats
+from .bench import REPO, _steps_of, final_trust_path, output_stats
 
 
 def _corpus(run: Path) -> pd.DataFrame:
@@ -30,8 +30,8 @@ def _corpus(run: Path) -> pd.DataFrame:
 
 
 def trust_stats(run: Path, corpus: pd.DataFrame) -> dict:
-    path = run / "trust" / "teacher_weighted.parquet"
-    if not path.exists():
+    path = final_trust_path(run)
+    if path is None or not path.exists():
         return {}
     return output_stats(pd.read_parquet(path), corpus["gold"])
 
@@ -40,8 +40,8 @@ def selection_stats(run: Path, corpus: pd.DataFrame, teacher_records: Path | Non
     from tadistill.config import SignalsConfig
     from tadistill.signals.compute import question_signals
 
-    chosen_path = run / "signals" / "question_signals.parquet"
-    samples_path = run / "signals" / "samples_scored.parquet"
+    chosen_path = run / "round1" / "question_signals.parquet"  # the first round's picks
+    samples_path = run / "round1" / "samples_scored.parquet"
     if not chosen_path.exists():
         return {}
     chosen = pd.read_parquet(chosen_path).set_index("id")
@@ -86,7 +86,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "quality_diagnostics.json").write_text(json.dumps(table.to_dict(orient="records"), indent=2, default=float))
-    from tadistill.report import markdown_table
+    from tadistill.tables import markdown_table
 
     shown = table.round(3).astype(object).where(table.notna(), "-")
     text = ("# Quality benchmark: what the signals did\n\nMeans over seeds, from the run directories "

@@ -114,7 +114,7 @@ def _fmt_ci(value: float, ci: list[float], pct: bool) -> str:
 
 
 def _md(frame: pd.DataFrame) -> str:
-    from tadistill.report import markdown_table
+    from tadistill.tables import markdown_table
 
     return markdown_table(frame)
 
@@ -249,7 +249,7 @@ def readme_table(runs: pd.DataFrame, comps: list[dict]) -> str:
         c = by.get((*cell, "full", "random"))
         row["full vs random"] = _fmt_ci(c["rel"], c["rel_ci"], True) if c else "-"
         rows.append(row)
-    from tadistill.report import markdown_table
+    from tadistill.tables import markdown_table
 
     return markdown_table(pd.DataFrame(rows))
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.quality.trainer_check [--cell shaped 0.4 300] [--seeds 0 1 2 3 4]
 
-For each seed's `none` run of the quality benchmark, the same rows (its stage1/train_rows.parquet),
+For each seed's `none` run of the quality benchmark, the same rows (its final/train_rows.parquet),
 from the same base student, for the same optimizer steps, batch size, learning rate, warm-up and
 decay (our schedule handed to the Trainer as its scheduler), are trained with the transformers
 `Trainer` instead of tadistill's loop, and answered on the same test split by the same greedy
@@ -29,7 +29,7 @@ def train_with_hf_trainer(rows: pd.DataFrame, base_model: str, config, out: Path
     from transformers import Trainer, TrainingArguments
 
     from tadistill.modeling import collate_right, encode_pair, load_model, load_tokenizer
-    from tadistill.train.loop import lr_factor
+    from tadistill.train.engines import lr_factor
 
     tokenizer = load_tokenizer(base_model)
     model = load_model(base_model)
@@ -67,7 +67,7 @@ def check_seed(run_dir: Path, work: Path) -> dict:
     from tadistill.inference.executor import LocalExecutor
 
     config = Config.model_validate_json((run_dir / "config.json").read_text())
-    rows = pd.read_parquet(run_dir / "stage1" / "train_rows.parquet")
+    rows = pd.read_parquet(run_dir / "final" / "train_rows.parquet")
     manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
     from tadistill.synthetic.models import ensure_synthetic_models
 
@@ -78,7 +78,7 @@ def check_seed(run_dir: Path, work: Path) -> dict:
     # Answered in this process, like the benchmark's runs (inference.launcher local).
     answered = answer_test_set(test, model, config.eval, LocalExecutor(config.inference, None, config.data.answer_fallback))
     return {"seed": config.seed, "ours": manifest["evaluate"]["accuracy"], "hf_trainer": accuracy(answered)["accuracy"],
-            "optimizer_steps": manifest["train_stage1"]["optimizer_steps"], "rows": len(rows)}
+            "optimizer_steps": manifest["final.train"]["optimizer_steps"], "rows": len(rows)}
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ log = logging.getLogger("ta_detection")
 
 
 def auroc(scores: np.ndarray, right: np.ndarray) -> float:
-    from tadistill.report import auroc as pairwise
+    from tadistill.tables import auroc as pairwise
 
     return pairwise(scores[right], scores[~right])
 

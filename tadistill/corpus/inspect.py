@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import SYNTHETIC, Config
-from ..report import markdown_table
-from ..tasks.answers import add_answers
+from ..config import choices
+from ..tables import markdown_table
 from .read import Corpus, read_corpus
 from .synthetic import write_synthetic_source
 
@@ -62,24 +62,6 @@ def _reject_table(corpus: Corpus) -> pd.DataFrame:
     ]).sort_values("rows", ascending=False)
 
 
-def teacher_accuracy(records: pd.DataFrame, rows: pd.DataFrame, fallback: str = "none") -> pd.DataFrame:
-    """Per split: outputs, extracted answers, and accuracy against gold where the row has one."""
-    answered = add_answers(records, rows, fallback).merge(rows[["id", "split", "gold"]], on="id")
-    table = []
-    for split, group in answered.groupby("split", sort=False):
-        graded = group[group["gold"].notna()]
-        correct = graded["answer"].notna() & (graded["answer"] == graded["gold"])
-        per_question = correct.groupby(graded["id"]).any()
-        table.append({
-            "split": split, "questions": group["id"].nunique(), "outputs": len(group),
-            "answer extracted": int(group["answer"].notna().sum()),
-            "graded outputs": len(graded), "correct": int(correct.sum()),
-            "accuracy": float(correct.mean()) if len(graded) else float("nan"),
-            "questions with a right output": float(per_question.mean()) if len(per_question) else float("nan"),
-        })
-    return pd.DataFrame(table)
-
-
 def inspect_data(config: Config) -> tuple[str, dict]:
     """(Markdown report, summary) of the corpus and, for a recorded teacher, its outputs."""
     data = config.data
@@ -99,9 +81,7 @@ def inspect_data(config: Config) -> tuple[str, dict]:
         lines += ["## Answers", "", markdown_table(_answer_table(corpus)), ""]
     lines += [f"## Rejects ({len(corpus.rejects)})", ""]
     lines += [markdown_table(_reject_table(corpus)), ""] if len(corpus.rejects) else ["None.", ""]
-    from ..teacher.sources import TEACHERS
-
-    teacher_lines, teacher_summary = TEACHERS[config.teacher.source].inspect(config, corpus.rows)
+    teacher_lines, teacher_summary = choices.load("teacher.source", config.teacher.source).inspect(config, corpus.rows)
     lines += teacher_lines
     summary.update(teacher_summary)
     return "\n".join(lines), summary

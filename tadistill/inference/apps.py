@@ -5,7 +5,7 @@ A run deploys its own scorer and sampler and takes them down when a step ends; a
 scores with one TA across many runs, or serves a distilled student, keeps them up instead:
 
     serve run tadistill.inference.apps:ta_scorer model=/mnt/models/ta
-    serve run tadistill.inference.apps:student_sampler model=/mnt/runs/demo/full/stage2/model
+    serve run tadistill.inference.apps:student_sampler model=/mnt/runs/demo/full/final/model
 
 Both answer HTTP (POST JSON, see the deployments) and Serve handles. A run uses a running
 TA scorer app instead of deploying its own with `inference.ta_app: <app name>`.

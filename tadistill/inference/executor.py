@@ -12,8 +12,8 @@ every model call of a run uses the configured backend, CPUs and GPUs:
   used as it is and left up.
 
 The executor is a context manager: whatever it still holds when the run ends (a step that
-failed half-way, say) is taken down on exit. A new launcher is one class here, decorated with
-`@register`, and its test.
+failed half-way, say) is taken down on exit. A new launcher is one class here, its line in the
+config's choice table (config/choices.py) and its test.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import pandas as pd
 
-from ..registry import Registry
+from ..config import choices
 
 if TYPE_CHECKING:
     from ..config import InferenceConfig
@@ -38,13 +38,6 @@ ANSWER_COLUMNS = ["id", "question", "gold", "answer_type", "options"]
 
 
 class Executor:
-    launcher: ClassVar[str]
-    summary: ClassVar[str]
-
-    @classmethod
-    def check(cls, inference: "InferenceConfig") -> None:
-        """Refuse inference settings this launcher cannot run (a ValueError naming the key)."""
-
     def __init__(self, inference: "InferenceConfig", services: "Services", answer_fallback: str = "none",
                  num_blocks: int = 4):
         self.inference = inference
@@ -90,26 +83,13 @@ class Executor:
         self._deployed.discard(app)
 
 
-EXECUTORS = Registry("inference launcher", key="launcher")
-register = EXECUTORS.register
-
-
 def executor_for(inference: "InferenceConfig", services: "Services", answer_fallback: str = "none",
                  num_blocks: int = 4) -> Executor:
-    return EXECUTORS[inference.launcher](inference, services, answer_fallback, num_blocks)
+    return choices.load("inference.launcher", inference.launcher)(inference, services, answer_fallback, num_blocks)
 
 
-@register
 class LocalExecutor(Executor):
-    launcher = "local"
-    summary = ("the transformers backend in the driver's process, no Serve or Ray Data (small models, a laptop, "
-               "a benchmark grid)")
-
-    @classmethod
-    def check(cls, inference):
-        if inference.backend != "transformers" or inference.ta_endpoint or inference.ta_app:
-            raise ValueError("launcher 'local' runs the transformers backend in the driver's process: "
-                             "set backend 'transformers' and no ta_endpoint or ta_app, or launcher 'serve'")
+    """The transformers backend in the driver's process (the config refuses anything else for it)."""
 
     def _sample(self, model_path, questions, settings, batch_size, parts):
         from .drive import sample_pool
@@ -124,11 +104,8 @@ class LocalExecutor(Executor):
                            confidence=self.inference.ta_confidence, chat_template=self.inference.chat_template)
 
 
-@register
 class ServeExecutor(Executor):
-    launcher = "serve"
-    summary = ("Ray Serve deployments (inference.backend, num_cpus, num_gpus, replicas or autoscaling) fed through "
-               "their handles, up for the step that needs them")
+    """Ray Serve deployments, up for the step that needs them."""
 
     @contextmanager
     def _app(self, app: str, deploy) -> Iterator[None]:

@@ -5,36 +5,26 @@
 - TA confidence in the teacher: the TA's confidence in the bought teacher output.
 
 What the signals decide lives beside them: selection rules in signals/selection.py, trust in
-the teacher's outputs in signals/trust.py. Self-consistency measures are registered here
-(`signals.consistency` picks one): a new one is one function decorated with
-`@register_consistency` and its test.
+the teacher's outputs in signals/trust.py. Self-consistency measures live here
+(`signals.consistency` picks one): a new one is one function here, its line in the config's
+choice table (config/choices.py) and its test.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # the config imports this registry for its choices
+from ..config import choices
+
+if TYPE_CHECKING:
     from ..config import SignalsConfig
 
-CONSISTENCY_MEASURES: dict[str, Callable[[Sequence[Optional[str]]], float]] = {}
 
-
-def register_consistency(name: str):
-    def add(measure):
-        if name in CONSISTENCY_MEASURES:
-            raise ValueError(f"consistency measure {name!r} is registered twice")
-        CONSISTENCY_MEASURES[name] = measure
-        return measure
-    return add
-
-
-@register_consistency("agreement")
 def agreement(answers: Sequence[Optional[str]]) -> float:
     """Share of samples agreeing with the majority answer; unextractable answers never agree."""
     if not answers:
@@ -43,7 +33,6 @@ def agreement(answers: Sequence[Optional[str]]) -> float:
     return (counts.most_common(1)[0][1] / len(answers)) if counts else 0.0
 
 
-@register_consistency("entropy")
 def answer_entropy_consistency(answers: Sequence[Optional[str]]) -> float:
     """1 - entropy of the answer distribution / log(N); each unextractable answer is its own class."""
     n = len(answers)
@@ -59,7 +48,7 @@ def question_signals(samples: pd.DataFrame, config: "SignalsConfig") -> pd.DataF
 
     samples: id, k, answer, ta_conf (one row per student sample).
     """
-    measure = CONSISTENCY_MEASURES[config.consistency]
+    measure = choices.load("signals.consistency", config.consistency)
     rows = []
     for row_id, group in samples.groupby("id", sort=True):
         answers = [a if isinstance(a, str) else None for a in group["answer"]]

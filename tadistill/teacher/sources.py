@@ -11,7 +11,8 @@ tadistill/teacher/ branches on where the outputs come from.
 - `recorded`: outputs collected earlier (teacher/recorded.py), charged to a budget in the
   driver like live requests, with nothing sent anywhere.
 
-A new source is one class here, decorated with `@register`, and its test.
+A new source is one class here, its line in the config's choice table (config/choices.py: its
+name, summary and facts) and its test.
 """
 
 from __future__ import annotations
@@ -23,26 +24,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import pandas as pd
 
-from ..registry import Registry
+from ..config import choices
 from .budget import Budget, PurchaseReport, Spend
 
 if TYPE_CHECKING:
-    from ..config import Config, TeacherConfig
+    from ..config import Config
     from ..rundir import RunDir
     from ..services import Services
 
 log = logging.getLogger(__name__)
 
-class Teacher:
-    source: ClassVar[str]
-    summary: ClassVar[str]
-    charges_money: ClassVar[bool] = False  # a budget.cost cap then needs the model's price
-    answers_from_records: ClassVar[bool] = False  # the run imports recorded outputs (a step of its own)
-    provenance: ClassVar[str]  # where outputs a run did not pay for in this invocation came from (the report)
 
-    @classmethod
-    def check(cls, teacher: "TeacherConfig") -> None:
-        """Refuse a teacher section this source cannot run with (a ValueError naming the key)."""
+class Teacher:
+    source: ClassVar[str]  # its teacher.source name
+    provenance: ClassVar[str]  # where outputs a run did not pay for in this invocation came from (the report)
 
     def __init__(self, config: "Config", services: "Services", run_dir: "RunDir"):
         self.config = config
@@ -88,12 +83,8 @@ class Teacher:
         """Take down what this teacher deployed (nothing, unless it serves itself)."""
 
 
-TEACHERS = Registry("teacher source", key="source")
-register = TEACHERS.register
-
-
 def teacher_for(config: "Config", services: "Services", run_dir: "RunDir") -> Teacher:
-    return TEACHERS[config.teacher.source](config, services, run_dir)
+    return choices.load("teacher.source", config.teacher.source)(config, services, run_dir)
 
 
 class LiveTeacher(Teacher):
@@ -139,16 +130,8 @@ class LiveTeacher(Teacher):
                                  budget, self.price(), desc=desc)
 
 
-@register
 class OpenAITeacher(LiveTeacher):
     source = "openai"
-    summary = "calls teacher.base_url (any OpenAI-compatible endpoint) with the key in teacher.api_key_env"
-    charges_money = True
-
-    @classmethod
-    def check(cls, teacher):
-        if not teacher.base_url:
-            raise ValueError("base_url is required when source is 'openai'")
 
     def endpoint(self) -> str:
         return self.config.teacher.base_url
@@ -183,13 +166,10 @@ class OpenAITeacher(LiveTeacher):
                                f"it lists {', '.join(sorted(models)[:8])}")
 
 
-@register
 class SimulatedTeacher(LiveTeacher):
     """The synthetic task's teacher, errs as its world says (teacher.synthetic), served on Ray Serve."""
 
     source = "synthetic"
-    summary = ("starts the simulated teacher on Ray Serve (teacher.http_host) and calls it through the openai "
-               "client; it errs as teacher.synthetic says")
 
     def __init__(self, config, services, run_dir):
         super().__init__(config, services, run_dir)
@@ -225,23 +205,11 @@ class SimulatedTeacher(LiveTeacher):
         self._url = None
 
 
-@register
 class RecordedTeacherSource(Teacher):
     """Outputs collected earlier: one request per question, charged to a budget in the driver."""
 
     source = "recorded"
-    summary = "answers from teacher.recorded.files (outputs collected earlier), charged to the budget like live calls"
-    answers_from_records = True
 
-    @classmethod
-    def check(cls, teacher):
-        recorded = teacher.recorded
-        if not recorded.files:
-            raise ValueError("recorded.files is empty: name the files of teacher outputs")
-        if recorded.format == "aligned" and not recorded.aligned_to:
-            raise ValueError("recorded.aligned_to is required with format 'aligned'")
-        if recorded.match == "id" and not recorded.fields.id and recorded.format == "records":
-            raise ValueError("recorded.match is 'id' but recorded.fields.id is not set")
     provenance = "answered from the recorded outputs in `teacher/records.parquet`"
 
     def records(self) -> pd.DataFrame:
@@ -269,7 +237,7 @@ class RecordedTeacherSource(Teacher):
 
     @classmethod
     def inspect(cls, config, rows):
-        from ..corpus.inspect import markdown_table, teacher_accuracy
+        from ..tables import markdown_table
         from .recorded import import_records
 
         data = config.data
@@ -283,3 +251,23 @@ class RecordedTeacherSource(Teacher):
             reasons = unmatched["reason"].value_counts().head(5)
             lines += [markdown_table(pd.DataFrame({"reason": reasons.index, "outputs": reasons.values})), ""]
         return lines, summary
+
+
+def teacher_accuracy(records: pd.DataFrame, rows: pd.DataFrame, fallback: str = "none") -> pd.DataFrame:
+    """Per split: outputs, extracted answers, and accuracy against gold where the row has one."""
+    from ..tasks.answers import add_answers
+
+    answered = add_answers(records, rows, fallback).merge(rows[["id", "split", "gold"]], on="id")
+    table = []
+    for split, group in answered.groupby("split", sort=False):
+        graded = group[group["gold"].notna()]
+        correct = graded["answer"].notna() & (graded["answer"] == graded["gold"])
+        per_question = correct.groupby(graded["id"]).any()
+        table.append({
+            "split": split, "questions": group["id"].nunique(), "outputs": len(group),
+            "answer extracted": int(group["answer"].notna().sum()),
+            "graded outputs": len(graded), "correct": int(correct.sum()),
+            "accuracy": float(correct.mean()) if len(graded) else float("nan"),
+            "questions with a right output": float(per_question.mean()) if len(per_question) else float("nan"),
+        })
+    return pd.DataFrame(table)

@@ -16,10 +16,22 @@ import torch
 
 from ..config import TrainConfig
 from ..modeling import weighted_lm_loss
-from .loop import lr_factor
 
 DDP_STATE = "ddp_state.pt"
 DEEPSPEED_TAG = "deepspeed"
+
+
+def lr_factor(step: int, warmup: int, total_steps: int) -> float:
+    """Linear warm-up over `warmup` steps, then a linear decay to 10% of the peak.
+
+    The warm-up matters when fine-tuning: a fresh AdamW's first updates move every
+    parameter by about the full learning rate and knock a trained model off course.
+    """
+    warmup = max(1, warmup)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return max(0.1, 1.0 - 0.9 * progress)
 
 
 def apply_lora(model, config: TrainConfig):

@@ -14,19 +14,6 @@ import torch
 from ..modeling import collate_right, encode_pair, is_seq2seq
 
 
-def lr_factor(step: int, warmup: int, total_steps: int) -> float:
-    """Linear warm-up over `warmup` steps, then a linear decay to 10% of the peak.
-
-    The warm-up matters when fine-tuning: a fresh AdamW's first updates move every
-    parameter by about the full learning rate and knock a trained model off course.
-    """
-    warmup = max(1, warmup)
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    return max(0.1, 1.0 - 0.9 * progress)
-
-
 def rows_to_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int, seq2seq: bool = False):
     encoded = [encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq) for p, t in zip(prompts, targets)]
     return collate_right(encoded, tokenizer.pad_token_id)

@@ -6,7 +6,7 @@ worker nodes, `a` and `b`, each its own raylet on 127.0.0.1 with a custom resour
   head, and the driver, the budget and the training progress actors on the head; its rows are
   those of the same run on one local node.
 - Node loss: worker `b` is killed (SIGKILL to its raylet and every process it started, a spot
-  instance taken back) in the middle of the teacher purchase, of TA scoring and of stage-2
+  instance taken back) in the middle of the teacher purchase, of TA scoring and of the final
   training, and comes back 15 s later as a new node (the autoscaler's replacement). The run
   either finishes by itself or stops, and the same command resumes it; either way no row is
   lost, no stored teacher response is bought again, and training resumes from a checkpoint.
@@ -97,10 +97,10 @@ def _rows(run_dir: Path) -> dict[str, set]:
 
     return {
         "corpus": ids("corpus/rows.parquet"),
-        "teacher": ids("teacher/teacher_stage1.parquet") | ids("teacher/teacher_stage2.parquet"),
-        "samples": ids("signals/samples.parquet", ("id", "k")),
-        "scored": ids("signals/samples_scored.parquet", ("id", "k")),
-        "weighted": ids("trust/teacher_weighted.parquet"),
+        "teacher": ids("teacher/warmup.parquet") | ids("teacher/round1.parquet"),
+        "samples": ids("round1/samples.parquet", ("id", "k")),
+        "scored": ids("round1/samples_scored.parquet", ("id", "k")),
+        "weighted": ids("round1/trust.parquet"),
         "answers": ids("eval/answers.parquet"),
     }
 
@@ -146,16 +146,16 @@ def _manifest(run_dir: Path) -> dict:
         return {}
 
 
-def _stage2_checkpoints(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / "ray_train").glob("stage2-*/checkpoint_*"))
+def _final_checkpoints(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "ray_train").glob("final-*/checkpoint_*"))
 
 
 # step -> (when to kill worker b, the step that must not have finished at that moment)
 TRIGGERS = {
-    "teacher purchase": (lambda run_dir, teacher: teacher.served >= 3, "teacher_stage1"),
-    "TA scoring": (lambda run_dir, teacher: any((run_dir / "signals" / "scored_parts").glob("*.parquet")),
-                   "score_samples"),
-    "stage-2 training": (lambda run_dir, teacher: bool(_stage2_checkpoints(run_dir)), "train_stage2"),
+    "teacher purchase": (lambda run_dir, teacher: teacher.served >= 3, "warmup.buy"),
+    "TA scoring": (lambda run_dir, teacher: any((run_dir / "round1" / "scored_parts").glob("*.parquet")),
+                   "round1.score"),
+    "final training": (lambda run_dir, teacher: bool(_final_checkpoints(run_dir)), "final.train"),
 }
 
 
@@ -203,7 +203,7 @@ def test_losing_a_worker_node_loses_no_row_and_pays_no_response_twice(cluster, t
     # the budget, which the teacher never serves past.
     assert len(paid_twice) <= 2 and served <= BUDGET, (stored_at_kill, paid_twice)
     assert len(rows["teacher"]) >= BUDGET - len(paid_twice)
-    if step == "stage-2 training":
-        assert manifest["train_stage2"]["resumed_at"], "stage 2 restarted from scratch, not from its checkpoint"
+    if step == "final training":
+        assert manifest["final.train"]["resumed_at"], "the final training restarted from scratch, not from its checkpoint"
     print(f"{step}: {'stopped; the same command resumed it' if resumed else 'finished on its own'}; "
           f"{served} requests served, {len(paid_twice)} paid twice")

@@ -1,10 +1,11 @@
-"""Backends are chosen once, from inference.backend, through one registry (inference/backends.py)."""
+"""Backends are chosen once, from inference.backend, through the config's choice table."""
 
 import pytest
 
 from tadistill.config import ConfigError, load_config
 from tadistill.inference.backend import TransformersBackend
-from tadistill.inference.backends import BACKENDS, BackendSpec
+from tadistill.config import choices
+from tadistill.inference.backends import Backend, BackendSpec
 
 
 def test_a_spec_builds_the_registered_backend_which_scores_like_a_direct_one(synthetic_models):
@@ -17,8 +18,9 @@ def test_a_spec_builds_the_registered_backend_which_scores_like_a_direct_one(syn
 
 
 def test_every_registered_backend_is_a_config_choice_and_others_are_refused(tmp_path):
-    assert set(BACKENDS) == {"transformers", "vllm"}
-    for kind in BACKENDS:
+    assert choices.names("inference.backend") == ("transformers", "vllm")
+    for kind in choices.names("inference.backend"):
+        assert issubclass(choices.load("inference.backend", kind), Backend)
         assert load_config(None, [f"inference.backend={kind}"]).inference.backend == kind
     with pytest.raises(ConfigError, match="inference.backend"):
         load_config(None, ["inference.backend=tensorrt"])
@@ -26,8 +28,8 @@ def test_every_registered_backend_is_a_config_choice_and_others_are_refused(tmp_
         BackendSpec(kind="tensorrt").build("unused")
 
 
-def test_the_config_documents_each_backend_from_its_class():
+def test_the_config_documents_each_backend_from_the_table():
     from tadistill.config import InferenceConfig
 
     described = InferenceConfig.model_fields["backend"].description
-    assert all(f"'{kind}': {cls.summary}" in described for kind, cls in BACKENDS.items())
+    assert all(f"'{kind}': {entry.summary}" in described for kind, entry in choices.CHOICES["inference.backend"].items())

@@ -7,7 +7,8 @@ from ray import serve
 from tadistill.config import InferenceConfig, load_config
 from tadistill.inference.backend import TransformersBackend
 from tadistill.inference.deployments import SAMPLER_APP
-from tadistill.inference.executor import EXECUTORS, Executor, LocalExecutor, ServeExecutor, executor_for, register
+from tadistill.config import choices
+from tadistill.inference.executor import LocalExecutor, ServeExecutor, executor_for
 from tadistill.services import Services
 from tadistill.synthetic.problems import generate_problems
 from tadistill.tasks.prompts import student_prompt
@@ -19,17 +20,19 @@ def _test_set(n):
                          "gold": [str(p.answer) for p in problems], "answer_type": "number", "options": None})
 
 
-def test_launchers_are_registered_once_and_offered_by_the_config():
-    assert set(EXECUTORS) == {"local", "serve"}
-    for launcher, cls in EXECUTORS.items():
-        overrides = [f"inference.launcher={launcher}"]
-        config = load_config(overrides=overrides)
-        assert type(executor_for(config.inference, Services(config))) is cls
+def test_each_launcher_of_the_choice_table_builds_its_executor():
+    built = {}
+    for launcher in choices.names("inference.launcher"):
+        config = load_config(overrides=[f"inference.launcher={launcher}"])
+        built[launcher] = type(executor_for(config.inference, Services(config)))
+    assert built == {"local": LocalExecutor, "serve": ServeExecutor}
 
-    class Again(Executor):
-        launcher = "local"
-    with pytest.raises(ValueError, match="registered twice"):
-        register(Again)
+
+def test_the_local_launcher_refuses_what_it_cannot_run():
+    from tadistill.config import ConfigError
+
+    with pytest.raises(ConfigError, match="launcher 'local' runs the transformers backend"):
+        load_config(overrides=["inference.launcher=local", "inference.backend=vllm"])
 
 
 def test_local_answers_are_the_models_greedy_answers(synthetic_models):

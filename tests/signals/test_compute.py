@@ -1,10 +1,8 @@
 import pandas as pd
 import pytest
 
-from tadistill.config import SignalsConfig
-from tadistill.signals.compute import (
-    CONSISTENCY_MEASURES, agreement, answer_entropy_consistency, question_signals, register_consistency,
-)
+from tadistill.config import SignalsConfig, choices
+from tadistill.signals.compute import agreement, answer_entropy_consistency, question_signals
 
 from .samples import three_questions
 
@@ -23,10 +21,9 @@ def test_entropy_consistency():
     assert answer_entropy_consistency([None, None]) == pytest.approx(0.0)
 
 
-def test_consistency_measures_are_registered_once():
-    assert set(CONSISTENCY_MEASURES) == {"agreement", "entropy"}
-    with pytest.raises(ValueError, match="registered twice"):
-        register_consistency("agreement")(len)
+def test_consistency_measures_are_the_choice_tables():
+    assert choices.load("signals.consistency", "agreement") is agreement
+    assert choices.load("signals.consistency", "entropy") is answer_entropy_consistency
 
 
 def test_the_configured_measure_is_used():

@@ -4,7 +4,8 @@ import pytest
 
 from tadistill.config import SignalsConfig, load_config
 from tadistill.signals.compute import question_signals
-from tadistill.signals.selection import SELECTION_RULES, SelectionRule, rank_normalise, register, rule_named, select
+from tadistill.config import choices
+from tadistill.signals.selection import SelectionRule, rank_normalise, rule_named, select
 
 from .samples import three_questions
 
@@ -54,19 +55,14 @@ def test_learnable_is_unsure_first_then_closest_to_right():
     assert set(chosen.loc[chosen.selected, "id"]) == {"unsure_close", "unsure_hopeless", "half"}
 
 
-def test_rules_are_registered_once_and_named_in_errors():
-    assert {"random", "signals", "learnable"} <= set(SELECTION_RULES)
-    assert not rule_named("random").uses_signals and rule_named("learnable").uses_signals
-
-    class Again(SelectionRule):
-        name = "random"
-    with pytest.raises(ValueError, match="registered twice"):
-        register(Again)
+def test_rules_come_from_the_choice_table_and_are_named_in_errors():
+    assert {"random", "signals", "learnable"} <= set(choices.names("selection.strategy"))
+    assert all(isinstance(rule_named(name), SelectionRule) for name in choices.names("selection.strategy"))
     with pytest.raises(ValueError, match="unknown selection.strategy 'nope'"):
         rule_named("nope")
 
 
-def test_config_offers_every_registered_rule():
-    for name in SELECTION_RULES:
+def test_config_knows_which_rules_need_the_students_samples():
+    for name in choices.names("selection.strategy"):
         config = load_config(overrides=[f"selection.strategy={name}"])
-        assert type(config.selection_rule) is SELECTION_RULES[name]
+        assert config.selection_uses_signals == (name != "random")

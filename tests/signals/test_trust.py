@@ -2,10 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tadistill.config import TrustConfig, load_config
-from tadistill.signals.trust import (
-    TRUST_MODES, TRUST_SCALES, Placement, TrustMode, register_mode, register_scale, trust_weights,
-)
+from tadistill.config import TrustConfig, choices, load_config
+from tadistill.signals.trust import Placement, TrustMode, TrustScale, trust_weights
 
 
 def test_trust_weights():
@@ -51,20 +49,19 @@ def test_auto_must_be_resolved_first():
 def test_modes_turn_one_placement_into_weights():
     placement = Placement(np.array([0.0, 0.5, 1.0]), np.array([False, True, True]))
     config = TrustConfig(min_weight=0.2)
-    assert list(TRUST_MODES["none"]().weights(placement, config)) == [1.0, 1.0, 1.0]
-    assert list(TRUST_MODES["weight"]().weights(placement, config)) == pytest.approx([0.2, 0.6, 1.0])
-    assert list(TRUST_MODES["filter"]().weights(placement, config)) == [0.0, 1.0, 1.0]
+    mode = lambda name: choices.load("trust.mode", name)()  # noqa: E731
+    assert list(mode("none").weights(placement, config)) == [1.0, 1.0, 1.0]
+    assert list(mode("weight").weights(placement, config)) == pytest.approx([0.2, 0.6, 1.0])
+    assert list(mode("filter").weights(placement, config)) == [0.0, 1.0, 1.0]
 
 
-def test_registries_refuse_duplicates_and_feed_the_config():
-    class Again(TrustMode):
-        name = "weight"
-    with pytest.raises(ValueError, match="registered twice"):
-        register_mode(Again)
-    with pytest.raises(ValueError, match="registered twice"):
-        register_scale(TRUST_SCALES["rank"])
-    for mode in TRUST_MODES:
-        assert load_config(overrides=[f"trust.mode={mode}"]).trust_mode.name == mode
+def test_the_choice_table_feeds_the_config():
+    for mode in choices.names("trust.mode"):
+        assert isinstance(choices.load("trust.mode", mode)(), TrustMode)
+        assert load_config(overrides=[f"trust.mode={mode}"]).trust_uses_ta == (mode != "none")
+    assert all(isinstance(choices.load("trust.scale", s)(), TrustScale) for s in choices.names("trust.scale"))
+    with pytest.raises(Exception, match="trust.scale"):  # 'auto' is the config's, resolved before weighting
+        load_config(overrides=["trust.scale=nope"])
     assert load_config(overrides=["trust.mode=none"]).trusts_teacher is False
     # A scale that needs outputs known to be right: the synthetic task has them.
     assert load_config(overrides=["trust.scale=calibrated"]).calibrates_trust

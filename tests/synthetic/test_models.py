@@ -11,7 +11,7 @@ from tadistill.synthetic.problems import generate_problems
 from tadistill.synthetic.teacher_server import TeacherProfile, teacher_solution
 from tadistill.tasks.answers import extract_number
 from tadistill.tasks.prompts import student_prompt, student_target
-from tadistill.report import auroc
+from tadistill.tables import auroc
 
 from ..conftest import MODEL_CACHE
 

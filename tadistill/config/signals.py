@@ -1,0 +1,73 @@
+"""What the signals decide: `signals.*`, `selection.*` and `trust.*`."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from .choices import described, names
+from .base import _Section
+
+SELECTION_STRATEGIES = names("selection.strategy")
+TRUST_MODE_NAMES = names("trust.mode")
+TRUST_SCALE_NAMES = ("auto",) + names("trust.scale")
+CONSISTENCY_NAMES = names("signals.consistency")
+
+
+class SignalsConfig(_Section):
+    consistency: Literal[CONSISTENCY_NAMES] = Field(  # type: ignore[valid-type]
+        "agreement",
+        description="Self-consistency measure (signals/compute.py): " + described("signals.consistency") + ".",
+    )
+    w_sc: float = Field(1.0, ge=0, description="Weight of (1 - self-consistency) in the selection score.")
+    w_ta: float = Field(1.0, ge=0, description="Weight of (1 - TA confidence in the student) in the selection score.")
+
+
+class SelectionConfig(_Section):
+    strategy: Literal[SELECTION_STRATEGIES] = Field(  # type: ignore[valid-type]
+        "signals", description="How each round's questions are picked (signals/selection.py): " + described("selection.strategy") + "."
+    )
+    candidates: Optional[int] = Field(
+        None, ge=1,
+        description=(
+            "Stage-2 candidates: a seeded random sample of this many pool questions left after the warm-up, "
+            "which the student samples and the TA scores (and random selection draws from); null: all of them. "
+            "Bounds the cost of the signals on a large pool."
+        ),
+    )
+
+
+class TrustConfig(_Section):
+    mode: Literal[TRUST_MODE_NAMES] = Field(  # type: ignore[valid-type]
+        "weight",
+        description="Use of TA confidence in the teacher's output (signals/trust.py): " + described("trust.mode") + ".",
+    )
+    scale: Literal[TRUST_SCALE_NAMES] = Field(  # type: ignore[valid-type]
+        "auto",
+        description=(
+            "How confidence becomes trust (signals/trust.py): " + described("trust.scale") + "; 'auto': calibrated "
+            "where outputs known to be right exist (the synthetic task, or trust.calibration_files), rank elsewhere."
+        ),
+    )
+    calibration_quantile: float = Field(
+        0.05, gt=0, lt=1,
+        description=(
+            "'calibrated': the share of right outputs the TA may distrust. 'filter' drops outputs below this "
+            "quantile of the right ones' confidence; 'weight' scales them down in proportion to how far into "
+            "that tail they fall."
+        ),
+    )
+    calibration_size: int = Field(
+        500, ge=10, description="'calibrated' on synthetic data: held-out gold solutions the TA scores (a seed of their own)."
+    )
+    calibration_files: list[str] = Field(
+        default_factory=list,
+        description=(
+            "'calibrated' on a user's data: JSONL files of outputs known to be right, each record with 'question' and "
+            "'rationale' (the TA's held-out adaptation data, say); relative paths start from data.root."
+        ),
+    )
+    filter_quantile: float = Field(0.2, ge=0, lt=1, description="'rank' scale: quantile below which 'filter' drops outputs.")
+    min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
+

@@ -1,0 +1,108 @@
+"""What every step of a run is handed: the config, the run directory, and the run's variants
+(teacher, executor, tracker, models), each built once from the config when first asked for.
+
+Steps exchange data only through the run directory's declared artifacts (artifacts.py); this
+context carries what is not data: where the models are, whom to pay, and where the models answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+from .artifacts import FINAL, is_purchase_step, model
+from .config import SYNTHETIC, Config
+from .rundir import RunDir
+
+if TYPE_CHECKING:
+    from .services import Services
+
+
+@dataclass
+class RunContext:
+    config: Config
+    run_dir: RunDir
+    services: "Services"
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    teacher_sent: int = 0  # requests actually paid in this invocation
+    step_log: list[dict] = field(default_factory=list)
+    _models: Optional[dict[str, str]] = None
+    _budget: object = None
+    _teacher: object = None
+    _executor: object = None
+    _tracker: object = None
+
+    def models(self) -> dict[str, str]:
+        """Resolved student and TA paths (the synthetic ones are built once, then cached)."""
+        if self._models is None:
+            paths = {"student": self.config.models.student, "ta": self.config.models.ta}
+            if SYNTHETIC in paths.values():
+                from .synthetic.models import ensure_synthetic_models
+
+                built = ensure_synthetic_models(self.config.models.cache_dir, self.config.models.synthetic)
+                paths = {k: (built[k] if v == SYNTHETIC else v) for k, v in paths.items()}
+            self._models = paths
+        return self._models
+
+    @property
+    def teacher(self):
+        """The run's teacher (teacher/sources.py), built once from teacher.source."""
+        if self._teacher is None:
+            from .teacher.sources import teacher_for
+
+            self._teacher = teacher_for(self.config, self.services, self.run_dir)
+        return self._teacher
+
+    def budget(self):
+        """The run's budget, made once by the teacher, already charged with what finished
+        purchases of every round used and with requests a crashed invocation left in flight."""
+        if self._budget is None:
+            from .teacher.budget import Spend
+
+            spent = Spend()
+            for name, fingerprint in self.fingerprints.items():
+                done = is_purchase_step(name) and self.run_dir.finished(name, fingerprint)
+                if done:
+                    spent = spent + Spend(done["rows"], done.get("prompt_tokens", 0) + done.get("completion_tokens", 0),
+                                          done.get("cost", 0.0))
+            self._budget = self.teacher.make_budget(spent + self.teacher.orphan_spend())
+        return self._budget
+
+    @property
+    def executor(self):
+        """Where the models answer (inference/executor.py), built once from inference.launcher."""
+        if self._executor is None:
+            from .inference.executor import executor_for
+
+            self._executor = executor_for(self.config.inference, self.services, self.config.data.answer_fallback,
+                                          self.config.data.num_blocks)
+        return self._executor
+
+    @property
+    def tracker(self):
+        """The run's experiment-tracker runs (tracking.py), opened when first written to."""
+        if self._tracker is None:
+            from .tracking import RunTracker
+
+            self._tracker = RunTracker(self.config, self.run_dir.path)
+        return self._tracker
+
+    def final_model_path(self) -> str:
+        """The student the run ends with: the final one it trained, or the base student for `base`."""
+        if self.config.stages == 0:
+            return self.models()["student"]
+        return str(self.run_dir.path / model(FINAL))
+
+    def parts(self, folder, step: str):
+        """Where a step writes its output block by block, and the fingerprint the blocks belong to."""
+        return self.run_dir.path / folder, self.fingerprints[step]
+
+    def close(self) -> None:
+        """Take down what the run deployed (the executor's apps, the simulated teacher) and close
+        the tracker runs."""
+        if self._tracker is not None:
+            self._tracker.close()
+        if self._executor is not None:
+            self._executor.close()
+        if self._teacher is not None:
+            self._teacher.close()

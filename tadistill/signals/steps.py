@@ -1,0 +1,154 @@
+"""The signal steps of a round, and trust: the round's student samples its candidates, the TA
+scores the samples, the selection rule picks the round's purchase; the TA's confidence in the
+teacher's outputs (on the scale the calibration step fixes before any purchase) weights them.
+
+Every step reads and writes the artifacts plan.py declares for it; a round is named `round<k>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+import pandas as pd
+
+from ..artifacts import (CALIBRATION, CALIBRATION_PARTS, ROWS, Artifact, Folder, picks, question_signals, round_name,
+                         samples, samples_parts, samples_scored, scored_parts, trust_parts, trusted)
+from ..config import SYNTHETIC, Config
+from ..teacher.steps import bought_ids, earlier_purchases, pool_rows
+
+if TYPE_CHECKING:
+    from ..context import RunContext
+
+
+def candidates(ctx: "RunContext", k: int) -> pd.DataFrame:
+    """Round k's candidates: pool questions not bought before it, or a seeded random sample of
+    selection.candidates of them (signals cost a sampling and a scoring per candidate)."""
+    pool = pool_rows(ctx)
+    taken = bought_ids(ctx, earlier_purchases(ctx.config, k))
+    remaining = pool[~pool["id"].isin(taken)].reset_index(drop=True)
+    limit = ctx.config.selection.candidates
+    if limit and limit < len(remaining):
+        remaining = remaining.sample(n=limit, random_state=round_seed(ctx.config, k))
+        remaining = remaining.sort_values("id").reset_index(drop=True)
+    return remaining
+
+
+def round_seed(config: Config, k: int) -> int:
+    """Seed of round k's random choices: the run's seed in round 1, another in each later round."""
+    return config.seed + k - 1
+
+
+def step_sample(ctx: "RunContext", k: int, student: Optional[Folder]) -> dict:
+    """The round's student (the base student when it trained none) samples every candidate."""
+    name = round_name(k)
+    model = str(ctx.run_dir.path / student) if student else ctx.models()["student"]
+    drawn = ctx.executor.sample(model, candidates(ctx, k), ctx.parts(samples_parts(name), f"{name}.sample"))
+    ctx.run_dir.write_table(samples(name), drawn)
+    return {"rows": len(drawn), "questions": int(drawn["id"].nunique()),
+            "unextractable": int(drawn["answer"].isna().sum())}
+
+
+def _score(ctx: "RunContext", rows: pd.DataFrame, parts) -> pd.DataFrame:
+    return ctx.executor.score(ctx.models()["ta"], rows, parts)
+
+
+def _with_questions(ctx: "RunContext", frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.merge(ctx.run_dir.read_table(ROWS)[["id", "question"]], on="id")
+
+
+def step_score(ctx: "RunContext", k: int) -> dict:
+    """The TA's confidence in each of the round's samples."""
+    name = round_name(k)
+    drawn = ctx.run_dir.read_table(samples(name))
+    scored = _score(ctx, _with_questions(ctx, drawn), ctx.parts(scored_parts(name), f"{name}.score"))
+    scored = scored.drop(columns=["question"]).sort_values(["id", "k"]).reset_index(drop=True)
+    ctx.run_dir.write_table(samples_scored(name), scored)
+    return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
+
+
+def step_select(ctx: "RunContext", k: int) -> dict:
+    """The round's purchase: its share of the budget, picked among the candidates by the rule."""
+    from .compute import question_signals as signals_of
+    from .selection import select
+
+    config, name = ctx.config, round_name(k)
+    pool = candidates(ctx, k)
+    already = sum(ctx.run_dir.read_table(t)["id"].nunique() for t in earlier_purchases(config, k)[1:])
+    count = max(0, min(config.round_targets()[k - 1] - already, len(pool)))
+    if config.selection_uses_signals:
+        signals = signals_of(ctx.run_dir.read_table(samples_scored(name)), config.signals)
+    else:
+        signals = pd.DataFrame({"id": pool["id"], "self_consistency": np.nan, "ta_conf_student": np.nan})
+    chosen = select(signals, count, config.selection.strategy, config.signals, round_seed(config, k))
+    ctx.run_dir.write_table(question_signals(name), chosen)
+    picked = chosen[chosen["selected"]].sort_values(["score", "id"], ascending=[False, True])
+    picked = picked[["id"]].merge(pool[["id", "question"]], on="id", how="left")
+    ctx.run_dir.write_table(picks(name), picked)
+    return {"rows": len(picked), "candidates": len(chosen)}
+
+
+def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> dict:
+    """Every output bought so far with the TA's confidence in it and its trust weight: the
+    `previous` trust table's outputs keep the scores they had, the `new` purchases (round index,
+    outputs) are scored; weights are placed on the whole set (a rank scale needs all of it)."""
+    from .trust import trust_weights
+
+    fresh = [ctx.run_dir.read_table(table).assign(round=index) for index, table in new]
+    added = pd.concat([frame for frame in fresh if len(frame)] or fresh[:1], ignore_index=True)
+    scored_now = 0
+    if not ctx.config.trust_uses_ta:
+        added["ta_conf_teacher"] = np.nan
+    else:
+        scored_now = len(added)
+        scored = _score(ctx, _with_questions(ctx, added[["id", "k", "text"]]), ctx.parts(trust_parts(name), f"{name}.trust"))
+        conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
+        added = added.merge(conf, on=["id", "k"])
+    if previous is not None:
+        kept = ctx.run_dir.read_table(previous).drop(columns=["weight"])
+        added = pd.concat([kept, added], ignore_index=True)
+    reference = ctx.run_dir.read_table(CALIBRATION)["ta_conf"].to_numpy() if ctx.config.calibrates_trust else None
+    trust = ctx.config.trust.model_copy(update={"scale": ctx.config.trust_scale})
+    added["weight"] = trust_weights(added["ta_conf_teacher"], trust, reference).to_numpy()
+    ctx.run_dir.write_table(trusted(name), added)
+    return {"rows": len(added), "scored": scored_now, "dropped": int((added["weight"] == 0).sum()),
+            "mean_weight": float(added["weight"].mean())}
+
+
+def calibration_references(config: Config) -> pd.DataFrame:
+    """Outputs known to be right (question, text): held-out gold solutions of the synthetic
+    task (a generator seed of their own), or the user's trust.calibration_files."""
+    if config.data.source == SYNTHETIC:
+        from ..synthetic.problems import generate_problems, gold_solution
+
+        syn = config.data.synthetic
+        problems = generate_problems(config.trust.calibration_size, syn.seed + 2, syn.min_steps, syn.max_steps)
+        return pd.DataFrame({"question": [p.question() for p in problems], "text": [gold_solution(p) for p in problems]})
+    from ..corpus import CorpusError
+
+    frames = []
+    for name in config.trust.calibration_files:
+        path = Path(name) if Path(name).is_absolute() else Path(config.data.root) / name
+        try:
+            frame = pd.read_json(path, lines=True)
+        except (OSError, ValueError) as exc:
+            raise CorpusError(f"{path} (trust.calibration_files): not a readable JSON-lines file: {exc}") from None
+        missing = {"question", "rationale"} - set(frame.columns)
+        if missing or frame.empty:
+            raise CorpusError(f"{path} (trust.calibration_files): expected records with 'question' and 'rationale'"
+                              + (f"; missing {', '.join(sorted(missing))}" if missing else "; the file has none"))
+        frames.append(frame[["question", "rationale"]].rename(columns={"rationale": "text"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def step_calibrate_trust(ctx: "RunContext") -> dict:
+    """The TA's confidence in outputs known to be right: the scale trust is measured on, fixed
+    before any purchase it is applied to."""
+    references = calibration_references(ctx.config)
+    references = references.assign(id=[f"cal-{i}" for i in range(len(references))], k=0)
+    scored = _score(ctx, references, ctx.parts(CALIBRATION_PARTS, "calibrate_trust"))
+    ctx.run_dir.write_table(CALIBRATION, scored[["id", "question", "text", "ta_conf"]])
+    q = ctx.config.trust.calibration_quantile
+    return {"rows": len(scored), "threshold": float(np.quantile(scored["ta_conf"], q)),
+            "median_ta_conf": float(scored["ta_conf"].median())}

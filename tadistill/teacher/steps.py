@@ -1,0 +1,94 @@
+"""The teacher's steps of a run: recorded outputs matched to the corpus, the random warm-up pick,
+and each purchase (the warm-up's and every round's), all through the run's one budget.
+
+Also what every later step asks about purchases: the questions that may be bought, and what has
+been bought before a round.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..artifacts import RECORDS, ROWS, UNMATCHED, WARMUP, Artifact, bought, picks, purchase_step, round_name
+from ..console import LOG_ONLY
+
+if TYPE_CHECKING:
+    from ..context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+def step_teacher_records(ctx: "RunContext") -> dict:
+    """Import the recorded teacher outputs and match them to corpus rows (no budget spent here)."""
+    from .recorded import import_records
+
+    rows = ctx.run_dir.read_table(ROWS)
+    records, unmatched = import_records(ctx.config.teacher.recorded, ctx.config.data.root, rows,
+                                        ctx.config.data.max_row_bytes)
+    ctx.run_dir.write_table(RECORDS, records)
+    ctx.run_dir.write_table(UNMATCHED, unmatched)
+    pool = rows[rows["split"] == ctx.config.data.pool_split]
+    without = int((~pool["id"].isin(set(records["id"]))).sum())
+    if len(unmatched):
+        log.warning("recorded teacher: %d output(s) match no corpus row; see %s", len(unmatched),
+                    ctx.run_dir.path / UNMATCHED)
+    if without:
+        log.warning("recorded teacher: %d of %d pool questions have no recorded output and cannot be bought",
+                    without, len(pool))
+    return {"rows": len(records), "questions": int(records["id"].nunique()), "unmatched": len(unmatched),
+            "pool_without_record": without}
+
+
+def pool_rows(ctx: "RunContext") -> pd.DataFrame:
+    """Questions the method may buy: the pool split, less those a recorded teacher cannot answer."""
+    rows = ctx.run_dir.read_table(ROWS)
+    pool = ctx.teacher.buyable(rows[rows["split"] == ctx.config.data.pool_split])
+    return pool.sort_values("id").reset_index(drop=True)
+
+
+def earlier_purchases(config, k: int) -> list[Artifact]:
+    """What tells which questions were bought before round k: the warm-up's outputs (its empty
+    pick when it buys nothing) and every earlier round's."""
+    first = bought(WARMUP) if config.warmup_requests() else picks(WARMUP)
+    return [first] + [bought(round_name(j)) for j in range(1, k)]
+
+
+def bought_ids(ctx: "RunContext", tables: list[Artifact]) -> set:
+    return set().union(*(set(ctx.run_dir.read_table(t)["id"]) for t in tables))
+
+
+def step_pick_warmup(ctx: "RunContext") -> dict:
+    """A seeded random pick of the warm-up's size (a one-stage method's whole purchase)."""
+    pool = pool_rows(ctx)
+    count = min(ctx.config.warmup_requests(), len(pool))
+    picked = pool.sample(n=count, random_state=ctx.config.seed)[["id", "question"]]
+    ctx.run_dir.write_table(picks(WARMUP), picked)
+    return {"rows": len(picked)}
+
+
+def step_buy(ctx: "RunContext", purchase: str) -> dict:
+    """Buy the purchase's picks, most preferred first, until the budget ends; every response is
+    stored before it is used, so a rerun pays for none of them again."""
+    from ..tasks.answers import add_answers
+    from ..tasks.prompts import system_prompt
+
+    chosen = ctx.run_dir.read_table(picks(purchase))
+    rows = ctx.run_dir.read_table(ROWS)
+    # One task, one answer type: every corpus row carries it.
+    prompt = system_prompt(ctx.config.teacher.system_prompt, rows["answer_type"].iloc[0])
+    step = purchase_step(purchase)
+    outputs, report = ctx.teacher.buy(chosen, prompt, ctx.budget(), desc=step)
+    outputs = add_answers(outputs, rows, ctx.config.data.answer_fallback)
+    ctx.run_dir.write_table(bought(purchase), outputs)
+    ctx.teacher_sent += report.sent
+    log.info("%s: bought %d (sent %d, cache hits %d, truncated %d)", step, report.bought, report.sent,
+             report.cache_hits, report.truncated, extra=LOG_ONLY)
+    return {
+        "rows": report.bought, "outputs": len(outputs), "sent": report.sent, "cache_hits": report.cache_hits,
+        "not_bought_budget": report.not_bought_budget, "unextractable_answers": int(outputs["answer"].isna().sum()),
+        "truncated": report.truncated, "prompt_tokens": report.prompt_tokens,
+        "completion_tokens": report.completion_tokens, "cost": round(report.cost, 6),
+    }

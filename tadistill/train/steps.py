@@ -1,0 +1,78 @@
+"""The training steps of a run: each round's student (whose signals steer the round's purchase)
+and the final student, on what plan.py says they read.
+
+Under the fair schedule the final student, whatever the method, trains from the base student for
+the same optimizer steps (Config.final_steps), so methods differ only in what they bought and how
+its outputs are weighted; a round's student trains train.epochs passes over its rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Optional
+
+import pandas as pd
+
+from ..artifacts import ROWS, Artifact, Folder, model, train_rows
+
+if TYPE_CHECKING:
+    from ..context import RunContext
+
+
+def training_rows(ctx: "RunContext", teacher: pd.DataFrame, weights: Optional[pd.Series] = None) -> pd.DataFrame:
+    """(id, prompt, target, weight) per teacher output; a weight of 0 drops the output."""
+    from ..tasks.prompts import student_prompt, student_target
+
+    questions = ctx.run_dir.read_table(ROWS).set_index("id")["question"]
+    rows = pd.DataFrame({
+        "id": teacher["id"],
+        "prompt": [student_prompt(questions[i]) for i in teacher["id"]],
+        "target": [student_target(t) for t in teacher["text"]],
+        "weight": 1.0 if weights is None else weights.to_numpy(),
+    })
+    return rows[rows["weight"] > 0].reset_index(drop=True)
+
+
+def gold_weights(ctx: "RunContext", teacher: pd.DataFrame) -> pd.Series:
+    """The oracle baseline: weight 1 where the teacher's answer matches gold, 0 elsewhere."""
+    gold = ctx.run_dir.read_table(ROWS).set_index("id")["gold"]
+    missing = teacher["id"].map(gold).isna()
+    if missing.any():
+        raise ValueError(f"method 'oracle' needs gold answers in the pool split; {int(missing.sum())} bought "
+                         f"questions have none (e.g. id {teacher.loc[missing, 'id'].iloc[0]!r})")
+    right = teacher["answer"].notna() & (teacher["answer"] == teacher["id"].map(gold))
+    return right.astype(float)
+
+
+def step_train(ctx: "RunContext", stage: str, source: Artifact, init: Optional[Folder], final: bool) -> dict:
+    """Train the `stage` student on the outputs in `source`, weighted by their trust where the
+    table carries it (by gold for the oracle's final student), from `init` or the base student."""
+    teacher = ctx.run_dir.read_table(source)
+    if final and ctx.config.gold_weights:
+        weights = gold_weights(ctx, teacher)
+    else:
+        weights = teacher["weight"] if "weight" in source.columns else None
+    start = str(ctx.run_dir.path / init) if init else ctx.models()["student"]
+    return _train(ctx, stage, training_rows(ctx, teacher, weights), start, final)
+
+
+def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, final: bool) -> dict:
+    """Train one student. The final one, under the fair schedule, takes the same optimizer steps
+    whatever the method bought or dropped (Config.final_steps)."""
+    from .ray_trainer import train_stage
+
+    ctx.services.ray()
+    train = ctx.config.train
+    fixed = final and train.schedule == "fair"
+    train = train.model_copy(update={"steps": ctx.config.final_steps() if fixed else None})
+    metrics = train_stage(
+        rows, init_model, train,
+        storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
+        model_out=ctx.run_dir.file(model(stage)), chat_template=ctx.config.inference.chat_template,
+    )
+    ctx.tracker.stage_curve(stage, metrics["step_losses"], metrics["step_lrs"])
+    ctx.run_dir.write_table(train_rows(stage), rows)
+    metrics["optimizer_steps"] = metrics["steps"]
+    metrics["examples_seen"] = metrics["steps"] * train.global_batch_size
+    (ctx.run_dir.path / stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return {k: v for k, v in metrics.items() if k not in ("step_losses", "step_lrs")}

@@ -1,0 +1,101 @@
+"""The plan of a run: setup, one round template per round, the end; ordered by what steps read and
+write, checked when built; and with one round, exactly what the two fixed stages computed."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tadistill.artifacts import Artifact
+from tadistill.config import ConfigError, load_config
+from tadistill.plan import Plan, PlanError, Step, plan
+
+PIN = Path(__file__).parent / "data" / "one_round_pin.json"
+
+
+def _step(name, reads=(), writes=()):
+    return Step(name, lambda ctx: {}, reads=tuple(Artifact(r, ("id",), r) for r in reads),
+                writes=tuple(Artifact(w, ("id",), w) for w in writes))
+
+
+def test_the_order_follows_what_steps_read_not_how_they_are_listed():
+    steps = Plan([_step("c", reads=["b"], writes=["c"]), _step("a", writes=["a"]),
+                  _step("b", reads=["a"], writes=["b"]), _step("d", reads=["a"], writes=["d"])])
+    assert steps.names() == ["a", "b", "c", "d"]
+    assert [s.name for s in steps.upstream(steps.steps[2])] == ["b"]
+
+
+def test_a_plan_whose_declarations_do_not_fit_is_refused():
+    with pytest.raises(PlanError, match="x is written by both a and b"):
+        Plan([_step("a", writes=["x"]), _step("b", writes=["x"])])
+    with pytest.raises(PlanError, match="b reads y, which no step of the plan writes"):
+        Plan([_step("a", writes=["x"]), _step("b", reads=["y"])])
+    assert Plan([_step("b", reads=["y"])], external=(Artifact("y", ("id",), "given"),)).names() == ["b"]
+    with pytest.raises(PlanError, match="cycle: a, b"):
+        Plan([_step("a", reads=["y"], writes=["x"]), _step("b", reads=["x"], writes=["y"])])
+
+
+def test_rounds_repeat_the_template_and_carry_their_round_in_every_name():
+    names = plan(load_config(None, ["budget.rounds=3"])).names()
+    template = ["train", "sample", "score", "select", "buy", "trust"]
+    for k in (1, 2, 3):
+        assert [n.split(".")[1] for n in names if n.startswith(f"round{k}.")] == template
+    assert names[:4] == ["corpus", "warmup.pick", "warmup.buy", "calibrate_trust"]
+    assert names[-3:] == ["final.train", "evaluate", "report"]
+    # Round k's student learns what round k-1 trusted; the final one what the last round trusted.
+    steps = {s.name: s for s in plan(load_config(None, ["budget.rounds=3"]))}
+    assert "round2/trust.parquet" in {str(a) for a in steps["round3.train"].reads}
+    assert "round3/trust.parquet" in {str(a) for a in steps["final.train"].reads}
+    assert plan(load_config(None, [])).names() == [n for n in names if not n.startswith(("round2", "round3"))]
+
+
+def test_each_round_buys_its_share_of_what_the_warmup_left():
+    config = load_config(None, ["budget.requests=300", "budget.rounds=3", "budget.round_shares=[0.5, 0.3, 0.2]"])
+    assert config.warmup_requests() == 90 and config.round_targets() == [105, 168, 210]
+    assert load_config(None, ["budget.requests=40", "budget.rounds=3"]).round_targets() == [9, 19, 28]
+    assert load_config(None, ["budget.requests=40"]).round_targets() == [28]
+    assert load_config(None, ["method=none"]).round_targets() == []
+
+
+def test_round_options_are_checked_on_load():
+    with pytest.raises(ConfigError, match="round_shares has 2 entries for rounds 3"):
+        load_config(None, ["budget.rounds=3", "budget.round_shares=[0.5, 0.5]"])
+    with pytest.raises(ConfigError, match="must sum to 1"):
+        load_config(None, ["budget.rounds=2", "budget.round_shares=[0.5, 0.4]"])
+    with pytest.raises(ConfigError, match="method 'none' buys once, at random, and has no rounds"):
+        load_config(None, ["method=none", "budget.rounds=2"])
+
+
+@pytest.mark.parametrize("method", ["full", "none", "ta_teacher_only", "random", "sc_filter"])
+def test_one_round_computes_what_the_two_fixed_stages_computed(ray_local, synthetic_models, tmp_path, method):
+    """Recorded with the two-stage code before the round layout (same world, same seed): the same
+    picks, the same training rows and trust weights, the same loss and test accuracy."""
+    from tadistill.corpus.synthetic import synthetic_splits
+    from tadistill.pipeline import run_pipeline
+    from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
+
+    from .conftest import MODEL_CACHE
+
+    world = ["data.synthetic.pool_size=90", "data.synthetic.test_size=30", "teacher.synthetic.error_rate=0.4"]
+    base = load_config(None, world)
+    records = write_teacher_records(synthetic_splits(base.data)["train"],
+                                    TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
+                                    tmp_path / "teacher.jsonl")
+    run_dir = tmp_path / method
+    run_pipeline(load_config(None, [
+        *world, f"models.cache_dir={MODEL_CACHE}", "budget.requests=30", "train.epochs=2", "train.launcher=local",
+        "train.strategy=ddp", "train.num_workers=1", "train.global_batch_size=8", "train.micro_batch_size=8",
+        "inference.launcher=local", "inference.num_samples=2", "trust.calibration_size=20",
+        "teacher.source=recorded", f"teacher.recorded.files=[{records}]", "teacher.recorded.format=records",
+        "teacher.recorded.match=id", "teacher.recorded.fields.id=id", f"method={method}", f"run_dir={run_dir}"]))
+    steps = json.loads((run_dir / "manifest.json").read_text())["steps"]
+    rows = pd.read_parquet(run_dir / "final/train_rows.parquet")
+    purchases = ["warmup", "round1"] if "round1.select" in steps else ["warmup"]
+    measured = {
+        "accuracy": steps["evaluate"]["accuracy"], "final_loss": round(steps["final.train"]["final_loss"], 6),
+        "optimizer_steps": steps["final.train"]["optimizer_steps"],
+        "picks": [pd.read_parquet(run_dir / f"picks/{p}.parquet")["id"].tolist() for p in purchases],
+        "train_rows": sorted([i, round(float(w), 6)] for i, w in zip(rows["id"], rows["weight"])),
+    }
+    assert measured == json.loads(PIN.read_text())[method]
