@@ -16,10 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .corpus.canonical import CANONICAL_COLUMNS
-from .corpus.read import REJECT_COLUMNS
-from .teacher.budget import TEACHER_COLUMNS
-from .teacher.recorded import RECORD_COLUMNS, UNMATCHED_COLUMNS
+# The columns of the tables the stages make, declared here (this module imports nothing of the
+# package, so every stage can import it): a canonical corpus row, a rejected row, a teacher output
+# (k numbers several outputs for one question), a recorded output matched to a row, and one not.
+CANONICAL_COLUMNS = ["id", "task", "split", "question", "stem", "options", "gold", "answer_type", "source_file", "row"]
+REJECT_COLUMNS = ["split", "source_file", "row", "id", "reason"]
+TEACHER_COLUMNS = ["id", "k", "request_key", "model", "text", "prompt_tokens", "completion_tokens", "finish_reason",
+                   "source", "cached"]
+RECORD_COLUMNS = ["id", "k", "text", "record_file", "record_row"]
+UNMATCHED_COLUMNS = ["record_file", "record_row", "reason"]
 
 WARMUP = "warmup"
 FINAL = "final"

@@ -99,3 +99,22 @@ def test_one_round_computes_what_the_two_fixed_stages_computed(ray_local, synthe
         "train_rows": sorted([i, round(float(w), 6)] for i, w in zip(rows["id"], rows["weight"])),
     }
     assert measured == json.loads(PIN.read_text())[method]
+
+
+def test_a_run_directory_of_the_two_stage_layout_is_rerun_with_a_warning(tmp_path, caplog):
+    import logging
+
+    from tadistill.pipeline import _say_if_earlier_layout
+    from tadistill.rundir import RunDir
+
+    run_dir = RunDir(tmp_path)
+    run_dir.record("corpus", {"fingerprint": "a", "rows": 1})
+    with caplog.at_level(logging.WARNING, logger="tadistill.pipeline"):
+        _say_if_earlier_layout(run_dir)
+    assert not caplog.records  # a directory of today's layout: nothing to say
+    run_dir.record("teacher_stage1", {"fingerprint": "b", "rows": 12})
+    with caplog.at_level(logging.WARNING, logger="tadistill.pipeline"):
+        _say_if_earlier_layout(run_dir)
+    (said,) = caplog.records
+    assert "earlier tadistill (two fixed stages: teacher_stage1)" in said.getMessage()
+    assert "no request is paid twice" in said.getMessage()

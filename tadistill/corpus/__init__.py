@@ -6,9 +6,10 @@ one record into a row or a reject reason; read.py runs it all on Ray Data;
 inspect.py summarises a corpus for `tadistill data inspect`.
 """
 
-from .canonical import CANONICAL_COLUMNS, question_key, stable_id
+from ..artifacts import CANONICAL_COLUMNS, REJECT_COLUMNS
+from .canonical import question_key, stable_id
 from .files import CorpusError
-from .read import REJECT_COLUMNS, Corpus, read_corpus
+from .read import Corpus, read_corpus
 from .synthetic import SYNTHETIC_TASK, write_synthetic_source
 
 __all__ = [

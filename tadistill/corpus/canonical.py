@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..artifacts import CANONICAL_COLUMNS
 from ..config import DataConfig
 from ..tasks.answers import LETTERS, gold_choice, gold_label, gold_number, gold_yesno
 from ..tasks.prompts import render_question
 from .files import get_path
 from .presets import PRESETS, Fields
 
-CANONICAL_COLUMNS = ["id", "task", "split", "question", "stem", "options", "gold", "answer_type", "source_file", "row"]
 
 
 class Rejected(Exception):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..artifacts import CANONICAL_COLUMNS, REJECT_COLUMNS
 from ..config import DataConfig
-from .canonical import CANONICAL_COLUMNS, Rejected, canonical_row, row_reader
+from .canonical import Rejected, canonical_row, row_reader
 from .files import CorpusError, detect_format, parse_file, resolve_files
 
 log = logging.getLogger(__name__)
 
-REJECT_COLUMNS = ["split", "source_file", "row", "id", "reason"]
 _FILE_ERROR_ROW = 0  # a record numbered 0 carries an error about the whole file
 
 

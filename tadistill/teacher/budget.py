@@ -13,11 +13,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
-# One row per teacher output; k numbers several outputs for one question (recorded teachers).
-TEACHER_COLUMNS = [
-    "id", "k", "request_key", "model", "text", "prompt_tokens", "completion_tokens",
-    "finish_reason", "source", "cached",
-]
 
 
 @dataclass

@@ -24,10 +24,11 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from ..artifacts import TEACHER_COLUMNS
 from ..config import TeacherConfig
 from ..retry import RetryClock
 from ..tasks.prompts import teacher_messages
-from .budget import TEACHER_COLUMNS, Budget, PurchaseReport
+from .budget import Budget, PurchaseReport
 from .cache import ResponseCache
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,12 @@ from typing import Iterator, Optional
 
 import pandas as pd
 
+from ..artifacts import RECORD_COLUMNS, TEACHER_COLUMNS, UNMATCHED_COLUMNS
 from ..config import RecordedTeacherConfig
 from ..corpus.canonical import question_key
 from ..corpus.files import DEFAULT_MAX_ROW_BYTES, CorpusError, get_path, parse_file, resolve_files
-from .budget import TEACHER_COLUMNS, Budget, PurchaseReport
+from .budget import Budget, PurchaseReport
 
-RECORD_COLUMNS = ["id", "k", "text", "record_file", "record_row"]
-UNMATCHED_COLUMNS = ["record_file", "record_row", "reason"]
 
 
 def _texts(value) -> list[str]:

@@ -17,8 +17,9 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from ..artifacts import TEACHER_COLUMNS
 from ..config import TeacherConfig
-from .budget import TEACHER_COLUMNS, PurchaseReport, Spend
+from .budget import PurchaseReport, Spend
 from .cache import ResponseCache
 from .client import BudgetGate, TeacherClient, summarise
 
