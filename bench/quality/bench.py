@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
-WORLDS = {name: REPO / "configs" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy")}
+WORLDS = {name: REPO / "configs" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak")}
 RESULTS = REPO / "docs" / "results" / "quality.jsonl"
 MAIN_METHODS = ("base", "none", "oracle", "random", "full")
 
@@ -95,9 +95,9 @@ def recorded_teacher(world: str, rate: float, out: Path) -> list[str]:
     from tadistill.corpus.synthetic import synthetic_splits
     from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
 
-    config = load_config(WORLDS[world], [f"teacher.synthetic.error_rate={rate}"])
+    config = load_config(world_file(world), [f"teacher.synthetic.error_rate={rate}"])
     profile = TeacherProfile.from_config(config.teacher.synthetic, config.data.synthetic)
-    path = out / "teachers" / f"{world}-error{rate}.jsonl"
+    path = out / "teachers" / f"{world_file(world).stem}-error{rate}.jsonl"
     if not path.exists():
         write_teacher_records(synthetic_splits(config.data)[config.data.pool_split], profile, path)
     return ["teacher.source=recorded", f"teacher.recorded.files=[{path}]", "teacher.recorded.format=records",

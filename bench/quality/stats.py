@@ -7,8 +7,10 @@ Reads one JSON object per run (bench.py writes them) and writes:
 - docs/results/quality.md: per cell, every method's mean accuracy over seeds, and the paired
   differences that matter (full vs none, full vs random, random vs none, oracle vs none; at
   the factorial cell every selection x trust cell vs none and vs random), absolute and
-  relative, each with a paired-bootstrap 95% confidence interval over seeds, and the number
-  of comparisons made (with the Bonferroni-adjusted interval of the headline);
+  relative, each with a paired-bootstrap 95% confidence interval over seeds, the share of seeds
+  on which the first method wins, and the number of comparisons made (with the
+  Bonferroni-adjusted interval of the headline); and per world and teacher error, the budget
+  `none` needs to match full's accuracy (spend saved, interpolated over the grid's budgets);
 - docs/figures/quality_cells.png (accuracy per method per cell) and
   docs/figures/quality_factorial.png (the factorial's gains over none);
 - with --readme, the README's table between its `quality:begin` / `quality:end` markers.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -73,7 +76,7 @@ def paired(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, seed: int = 0) -> 
         ratios = a[picks].mean(axis=1) / b[picks].mean(axis=1) - 1
     lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
     return {
-        "n": n, "abs": float((a - b).mean()), "abs_ci": [float(np.percentile(diffs, lo)), float(np.percentile(diffs, hi))],
+        "n": n, "wins": float((a > b).mean()), "abs": float((a - b).mean()), "abs_ci": [float(np.percentile(diffs, lo)), float(np.percentile(diffs, hi))],
         "rel": float(a.mean() / b.mean() - 1) if b.mean() else float("nan"),
         "rel_ci": [float(np.nanpercentile(ratios, lo)), float(np.nanpercentile(ratios, hi))],
     }
@@ -117,6 +120,38 @@ def _md(frame: pd.DataFrame) -> str:
     from tadistill.tables import markdown_table
 
     return markdown_table(frame)
+
+
+def budget_to_match(budgets: list[float], accuracies: list[float], target: float) -> Optional[float]:
+    """The budget at which a method whose mean accuracy is `accuracies` at `budgets` first reaches
+    `target`, linearly interpolated between grid points; None where no budget of the grid reaches it."""
+    points = sorted(zip(budgets, accuracies))
+    if not points:
+        return None
+    if points[0][1] >= target:
+        return float(points[0][0])
+    for (b0, a0), (b1, a1) in zip(points, points[1:]):
+        if a1 >= target > a0:
+            return float(b0 + (target - a0) * (b1 - b0) / (a1 - a0))
+    return None
+
+
+def spend_saved(runs: pd.DataFrame, method: str = "full", baseline: str = "none") -> list[dict]:
+    """Per cell where both ran: the budget `baseline` needs (over the budgets of its world and
+    teacher error) to reach `method`'s mean accuracy, and its ratio to the cell's budget."""
+    means = runs.groupby(CELL + ["method"])["accuracy"].mean()
+    out = []
+    for (world, rate), part in runs.groupby(["world", "error_rate"], sort=True):
+        base = part[part["method"] == baseline].groupby("budget")["accuracy"].mean()
+        for budget in sorted(part.loc[part["method"] == method, "budget"].unique()):
+            target = means.get((world, rate, budget, method))
+            needed = budget_to_match(list(base.index), list(base.to_numpy()), target)
+            out.append({"world": world, "error_rate": rate, "budget": int(budget), "method": method,
+                        "accuracy": float(target), "baseline": baseline, "baseline_budgets": [int(b) for b in base.index],
+                        "baseline_budget_needed": needed,
+                        "ratio": None if needed is None else needed / budget,
+                        "beyond_grid": needed is None})
+    return out
 
 
 def headline(runs: pd.DataFrame, count: int) -> dict:
@@ -175,12 +210,26 @@ def summary_markdown(runs: pd.DataFrame) -> tuple[str, dict]:
             absolute=[_fmt_ci(r, c, False) for r, c in zip(comp["abs"], comp["abs_ci"])],
             above_zero=["yes" if c[0] > 0 else ("below" if c[1] < 0 else "no") for c in comp["abs_ci"]],
             post_hoc=comp["post_hoc"].map({True: "post hoc", False: ""}),
-        )[CELL + ["a", "b", "n", "relative", "absolute", "above_zero", "post_hoc"]]
+            wins=[f"{round(w * n)} of {n}" for w, n in zip(comp["wins"], comp["n"])],
+        )[CELL + ["a", "b", "n", "relative", "absolute", "above_zero", "wins", "post_hoc"]]
         lines.append(_md(comp.rename(columns={"error_rate": "teacher error", "n": "seeds",
-                                              "above_zero": "CI above 0", "post_hoc": "chosen"})))
+                                              "above_zero": "CI above 0", "wins": "a ahead on", "post_hoc": "chosen"})))
         lines += ["", "'post hoc': a method or cell chosen after the pre-registered results were seen "
                   "(bench/quality/README.md, 'What ran'); its figures are checks, not the headline.", ""]
-    return "\n".join(lines) + "\n", {"headline": head, "comparisons": comps}
+    saved = spend_saved(runs)
+    if saved:
+        lines += ["## Spend saved", "",
+                  "The budget `none` needs to reach full's mean accuracy, interpolated linearly over the budgets "
+                  "`none` ran at in the same world and teacher error ('beyond the grid': no budget of the grid "
+                  "reaches it).", ""]
+        lines.append(_md(pd.DataFrame([{
+            "world": r["world"], "teacher error": f"{r['error_rate']:g}", "budget": r["budget"],
+            "full accuracy": f"{r['accuracy']:.3f}", "none's budgets": ", ".join(map(str, r["baseline_budgets"])),
+            "none needs": "beyond the grid" if r["beyond_grid"] else f"{r['baseline_budget_needed']:.0f}",
+            "x full's budget": "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+        } for r in saved])))
+        lines.append("")
+    return "\n".join(lines) + "\n", {"headline": head, "comparisons": comps, "spend_saved": saved}
 
 
 def plot_cells(runs: pd.DataFrame, out: Path) -> None:

@@ -71,3 +71,38 @@ def test_methods_chosen_after_the_results_are_marked_and_compared_with_full():
     assert comps[("holdout", "sc_weight", "none")] is True and ("holdout", "sc_weight", "full") in comps
     assert comps[("shaped", "learnable_weight", "full")] is True
     assert comps[("shaped", "full", "none")] is False and not post_hoc(("holdout", 0.4, 300), "full")
+
+
+def test_each_comparison_says_on_how_many_seeds_the_first_method_is_ahead():
+    a, b = np.array([0.5, 0.4, 0.6, 0.5]), np.array([0.4, 0.5, 0.5, 0.5])
+    assert paired(a, b)["wins"] == pytest.approx(0.5)  # ahead on seeds 0 and 2; behind on 1; a tie on 3
+
+
+def test_the_budget_none_needs_is_interpolated_over_the_grid():
+    from bench.quality.stats import budget_to_match, spend_saved
+
+    assert budget_to_match([300, 600], [0.4, 0.6], 0.5) == pytest.approx(450)
+    assert budget_to_match([300, 600], [0.4, 0.6], 0.3) == pytest.approx(300)  # reached at the smallest
+    assert budget_to_match([300, 600], [0.4, 0.6], 0.7) is None  # beyond the grid
+    runs = pd.DataFrame([{"world": "w", "error_rate": 0.4, "budget": b, "seed": s, "method": m, "accuracy": acc}
+                         for s in range(2) for b, m, acc in ((300, "none", 0.4), (600, "none", 0.6),
+                                                             (300, "full", 0.55), (600, "full", 0.7))])
+    saved = {r["budget"]: r for r in spend_saved(runs)}
+    assert saved[300]["baseline_budget_needed"] == pytest.approx(525) and saved[300]["ratio"] == pytest.approx(1.75)
+    assert saved[600]["beyond_grid"] and saved[600]["ratio"] is None
+
+
+def test_any_synthetic_world_file_records_its_own_teacher(tmp_path):
+    """`--cell path/to/world.yaml`: a world the WORLDS table does not name still gets its teacher."""
+    import yaml
+
+    from bench.quality.bench import REPO, recorded_teacher
+
+    world = yaml.safe_load((REPO / "configs/worlds/weak.yaml").read_text())
+    world["data"]["synthetic"].update(pool_size=50, test_size=10, validation_size=0)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(world))
+    overrides = recorded_teacher(str(path), 0.4, tmp_path)
+    records = tmp_path / "teachers" / "mine-error0.4.jsonl"
+    assert f"teacher.recorded.files=[{records}]" in overrides
+    assert len(records.read_text().splitlines()) == 50
