@@ -37,7 +37,11 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         if problem["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
         else:
-            lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+            message = problem["msg"].removeprefix("Value error, ")
+            given = problem.get("input")
+            # A section's own check (a validator over several keys) gets the whole section: its
+            # message names the keys, and the section's dump would bury it.
+            lines.append(f"  {key}: {message}" + ("" if isinstance(given, dict) else f" (got {given!r})"))
     return "\n".join(lines)
 
 

@@ -177,3 +177,13 @@ def test_any_yaml_file_gives_a_config_or_a_config_error_naming_the_file(tmp_path
         load_config(path)
     except ConfigError as exc:
         assert str(path) in str(exc) or "override" in str(exc)
+
+
+def test_a_check_over_several_keys_says_what_is_wrong_without_dumping_the_section():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["method=none", "budget.rounds=2"])
+    message = str(caught.value)
+    assert "budget.rounds 2: method 'none' buys once, at random, and has no rounds" in message
+    assert "{" not in message and "Value error" not in message
+    with pytest.raises(ConfigError, match=r"budget.requests: Input should be greater than or equal to 1 \(got 0\)"):
+        load_config(None, ["budget.requests=0"])
