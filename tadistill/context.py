@@ -26,6 +26,7 @@ class RunContext:
     fingerprints: dict[str, str] = field(default_factory=dict)
     teacher_sent: int = 0  # requests actually paid in this invocation
     step_log: list[dict] = field(default_factory=list)
+    step: str = ""  # the step running now (the runner sets it)
     _models: Optional[dict[str, str]] = None
     _budget: object = None
     _teacher: object = None
@@ -93,9 +94,10 @@ class RunContext:
             return self.models()["student"]
         return str(self.run_dir.path / model(FINAL))
 
-    def parts(self, folder, step: str):
-        """Where a step writes its output block by block, and the fingerprint the blocks belong to."""
-        return self.run_dir.path / folder, self.fingerprints[step]
+    def parts(self, folder):
+        """Where the running step writes its output block by block, and the fingerprint the blocks
+        belong to (a rerun of the same step keeps them; a changed one starts afresh)."""
+        return self.run_dir.path / folder, self.fingerprints[self.step]
 
     def close(self) -> None:
         """Take down what the run deployed (the executor's apps, the simulated teacher) and close

@@ -68,6 +68,7 @@ def run_pipeline(config: Config, services: Optional[Services] = None) -> RunCont
                 continue
             log.info("step %-16s running", step.name, extra=LOG_ONLY)
             started = time.time()
+            ctx.step = step.name
             try:
                 info = step.run(ctx)
             except OSError as exc:  # a full or read-only run directory, met by any writer of the step

@@ -44,7 +44,7 @@ def step_sample(ctx: "RunContext", k: int, student: Optional[Folder]) -> dict:
     """The round's student (the base student when it trained none) samples every candidate."""
     name = round_name(k)
     model = str(ctx.run_dir.path / student) if student else ctx.models()["student"]
-    drawn = ctx.executor.sample(model, candidates(ctx, k), ctx.parts(samples_parts(name), f"{name}.sample"))
+    drawn = ctx.executor.sample(model, candidates(ctx, k), ctx.parts(samples_parts(name)))
     ctx.run_dir.write_table(samples(name), drawn)
     return {"rows": len(drawn), "questions": int(drawn["id"].nunique()),
             "unextractable": int(drawn["answer"].isna().sum())}
@@ -62,7 +62,7 @@ def step_score(ctx: "RunContext", k: int) -> dict:
     """The TA's confidence in each of the round's samples."""
     name = round_name(k)
     drawn = ctx.run_dir.read_table(samples(name))
-    scored = _score(ctx, _with_questions(ctx, drawn), ctx.parts(scored_parts(name), f"{name}.score"))
+    scored = _score(ctx, _with_questions(ctx, drawn), ctx.parts(scored_parts(name)))
     scored = scored.drop(columns=["question"]).sort_values(["id", "k"]).reset_index(drop=True)
     ctx.run_dir.write_table(samples_scored(name), scored)
     return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
@@ -102,7 +102,7 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
         added["ta_conf_teacher"] = np.nan
     else:
         scored_now = len(added)
-        scored = _score(ctx, _with_questions(ctx, added[["id", "k", "text"]]), ctx.parts(trust_parts(name), f"{name}.trust"))
+        scored = _score(ctx, _with_questions(ctx, added[["id", "k", "text"]]), ctx.parts(trust_parts(name)))
         conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
         added = added.merge(conf, on=["id", "k"])
     if previous is not None:
@@ -147,7 +147,7 @@ def step_calibrate_trust(ctx: "RunContext") -> dict:
     before any purchase it is applied to."""
     references = calibration_references(ctx.config)
     references = references.assign(id=[f"cal-{i}" for i in range(len(references))], k=0)
-    scored = _score(ctx, references, ctx.parts(CALIBRATION_PARTS, "calibrate_trust"))
+    scored = _score(ctx, references, ctx.parts(CALIBRATION_PARTS))
     ctx.run_dir.write_table(CALIBRATION, scored[["id", "question", "text", "ta_conf"]])
     q = ctx.config.trust.calibration_quantile
     return {"rows": len(scored), "threshold": float(np.quantile(scored["ta_conf"], q)),
