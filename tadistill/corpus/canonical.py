@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..artifacts import CANONICAL_COLUMNS
 from ..config import DataConfig
 from ..tasks.answers import LETTERS, gold_choice, gold_label, gold_number, gold_yesno
 from ..tasks.prompts import render_question

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import CANONICAL_COLUMNS, REJECT_COLUMNS
+from ..artifacts import CANONICAL_COLUMNS
 from ..config import DataConfig
 from .canonical import Rejected, canonical_row, row_reader
 from .files import CorpusError, detect_format, parse_file, resolve_files
