@@ -11,8 +11,9 @@ A method is a point in a small factorial, plus the reference rows a fair compari
 - `<selection>_<trust>`: two stages (a random warm-up, then the rest of the budget picked by
   `selection`), every output's loss shaped by `trust`. Selection is `random` (the schedule
   alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples),
-  `both`, or `learnable` (least self-consistent first, ties to what the TA finds closest to
-  right; signals/selection.py); trust is `none`, `weight` or `filter` (signals/trust.py);
+  `both`, `learnable` (least self-consistent first, ties to what the TA finds closest to
+  right) or `frontier` (what the student partly solves first; signals/selection.py); trust is
+  `none`, `weight` or `filter` (signals/trust.py);
 - `full` is `both_weight`, the paper's method; `random` is `random_none`, the control that
   changes only the schedule; `full_one_stage` takes the full method's signals from the base
   student, with no warm-up.
@@ -57,6 +58,7 @@ SELECTIONS: dict[str, dict[str, Any]] = {
     "ta": {"selection.strategy": "signals", "signals.w_sc": 0.0, "signals.w_ta": 1.0},
     "both": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
     "learnable": {"selection.strategy": "learnable"},
+    "frontier": {"selection.strategy": "frontier", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
 }
 SELECTION_SUMMARIES = {
     "random": "random stage-2 pick (the schedule alone)",
@@ -64,6 +66,7 @@ SELECTION_SUMMARIES = {
     "ta": "stage-2 pick by TA confidence in the student's samples",
     "both": "stage-2 pick by self-consistency and TA confidence in the student",
     "learnable": "stage-2 pick of the least self-consistent questions, ties to those the TA finds closest to right",
+    "frontier": "stage-2 pick of the questions the student partly solves (some samples agree, not all), least sure first",
 }
 TRUSTS = ("none", "weight", "filter")
 TRUST_SUMMARIES = {

@@ -68,6 +68,10 @@ CHOICES: dict[str, dict[str, Choice]] = {
         "learnable": Choice(_P + "signals.selection:UnsureButLearnable",
                             "lowest self-consistency first; ties broken by the highest TA confidence in the student's "
                             "samples (unsure but learnable; w_sc and w_ta are not used)", {"uses_signals": True}),
+        "frontier": Choice(_P + "signals.selection:PartlySolvedFirst",
+                           "questions the student partly solves first (some of its samples agree, not all), then "
+                           "those beyond it (all samples differ), then the settled ones; the 'signals' priority "
+                           "orders within each", {"uses_signals": True}),
     },
     "signals.consistency": {
         "agreement": Choice(_P + "signals.compute:agreement", "share of samples agreeing with the majority answer"),

@@ -71,6 +71,30 @@ class UnsureButLearnable(SelectionRule):
         return unsure * (len(signals) + 1) + learnable
 
 
+class PartlySolvedFirst(SelectionRule):
+    """Buy at the edge of what the student can do: questions it partly solves come first.
+
+    A question whose samples all agree is settled for the student (right or confidently wrong);
+    one whose samples all differ is beyond it: a single teacher output of a problem the student
+    cannot begin teaches it little, and the teacher errs most there too. In between (some samples
+    agree, not all) the student is partly there. The band moves with the student: a weak student's
+    partly solved questions are easier ones than a strong student's, which is what lets the rule
+    follow the run instead of a setting fitted to a world. Within the band, and then among the
+    questions beyond the student, and last among the settled ones, the paper's priority orders
+    (w_sc x (1 - self-consistency) + w_ta x (1 - TA confidence in the student's samples)), so the
+    least sure of the partly solved are bought first. `all differ` is read from the agreement
+    signal (the default consistency): at most 1/num_samples.
+    """
+
+    def priority(self, signals, config, seed):
+        unsure = UnsureFirst().priority(signals, config, seed)
+        sc = signals["self_consistency"].astype(float)
+        floor = 1.0 / signals["num_samples"].astype(float) if "num_samples" in signals else 0.0
+        band = np.where((sc > floor + 1e-9) & (sc < 1 - 1e-9), 2, np.where(sc < 1 - 1e-9, 1, 0))
+        # unsure lies in [0, 1]: a band is worth more than any priority within one.
+        return pd.Series(band, index=signals.index) * 2 + unsure
+
+
 def select(signals: pd.DataFrame, count: int, strategy: str, config: "SignalsConfig", seed: int) -> pd.DataFrame:
     """Mark the `count` candidates of highest priority under the named rule `selected` (ties by id)."""
     out = signals.copy()

@@ -66,3 +66,33 @@ def test_config_knows_which_rules_need_the_students_samples():
     for name in choices.names("selection.strategy"):
         config = load_config(overrides=[f"selection.strategy={name}"])
         assert config.selection_uses_signals == (name != "random")
+
+
+def test_frontier_buys_what_the_student_partly_solves_before_what_is_beyond_it():
+    signals = pd.DataFrame({
+        "id": ["settled", "beyond", "beyond_closer", "partly", "partly_surer"],
+        "self_consistency": [1.0, 0.25, 0.25, 0.5, 0.75],
+        "ta_conf_student": [0.9, 0.001, 0.2, 0.3, 0.3],
+        "num_samples": 4,
+    })
+    chosen = select(signals, 2, "frontier", SignalsConfig(), seed=0)
+    order = chosen.sort_values("score", ascending=False)["id"].tolist()
+    # The partly solved band first (the less sure of it first), then what is beyond the student
+    # (least sure first: the paper's priority orders within a band), settled questions last.
+    assert order == ["partly", "partly_surer", "beyond", "beyond_closer", "settled"]
+    assert set(chosen.loc[chosen.selected, "id"]) == {"partly", "partly_surer"}
+
+
+def test_frontier_band_follows_the_number_of_samples():
+    # With 8 samples an agreement of 0.25 is two samples agreeing: partly solved, not beyond.
+    signals = pd.DataFrame({"id": ["a", "b"], "self_consistency": [0.125, 0.25], "ta_conf_student": [0.5, 0.5],
+                            "num_samples": 8})
+    chosen = select(signals, 1, "frontier", SignalsConfig(), seed=0)
+    assert chosen.loc[chosen.selected, "id"].item() == "b"
+
+
+def test_frontier_is_a_method_preset():
+    from tadistill.methods import method
+
+    assert method("frontier_weight").preset["selection.strategy"] == "frontier"
+    assert load_config(overrides=["method=frontier_weight"]).selection.strategy == "frontier"
