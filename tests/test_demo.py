@@ -1,0 +1,57 @@
+"""The demo is a cell of the quality benchmark: its config is the benchmark's, key by key, and
+the line under its table gives what the benchmark measured in that cell."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tadistill.cli as cli
+from tadistill.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def test_the_demo_config_is_the_benchmark_cell_it_names():
+    from bench.quality import bench
+
+    demo = load_config(cli.DEMO_CONFIG)
+    cell = load_config(None, [*bench._world_overrides("shaped"), "teacher.synthetic.error_rate=0.4", *bench.SETTINGS,
+                              *bench.TRAINING, "budget.requests=600", *bench.seed_overrides(0)])
+    a, b = _flat(json.loads(demo.model_dump_json())), _flat(json.loads(cell.model_dump_json()))
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
+    assert cli.benchmark_world(demo) == "shaped"
+    assert cli.benchmark_world(load_config(None, ["data.synthetic.max_steps=7"])) is None
+
+
+def test_the_demo_line_reports_its_own_cell_with_the_win_share(tmp_path, monkeypatch):
+    comparison = {"world": "shaped", "error_rate": 0.4, "budget": 600, "a": "full", "n": 10}
+    summary = {
+        "headline": {"cell": {"world": "shaped", "error_rate": 0.4, "budget": 300},
+                     "full_vs_none": {"n": 10, "rel": 0.155, "rel_ci": [0.068, 0.244]}},
+        "comparisons": [{**comparison, "b": "none", "wins": 1.0, "rel": 0.244, "rel_ci": [0.197, 0.30]},
+                        {**comparison, "b": "random", "wins": 0.9, "rel": 0.187, "rel_ci": [0.152, 0.218]}],
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(cli, "BENCHMARK_SUMMARY", tmp_path / "summary.json")
+    line = cli._benchmark_line(load_config(cli.DEMO_CONFIG))
+    assert "demo's cell (world shaped, teacher error 0.4, budget 600), over 10 seeds" in line
+    assert "full vs none +24.4% (95% CI +19.7 to +30.0, ahead on 10 of 10 seeds)" in line
+    assert "full vs random +18.7% (95% CI +15.2 to +21.8, ahead on 9 of 10 seeds)" in line
+    # Elsewhere (a budget the benchmark never ran) the headline cell is what it can point to.
+    elsewhere = cli._benchmark_line(load_config(cli.DEMO_CONFIG, ["budget.requests=450"]))
+    assert "headline cell (world shaped, teacher error 0.4, budget 300)" in elsewhere
+
+
+def test_the_committed_summary_has_the_demos_cell():
+    if not cli.BENCHMARK_SUMMARY.exists():
+        pytest.skip("no committed benchmark summary")
+    line = cli._benchmark_line(load_config(cli.DEMO_CONFIG))
+    assert "demo's cell" in line and "ahead on" in line
