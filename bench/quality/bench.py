@@ -2,6 +2,7 @@
 the same training compute, in simulated worlds shaped like real distillation.
 
     .venv/bin/python -m bench.quality.bench                 # the pre-registered grid (README.md here)
+    .venv/bin/python -m bench.quality.bench --grid issue26  # issue 26's grid: worlds A, B, C at budgets 300, 600
     .venv/bin/python -m bench.quality.bench --quick         # one cell, one seed (a smoke run)
     .venv/bin/python -m bench.quality.bench --tune          # choose lr/epochs for `none` on validation
     .venv/bin/python -m bench.quality.bench --cell shaped 0.4 400 --seeds 0 1 --methods none,full
@@ -59,6 +60,18 @@ GRIDS = {
             [("shaped", 0.2, 300, "main"), ("shaped", 0.0, 300, "main"), ("shaped", 0.4, 600, "main")],
         ],
     },
+    # Issue 26's grid (pre-registered in README.md here, 2026-12-02): teacher error 0.4, budgets 300
+    # and 600, worlds A, B and C; what the first grid recorded is not run again.
+    "issue26": {
+        "seeds": list(range(10)),
+        "phases": [
+            [("weak", 0.4, 300, "issue26")],
+            [("weak", 0.4, 600, "issue26")],
+            [("holdout", 0.4, 600, "issue26")],
+            [("shaped", 0.4, 300, "frontier_weight"), ("holdout", 0.4, 300, "frontier_weight"),
+             ("shaped", 0.4, 600, "frontier_weight")],
+        ],
+    },
     "quick": {"seeds": [0], "phases": [[(*FACTORIAL_CELL, "main")]]},
 }
 
@@ -68,6 +81,8 @@ def method_set(name: str) -> list[str]:
 
     if name == "main":
         return list(MAIN_METHODS)
+    if name == "issue26":
+        return ["base", "none", "random", "full", "frontier_weight"]
     if name == "factorial":
         # full = both_weight and random = random_none, under the names the other cells use.
         aliases = {"both_weight": "full", "random_none": "random"}
@@ -302,6 +317,7 @@ def _start_ray() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one cell, one seed, the main methods")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="default", help="which pre-registered grid to run")
     parser.add_argument("--cell", nargs=3, metavar=("WORLD", "ERROR", "BUDGET"),
                         help="run one cell only: a world name or config file, a teacher error rate ('recorded' for a "
                              "data set's recorded teacher), a budget")
@@ -327,7 +343,7 @@ def main() -> None:
     if args.tune:
         tune(out, args.tune_lrs, args.tune_epochs, args.seeds or [100, 101], *FACTORIAL_CELL[2:0:-1], args.set)
         return
-    grid = GRIDS["quick" if args.quick else "default"]
+    grid = GRIDS["quick" if args.quick else args.grid]
     phases = grid["phases"]
     if args.cell:
         world, rate, budget = args.cell
