@@ -129,19 +129,19 @@ def _benchmark_line(config=None) -> Optional[str]:
     head = summary.get("headline", {})
     cell = dict(head.get("cell", {}))
     found = {other: head.get(f"full_vs_{other}") for other in ("none", "random")}
-    where = "headline cell"
+    where = "its headline cell"
     world = benchmark_world(config) if config is not None else None
     if world is not None:
         here = {"world": world, "error_rate": config.teacher.synthetic.error_rate, "budget": config.budget.requests}
         mine = {c["b"]: c for c in summary.get("comparisons", [])
                 if c["a"] == "full" and all(c.get(k) == v for k, v in here.items())}
         if mine:
-            cell, found, where = here, {other: mine.get(other) for other in ("none", "random")}, "demo's cell"
+            cell, found, where = here, {other: mine.get(other) for other in ("none", "random")}, "this cell"
     parts = [_comparison_text(f, other) for other, f in found.items() if f]
     if not parts:
         return None
     n = next(f["n"] for f in found.values() if f)
-    return (f"one run is one seed; the quality benchmark at its {where} (world {cell.get('world')}, teacher error "
+    return (f"one run is one seed; the quality benchmark in {where} (world {cell.get('world')}, teacher error "
             f"{cell.get('error_rate')}, budget {cell.get('budget')}), over {n} seeds: " + "; ".join(parts)
             + " (docs/results/quality.md)")
 

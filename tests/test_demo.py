@@ -42,16 +42,16 @@ def test_the_demo_line_reports_its_own_cell_with_the_win_share(tmp_path, monkeyp
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     monkeypatch.setattr(cli, "BENCHMARK_SUMMARY", tmp_path / "summary.json")
     line = cli._benchmark_line(load_config(cli.DEMO_CONFIG))
-    assert "demo's cell (world shaped, teacher error 0.4, budget 600), over 10 seeds" in line
+    assert "in this cell (world shaped, teacher error 0.4, budget 600), over 10 seeds" in line
     assert "full vs none +24.4% (95% CI +19.7 to +30.0, ahead on 10 of 10 seeds)" in line
     assert "full vs random +18.7% (95% CI +15.2 to +21.8, ahead on 9 of 10 seeds)" in line
     # Elsewhere (a budget the benchmark never ran) the headline cell is what it can point to.
     elsewhere = cli._benchmark_line(load_config(cli.DEMO_CONFIG, ["budget.requests=450"]))
-    assert "headline cell (world shaped, teacher error 0.4, budget 300)" in elsewhere
+    assert "in its headline cell (world shaped, teacher error 0.4, budget 300)" in elsewhere
 
 
 def test_the_committed_summary_has_the_demos_cell():
     if not cli.BENCHMARK_SUMMARY.exists():
         pytest.skip("no committed benchmark summary")
     line = cli._benchmark_line(load_config(cli.DEMO_CONFIG))
-    assert "demo's cell" in line and "ahead on" in line
+    assert "in this cell" in line and "ahead on" in line
