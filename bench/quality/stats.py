@@ -95,7 +95,7 @@ def comparisons(runs: pd.DataFrame) -> list[dict]:
         # Every method beyond the main ones (the factorial's cells) against none and random;
         # a post-hoc one against full too.
         pairs = list(PAIRS) + [(m, b) for m in acc.columns if m not in MAIN
-                               for b in ("none", "random") + (("full",) if post_hoc(cell, m) else ())]
+                               for b in ("none", "random") + (("full",) if post_hoc(cell, m) or m in ISSUE26_METHODS else ())]
         for a, b in pairs:
             if a in acc and b in acc:
                 both = acc[[a, b]].dropna()

@@ -73,6 +73,17 @@ def test_methods_chosen_after_the_results_are_marked_and_compared_with_full():
     assert comps[("shaped", "full", "none")] is False and not post_hoc(("holdout", 0.4, 300), "full")
 
 
+def test_issue26_checks_are_pre_registered_and_compared_with_full():
+    from bench.quality.stats import post_hoc
+
+    records = [{"world": "weak", "error_rate": 0.4, "budget": 600, "seed": seed, "method": method,
+                "accuracy": 0.2 + 0.01 * seed + 0.02 * i}
+               for seed in range(3) for i, method in enumerate(("none", "random", "full", "frontier_weight"))]
+    comps = {(c["a"], c["b"]): c["post_hoc"] for c in comparisons(pd.DataFrame(records))}
+    assert comps[("frontier_weight", "full")] is False and comps[("full", "none")] is False
+    assert post_hoc(("weak", 0.4, 450), "frontier_weight")  # outside the pre-registered grid
+
+
 def test_each_comparison_says_on_how_many_seeds_the_first_method_is_ahead():
     a, b = np.array([0.5, 0.4, 0.6, 0.5]), np.array([0.4, 0.5, 0.5, 0.5])
     assert paired(a, b)["wins"] == pytest.approx(0.5)  # ahead on seeds 0 and 2; behind on 1; a tie on 3
