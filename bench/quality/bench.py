@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
-WORLDS = {name: REPO / "configs" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak")}
+WORLDS = {name: REPO / "configs" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak", "long")}
 RESULTS = REPO / "docs" / "results" / "quality.jsonl"
 MAIN_METHODS = ("base", "none", "oracle", "random", "full")
 
