@@ -59,6 +59,7 @@ SELECTIONS: dict[str, dict[str, Any]] = {
     "both": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
     "learnable": {"selection.strategy": "learnable"},
     "frontier": {"selection.strategy": "frontier", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
+    "proximal": {"selection.strategy": "proximal", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
 }
 SELECTION_SUMMARIES = {
     "random": "random stage-2 pick (the schedule alone)",
@@ -67,6 +68,8 @@ SELECTION_SUMMARIES = {
     "both": "stage-2 pick by self-consistency and TA confidence in the student",
     "learnable": "stage-2 pick of the least self-consistent questions, ties to those the TA finds closest to right",
     "frontier": "stage-2 pick of the questions the student partly solves (some samples agree, not all), least sure first",
+    "proximal": "stage-2 pick in the student's zone of proximal development: partly solved by the TA's reading of "
+                "its samples first, then the nearest of what is beyond it",
 }
 TRUSTS = ("none", "weight", "filter")
 TRUST_SUMMARIES = {

@@ -202,8 +202,10 @@ def _round(config: Config, k: int) -> list[Step]:
                  reads=(ROWS, samples(name)), writes=(samples_scored(name),)),
         ]
     steps += [
-        Step(f"{name}.select", partial(step_select, k=k), ("seed", "signals", "selection", "budget"),
-             reads=candidates + ((samples_scored(name),) if config.selection_uses_signals else ()),
+        Step(f"{name}.select", partial(step_select, k=k), ("seed", "signals", "selection", "budget")
+             + (("trust.calibration_quantile",) if config.selection_needs_calibration else ()),
+             reads=candidates + ((samples_scored(name),) if config.selection_uses_signals else ())
+             + ((CALIBRATION,) if config.selection_needs_calibration else ()),
              writes=(question_signals(name), picks(name))),
         _buy_step(name),
     ]

@@ -72,6 +72,11 @@ CHOICES: dict[str, dict[str, Choice]] = {
                            "questions the student partly solves first (some of its samples agree, not all), then "
                            "those beyond it (all samples differ), then the settled ones; the 'signals' priority "
                            "orders within each", {"uses_signals": True}),
+        "proximal": Choice(_P + "signals.selection:ProximalFirst",
+                           "the student's zone of proximal development: questions some of whose samples look right "
+                           "to the TA (on the trust calibration's scale) and some not first, then those none of whose "
+                           "samples look right, nearest first, then those the student solves",
+                           {"uses_signals": True, "needs_reference": True}),
     },
     "signals.consistency": {
         "agreement": Choice(_P + "signals.compute:agreement", "share of samples agreeing with the majority answer"),

@@ -96,6 +96,12 @@ class Config(_Section):
                 f"trust.scale {self.trust.scale!r} needs outputs known to be right: set trust.calibration_files "
                 "(JSONL with question and rationale), or trust.scale 'rank'"
             )
+        if self.selection_needs_calibration and not self._has_calibration_references:
+            raise ValueError(
+                f"selection.strategy {self.selection.strategy!r} reads the student's samples against outputs known "
+                "to be right: set trust.calibration_files (JSONL with question and rationale), or another "
+                "selection.strategy"
+            )
         return self
 
     @model_validator(mode="after")
@@ -154,8 +160,15 @@ class Config(_Section):
 
     @property
     def calibrates_trust(self) -> bool:
-        """Whether the run scores outputs known to be right to put trust on an absolute scale."""
-        return self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")
+        """Whether the run scores outputs known to be right: to put trust on an absolute scale, or
+        for a selection rule that reads the student's samples on that scale."""
+        return (self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")) \
+            or self.selection_needs_calibration
+
+    @property
+    def selection_needs_calibration(self) -> bool:
+        """Whether selection.strategy reads the TA's confidence in samples against the calibration."""
+        return self.two_stage and fact("selection.strategy", self.selection.strategy, "needs_reference")
 
     @property
     def selection_uses_signals(self) -> bool:

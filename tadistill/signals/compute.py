@@ -43,8 +43,9 @@ def answer_entropy_consistency(answers: Sequence[Optional[str]]) -> float:
     return float(1.0 - (-(probs * np.log(probs)).sum()) / math.log(n))
 
 
-def question_signals(samples: pd.DataFrame, config: "SignalsConfig") -> pd.DataFrame:
-    """Per question: self_consistency, ta_conf_student, majority answer, sample count.
+def question_signals(samples: pd.DataFrame, config: "SignalsConfig", pass_level: Optional[float] = None) -> pd.DataFrame:
+    """Per question: self_consistency, ta_conf_student, majority answer, sample count, and with a
+    `pass_level` the share of samples whose TA confidence reaches it (ta_pass_share; else NaN).
 
     samples: id, k, answer, ta_conf (one row per student sample).
     """
@@ -59,5 +60,7 @@ def question_signals(samples: pd.DataFrame, config: "SignalsConfig") -> pd.DataF
             "ta_conf_student": float(group["ta_conf"].mean()),
             "student_majority": counts.most_common(1)[0][0] if counts else None,
             "num_samples": len(group),
+            "ta_pass_share": float((group["ta_conf"] >= pass_level).mean()) if pass_level is not None else np.nan,
         })
-    return pd.DataFrame(rows, columns=["id", "self_consistency", "ta_conf_student", "student_majority", "num_samples"])
+    return pd.DataFrame(rows, columns=["id", "self_consistency", "ta_conf_student", "student_majority", "num_samples",
+                                       "ta_pass_share"])

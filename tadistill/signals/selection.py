@@ -95,6 +95,39 @@ class PartlySolvedFirst(SelectionRule):
         return pd.Series(band, index=signals.index) * 2 + unsure
 
 
+class ProximalFirst(SelectionRule):
+    """Buy in the student's zone of proximal development, read from the TA's verdict on each sample.
+
+    A sample *looks right* when the TA is at least as confident in it as in the right outputs of
+    the run's calibration (the level `trust.calibration_quantile` of them fall below, the same
+    line trust draws; signals/steps.py passes it in as `ta_pass_share`, the share of a question's
+    samples that look right). A question with some samples that look right and some that do not
+    is one the student partly solves: one teacher output there completes what it half knows.
+    Those come first (the least solved of them first, then the paper's priority). Then come the
+    questions where no sample looks right, nearest first (the highest mean TA confidence in the
+    student's samples): the easiest of what is beyond the student, not the hardest. Questions
+    where every sample looks right come last.
+
+    Unlike `signals`, which buys the hardest questions, the band and the order within it move
+    with the student and nothing else: a weak student's zone holds short problems, a strong
+    one's long problems, and no setting is fitted to a world.
+    """
+
+    def priority(self, signals, config, seed):
+        if "ta_pass_share" not in signals or signals["ta_pass_share"].isna().all():
+            raise ValueError("selection.strategy 'proximal' needs the share of each question's samples that look "
+                             "right to the TA (ta_pass_share), read against the run's trust calibration")
+        share = signals["ta_pass_share"].astype(float)
+        partly = (share > 0) & (share < 1)
+        beyond = share <= 0
+        unsure = UnsureFirst().priority(signals, config, seed)  # in [0, 1]
+        nearest = rank_normalise(signals["ta_conf_student"].astype(float))  # in [0, 1]
+        # Bands 4 apart, each ordered by a score in [0, 2]: a band outweighs any order within one.
+        within = np.where(partly, (1 - share) + unsure, np.where(beyond, nearest, unsure))
+        band = np.where(partly, 2, np.where(beyond, 1, 0))
+        return pd.Series(band * 4 + within, index=signals.index)
+
+
 def select(signals: pd.DataFrame, count: int, strategy: str, config: "SignalsConfig", seed: int) -> pd.DataFrame:
     """Mark the `count` candidates of highest priority under the named rule `selected` (ties by id)."""
     out = signals.copy()

@@ -78,7 +78,8 @@ def step_select(ctx: "RunContext", k: int) -> dict:
     already = sum(ctx.run_dir.read_table(t)["id"].nunique() for t in earlier_purchases(config, k)[1:])
     count = max(0, min(config.round_targets()[k - 1] - already, len(pool)))
     if config.selection_uses_signals:
-        signals = signals_of(ctx.run_dir.read_table(samples_scored(name)), config.signals)
+        signals = signals_of(ctx.run_dir.read_table(samples_scored(name)), config.signals,
+                             pass_level=calibration_level(ctx) if config.selection_needs_calibration else None)
     else:
         signals = pd.DataFrame({"id": pool["id"], "self_consistency": np.nan, "ta_conf_student": np.nan})
     chosen = select(signals, count, config.selection.strategy, config.signals, round_seed(config, k))
@@ -87,6 +88,13 @@ def step_select(ctx: "RunContext", k: int) -> dict:
     picked = picked[["id"]].merge(pool[["id", "question"]], on="id", how="left")
     ctx.run_dir.write_table(picks(name), picked)
     return {"rows": len(picked), "candidates": len(chosen)}
+
+
+def calibration_level(ctx: "RunContext") -> float:
+    """The TA confidence that `trust.calibration_quantile` of the outputs known to be right fall
+    below: the line between looking right and not, for trust and for a rule that reads samples."""
+    reference = ctx.run_dir.read_table(CALIBRATION)["ta_conf"].to_numpy(dtype=float)
+    return float(np.quantile(reference, ctx.config.trust.calibration_quantile))
 
 
 def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> dict:

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tadistill"
 FACTS = {  # the facts a config may ask of each option's choices
     "teacher.source": {"charges_money", "needs_base_url", "answers_from_records"},
     "inference.launcher": {"in_process"},
-    "selection.strategy": {"uses_signals"},
+    "selection.strategy": {"uses_signals", "needs_reference"},
     "trust.mode": {"uses_ta"},
     "trust.scale": {"needs_reference"},
     "train.tracking.backends": {"package"},

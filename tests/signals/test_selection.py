@@ -96,3 +96,59 @@ def test_frontier_is_a_method_preset():
 
     assert method("frontier_weight").preset["selection.strategy"] == "frontier"
     assert load_config(overrides=["method=frontier_weight"]).selection.strategy == "frontier"
+
+
+def proximal_signals() -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": ["solved", "beyond_far", "beyond_near", "partly_most", "partly_half"],
+        "self_consistency": [1.0, 0.25, 0.25, 0.5, 0.5],
+        "ta_conf_student": [0.9, 0.001, 0.2, 0.6, 0.4],
+        "num_samples": 4,
+        "ta_pass_share": [1.0, 0.0, 0.0, 0.75, 0.5],
+    })
+
+
+def test_proximal_buys_the_partly_solved_then_the_nearest_of_what_is_beyond():
+    chosen = select(proximal_signals(), 3, "proximal", SignalsConfig(), seed=0)
+    order = chosen.sort_values("score", ascending=False)["id"].tolist()
+    # Partly solved first, the less solved of them first; then nothing looks right, the nearest
+    # first (the opposite of the paper's rule, which buys the farthest); solved questions last.
+    assert order == ["partly_half", "partly_most", "beyond_near", "beyond_far", "solved"]
+    assert set(chosen.loc[chosen.selected, "id"]) == {"partly_half", "partly_most", "beyond_near"}
+
+
+def test_proximal_follows_the_student_not_the_question():
+    # The same questions, a stronger student: what was beyond it is now partly solved and is bought.
+    stronger = proximal_signals().assign(ta_pass_share=[1.0, 0.25, 1.0, 1.0, 1.0])
+    chosen = select(stronger, 1, "proximal", SignalsConfig(), seed=0)
+    assert chosen.loc[chosen.selected, "id"].item() == "beyond_far"
+
+
+def test_proximal_without_the_pass_share_says_what_it_needs():
+    with pytest.raises(ValueError, match="ta_pass_share"):
+        select(proximal_signals().drop(columns=["ta_pass_share"]), 1, "proximal", SignalsConfig(), seed=0)
+
+
+def test_the_pass_share_is_the_share_of_samples_at_or_above_the_level():
+    samples = pd.DataFrame({"id": ["a"] * 4 + ["b"] * 4, "k": list(range(4)) * 2,
+                            "answer": ["1", "1", "2", None, "3", "3", "3", "3"],
+                            "ta_conf": [0.9, 0.5, 0.49, 0.1, 0.01, 0.02, 0.03, 0.04]})
+    signals = question_signals(samples, SignalsConfig(), pass_level=0.5).set_index("id")
+    assert signals.loc["a", "ta_pass_share"] == 0.5 and signals.loc["b", "ta_pass_share"] == 0.0
+    assert question_signals(samples, SignalsConfig())["ta_pass_share"].isna().all()
+
+
+def test_a_rule_on_the_calibration_scale_makes_the_run_calibrate():
+    config = load_config(overrides=["method=proximal_none"])
+    assert config.selection_needs_calibration and config.calibrates_trust and not config.trusts_teacher
+    assert not load_config(overrides=["method=random_none"]).calibrates_trust
+
+
+def test_a_rule_on_the_calibration_scale_without_references_is_a_config_error(tmp_path):
+    from tadistill.config import ConfigError
+
+    data = ["data.source=files", f"data.files={{train: [{tmp_path}/t.jsonl], test: [{tmp_path}/t.jsonl]}}",
+            "data.preset=gsm8k"]
+    with pytest.raises(ConfigError, match="selection.strategy 'proximal'.*calibration_files"):
+        load_config(None, [*data, "method=proximal_none"])
+    assert load_config(None, [*data, "method=proximal_none", "trust.calibration_files=[right.jsonl]"]).calibrates_trust
