@@ -11,7 +11,7 @@ from tadistill.artifacts import Artifact
 from tadistill.config import ConfigError, load_config
 from tadistill.plan import Plan, PlanError, Step, plan
 
-from .arithmetic import arithmetic_key
+from bench.quality.machine import arithmetic_key
 
 PIN = Path(__file__).parent / "data" / "one_round_pin.json"
 

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.quality.machine import arithmetic_key
+
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = {name: REPO / "configs" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak", "long")}
 RESULTS = REPO / "docs" / "results" / "quality.jsonl"
@@ -255,7 +257,8 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
             continue
         result = _run([*base, f"method={name}"], cell / name, first.get(stages))
         first.setdefault(stages, cell / name)
-        record = {"world": world, "error_rate": rate, "budget": budget, "seed": seed, "method": name, **result}
+        record = {"world": world, "error_rate": rate, "budget": budget, "seed": seed, "method": name, **result,
+                  "arithmetic": arithmetic_key()}
         with results.open("a") as handle:
             handle.write(json.dumps(record, default=_jsonable) + "\n")
         done.add(key)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from .problems import generate_problems, gold_solution, vocabulary
 from ..tasks.prompts import student_prompt, student_target
@@ -22,6 +25,7 @@ from ..tasks.prompts import student_prompt, student_target
 log = logging.getLogger(__name__)
 
 BUILD_VERSION = 1
+BUILT = "tadistill_build.json"  # written last into a built model folder: its presence marks the folder complete
 SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 
 
@@ -110,7 +114,8 @@ def _spec_key(name: str, spec: TinyModelSpec) -> str:
 
 
 def build_model(name: str, spec: TinyModelSpec, out_dir: Path) -> Path:
-    """Train one tiny model on its gold set and save it with its tokenizer."""
+    """Train one tiny model on its gold set and save it with its tokenizer into `out_dir`; the
+    build record, written last, marks the folder complete."""
     from ..train.loop import fit_local
 
     tokenizer = build_tokenizer()
@@ -121,13 +126,11 @@ def build_model(name: str, spec: TinyModelSpec, out_dir: Path) -> Path:
         model, tokenizer, rows, epochs=spec.epochs, batch_size=32, lr=spec.lr, seed=spec.data_seed,
         on_epoch=lambda e, loss: log.info("building %s: epoch %d loss %.3f", name, e + 1, loss),
     )
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "tadistill_build.json").write_text(
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / BUILT).write_text(
         json.dumps({"name": name, "spec": asdict(spec), "seconds": round(time.time() - started, 1)}, indent=2)
     )
-    tmp.rename(out_dir)  # only a complete folder ever carries the final name
     return out_dir
 
 
@@ -139,13 +142,55 @@ def ensure_synthetic_models(cache_dir: str | Path, knows=None) -> dict[str, str]
     paths = {}
     for name, spec in (("student", student_spec(knows)), ("ta", TA_SPEC)):
         target = root / f"synthetic-{name}-{_spec_key(name, spec)}"
-        if not (target / "tadistill_build.json").exists():
-            log.info("building the synthetic %s model (once; cached in %s)", name, target)
-            stale = target.with_name(target.name + ".tmp")
-            if stale.exists():
-                import shutil
-
-                shutil.rmtree(stale)
-            build_model(name, spec, target)
+        ensure_built(target, lambda folder, name=name, spec=spec: build_model(name, spec, folder),
+                     f"the synthetic {name} model")
         paths[name] = str(target)
     return paths
+
+
+def ensure_built(target: Path, build: Callable[[Path], object], what: str = "a cached model") -> Path:
+    """`target`, built once by `build(folder)` however many processes ask at once: one builds under
+    an exclusive lock while the others wait for it and then use its result. The build writes into a
+    folder of its own, which takes the final name only when complete (its BUILT record last), so a
+    build killed half way leaves nothing a later run takes for a model; the next build clears it."""
+    if _built(target):
+        return target
+    with build_lock(target):
+        if not _built(target):
+            log.info("building %s (once; cached in %s)", what, target)
+            _remove_unfinished(target)
+            folder = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+            build(folder)
+            if not _built(folder):
+                raise RuntimeError(f"building {what} wrote no {BUILT} into {folder}")
+            folder.rename(target)
+    return target
+
+
+def _built(target: Path) -> bool:
+    return (target / BUILT).exists()
+
+
+@contextmanager
+def build_lock(target: Path):
+    """An exclusive lock on `target`'s build, held until the block ends; the kernel drops it when
+    its process dies, so a build killed half way never blocks the next one."""
+    import fcntl
+
+    with open(target.with_name(target.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_unfinished(target: Path) -> None:
+    """What a killed build left (its own temporary folder, or a half-written target): only ever
+    called under the build lock, when no live build can own any of it."""
+    import shutil
+
+    for stale in target.parent.glob(target.name + ".tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if target.exists():
+        shutil.rmtree(target)

@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -105,12 +107,14 @@ def write_teacher_records(problems: list[Problem], profile: TeacherProfile, path
     """The simulated teacher's outputs for problems, as a recorded-teacher JSONL file
     (id, question, rationale): the same texts the endpoint would send, without the endpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as handle:
+    # This process's own temporary file, then an atomic replace: two processes writing the same
+    # record (two benchmark processes starting a new cell) never interleave, and both get it whole.
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
         for problem in problems:
             text, _ = teacher_solution(problem, profile)
-            handle.write(json.dumps({"id": problem_id(problem), "question": problem.question(), "rationale": text}) + "\n")
-    tmp.rename(path)
+            out.write(json.dumps({"id": problem_id(problem), "question": problem.question(), "rationale": text}) + "\n")
+    os.replace(tmp, path)
     return path
 
 

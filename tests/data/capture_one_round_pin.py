@@ -33,7 +33,7 @@ def main(out: Path) -> None:
     from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
 
     sys.path.insert(0, str(REPO))
-    from tests.arithmetic import arithmetic_key
+    from bench.quality.machine import arithmetic_key
 
     print(f"capturing with {tadistill.__file__}", flush=True)
     ray.init(num_cpus=4, include_dashboard=False)
