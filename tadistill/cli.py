@@ -15,7 +15,7 @@ from . import console
 from .version import __version__
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
-from .rundir import RunDirError
+from .rundir import RunDir, RunDirError
 
 log = logging.getLogger("tadistill")
 
@@ -32,7 +32,8 @@ def cmd_run(args) -> int:
 
     config = load_config(args.config, args.overrides)
     started = time.time()
-    with console.run_log(Path(config.run_dir) / RUN_LOG, args.verbose) as log_file:
+    # Held before the run's log opens: a second invocation is refused without writing into it.
+    with RunDir(config.run_dir).in_use(), console.run_log(Path(config.run_dir) / RUN_LOG, args.verbose) as log_file:
         log.info("tadistill run: method %s, budget %d teacher requests; details in %s", config.method,
                  config.budget.requests, log_file)
         result = run(config)

@@ -43,10 +43,16 @@ def fingerprint(config: Config, step: Step, upstream: list[str]) -> str:
 
 
 def run_pipeline(config: Config, services: Optional[Services] = None) -> RunContext:
-    """Run every unfinished step in order; return the context with what happened."""
+    """Run every unfinished step in order; return the context with what happened. One invocation
+    at a time per run directory: a second is refused while the first lives."""
+    run_dir = RunDir(config.run_dir)
+    with run_dir.in_use():
+        return _run_steps(config, run_dir, services)
+
+
+def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) -> RunContext:
     own_services = services is None
     services = services or Services(config)
-    run_dir = RunDir(config.run_dir)
     run_dir.write_text("config.json", config.model_dump_json(indent=2))
     ctx = RunContext(config=config, run_dir=run_dir, services=services)
     steps = plan(config)

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
+LOCK = "run.lock"  # held (flock) by the invocation running in the directory
+_HELD: set[Path] = set()  # the locks of run directories this process holds
 
 
 def _nested_as_objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +91,42 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"run directory {self.path} is not writable: {exc}; make it writable or set run_dir "
                               "to a folder that is") from exc
+
+    # -- one invocation at a time ---------------------------------------------------
+    @contextlib.contextmanager
+    def in_use(self):
+        """Hold the run directory for this process while the block runs. A second invocation on the
+        same directory is refused with who holds it; the kernel drops the lock when its holder dies,
+        so a killed run's lock file is simply taken over."""
+        import fcntl
+        import socket
+        import sys
+
+        path = self.path / LOCK
+        if path in _HELD:  # this process holds it already (the CLI around the pipeline)
+            yield self
+            return
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirError(f"run directory {self.path} is in use by {holder}; wait for it to finish or stop it, "
+                              "or set run_dir to another folder") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()} (started "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:200]})\n")
+            handle.flush()
+            _HELD.add(path)
+            yield self
+        finally:
+            _HELD.discard(path)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     # -- manifest -------------------------------------------------------------------
     @property

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -114,3 +116,35 @@ def test_a_full_run_dir_is_a_clear_error_and_nothing_half_written_looks_finished
         assert str(run_path) in message and "free space" in message and "[errno " in message
     assert result["left"] == ["manifest.json"]  # no temporary file, no torn table
     assert result["steps"] == ["corpus"]  # the manifest before the failed write, intact
+
+
+HOLD = """
+import sys, time
+from tadistill.rundir import RunDir
+with RunDir(sys.argv[1]).in_use():
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_run_directory_in_use_is_refused_in_one_line_and_a_dead_holders_lock_is_taken_over(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "tadistill.cli", "run", "configs/demo.yaml", "method=base", f"run_dir={run_dir}"],
+                                cwd=Path(__file__).resolve().parents[1],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        message = second.stderr.strip()
+        assert len(message.splitlines()) == 1 and f"is in use by process {holder.pid}" in message, message
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    with RunDir(run_dir).in_use():  # the killed holder's lock file is still there, its lock is not
+        assert f"process {os.getpid()}" in (run_dir / "run.lock").read_text()

@@ -201,7 +201,7 @@ def _run(overrides: list[str], run_dir: Path, seed_from: Path | None) -> dict:
     from tadistill.pipeline import run_pipeline
 
     if seed_from is not None and not run_dir.exists():
-        shutil.copytree(seed_from, run_dir, ignore=shutil.ignore_patterns("report.md", "figures", "eval", "ray_train"))
+        shutil.copytree(seed_from, run_dir, ignore=shutil.ignore_patterns("report.md", "figures", "eval", "ray_train", "run.lock"))
     config = load_config(None, [*overrides, f"run_dir={run_dir}"])
     started = time.time()
     ctx = run_pipeline(config)
