@@ -129,6 +129,14 @@ class TrainConfig(_Section):
     micro_batch_size: int = Field(8, ge=1, description="Examples per worker per forward/backward pass.")
     lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, then linear decay to 10%).")
     warmup_share: float = Field(0.1, ge=0, lt=1, description="Share of the optimizer steps spent warming up the rate.")
+    start_weight_share: float = Field(
+        0.0, ge=0, lt=1,
+        description=(
+            "Share of the starting student's weights averaged into the final student after its training "
+            "(weight-space ensembling, WiSE-FT; train/averaging.py): 0 keeps the trained weights alone. Keeps part "
+            "of what the student knew and damps seed-to-seed variance, at no teacher or training cost."
+        ),
+    )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 turns clipping off.")
     max_length: int = Field(160, ge=8, description="Token limit of prompt plus target; longer rows are truncated.")

@@ -70,6 +70,10 @@ def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, f
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
         model_out=ctx.run_dir.file(model(stage)), chat_template=ctx.config.inference.chat_template,
     )
+    if final and train.start_weight_share > 0:
+        from .averaging import average_with_start
+
+        metrics.update(average_with_start(ctx.run_dir.file(model(stage)), init_model, train.start_weight_share))
     ctx.tracker.stage_curve(stage, metrics["step_losses"], metrics["step_lrs"])
     ctx.run_dir.write_table(train_rows(stage), rows)
     metrics["optimizer_steps"] = metrics["steps"]
