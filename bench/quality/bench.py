@@ -3,6 +3,7 @@ the same training compute, in simulated worlds shaped like real distillation.
 
     .venv/bin/python -m bench.quality.bench                 # the pre-registered grid (README.md here)
     .venv/bin/python -m bench.quality.bench --grid issue26  # issue 26's grid: worlds A, B, C at budgets 300, 600
+    .venv/bin/python -m bench.quality.bench --grid issue26b --phases 0 2 4 6   # its second grid, one process of two
     .venv/bin/python -m bench.quality.bench --quick         # one cell, one seed (a smoke run)
     .venv/bin/python -m bench.quality.bench --tune          # choose lr/epochs for `none` on validation
     .venv/bin/python -m bench.quality.bench --cell shaped 0.4 400 --seeds 0 1 --methods none,full
@@ -74,6 +75,19 @@ GRIDS = {
              ("shaped", 0.4, 600, "frontier_weight")],
         ],
     },
+    # Issue 26's second grid (README.md here, 2026-12-04): every run on this machine's arithmetic,
+    # in a results file of its own; the recipe and the headline method chosen on world A's
+    # validation split before any of its runs. Cells run cell-major (a cell completes before the
+    # next starts), the worlds nobody tuned on first.
+    "issue26b": {
+        "seeds": list(range(10)),
+        "phases": [[("weak", 0.4, 300, "issue26b")], [("long", 0.4, 300, "issue26b")],
+                   [("shaped", 0.4, 300, "issue26b")], [("holdout", 0.4, 300, "issue26b")],
+                   [("weak", 0.4, 600, "issue26b")], [("long", 0.4, 600, "issue26b")],
+                   [("shaped", 0.4, 600, "issue26b")], [("holdout", 0.4, 600, "issue26b")]],
+        "settings": ["train.start_weight_share=0.5"],
+        "results": REPO / "docs" / "results" / "quality_issue26.jsonl",
+    },
     "quick": {"seeds": [0], "phases": [[(*FACTORIAL_CELL, "main")]]},
 }
 
@@ -85,6 +99,8 @@ def method_set(name: str) -> list[str]:
         return list(MAIN_METHODS)
     if name == "issue26":
         return ["base", "none", "random", "full", "frontier_weight"]
+    if name == "issue26b":
+        return ["base", "none", "random", "full", "proximal_weight"]
     if name == "factorial":
         # full = both_weight and random = random_none, under the names the other cells use.
         aliases = {"both_weight": "full", "random_none": "random"}
@@ -325,6 +341,8 @@ def main() -> None:
                         help="run one cell only: a world name or config file, a teacher error rate ('recorded' for a "
                              "data set's recorded teacher), a budget")
     parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--phases", type=int, nargs="+", default=None,
+                        help="run only these phases of the grid (0-based; two processes can split a grid's cells)")
     parser.add_argument("--methods", default=None, help="'main', 'factorial' or a comma-separated list")
     parser.add_argument("--set", action="append", default=[], help="key=value override for every run")
     parser.add_argument("--results", default=str(RESULTS), help="the JSON-lines file runs are appended to")
@@ -347,22 +365,23 @@ def main() -> None:
         tune(out, args.tune_lrs, args.tune_epochs, args.seeds or [100, 101], *FACTORIAL_CELL[2:0:-1], args.set)
         return
     grid = GRIDS["quick" if args.quick else args.grid]
-    phases = grid["phases"]
+    phases = grid["phases"] if args.phases is None else [grid["phases"][i] for i in args.phases]
     if args.cell:
         world, rate, budget = args.cell
         rate = None if rate == "recorded" else float(rate)
         phases = [[(world, rate, int(budget), args.methods or "main")]]
     elif args.methods:
         phases = [[(w, r, b, args.methods) for w, r, b, _ in phase] for phase in phases]
-    results = Path(args.results)
+    results = Path(args.results if args.results != str(RESULTS) else grid.get("results", RESULTS))
     results.parent.mkdir(parents=True, exist_ok=True)
+    extra = [*grid.get("settings", []), *args.set]
     done = recorded_runs(results)
     # Phase by phase, each seed-major: a phase cut short still has paired comparisons in every
     # cell, and a rerun continues from the first run not recorded.
     for phase in phases:
         for seed in args.seeds or grid["seeds"]:
             for world, rate, budget, methods in phase:
-                run_seed(world, rate, budget, seed, method_set(methods), out, done, results, args.set)
+                run_seed(world, rate, budget, seed, method_set(methods), out, done, results, extra)
     print(f"done in {(time.time() - started) / 60:.1f} minutes; results in {results}")
 
 

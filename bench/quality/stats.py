@@ -42,8 +42,9 @@ MAIN = ("base", "none", "random", "full", "oracle")
 PRE_REGISTERED_CELLS = {("shaped", 0.4, 300)}
 # Issue 26's grid (README.md here): `frontier_weight` beside the main methods, as a check of a
 # selection rule that reads the student's state (not chosen as the default: see README.md).
-ISSUE26_CELLS = {(world, 0.4, budget) for world in ("shaped", "holdout", "weak") for budget in (300, 600)}
-ISSUE26_METHODS = ("frontier_weight",)
+ISSUE26_CELLS = {(world, 0.4, budget) for world in ("shaped", "holdout", "weak", "long") for budget in (300, 600)}
+# Its second grid (2026-12-04) adds `proximal_weight`, compared with full too.
+ISSUE26_METHODS = ("frontier_weight", "proximal_weight")
 
 
 def post_hoc(cell: tuple, method: str) -> bool:
