@@ -17,12 +17,14 @@ def test_a_config_built_in_python_means_what_the_same_method_means_on_the_comman
     assert tadistill.Config(method=method) == load_config(overrides=[f"method={method}"])
 
 
-def test_what_the_user_sets_beats_the_preset_and_is_left_unchanged():
-    trust = {"mode": "weight", "min_weight": 0.3}
-    config = tadistill.Config(method="none", trust=trust, signals={"w_sc": 2.0})
+def test_the_preset_fills_what_the_user_left_and_a_contradiction_is_refused():
+    trust = {"min_weight": 0.3}
+    config = tadistill.Config(method="ta_teacher_only", trust=trust, signals={"w_sc": 2.0})
     assert config.trust.mode == "weight" and config.trust.min_weight == 0.3
-    assert trust == {"mode": "weight", "min_weight": 0.3}  # the caller's dict is not filled in
-    assert tadistill.Config(method="none", trust=TrustConfig(mode="filter")).trust.mode == "filter"
+    assert trust == {"min_weight": 0.3}  # the caller's dict is not filled in
+    with pytest.raises(ValueError, match="method 'ta_teacher_only' is 'none' with trust.mode 'filter'|"
+                                         "method 'none' sets trust.mode 'none'"):
+        tadistill.Config(method="none", trust=TrustConfig(mode="filter"))
     # An object section keeps only what was set in it: the preset fills the rest.
     assert tadistill.Config(method="sc_none", signals={"consistency": "entropy"}).signals.w_ta == 0.0
 

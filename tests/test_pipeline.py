@@ -69,7 +69,7 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     assert again.teacher_sent == 0
 
     # A changed trust option redoes only what depends on it (the same run, to save a whole run).
-    ctx = run_pipeline(small_config("method=full", "trust.mode=filter"))
+    ctx = run_pipeline(small_config("method=both_filter"))  # full with trust filter
     ran = [s["step"] for s in ctx.step_log if s["status"] == "ran"]
     assert ran == ["round1.trust", "final.train", "evaluate", "report"]
     assert ctx.teacher_sent == 0

@@ -60,6 +60,8 @@ class Config(_Section):
                 tree[section] = _copy_tree(tree[section])
             if not _has_dotted(tree, key):
                 _set_dotted(tree, key, value)
+            elif not _same(_get_dotted(tree, key), value):
+                raise ValueError(_contradiction(method, key, _get_dotted(tree, key), preset))
         return tree
 
     @model_validator(mode="after")
@@ -218,4 +220,29 @@ class Config(_Section):
 
 
 METHOD_PRESETS: dict[str, dict[str, Any]] = {name: m.preset for name, m in _METHOD_REGISTRY.items()}
+
+
+def _same(given: Any, preset: Any) -> bool:
+    """A user's value equals the preset's (1 and 1.0 are the same weight)."""
+    if isinstance(preset, (int, float)) and isinstance(given, (int, float)) and not isinstance(given, bool):
+        return float(given) == float(preset)
+    return given == preset
+
+
+def _contradiction(method: str, key: str, given: Any, preset: dict[str, Any]) -> str:
+    """One line: what the method sets, what the config says, and the method that has that setting.
+    A method means what it says: `none` with TA trust weighting is not plain fine-tuning."""
+    wanted = {**preset, key: given}
+    # A method that sets this key as the config does and agrees with everything else it sets.
+    # Of the same kind (stages, gold weights): `full` without trust is `both_none`, not `base`.
+    kind = (_METHOD_REGISTRY[method].stages, _METHOD_REGISTRY[method].gold_weights)
+    matches = sorted((name for name, other in METHOD_PRESETS.items()
+                      if name != method and key in other
+                      and (_METHOD_REGISTRY[name].stages, _METHOD_REGISTRY[name].gold_weights) == kind
+                      and all(k in wanted and _same(wanted[k], v) for k, v in other.items())),
+                     key=lambda name: -len(METHOD_PRESETS[name]))
+    instead = (f"method {matches[0]!r} is {method!r} with {key} {given!r}" if matches
+               else f"no method has {key} {given!r} with the rest of {method!r}'s settings")
+    return (f"method {method!r} sets {key} {preset[key]!r} but the config sets it to {given!r}: {instead}; "
+            f"drop {key} from the config (the method sets it) or choose that method")
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from tadistill.config import METHODS, Config, ConfigError, describe_options, load_config
@@ -125,9 +127,35 @@ def test_synthetic_test_split_must_exist():
     assert load_config(None, ["data.test_split=validation", "data.synthetic.validation_size=10"])
 
 
-def test_explicit_key_beats_preset():
-    config = load_config(None, ["method=sc_none", "trust.mode=filter"])
-    assert config.trust.mode == "filter"
+def test_a_key_that_contradicts_the_method_is_an_error_naming_the_method_that_has_it():
+    # Methods mean what they say: `none` with TA trust weighting is not plain fine-tuning.
+    with pytest.raises(ConfigError, match="method 'none' sets trust.mode 'none' but the config sets it to 'weight': "
+                                          "method 'ta_teacher_only' is"):
+        load_config(None, ["method=none", "trust.mode=weight"])
+    with pytest.raises(ConfigError, match="method 'both_none' is 'full' with trust.mode 'none'"):
+        load_config(None, ["method=full", "trust.mode=none"])
+    with pytest.raises(ConfigError, match="method 'learnable_weight' is 'full' with selection.strategy 'learnable'"):
+        load_config(None, ["method=full", "selection.strategy=learnable"])
+    with pytest.raises(ConfigError, match="no method has budget.warmup_share 0.3 with the rest of 'full_one_stage'"):
+        load_config(None, ["method=full_one_stage", "budget.warmup_share=0.3"])
+    # Saying what the method says anyway is fine, and so is a key the method does not set.
+    assert load_config(None, ["method=sc_none", "trust.mode=none", "signals.w_ta=0.0"]).trust.mode == "none"
+    assert load_config(None, ["method=none", "signals.w_sc=0.5"]).signals.w_sc == 0.5
+
+
+def test_every_method_over_every_committed_config():
+    """The example configs set no key a method controls: each loads with every method."""
+    from tadistill.config import METHODS
+
+    repo = Path(__file__).resolve().parents[2]
+    files = sorted([*repo.glob("configs/**/*.yaml"), *repo.glob("cluster/**/*.yaml"), *repo.glob("jobs/**/*.yaml")])
+    assert len(files) >= 10
+    for path in files:
+        for name in METHODS:
+            try:
+                load_config(path, [f"method={name}"])
+            except ConfigError as exc:
+                assert "sets" not in str(exc) or "but the config sets it" not in str(exc), f"{path.name}: {exc}"
 
 
 def test_section_hash_tracks_only_named_keys():

@@ -64,8 +64,8 @@ def test_rules_come_from_the_choice_table_and_are_named_in_errors():
 
 def test_config_knows_which_rules_need_the_students_samples():
     for name in choices.names("selection.strategy"):
-        config = load_config(overrides=[f"selection.strategy={name}"])
-        assert config.selection_uses_signals == (name != "random")
+        config = load_config(overrides=[f"method={'both' if name == 'signals' else name}_none"])
+        assert config.selection.strategy == name and config.selection_uses_signals == (name != "random")
 
 
 def test_frontier_buys_what_the_student_partly_solves_before_what_is_beyond_it():

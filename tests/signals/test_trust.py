@@ -58,11 +58,11 @@ def test_modes_turn_one_placement_into_weights():
 def test_the_choice_table_feeds_the_config():
     for mode in choices.names("trust.mode"):
         assert isinstance(choices.load("trust.mode", mode)(), TrustMode)
-        assert load_config(overrides=[f"trust.mode={mode}"]).trust_uses_ta == (mode != "none")
+        assert load_config(overrides=[f"method=both_{mode}"]).trust_uses_ta == (mode != "none")
     assert all(isinstance(choices.load("trust.scale", s)(), TrustScale) for s in choices.names("trust.scale"))
     with pytest.raises(Exception, match="trust.scale"):  # 'auto' is the config's, resolved before weighting
         load_config(overrides=["trust.scale=nope"])
-    assert load_config(overrides=["trust.mode=none"]).trusts_teacher is False
+    assert load_config(overrides=["method=both_none"]).trusts_teacher is False
     # A scale that needs outputs known to be right: the synthetic task has them.
     assert load_config(overrides=["trust.scale=calibrated"]).calibrates_trust
     assert not load_config(overrides=["trust.scale=rank"]).calibrates_trust
