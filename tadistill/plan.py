@@ -240,7 +240,8 @@ def _end(config: Config, source: Optional[Artifact]) -> list[Step]:
     return [
         Step(f"{FINAL}.train", partial(step_train, stage=FINAL, source=source, init=init, final=True),
              ("train",) + STUDENT_KEYS, derived=_final_role,
-             reads=(ROWS, source) + ((init,) if init else ()), writes=(train_rows(FINAL), model(FINAL))),
+             reads=(ROWS, source) + ((init,) if init else ()) + ((CALIBRATION,) if config.checks_start_share else ()),
+             writes=(train_rows(FINAL), model(FINAL))),
         Step("evaluate", step_evaluate, ("eval",), reads=(ROWS, model(FINAL)), writes=(ANSWERS,)),
         Step("report", step_report, (), reads=(ROWS, ANSWERS)),
     ]

@@ -98,6 +98,9 @@ class Config(_Section):
                 f"trust.scale {self.trust.scale!r} needs outputs known to be right: set trust.calibration_files "
                 "(JSONL with question and rationale), or trust.scale 'rank'"
             )
+        if self.checks_start_share and not self._has_calibration_references:
+            raise ValueError("train.start_weight_share 'auto' checks shares on outputs known to be right: set "
+                             "trust.calibration_files (JSONL with question and rationale), or a number")
         if self.selection_needs_calibration and not self._has_calibration_references:
             raise ValueError(
                 f"selection.strategy {self.selection.strategy!r} reads the student's samples against outputs known "
@@ -165,7 +168,12 @@ class Config(_Section):
         """Whether the run scores outputs known to be right: to put trust on an absolute scale, or
         for a selection rule that reads the student's samples on that scale."""
         return (self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")) \
-            or self.selection_needs_calibration
+            or self.selection_needs_calibration or self.checks_start_share
+
+    @property
+    def checks_start_share(self) -> bool:
+        """Whether the final student's averaging share is read from the run's outputs known to be right."""
+        return self.train.start_weight_share == "auto" and self.stages > 0
 
     @property
     def selection_needs_calibration(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -129,12 +129,15 @@ class TrainConfig(_Section):
     micro_batch_size: int = Field(8, ge=1, description="Examples per worker per forward/backward pass.")
     lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, then linear decay to 10%).")
     warmup_share: float = Field(0.1, ge=0, lt=1, description="Share of the optimizer steps spent warming up the rate.")
-    start_weight_share: float = Field(
-        0.0, ge=0, lt=1,
+    start_weight_share: Union[Annotated[float, Field(ge=0, lt=1)], Literal["auto"]] = Field(
+        0.0,
         description=(
             "Share of the starting student's weights averaged into the final student after its training "
             "(weight-space ensembling, WiSE-FT; train/averaging.py): 0 keeps the trained weights alone. Keeps part "
-            "of what the student knew and damps seed-to-seed variance, at no teacher or training cost."
+            "of what the student knew and damps seed-to-seed variance, at no teacher or training cost. 'auto': the "
+            "share (0, 0.25, 0.5 or 0.75) under which the final student best answers the run's outputs known to be "
+            "right (the trust calibration's references: the synthetic task's held-out gold solutions, or "
+            "trust.calibration_files)."
         ),
     )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")

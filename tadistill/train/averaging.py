@@ -6,11 +6,22 @@ what it knew: it can end below where it started on the questions it used to get 
 where it ends varies a lot with the seed. Averaging with the starting weights keeps part of
 what it knew and damps that variance, at no teacher cost and no extra training. Only floating
 point tensors are averaged (buffers such as integer position ids are kept as trained).
+
+`train.start_weight_share: auto` reads the share from the run itself: the final student answers
+the run's outputs known to be right (the trust calibration's references: held-out gold solutions
+on the synthetic task, `trust.calibration_files` on a user's) at each of AUTO_SHARES, and the best
+is kept. A student that learned from its purchase keeps its training; one the purchase pulled
+away from what it knew goes back towards its start. No pool gold is read.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
 
 
 def average_with_start(trained_dir: str | Path, start: str, share: float) -> dict:
@@ -37,3 +48,44 @@ def average_with_start(trained_dir: str | Path, start: str, share: float) -> dic
                 averaged += 1
     trained.save_pretrained(str(trained_dir))
     return {"averaged_tensors": averaged, "start_weight_share": share}
+
+
+# The shares `train.start_weight_share: auto` tries: from the trained weights alone to mostly the start.
+AUTO_SHARES = (0.0, 0.25, 0.5, 0.75)
+
+
+def checked_questions(references: pd.DataFrame, answer_type: str) -> pd.DataFrame:
+    """The run's outputs known to be right (the trust calibration's references) as questions with
+    gold answers, taken from the answer each reference states; references whose answer cannot be
+    read are left out."""
+    from ..tasks.answers import extract_answer
+
+    gold = [extract_answer(text, answer_type) for text in references["text"]]
+    frame = pd.DataFrame({"id": references["id"], "question": references["question"], "gold": gold,
+                          "answer_type": answer_type, "options": None})
+    return frame[frame["gold"].notna()].reset_index(drop=True)
+
+
+def choose_start_share(trained_dir: Path, start: str, questions: pd.DataFrame,
+                       accuracy_of: Callable[[str], float], shares: Sequence[float] = AUTO_SHARES) -> dict:
+    """Average at the share that answers the run's own checked questions best, read from the run
+    (how far this student, on this purchase, drifted from what it knew), not fitted to a world.
+    `accuracy_of(model_folder)` answers `questions` with a model. Ties go to the smaller share."""
+    if len(questions) == 0:
+        raise ValueError("train.start_weight_share 'auto' found no reference output with a readable answer to "
+                         "check shares on (trust.calibration_files)")
+    measured = {}
+    with tempfile.TemporaryDirectory(dir=Path(trained_dir).parent) as tmp:
+        for share in shares:
+            folder = Path(trained_dir)
+            if share > 0:
+                folder = Path(tmp) / f"share-{share}"
+                shutil.copytree(trained_dir, folder)
+                average_with_start(folder, start, share)
+            measured[share] = accuracy_of(str(folder))
+    best = max(shares, key=lambda s: (measured[s], -s))
+    info = {"start_weight_share": best, "checked_questions": len(questions),
+            "checked_accuracy": {str(s): round(a, 4) for s, a in measured.items()}}
+    if best > 0:
+        average_with_start(trained_dir, start, best)
+    return info

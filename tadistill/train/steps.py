@@ -16,6 +16,8 @@ import pandas as pd
 from ..artifacts import ROWS, Artifact, Folder, model, train_rows
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..context import RunContext
 
 
@@ -56,6 +58,20 @@ def step_train(ctx: "RunContext", stage: str, source: Artifact, init: Optional[F
     return _train(ctx, stage, training_rows(ctx, teacher, weights), start, final)
 
 
+def _checked_share(ctx: "RunContext", trained: "Path", start: str) -> dict:
+    """train.start_weight_share 'auto': the share under which the final student best answers the
+    run's outputs known to be right (train/averaging.py)."""
+    from ..artifacts import CALIBRATION
+    from ..evaluate import accuracy, answer_test_set
+    from .averaging import checked_questions, choose_start_share
+
+    # The task's answer type, as the corpus step read it (the synthetic task's is 'number').
+    answer_type = str(ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0])
+    questions = checked_questions(ctx.run_dir.read_table(CALIBRATION), answer_type)
+    return choose_start_share(trained, start, questions, lambda folder: accuracy(
+        answer_test_set(questions, folder, ctx.config.eval, ctx.executor))["accuracy"])
+
+
 def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, final: bool) -> dict:
     """Train one student. The final one, under the fair schedule, takes the same optimizer steps
     whatever the method bought or dropped (Config.final_steps)."""
@@ -70,7 +86,9 @@ def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, f
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
         model_out=ctx.run_dir.file(model(stage)), chat_template=ctx.config.inference.chat_template,
     )
-    if final and train.start_weight_share > 0:
+    if final and train.start_weight_share == "auto":
+        metrics.update(_checked_share(ctx, ctx.run_dir.file(model(stage)), init_model))
+    elif final and train.start_weight_share > 0:
         from .averaging import average_with_start
 
         metrics.update(average_with_start(ctx.run_dir.file(model(stage)), init_model, train.start_weight_share))
