@@ -176,15 +176,53 @@ def cmd_data_inspect(args) -> int:
     return 0
 
 
+# Rates measured on this project's 2-core CPU machines, for a plan with nothing to calibrate on.
+COMMITTED_RATES = REPO / "cluster" / "plan" / "rates_cpu_2core.json"
+DEMO_RUNS = Path("runs") / "demo"
+
+
+def _finished_runs(folder: Path) -> list[Path]:
+    """Run directories under `folder` (or it) whose evaluation finished."""
+    candidates = [folder, *sorted(p for p in folder.glob("*") if p.is_dir())] if folder.is_dir() else []
+    finished = []
+    for run_dir in candidates:
+        try:
+            steps = json.loads((run_dir / "manifest.json").read_text())["steps"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if "evaluate" in steps and (run_dir / "config.json").exists():
+            finished.append(run_dir)
+    return finished
+
+
+def _rates_found(config):
+    """Rates for a plan given none: fitted to finished runs of this config (its run directory and
+    those beside it, as a demo leaves them), else to the demo's, else the committed rates of this
+    machine kind; a clear message only when there is none of these."""
+    from .capacity import Rates, calibrate
+
+    for folder in (Path(config.run_dir).parent, DEMO_RUNS):
+        runs = _finished_runs(folder)
+        if runs:
+            return calibrate(runs)
+    if COMMITTED_RATES.exists():
+        rates = Rates.load(COMMITTED_RATES)
+        rates.source = f"committed for 2-core CPU machines ({COMMITTED_RATES.name}: {rates.source})"
+        return rates
+    raise ConfigError(f"tadistill plan needs measured rates: no finished run in {Path(config.run_dir).parent} or "
+                      f"{DEMO_RUNS} to calibrate on; run the demo, or give --rates RATES.json or --calibrate RUN_DIR")
+
+
 def cmd_plan(args) -> int:
     from .capacity import Rates, Shape, calibrate, plan_json, plan_markdown, plan_run
 
-    if not args.rates and not args.calibrate:
-        raise ConfigError("tadistill plan needs measured rates: --rates RATES.json, or --calibrate RUN_DIR ... "
-                          "(finished runs of the same kind, e.g. a small run on one node)")
     config = load_config(args.config, args.overrides)
     try:
-        rates = calibrate([Path(r) for r in args.calibrate]) if args.calibrate else Rates.load(Path(args.rates))
+        if args.rates or args.calibrate:
+            rates = calibrate([Path(r) for r in args.calibrate]) if args.calibrate else Rates.load(Path(args.rates))
+        else:
+            rates = _rates_found(config)
+            console.out(f"tadistill plan: rates {rates.source} (--rates or --calibrate to choose others)")
         if args.save_rates:
             rates.save(Path(args.save_rates))
         plan = plan_run(config, rates, Shape(args.nodes, args.cpus_per_node, args.gpus_per_node), args.pool, args.test)

@@ -112,8 +112,31 @@ def test_plan_on_the_command_line(tmp_path, capsys):
     assert "| final.train |" in out and "bounded by" in out
     assert "cost 0.18" in out  # 300 requests x (100 x 2.0 + 50 x 8.0) / 1e6
     assert json.loads((tmp_path / "plan.json").read_text())["teacher_requests"] == 300
-    assert main(["plan", "configs/demo.yaml"]) == 2  # no rates: one line, exit 2
-    assert "needs measured rates" in capsys.readouterr().err
+
+
+
+def test_plan_without_rates_calibrates_on_runs_it_finds_else_uses_the_committed_ones(tmp_path, capsys, monkeypatch):
+    from tadistill import cli
+
+    monkeypatch.setattr(cli, "DEMO_RUNS", tmp_path / "no-demo-here")
+    beside = tmp_path / "runs"
+    beside.mkdir()
+    for name, scale in (("none", 1), ("full", 3)):  # as a demo leaves them: one folder per method
+        _finished_run(beside / name, scale)
+        manifest = json.loads((beside / name / "manifest.json").read_text())
+        manifest["steps"].update({  # the rest of a run's measured steps
+            "corpus": {"rows": 500 * scale, "seconds": 2.0 * scale}, "round1.score": {"rows": 400 * scale, "seconds": 4.0},
+            "evaluate": {"total": 300 * scale, "accuracy": 0.5, "seconds": 3.0 * scale}})
+        (beside / name / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["plan", "configs/demo.yaml", f"run_dir={beside / 'full'}"]) == 0
+    out = capsys.readouterr().out
+    assert f"rates calibrated on {beside / 'full'}, {beside / 'none'}" in out and "| final.train |" in out
+    # Nothing finished to calibrate on: the rates committed for this machine kind, and it says so.
+    assert main(["plan", "configs/demo.yaml", f"run_dir={tmp_path / 'empty' / 'full'}"]) == 0
+    assert "rates committed for 2-core CPU machines (rates_cpu_2core.json" in capsys.readouterr().out
+    monkeypatch.setattr(cli, "COMMITTED_RATES", tmp_path / "none.json")
+    assert main(["plan", "configs/demo.yaml", f"run_dir={tmp_path / 'empty' / 'full'}"]) == 2  # one line, exit 2
+    assert "needs measured rates: no finished run in" in capsys.readouterr().err
 
 
 def test_the_one_million_question_plan_in_the_cluster_readme_is_what_the_command_prints(capsys):
