@@ -1,5 +1,5 @@
 """Command line: `tadistill run CONFIG [key=value ...]`, `tadistill demo`, `tadistill data inspect CONFIG`,
-`tadistill plan CONFIG --rates ...`, `tadistill config show`."""
+`tadistill plan CONFIG`, `tadistill export RUN_DIR`, `tadistill config show`."""
 
 from __future__ import annotations
 
@@ -234,6 +234,18 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_run, push_to_hub
+
+    exported = export_run(args.run_dir, args.out)
+    console.out(f"tadistill export: {exported['outputs']} outputs ({exported['filtered']} filtered by trust) in "
+                f"{exported['folder']} (dataset/ for datasets.load_from_disk, outputs.jsonl, README.md)")
+    if args.push_to_hub:
+        for url in push_to_hub(exported, args.push_to_hub, args.model_repo, args.private):
+            console.out(f"tadistill export: uploaded {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tadistill", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -275,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--test", type=int, default=None, help="test questions (a files or hub corpus)")
     plan.add_argument("--json", default=None, help="also write the plan as JSON here")
     plan.set_defaults(func=cmd_plan)
+
+    export = sub.add_parser("export", help="the bought teacher outputs as a Hugging Face data set, JSONL and a card")
+    export.add_argument("run_dir", help="the run directory of a run")
+    export.add_argument("--out", default=None, help="folder to write (default: RUN_DIR/export)")
+    export.add_argument("--push-to-hub", default=None, metavar="REPO",
+                        help="upload the data set to this Hub repo, and the final student to REPO-student")
+    export.add_argument("--model-repo", default=None, help="Hub repo of the final student (default: REPO-student)")
+    export.add_argument("--private", action="store_true", help="create the Hub repos private")
+    export.set_defaults(func=cmd_export)
 
     config = sub.add_parser("config", help="show the options, or the resolved config")
     config_sub = config.add_subparsers(dest="config_command", required=True)
