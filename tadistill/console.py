@@ -50,6 +50,11 @@ def progress(total: int, desc: str, unit: str, initial: int = 0, **kwargs):
                 **kwargs)
 
 
+def is_terminal() -> bool:
+    """Whether the console is a terminal (an updating line) or not (a log: lines now and then)."""
+    return _is_terminal(stream())
+
+
 def _is_terminal(target: TextIO) -> bool:
     try:
         return target.isatty()

@@ -10,6 +10,7 @@ workers share it, the limits cannot be passed. In a run it is one named Ray acto
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -35,6 +36,8 @@ class Budget:
                  already: Optional[Spend] = None):
         self.limits = (requests, tokens, cost)
         self.spent = already or Spend()
+        self.obtained = 0  # outputs this invocation got (paid or from the response store), as they come
+        self.trouble: Optional[dict] = None  # the latest retried failure: what, first and last seen
         self._lock = threading.Lock()
 
     def _fits(self, spend: Spend) -> bool:
@@ -74,11 +77,25 @@ class Budget:
             self.spent = Spend(truth.requests, min(self.spent.tokens, truth.tokens), min(self.spent.cost, truth.cost))
             return given
 
+    def note_obtained(self) -> None:
+        """One more output in hand: the purchase's progress counts these, not reservations."""
+        with self._lock:
+            self.obtained += 1
+            self.trouble = None  # a success ends a streak of failures
+
+    def note_trouble(self, failure: str) -> None:
+        """A request failed and will be retried: the driver shows it while it lasts."""
+        with self._lock:
+            now = time.time()
+            since = self.trouble["since"] if self.trouble else now
+            self.trouble = {"failure": failure, "since": since, "last": now}
+
     def snapshot(self) -> dict:
         with self._lock:
             requests, tokens, cost = self.limits
             return {"requests": self.spent.requests, "tokens": self.spent.tokens, "cost": round(self.spent.cost, 6),
-                    "limit_requests": requests, "limit_tokens": tokens, "limit_cost": cost}
+                    "limit_requests": requests, "limit_tokens": tokens, "limit_cost": cost,
+                    "obtained": self.obtained, "trouble": dict(self.trouble) if self.trouble else None}
 
     @property
     def used(self) -> int:
@@ -96,8 +113,6 @@ def ledger_actor(name: str, requests: int, tokens: Optional[int], cost: Optional
     so a crashed driver's actor never carries a stale count.
     """
     import ray
-
-    import time
 
     actor_cls = ray.remote(num_cpus=0, max_concurrency=64)(Budget)
     for _ in range(100):  # an actor left by an earlier invocation in this cluster: replace it

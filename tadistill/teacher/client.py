@@ -59,8 +59,12 @@ def retry_after(response) -> Optional[float]:
     return None
 
 
-async def _wait_to_retry(retry: RetryClock, failure: str, server_asks: Optional[float] = None) -> None:
-    """Sleep before the next try, or raise the failure once teacher.retry_for_s has passed."""
+async def _wait_to_retry(retry: RetryClock, failure: str, server_asks: Optional[float] = None,
+                         gate: Optional["BudgetGate"] = None) -> None:
+    """Sleep before the next try, or raise the failure once teacher.retry_for_s has passed; the
+    budget (`gate`) hears of it, so the driver's console can say what is being retried."""
+    if gate is not None:
+        await gate.trouble(failure)
     delay = retry.next_delay(server_asks)
     if delay is None:
         raise TeacherError(f"{failure}; gave up after {retry.tries} tries in {retry.window_s:g} s "
@@ -133,6 +137,12 @@ class BudgetGate:
     async def release(self, tokens: int, cost: float) -> None:
         await self._call("release", tokens, cost)
 
+    async def obtained(self) -> None:
+        await self._call("note_obtained")
+
+    async def trouble(self, failure: str) -> None:
+        await self._call("note_trouble", failure)
+
 
 class TeacherClient:
     """Fetches teacher outputs row by row, at most `concurrency` in flight.
@@ -193,7 +203,7 @@ class TeacherClient:
     def key_for(self, question: str) -> str:
         return request_key(self.config.model, self.messages(question), self.params)
 
-    async def _send(self, row_id: str, key: str, messages: list[dict]) -> dict:
+    async def _send(self, row_id: str, key: str, messages: list[dict], gate: Optional["BudgetGate"] = None) -> dict:
         import openai
 
         httpx = _httpx()
@@ -217,12 +227,13 @@ class TeacherClient:
                            f"(request id {request_id}): {exc.message}")
                 if exc.status_code not in RETRYABLE_STATUS:
                     raise TeacherError(failure) from None
-                await _wait_to_retry(retry, failure, retry_after(exc.response))
+                await _wait_to_retry(retry, failure, retry_after(exc.response), gate)
             except openai.APIConnectionError as exc:  # timeouts and dropped connections
                 await _wait_to_retry(retry, f"teacher request for row {row_id!r} to {self._base_url()} failed: "
-                                            f"{type(exc).__name__}: {exc}")
+                                            f"{type(exc).__name__}: {exc}", gate=gate)
             except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed body (JSON errors are ValueErrors)
-                await _wait_to_retry(retry, f"teacher sent a malformed response for row {row_id!r}: {type(exc).__name__}")
+                await _wait_to_retry(retry, f"teacher sent a malformed response for row {row_id!r}: "
+                                            f"{type(exc).__name__}", gate=gate)
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         return {
@@ -245,6 +256,7 @@ class TeacherClient:
             tokens = entry["prompt_tokens"] + entry["completion_tokens"]
             if not await gate.reserve(tokens, entry.get("cost", 0.0)):
                 return None
+            await gate.obtained()
             return _rows(row_id, key, entry, cached=True)
         prompt_bound = prompt_token_bound(messages)
         completion_bound = self.config.n * self.config.max_tokens  # every rationale of the request
@@ -260,7 +272,7 @@ class TeacherClient:
                 await tpm.acquire(min(bound, tpm.max_rate))
             await self.cache.mark_sent_async(key, row_id, bound)
             try:
-                entry = await self._send(row_id, key, messages)
+                entry = await self._send(row_id, key, messages, gate)
             except TeacherError:
                 await self.cache.mark_failed_async(key)
                 raise
@@ -269,6 +281,7 @@ class TeacherClient:
             raise
         await self.cache.put_async(entry)
         await gate.settle(bound, worst_cost, entry["prompt_tokens"] + entry["completion_tokens"], entry["cost"])
+        await gate.obtained()
         return _rows(row_id, key, entry, cached=False)
 
     async def fetch_all(self, rows: pd.DataFrame, gate: BudgetGate, on_done: Optional[Callable] = None) -> list:

@@ -21,7 +21,7 @@ from ..artifacts import TEACHER_COLUMNS
 from ..config import TeacherConfig
 from .budget import PurchaseReport, Spend
 from .cache import ResponseCache
-from .client import BudgetGate, TeacherClient, summarise
+from .client import BudgetGate, TeacherClient, TeacherError, summarise
 
 STATUS_COLUMN = "_bought"
 
@@ -48,17 +48,41 @@ class BuyFromTeacher:
         yield pd.DataFrame(rows, columns=TEACHER_COLUMNS + ["cost", STATUS_COLUMN])
 
 
-def _progress(ledger, desc: str, stop: threading.Event) -> None:
+# While requests are retried: how long after the last failure the console still shows it, and how
+# often a console that is not a terminal (nohup, CI, job logs) gets a line about it.
+TROUBLE_SHOWN_S = 10.0
+TROUBLE_EVERY_S = 30.0
+
+
+def _progress(ledger, desc: str, stop: threading.Event, endpoint: str) -> None:
+    """The purchase's progress in outputs bought (not requests handed to workers), and, while
+    requests are being retried, the endpoint, the failure and the time so far: one updating line
+    on a terminal, a line every TROUBLE_EVERY_S elsewhere."""
     import ray
 
-    from ..console import progress
+    from ..console import is_terminal, progress
 
     first = ray.get(ledger.snapshot.remote())
-    with progress(first["limit_requests"], desc, "req", initial=first["requests"]) as bar:
+    already = first["requests"]  # bought by earlier purchases and invocations
+    last_said, shown = 0.0, desc  # (a display that is off keeps no description of its own)
+    with progress(first["limit_requests"], desc, "req", initial=already) as bar:
         while not stop.wait(0.5):
             snap = ray.get(ledger.snapshot.remote())
-            bar.update(snap["requests"] - bar.n)
+            bar.update(already + snap["obtained"] - bar.n)
             bar.set_postfix(tokens=snap["tokens"], cost=snap["cost"], refresh=False)
+            trouble = snap["trouble"]
+            if trouble and time.time() - trouble["last"] < TROUBLE_SHOWN_S:
+                line = (f"{desc}: {endpoint} failing, retrying for {time.time() - trouble['since']:.0f} s: "
+                        f"{trouble['failure']}")
+                if is_terminal():
+                    shown = line[:160]
+                    bar.set_description(shown, refresh=True)
+                elif time.time() - last_said >= TROUBLE_EVERY_S:
+                    log.warning("%s", line)
+                    last_said = time.time()
+            elif shown != desc:
+                shown = desc
+                bar.set_description(desc, refresh=True)
 
 
 def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir: Path, system_prompt: str,
@@ -70,7 +94,7 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
     batch_size = max(1, min(len(wanted), 4 * config.concurrency // workers))
     ds = ray.data.from_pandas(wanted[["id", "question"]]).repartition(max(1, -(-len(wanted) // batch_size)))
     stop = threading.Event()
-    bar = threading.Thread(target=_progress, args=(ledger, desc, stop), daemon=True)
+    bar = threading.Thread(target=_progress, args=(ledger, desc, stop, url), daemon=True)
     bar.start()
     try:
         return ds.map_batches(
@@ -83,9 +107,33 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
             batch_size=batch_size, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.25,
         ).to_pandas()
+    except Exception as exc:
+        teacher_said = _teacher_error_in(exc)
+        if teacher_said is None:
+            raise
+        obtained = ray.get(ledger.snapshot.remote())["obtained"]
+        raise TeacherError(f"{desc} stopped: {teacher_said}. {obtained} of the {len(wanted)} requests of this purchase "
+                           "were bought and stored; run the same command again to resume (nothing stored is paid "
+                           "twice)") from None
     finally:
         stop.set()
         bar.join()
+
+
+def _teacher_error_in(exc: BaseException) -> Optional[str]:
+    """The teacher's own message inside what Ray Data raised (a RayTaskError wrapping the UDF's
+    TeacherError), or None when the failure was something else."""
+    import re
+
+    seen, first = set(), exc
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, TeacherError):
+            return str(exc)
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    # Across the process boundary the cause may survive only in the remote traceback's text.
+    said = re.findall(r"TeacherError: (.+)", str(first))
+    return said[-1].strip() if said else None
 
 
 def _give_back_lost_reservations(ledger, before: dict, orphans_before: Spend, out: pd.DataFrame,

@@ -49,3 +49,36 @@ def test_a_teacher_down_for_30_seconds_is_waited_out_and_the_budget_stays_exact(
     assert list(bought["id"]) == [f"r{i:02d}" for i in range(30)] and report.bought == 30
     assert server.served == 30 == spent  # only answered requests are paid, and each one is charged once
     assert max(server.paid_per_question.values()) == 1
+
+
+def test_a_failing_teacher_is_visible_and_giving_up_says_what_was_bought_and_how_to_resume(ray_local, tmp_path,
+                                                                                            caplog, monkeypatch):
+    """A real server that answers 8 requests, then only 500s and 429s: the console (not a terminal
+    here) says what is retried and for how long, and giving up names the teacher's error, what
+    was bought and stored, and that the same command resumes."""
+    import logging
+
+    import pytest
+
+    from tadistill.teacher import step
+    from tadistill.teacher.client import TeacherError
+
+    monkeypatch.setattr(step, "TROUBLE_EVERY_S", 1.0)
+    config = TeacherConfig(source="openai", base_url="http://x/v1", model="m", api_key_env="TADISTILL_TEST_KEY",
+                           workers=1, concurrency=2, retry_for_s=4)
+    with OpenAITestServer() as server:
+        ledger = ledger_actor("failing-ledger", 20, None, None, Spend())
+        server.faults = [("ok",)] * 8
+        server.outage(600, from_first_request=False)  # down from the start; the 8 'ok's go first
+        with caplog.at_level(logging.WARNING, logger="tadistill.teacher.step"), \
+                pytest.raises(TeacherError) as failure:
+            buy_with_ray_data(_rows(20), config, lambda: server.base_url, tmp_path / "cache",
+                              SYSTEM_PROMPTS["number"], ledger)
+    message = str(failure.value)
+    assert "HTTP 500" in message or "HTTP 429" in message
+    assert "gave up after" in message and "run the same command again to resume" in message
+    obtained = ray_local.get(ledger.snapshot.remote())["obtained"]
+    assert f"{obtained} of the 20 requests of this purchase were bought and stored" in message
+    assert obtained == server.served  # what the progress counts is what the server answered
+    retried = [r.getMessage() for r in caplog.records if "failing, retrying for" in r.getMessage()]
+    assert retried and server.base_url in retried[0]
