@@ -66,6 +66,11 @@ def load(path: Path) -> pd.DataFrame:
     return frame.drop_duplicates(CELL + ["seed", "method", "arithmetic"], keep="last").reset_index(drop=True)
 
 
+def _with_arithmetic(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with their arithmetic column (records made before it existed share one)."""
+    return runs if "arithmetic" in runs else runs.assign(arithmetic=UNRECORDED)
+
+
 def complete_only(runs: pd.DataFrame, min_seeds: int) -> tuple[pd.DataFrame, list[str]]:
     """Drop each (cell, method) with fewer than min_seeds seeds: a grid cut short is reported as
     not run for those, never with fewer seeds. Returns what is kept and what was left out."""
@@ -98,7 +103,7 @@ def comparisons(runs: pd.DataFrame) -> list[dict]:
     for cell, part in runs.groupby(CELL, sort=True):
         # Paired by seed within one machine arithmetic: a seed's runs on another machine start from
         # a differently built student, so they are no pair.
-        acc = part.pivot_table(index=["seed", "arithmetic"], columns="method", values="accuracy")
+        acc = _with_arithmetic(part).pivot_table(index=["seed", "arithmetic"], columns="method", values="accuracy")
         # Every method beyond the main ones (the factorial's cells) against none and random;
         # a post-hoc one against full too.
         pairs = list(PAIRS) + [(m, b) for m in acc.columns if m not in MAIN
@@ -172,7 +177,7 @@ def headline(runs: pd.DataFrame, count: int) -> dict:
     part = runs
     for key, value in HEADLINE.items():
         part = part[part[key] == value]
-    acc = part.pivot_table(index=["seed", "arithmetic"], columns="method", values="accuracy")
+    acc = _with_arithmetic(part).pivot_table(index=["seed", "arithmetic"], columns="method", values="accuracy")
     result = {"cell": HEADLINE, "comparisons_made": count}
     for other in ("none", "random"):
         if "full" in acc and other in acc:

@@ -117,3 +117,12 @@ def test_any_synthetic_world_file_records_its_own_teacher(tmp_path):
     records = tmp_path / "teachers" / "mine-error0.4.jsonl"
     assert f"teacher.recorded.files=[{records}]" in overrides
     assert len(records.read_text().splitlines()) == 50
+
+
+def test_runs_of_different_machine_arithmetic_are_never_paired():
+    """A seed's runs on another machine start from a differently built student: no pair."""
+    records = [{"world": "w", "error_rate": 0.4, "budget": 300, "seed": seed, "method": method, "arithmetic": machine,
+                "accuracy": 0.3 + 0.01 * seed + (0.05 if method == "full" else 0.0)}
+               for seed in range(4) for method, machine in (("none", "x"), ("full", "x" if seed < 2 else "y"))]
+    comps = {(c["a"], c["b"]): c for c in comparisons(pd.DataFrame(records))}
+    assert comps[("full", "none")]["n"] == 2  # seeds 2 and 3 ran full on machine y, none on x
