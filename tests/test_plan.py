@@ -84,18 +84,14 @@ def test_one_round_computes_what_the_two_fixed_stages_computed(ray_local, synthe
 
     from .conftest import MODEL_CACHE
 
-    world = ["data.synthetic.pool_size=90", "data.synthetic.test_size=30", "teacher.synthetic.error_rate=0.4"]
-    base = load_config(None, world)
+    from .data.one_round_world import WORLD, run_overrides
+
+    base = load_config(None, WORLD)
     records = write_teacher_records(synthetic_splits(base.data)["train"],
                                     TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
                                     tmp_path / "teacher.jsonl")
     run_dir = tmp_path / method
-    run_pipeline(load_config(None, [
-        *world, f"models.cache_dir={MODEL_CACHE}", "budget.requests=30", "train.epochs=2", "train.launcher=local",
-        "train.strategy=ddp", "train.num_workers=1", "train.global_batch_size=8", "train.micro_batch_size=8",
-        "inference.launcher=local", "inference.num_samples=2", "trust.calibration_size=20",
-        "teacher.source=recorded", f"teacher.recorded.files=[{records}]", "teacher.recorded.format=records",
-        "teacher.recorded.match=id", "teacher.recorded.fields.id=id", f"method={method}", f"run_dir={run_dir}"]))
+    run_pipeline(load_config(None, run_overrides(MODEL_CACHE, records, method, run_dir)))
     steps = json.loads((run_dir / "manifest.json").read_text())["steps"]
     rows = pd.read_parquet(run_dir / "final/train_rows.parquet")
     purchases = ["warmup", "round1"] if "round1.select" in steps else ["warmup"]

@@ -34,25 +34,20 @@ def main(out: Path) -> None:
 
     sys.path.insert(0, str(REPO))
     from bench.quality.machine import arithmetic_key
+    from tests.data.one_round_world import WORLD, run_overrides
 
     print(f"capturing with {tadistill.__file__}", flush=True)
     ray.init(num_cpus=4, include_dashboard=False)
     cache = REPO / ".cache" / "tadistill"
     ensure_synthetic_models(cache)
-    world = ["data.synthetic.pool_size=90", "data.synthetic.test_size=30", "teacher.synthetic.error_rate=0.4"]
-    base = load_config(None, world)
+    base = load_config(None, WORLD)
     records = write_teacher_records(synthetic_splits(base.data)["train"],
                                     TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
                                     out / "teacher.jsonl")
     pins = {}
     for method in METHODS:
         run_dir = out / method
-        run_pipeline(load_config(None, [
-            *world, f"models.cache_dir={cache}", "budget.requests=30", "train.epochs=2", "train.launcher=local",
-            "train.strategy=ddp", "train.num_workers=1", "train.global_batch_size=8", "train.micro_batch_size=8",
-            "inference.launcher=local", "inference.num_samples=2", "trust.calibration_size=20",
-            "teacher.source=recorded", f"teacher.recorded.files=[{records}]", "teacher.recorded.format=records",
-            "teacher.recorded.match=id", "teacher.recorded.fields.id=id", f"method={method}", f"run_dir={run_dir}"]))
+        run_pipeline(load_config(None, run_overrides(cache, records, method, run_dir)))
         pins[method] = measure(run_dir)
     stored = json.loads(PIN.read_text()) if PIN.exists() else {}
     stored = stored if "by_arithmetic" in stored else {"by_arithmetic": {}}
