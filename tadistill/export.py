@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from .artifacts import FINAL, ROWS, bought, final_trust, purchases, question_signals, requests_paid
+from .artifacts import (FINAL, ROWS, bought, final_trust, purchases, question_signals, requests_paid, round_name,
+                        train_rows)
 from .config import Config
 from .rundir import RunDir, RunDirError
 
@@ -54,8 +55,6 @@ def bought_outputs(run_dir: RunDir, config: Config) -> pd.DataFrame:
 
 def _trained_weights(run_dir: RunDir, outputs: pd.DataFrame) -> pd.Series:
     """Weights from the final student's training rows (0 for an output it dropped), else 1."""
-    from .artifacts import train_rows
-
     if not run_dir.has(train_rows(FINAL)):
         return pd.Series(1.0, index=outputs.index)
     kept = run_dir.read_table(train_rows(FINAL)).groupby("id")["weight"].max()
@@ -66,7 +65,7 @@ def _picked_signals(run_dir: RunDir, config: Config) -> pd.DataFrame:
     """The student's signals on the questions a round picked (NaN for warm-up picks)."""
     frames = []
     for k in range(1, config.rounds + 1):
-        table = question_signals(f"round{k}")
+        table = question_signals(round_name(k))
         if run_dir.has(table):
             signals = run_dir.read_table(table)
             frames.append(signals[signals["selected"]][["id", "self_consistency", "ta_conf_student", "score"]])
@@ -77,9 +76,7 @@ def _picked_signals(run_dir: RunDir, config: Config) -> pd.DataFrame:
 
 def _cost(config: Config, model: Any, prompt_tokens: Any, completion_tokens: Any) -> Optional[float]:
     price = config.budget.prices.get(str(model))
-    if price is None:
-        return None
-    return (int(prompt_tokens or 0) * price.prompt + int(completion_tokens or 0) * price.completion) / 1e6
+    return None if price is None else price.cost(int(prompt_tokens or 0), int(completion_tokens or 0))
 
 
 def card(config: Config, run_dir: RunDir, outputs: pd.DataFrame) -> str:

@@ -183,6 +183,9 @@ class Price(_Section):
     prompt: float = Field(..., ge=0, description="Price of a million prompt tokens.")
     completion: float = Field(..., ge=0, description="Price of a million completion tokens.")
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
 
 class BudgetConfig(_Section):
     requests: int = Field(300, ge=1, description="Hard cap on teacher requests for the whole run.")

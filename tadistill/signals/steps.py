@@ -93,8 +93,11 @@ def step_select(ctx: "RunContext", k: int) -> dict:
 def calibration_level(ctx: "RunContext") -> float:
     """The TA confidence that `trust.calibration_quantile` of the outputs known to be right fall
     below: the line between looking right and not, for trust and for a rule that reads samples."""
-    reference = ctx.run_dir.read_table(CALIBRATION)["ta_conf"].to_numpy(dtype=float)
-    return float(np.quantile(reference, ctx.config.trust.calibration_quantile))
+    return _level(ctx.run_dir.read_table(CALIBRATION)["ta_conf"], ctx.config.trust.calibration_quantile)
+
+
+def _level(reference: pd.Series, quantile: float) -> float:
+    return float(np.quantile(reference.to_numpy(dtype=float), quantile))
 
 
 def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> dict:
@@ -157,6 +160,5 @@ def step_calibrate_trust(ctx: "RunContext") -> dict:
     references = references.assign(id=[f"cal-{i}" for i in range(len(references))], k=0)
     scored = _score(ctx, references, ctx.parts(CALIBRATION_PARTS))
     ctx.run_dir.write_table(CALIBRATION, scored[["id", "question", "text", "ta_conf"]])
-    q = ctx.config.trust.calibration_quantile
-    return {"rows": len(scored), "threshold": float(np.quantile(scored["ta_conf"], q)),
+    return {"rows": len(scored), "threshold": _level(scored["ta_conf"], ctx.config.trust.calibration_quantile),
             "median_ta_conf": float(scored["ta_conf"].median())}

@@ -19,20 +19,28 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import pandas as pd
 
 
-def average_with_start(trained_dir: str | Path, start: str, share: float) -> dict:
-    """Rewrite the model in `trained_dir` as the average; returns what was averaged."""
+def start_weights(start: str) -> dict:
+    """The starting student's tensors, loaded once for any number of averages."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(start).state_dict()
+
+
+def average_with_start(trained_dir: str | Path, start: str, share: float, base: Optional[dict] = None) -> dict:
+    """Rewrite the model in `trained_dir` as the average; returns what was averaged. `base`: the
+    start's tensors when the caller has them loaded already (start_weights)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     if not 0 < share < 1:
         raise ValueError(f"train.start_weight_share {share}: averaging needs a share strictly between 0 and 1")
     trained = AutoModelForCausalLM.from_pretrained(str(trained_dir))
-    base = AutoModelForCausalLM.from_pretrained(start).state_dict()
+    base = base if base is not None else start_weights(start)
     state = trained.state_dict()
     mismatched = [k for k, v in state.items() if k not in base or base[k].shape != v.shape]
     if mismatched:
@@ -74,18 +82,18 @@ def choose_start_share(trained_dir: Path, start: str, questions: pd.DataFrame,
     if len(questions) == 0:
         raise ValueError("train.start_weight_share 'auto' found no reference output with a readable answer to "
                          "check shares on (trust.calibration_files)")
-    measured = {}
+    measured, base = {}, start_weights(start)
     with tempfile.TemporaryDirectory(dir=Path(trained_dir).parent) as tmp:
         for share in shares:
             folder = Path(trained_dir)
             if share > 0:
                 folder = Path(tmp) / f"share-{share}"
                 shutil.copytree(trained_dir, folder)
-                average_with_start(folder, start, share)
+                average_with_start(folder, start, share, base)
             measured[share] = accuracy_of(str(folder))
     best = max(shares, key=lambda s: (measured[s], -s))
     info = {"start_weight_share": best, "checked_questions": len(questions),
             "checked_accuracy": {str(s): round(a, 4) for s, a in measured.items()}}
     if best > 0:
-        average_with_start(trained_dir, start, best)
+        average_with_start(trained_dir, start, best, base)
     return info
