@@ -17,4 +17,4 @@ VPY=.venv-vllm/bin/python
 # light ones the config and the synthetic models import.
 "$VPY" -m pip install -q --no-deps -e .
 "$VPY" -m pip install -q "pandas>=2.0" "pyarrow>=15"
-echo "vLLM venv ready: .venv-vllm/bin/python -m pytest -m vllm tests/inference/test_vllm.py"
+echo "vLLM venv ready: .venv-vllm/bin/python -m pytest -m vllm tests/inference/test_vllm.py tests/teacher/test_vllm_teacher.py"

@@ -55,37 +55,10 @@ def test_seeded_sampling_of_a_batch_larger_than_one_engine_step(backends):
 @pytest.fixture(scope="module")
 def vllm_server(synthetic_models):
     """vLLM's OpenAI-compatible server on 127.0.0.1, serving the TA (about 40 s to start on CPU)."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from ..vllm_server import vllm_openai_server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", synthetic_models["ta"],
-         "--served-model-name", "ta", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-         "--enforce-eager"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("the vLLM server exited while starting")
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("the vLLM server did not start in 300 s")
-    yield url + "/v1"
-    proc.terminate()
-    proc.wait(timeout=60)
+    with vllm_openai_server(synthetic_models["ta"], "ta") as url:
+        yield url
 
 
 def test_a_ta_behind_an_openai_compatible_server_scores_like_the_local_backend(backends, vllm_server, synthetic_models):
