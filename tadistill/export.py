@@ -109,7 +109,8 @@ def card(config: Config, run_dir: RunDir, outputs: pd.DataFrame) -> str:
         "## Columns", "",
         "`question`, `rationale` (the teacher's output), `answer` (read from it), `gold` and `correct` (where the "
         "corpus had gold), `teacher`, `purchase` (`warmup` or `round<k>`), tokens and `cost` (when "
-        "`budget.prices` priced the teacher), `ta_conf_teacher` (the TA's confidence in the output), `trust_weight` "
+        "`budget.prices` priced the teacher), `ta_conf_teacher` (the trust signal's value, "
+        f"`{config.trust.signal}`; by default the TA's confidence in the output), `trust_weight` "
         "(its weight in the final student's loss; 0: filtered), and for outputs a round picked by the student's "
         "signals, `self_consistency`, `ta_conf_student` and `selection_score`.", "",
         "## Load", "", "```python", "from datasets import load_from_disk", "",

@@ -159,14 +159,17 @@ def per_example_token_logprobs(model, batch: dict[str, torch.Tensor],
     return picked.sum(dim=1), mask.sum(dim=1)
 
 
-CONFIDENCES = ("mean", "min")
+CONFIDENCES = ("mean", "min", "sum")
 
 
 def confidence_of(token_logprobs, kind: str = "mean") -> float:
     """A model's confidence in a text from its tokens' log-probabilities: 'mean', exp(mean
     log-prob), length-normalised (the paper's); 'min', the least likely token's probability,
-    which one slipped step in a long chain cannot hide behind many easy tokens."""
+    which one slipped step in a long chain cannot hide behind many easy tokens; 'sum', the
+    text's whole log-probability (not a probability: log p(a + b) - log p(a) is log p(b | a))."""
     values = [float(v) for v in token_logprobs]
+    if kind == "sum":
+        return sum(values)
     if not values:
         return 0.0
     if kind == "min":

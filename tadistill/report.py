@@ -78,11 +78,13 @@ def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
     if "teacher_correct" not in weighted or weighted["ta_conf_teacher"].isna().all():
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    bins = np.linspace(0, 1, 26)
+    finite = weighted["ta_conf_teacher"].dropna()
+    low, high = (0.0, 1.0) if finite.between(0, 1).all() else (float(finite.min()), float(finite.max()) + 1e-9)
+    bins = np.linspace(low, high, 26)
     for correct, label in ((True, "teacher right"), (False, "teacher wrong")):
         values = weighted.loc[weighted["teacher_correct"] == correct, "ta_conf_teacher"]
         ax.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
-    return _save(fig, ax, out, "TA confidence in the teacher's output", "outputs")
+    return _save(fig, ax, out, "trust signal of the teacher's output", "outputs")
 
 
 def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
@@ -168,9 +170,9 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
             "trust_weight_wrong": float(weighted.loc[~weighted.teacher_correct, "weight"].mean()),
         })
         lines += [
-            "## TA trust in the teacher", "",
-            f"Mode `{ctx.config.trust.mode}`. AUROC of TA confidence for telling right teacher outputs "
-            f"from wrong ones: **{_fmt(facts['trust_ta_auroc'])}**. Mean loss weight of right outputs "
+            "## Trust in the teacher", "",
+            f"Mode `{ctx.config.trust.mode}`, signal `{ctx.config.trust.signal}`. AUROC of the signal for telling "
+            f"right teacher outputs from wrong ones: **{_fmt(facts['trust_ta_auroc'])}**. Mean loss weight of right outputs "
             f"{_fmt(facts['trust_weight_right'])}, of wrong ones {_fmt(facts['trust_weight_wrong'])}.", "",
         ]
         figure = _plot_trust(weighted, figures / "trust.png")

@@ -92,14 +92,19 @@ def load(name: str):
     return rows, records
 
 
+def adaptation_rationales(records: pd.DataFrame, count: int) -> pd.DataFrame:
+    """The teacher's right rationales of the adaptation part the TA is adapted on."""
+    right = records[records["right"] & records["id"].map(in_adapt_part)]
+    return right.sample(n=min(count, len(right)), random_state=0)
+
+
 def adapt(base: Path, rows: pd.DataFrame, records: pd.DataFrame, count: int, out: Path) -> dict:
     from tadistill.modeling import load_model, load_tokenizer
     from tadistill.tasks.prompts import student_prompt, student_target
     from tadistill.train.loop import fit_local
 
     questions = rows.set_index("id")["question"]
-    right = records[records["right"] & records["id"].map(in_adapt_part)]
-    right = right.sample(n=min(count, len(right)), random_state=0)
+    right = adaptation_rationales(records, count)
     train = [{"prompt": student_prompt(questions[i]), "target": student_target(t)} for i, t in zip(right["id"], right["text"])]
     if not (out / "config.json").exists():
         model, tokenizer = load_model(str(base)), load_tokenizer(str(base))

@@ -100,6 +100,24 @@ CHOICES: dict[str, dict[str, Choice]] = {
                        "rank within the purchase (always down-weights part of it, even when every output is right)",
                        {"needs_reference": False}),
     },
+    "trust.signal": {
+        "ta_likelihood": Choice(_P + "signals.trust_signals.ta_likelihood:TALikelihood",
+                                "the TA's length-normalised likelihood of the whole output (inference.ta_confidence)",
+                                {"uses_ta": True, "calibrates": True}),
+        "answer_confidence": Choice(_P + "signals.trust_signals.answer_confidence:AnswerConfidence",
+                                    "the TA's probability of the final answer given the question and the rationale "
+                                    "(two TA scorings an output)", {"uses_ta": True, "calibrates": True}),
+        "teacher_agreement": Choice(_P + "signals.trust_signals.agreement:TeacherAgreement",
+                                    "the share of the question's other teacher rationales with the same answer "
+                                    "(teacher.n > 1, or a recorded teacher with several)",
+                                    {"several_outputs": True}),
+        "arithmetic": Choice(_P + "signals.trust_signals.arithmetic:ArithmeticCheck",
+                             "the share of the rationale's stated calculations that hold, re-evaluated by a safe "
+                             "parser (number answers only)", {"calibrates": True}),
+        "length": Choice(_P + "signals.trust_signals.length:Length",
+                         "shorter outputs trusted more: the baseline every signal is reported beside",
+                         {"calibrates": True}),
+    },
     "train.tracking.backends": {
         "tensorboard": Choice(_P + "tracking:TensorBoard",
                               "event files in train.tracking.tensorboard_dir (default <run_dir>/tensorboard)",

@@ -91,6 +91,21 @@ class Config(_Section):
         return self
 
     @model_validator(mode="after")
+    def _trust_signal_fits(self):
+        signal = self.trust.signal
+        if not self.trusts_teacher:
+            return self
+        if self.trust.scale != "auto" and fact("trust.scale", self.trust.scale, "needs_reference") \
+                and not fact("trust.signal", signal, "calibrates"):
+            raise ValueError(f"trust.signal {signal!r} cannot be computed on outputs known to be right, so "
+                             f"trust.scale {self.trust.scale!r} cannot place it: set trust.scale 'rank' (or 'auto')")
+        if fact("trust.signal", signal, "several_outputs") and self.teacher.n < 2 \
+                and not fact("teacher.source", self.teacher.source, "answers_from_records"):
+            raise ValueError(f"trust.signal {signal!r} compares a question's several teacher rationales: set "
+                             "teacher.n to 2 or more (each request returns that many, all charged)")
+        return self
+
+    @model_validator(mode="after")
     def _calibration_has_references(self):
         needs_reference = self.trust.scale != "auto" and fact("trust.scale", self.trust.scale, "needs_reference")
         if self.trusts_teacher and needs_reference and not self._has_calibration_references:
@@ -161,7 +176,8 @@ class Config(_Section):
         """trust.scale with 'auto' resolved: calibrated where outputs known to be right exist."""
         if self.trust.scale != "auto":
             return self.trust.scale
-        return "calibrated" if self._has_calibration_references else "rank"
+        calibrates = fact("trust.signal", self.trust.signal, "calibrates")
+        return "calibrated" if self._has_calibration_references and calibrates else "rank"
 
     @property
     def calibrates_trust(self) -> bool:
@@ -187,8 +203,13 @@ class Config(_Section):
 
     @property
     def trust_uses_ta(self) -> bool:
-        """Whether trust.mode has the TA score the teacher's outputs."""
+        """Whether trust.mode reads a trust signal of the teacher's outputs (the TA's, by default)."""
         return fact("trust.mode", self.trust.mode, "uses_ta")
+
+    @property
+    def trust_signal_uses_ta(self) -> bool:
+        """Whether the trust signal has the TA score the teacher's outputs."""
+        return self.trust_uses_ta and fact("trust.signal", self.trust.signal, "uses_ta")
 
     @property
     def stages(self) -> int:

@@ -12,6 +12,7 @@ from .base import _Section
 SELECTION_STRATEGIES = names("selection.strategy")
 TRUST_MODE_NAMES = names("trust.mode")
 TRUST_SCALE_NAMES = ("auto",) + names("trust.scale")
+TRUST_SIGNAL_NAMES = names("trust.signal")
 CONSISTENCY_NAMES = names("signals.consistency")
 
 
@@ -41,7 +42,11 @@ class SelectionConfig(_Section):
 class TrustConfig(_Section):
     mode: Literal[TRUST_MODE_NAMES] = Field(  # type: ignore[valid-type]
         "weight",
-        description="Use of TA confidence in the teacher's output (signals/trust.py): " + described("trust.mode") + ".",
+        description="Use of the trust signal of the teacher's output (trust.signal; signals/trust.py): " + described("trust.mode") + ".",
+    )
+    signal: Literal[TRUST_SIGNAL_NAMES] = Field(  # type: ignore[valid-type]
+        "ta_likelihood",
+        description="What trust reads in each bought output (signals/trust_signals/): " + described("trust.signal") + ".",
     )
     scale: Literal[TRUST_SCALE_NAMES] = Field(  # type: ignore[valid-type]
         "auto",

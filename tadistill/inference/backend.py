@@ -67,13 +67,15 @@ class TransformersBackend:
     def score(self, prompts: Sequence[str], outputs: Sequence[str], max_length: int = 512,
               confidence: str = "mean") -> list[float]:
         """Confidence of each output given its prompt (modeling.confidence_of): 'mean', exp(mean
-        token log-prob), or 'min', the least likely token's probability."""
+        token log-prob), 'min', the least likely token's probability, or 'sum', its log-probability."""
         if confidence not in CONFIDENCES:
             raise ValueError(f"unknown confidence {confidence!r}; one of {', '.join(CONFIDENCES)}")
         encoded = [encode_pair(self.tokenizer, p, o, max_length, add_eos=False, seq2seq=self.seq2seq)
                    for p, o in zip(prompts, outputs)]
         batch = {k: v.to(self.device) for k, v in collate_right(encoded, self.tokenizer.pad_token_id).items()}
         logprob_sum, counts, least = per_example_token_logprobs(self.model, batch, with_min=True)
+        if confidence == "sum":
+            return [float(s) for s in logprob_sum.double()]
         if confidence == "min":
             return [math.exp(float(m)) if int(c) > 0 else 0.0 for m, c in zip(least.double(), counts)]
         return [

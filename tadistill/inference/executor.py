@@ -63,8 +63,10 @@ class Executor:
         """inference.num_samples samples per question: id, k, text, answer."""
         return self._sample(model_path, questions, self.inference, self.inference.batch_size, parts)
 
-    def score(self, ta_path: str, rows: pd.DataFrame, parts: Parts = None) -> pd.DataFrame:
-        """rows (id, k, question, text) with `ta_conf`, the TA's confidence in each text."""
+    def score(self, ta_path: str, rows: pd.DataFrame, parts: Parts = None,
+              confidence: Optional[str] = None) -> pd.DataFrame:
+        """rows (id, k, question, text) with `ta_conf`, the TA's confidence in each text, of kind
+        `confidence` (modeling.CONFIDENCES; None: inference.ta_confidence)."""
         raise NotImplementedError
 
     def answer(self, model_path: str, test: pd.DataFrame, max_new_tokens: int, batch_size: int) -> pd.DataFrame:
@@ -97,11 +99,12 @@ class LocalExecutor(Executor):
         return sample_pool(questions, batch_size, self.num_blocks, self.answer_fallback, parts=parts,
                            local_model=model_path, settings=settings)
 
-    def score(self, ta_path, rows, parts=None):
+    def score(self, ta_path, rows, parts=None, confidence=None):
         from .drive import score_texts
 
         return score_texts(rows, self.inference.batch_size, self.num_blocks, parts=parts, local_model=ta_path,
-                           confidence=self.inference.ta_confidence, chat_template=self.inference.chat_template)
+                           confidence=confidence or self.inference.ta_confidence,
+                           chat_template=self.inference.chat_template)
 
 
 class ServeExecutor(Executor):
@@ -140,14 +143,15 @@ class ServeExecutor(Executor):
             return sample_pool(questions, batch_size, self.num_blocks, self.answer_fallback, parts=parts,
                                retry_for_s=self.inference.retry_for_s, in_flight=self._in_flight())
 
-    def score(self, ta_path, rows, parts=None):
+    def score(self, ta_path, rows, parts=None, confidence=None):
         from .deployments import SCORER_APP, deploy_scorer
         from .drive import score_texts
 
         inference = self.inference
         score = lambda app: score_texts(rows, inference.batch_size, self.num_blocks, parts=parts,  # noqa: E731
                                         app_name=app, retry_for_s=inference.retry_for_s,
-                                        confidence=inference.ta_confidence, in_flight=self._in_flight())
+                                        confidence=confidence or inference.ta_confidence,
+                                        in_flight=self._in_flight())
         if inference.ta_app:  # a long-lived scorer (a RayService): use it, leave it up
             self.services.ray()
             return score(inference.ta_app)

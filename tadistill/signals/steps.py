@@ -100,31 +100,78 @@ def _level(reference: pd.Series, quantile: float) -> float:
     return float(np.quantile(reference.to_numpy(dtype=float), quantile))
 
 
+def _ta_scorer(ctx: "RunContext", parts):
+    """score(rows (id, k, question, text), confidence=None) -> the TA's confidence per row, in
+    the rows' order; `parts` resumes the first scoring of a step (later ones rescore)."""
+    used = []
+
+    def score(rows: pd.DataFrame, confidence: Optional[str] = None) -> pd.Series:
+        scored = ctx.executor.score(ctx.models()["ta"], rows, parts if not used else None, confidence=confidence)
+        used.append(len(rows))
+        merged = rows[["id", "k"]].merge(scored[["id", "k", "ta_conf"]], on=["id", "k"], how="left")
+        return pd.Series(merged["ta_conf"].to_numpy(dtype=float), index=rows.index)
+
+    return score
+
+
+def _with_answer_types(ctx: "RunContext", frame: pd.DataFrame) -> pd.DataFrame:
+    rows = ctx.run_dir.read_table(ROWS)[["id", "question", "answer_type"]]
+    return frame.merge(rows, on="id", how="left")
+
+
+def _signal_reference(ctx: "RunContext", signal, score) -> Optional[np.ndarray]:
+    """The trust signal on the outputs known to be right (the calibration step's), for the
+    'calibrated' scale; None where the scale does not read one."""
+    from ..config import choices
+    from ..tasks.answers import extract_answer
+
+    if not (ctx.config.calibrates_trust and choices.fact("trust.scale", ctx.config.trust_scale, "needs_reference")):
+        return None
+    calibration = ctx.run_dir.read_table(CALIBRATION)
+    answer_type = ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0]
+    known = calibration.assign(k=0, answer_type=answer_type,
+                               answer=[extract_answer(t, answer_type) for t in calibration["text"]])
+    return signal.reference(known, score, calibration["ta_conf"].to_numpy(dtype=float))
+
+
 def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> dict:
-    """Every output bought so far with the TA's confidence in it and its trust weight: the
-    `previous` trust table's outputs keep the scores they had, the `new` purchases (round index,
-    outputs) are scored; weights are placed on the whole set (a rank scale needs all of it)."""
+    """Every output bought so far with its trust signal (`ta_conf_teacher`: trust.signal's value,
+    the TA's confidence in the output by default) and its trust weight: the `previous` trust
+    table's outputs keep the values they had, the `new` purchases (round index, outputs) are
+    valued; weights are placed on the whole set (a rank scale needs all of it). A signal that
+    compares a question's several outputs values every output again, since a round may add to them."""
+    from ..config import choices
     from .trust import trust_weights
 
+    config = ctx.config
     fresh = [ctx.run_dir.read_table(table).assign(round=index) for index, table in new]
     added = pd.concat([frame for frame in fresh if len(frame)] or fresh[:1], ignore_index=True)
-    scored_now = 0
-    if not ctx.config.trust_uses_ta:
-        added["ta_conf_teacher"] = np.nan
-    else:
-        scored_now = len(added)
-        scored = _score(ctx, _with_questions(ctx, added[["id", "k", "text"]]), ctx.parts(trust_parts(name)))
-        conf = scored[["id", "k", "ta_conf"]].rename(columns={"ta_conf": "ta_conf_teacher"})
-        added = added.merge(conf, on=["id", "k"])
     if previous is not None:
         kept = ctx.run_dir.read_table(previous).drop(columns=["weight"])
+    signal_info: dict = {}
+    score = _ta_scorer(ctx, ctx.parts(trust_parts(name))) if config.trust_signal_uses_ta else None
+    if not config.trust_uses_ta:
+        added["ta_conf_teacher"] = np.nan
+    else:
+        signal = choices.load("trust.signal", config.trust.signal)()
+        whole = choices.fact("trust.signal", config.trust.signal, "several_outputs") and previous is not None
+        if whole:  # value the earlier outputs with the new ones
+            added = pd.concat([kept.drop(columns=["ta_conf_teacher"]), added], ignore_index=True)
+        valued = signal.values(_with_answer_types(ctx, added), score)
+        added["ta_conf_teacher"] = valued.values.to_numpy(dtype=float)
+        signal_info = {"signal": config.trust.signal, "ta_scored": valued.ta_scored, **({"notes": valued.notes}
+                                                                                        if valued.notes else {})}
+        if whole:
+            previous = None
+    if previous is not None:
         added = pd.concat([kept, added], ignore_index=True)
-    reference = ctx.run_dir.read_table(CALIBRATION)["ta_conf"].to_numpy() if ctx.config.calibrates_trust else None
-    trust = ctx.config.trust.model_copy(update={"scale": ctx.config.trust_scale})
+    reference = _signal_reference(ctx, choices.load("trust.signal", config.trust.signal)(), score) \
+        if config.trust_uses_ta else None
+    trust = config.trust.model_copy(update={"scale": config.trust_scale})
     added["weight"] = trust_weights(added["ta_conf_teacher"], trust, reference).to_numpy()
     ctx.run_dir.write_table(trusted(name), added)
-    return {"rows": len(added), "scored": scored_now, "dropped": int((added["weight"] == 0).sum()),
-            "mean_weight": float(added["weight"].mean())}
+    return {"rows": len(added), "scored": signal_info.get("ta_scored", 0), **signal_info,
+            "dropped": int((added["weight"] == 0).sum()), "mean_weight": float(added["weight"].mean())}
 
 
 def calibration_references(config: Config) -> pd.DataFrame:

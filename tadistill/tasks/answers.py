@@ -37,6 +37,15 @@ def _after_last_commitment(text: str) -> Optional[str]:
     return text[last.end():] if last else None
 
 
+def commitment_end(text: Optional[str]) -> Optional[int]:
+    """Where the final answer starts: the end of the last 'the answer is' ('answer:', '####',
+    ...) in a text, or None when it commits to nothing."""
+    last = None
+    for last in _COMMIT.finditer(text or ""):
+        pass
+    return last.end() if last else None
+
+
 def _last_commitment(text: str) -> Optional[str]:
     """The committed answer's sentence: after the last commitment, up to the sentence's end.
 

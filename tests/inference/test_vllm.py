@@ -69,6 +69,9 @@ def test_a_ta_behind_an_openai_compatible_server_scores_like_the_local_backend(b
     hf, _ = backends
     remote = OpenAIScorerBackend(vllm_server, "ta", tokenizer_path=synthetic_models["ta"])
     assert remote.score(PROMPTS, OUTPUTS) == pytest.approx(hf.score(PROMPTS, OUTPUTS), abs=1e-5)
+    # Log-probabilities too, which answer confidence (trust.signal) takes the difference of.
+    assert remote.score(PROMPTS, OUTPUTS, confidence="sum") == pytest.approx(
+        hf.score(PROMPTS, OUTPUTS, confidence="sum"), abs=1e-4)
     # What a TAScorer replica builds when inference.ta_endpoint is set.
     endpoint = TAEndpoint(base_url=vllm_server, model="ta", api_key_env="TA_API_KEY")
     served = BackendSpec(kind="transformers", endpoint=endpoint).build(synthetic_models["ta"])

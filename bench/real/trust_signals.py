@@ -1,0 +1,320 @@
+"""Every registered trust signal on real teachers' outputs, beside output length (issue 27).
+
+    .venv/bin/python -m bench.quality.smollm2 prepare            # once: the SmolLM2 safetensors folder
+    .venv/bin/python -m bench.real.trust_signals [--only svamp-palm ...] [--eval 300] [--calibration 200]
+    .venv/bin/python -m bench.real.trust_signals --readme README.md   # the README's table from real.json
+
+Per data set of bench/real/ta_detection (the same loading, the same split by a hash of the id,
+the same TA: SmolLM2-135M-Instruct adapted for one epoch on up to 160 right rationales of the
+adaptation part, the same 300 scored outputs of the evaluation part):
+
+- the signals of the pipeline's registry, computed by their own classes
+  (tadistill/signals/trust_signals/): `length`, `ta_likelihood`, `answer_confidence`,
+  `arithmetic` (number answers), `teacher_agreement` (where the teacher gave several rationales);
+- `verifier`: a logistic regression on the adapted TA's last hidden state (mean over the output's
+  tokens), fitted on the calibration set: the TA taught to tell right from wrong, as a linear probe
+  (a full fine-tune is beyond these CPUs);
+- `combined`: a logistic regression over the signals above, fitted on the calibration set (the
+  verifier's inputs there cross-fitted, 5 folds), its coefficients recorded.
+
+The calibration set is gold-labelled outputs of the adaptation part the TA was not adapted on
+(its wrong outputs and the right ones not drawn for adaptation), disjoint by id from the scored
+outputs: no gold of a scored output is used. Per signal: AUROC with a bootstrap 95% CI, the
+paired-bootstrap CI of its AUROC minus length's on the same outputs, and the wrong outputs' share
+of the loss when outputs below the 5% quantile of the calibration set's right outputs are dropped
+(the right outputs' weight actually lost is reported beside it). Writes `trust_signals` in
+docs/results/real.json (other keys kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.real.ta_detection import (DATASETS, REPO, SHARED, SMOLLM2, TA_WORK, adapt, adaptation_rationales, auroc,
+                                     bootstrap_ci, in_adapt_part, load)
+
+log = logging.getLogger("trust_signals")
+SIGNALS = ("length", "ta_likelihood", "answer_confidence", "arithmetic", "teacher_agreement", "verifier", "combined")
+RIGHT_LOSS = 0.05  # the share of right outputs' weight a threshold may cost, fixed in advance
+
+
+# -- the TA as a scorer and a feature extractor -----------------------------------------------
+
+class TA:
+    def __init__(self, path: Path, rows: pd.DataFrame):
+        from tadistill.inference.backend import TransformersBackend
+
+        self.backend = TransformersBackend(str(path))
+        self.questions = rows.set_index("id")["question"]
+        self.scored = 0
+
+    def score(self, frame: pd.DataFrame, confidence: str | None = None) -> pd.Series:
+        """The pipeline's scorer interface: rows (id, k, question, text) -> the TA's confidence."""
+        from tadistill.tasks.prompts import student_prompt, student_target
+
+        scores = []
+        for start in range(0, len(frame), 16):
+            chunk = frame.iloc[start:start + 16]
+            scores += self.backend.score([student_prompt(q) for q in chunk["question"]],
+                                         [student_target(t) for t in chunk["text"]], max_length=384,
+                                         confidence=confidence or "min")
+        self.scored += len(frame)
+        return pd.Series(scores, index=frame.index, dtype=float)
+
+    def hidden(self, frame: pd.DataFrame) -> np.ndarray:
+        """Mean of the last hidden state over each output's tokens."""
+        import torch
+
+        from tadistill.modeling import IGNORE_INDEX, collate_right, encode_pair
+        from tadistill.tasks.prompts import student_prompt, student_target
+
+        tokenizer, model = self.backend.tokenizer, self.backend.model
+        features = []
+        for start in range(0, len(frame), 16):
+            chunk = frame.iloc[start:start + 16]
+            encoded = [encode_pair(tokenizer, student_prompt(q), student_target(t), 384, add_eos=False)
+                       for q, t in zip(chunk["question"], chunk["text"])]
+            batch = collate_right(encoded, tokenizer.pad_token_id)
+            with torch.no_grad():
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            output_hidden_states=True)
+            mask = (batch["labels"] != IGNORE_INDEX).unsqueeze(-1).float()
+            pooled = (out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1).clamp(min=1)
+            features.append(pooled.numpy())
+        return np.concatenate(features)
+
+
+# -- logistic regression (numpy; L2, standardised inputs) ----------------------------------------
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, mean, scale): Newton's method on the L2-penalised log-likelihood."""
+    mean, scale = x.mean(0), x.std(0) + 1e-9
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w, mean, scale
+
+
+def predict_logistic(model, x: np.ndarray) -> np.ndarray:
+    w, mean, scale = model
+    return np.hstack([(x - mean) / scale, np.ones((len(x), 1))]) @ w
+
+
+def folds(n: int, k: int = 5, seed: int = 0) -> list[np.ndarray]:
+    return np.array_split(np.random.default_rng(seed).permutation(n), k)
+
+
+def cross_fitted(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    """Each calibration output scored by a model fitted without it."""
+    out = np.zeros(len(x))
+    for held in folds(len(x)):
+        kept = np.setdiff1d(np.arange(len(x)), held)
+        out[held] = predict_logistic(fit_logistic(x[kept], y[kept], l2), x[held])
+    return out
+
+
+def choose_l2(x: np.ndarray, y: np.ndarray, grid=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> float:
+    """The penalty whose cross-fitted scores rank the calibration set best."""
+    return max(grid, key=lambda l2: auroc(cross_fitted(x, y, l2), y.astype(bool)))
+
+
+# -- the signals of one set of outputs -----------------------------------------------------------
+
+def registry_signals(outputs: pd.DataFrame, records: pd.DataFrame, rows: pd.DataFrame, ta: TA) -> pd.DataFrame:
+    """The registered signals of each output (id, k, question, text, answer, answer_type)."""
+    from tadistill.signals.trust_signals.agreement import TeacherAgreement
+    from tadistill.signals.trust_signals.answer_confidence import AnswerConfidence
+    from tadistill.signals.trust_signals.arithmetic import ArithmeticCheck
+    from tadistill.signals.trust_signals.length import Length
+    from tadistill.signals.trust_signals.ta_likelihood import TALikelihood
+
+    values = pd.DataFrame(index=outputs.index)
+    values["length"] = Length().values(outputs, None).values
+    values["ta_likelihood"] = TALikelihood().values(outputs, ta.score).values
+    values["answer_confidence"] = AnswerConfidence().values(outputs, ta.score).values
+    if outputs["answer_type"].eq("number").all():
+        values["arithmetic"] = ArithmeticCheck().values(outputs, None).values
+    if records.groupby("id")["k"].count().max() > 1:  # the teacher's other rationales of these questions
+        every = records[records["id"].isin(set(outputs["id"]))][["id", "k", "answer"]]
+        shares = TeacherAgreement().values(every.reset_index(drop=True), None).values
+        keyed = dict(zip(zip(every["id"], every["k"]), shares))
+        values["teacher_agreement"] = [keyed[(i, k)] for i, k in zip(outputs["id"], outputs["k"])]
+    return values
+
+
+def with_questions(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    info = rows.set_index("id")
+    return frame.assign(question=frame["id"].map(info["question"]), answer_type=frame["id"].map(info["answer_type"]))
+
+
+def calibration_set(records: pd.DataFrame, adapted: set, size: int) -> pd.DataFrame:
+    """Gold-labelled outputs of the adaptation part the TA never trained on."""
+    first = records[records["k"] == 0]
+    unseen = first[first["id"].map(in_adapt_part) & ~first["id"].isin(adapted)]
+    return unseen.sample(n=min(size, len(unseen)), random_state=2).reset_index(drop=True)
+
+
+def paired_diff_ci(scores: np.ndarray, baseline: np.ndarray, right: np.ndarray, resamples: int = 2000,
+                   seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(right), len(right))
+        if right[pick].all() or not right[pick].any():
+            continue
+        diffs.append(auroc(scores[pick], right[pick]) - auroc(baseline[pick], right[pick]))
+    return [round(float(np.percentile(diffs, 2.5)), 3), round(float(np.percentile(diffs, 97.5)), 3)]
+
+
+def wrong_share_at_threshold(scores: np.ndarray, right: np.ndarray, calibration_right: np.ndarray) -> dict:
+    """Drop outputs below the RIGHT_LOSS quantile of the calibration set's right outputs."""
+    line = float(np.quantile(calibration_right, RIGHT_LOSS))
+    kept = scores >= line
+    return {"wrong_share_kept": round(float((~right & kept).sum() / max(kept.sum(), 1)), 3),
+            "wrong_share_all": round(float((~right).mean()), 3),
+            "right_weight_lost": round(float((right & ~kept).sum() / max(right.sum(), 1)), 3)}
+
+
+COSTS = {  # per scored output, besides the teacher's requests
+    "length": "none", "arithmetic": "none (a safe parser)",
+    "teacher_agreement": "the teacher's other rationales of the question (n per request)",
+    "ta_likelihood": "1 TA scoring", "answer_confidence": "2 TA scorings",
+    "verifier": "1 TA forward pass; a gold-labelled calibration set",
+    "combined": "the signals it combines; a gold-labelled calibration set",
+}
+
+
+def measure(name: str, work: Path, eval_count: int, adapt_count: int, calibration_size: int) -> list[dict]:
+    dataset, teacher, _, _ = DATASETS[name]
+    rows, records = load(name)
+    first = records[records["k"] == 0]
+    outputs = first[~first["id"].map(in_adapt_part)].sample(n=min(eval_count, len(first)), random_state=1)
+    outputs = with_questions(outputs.reset_index(drop=True), rows)
+    adapt(SMOLLM2, rows, records, adapt_count, work / f"ta-{name}")
+    adapted = set(adaptation_rationales(records, adapt_count)["id"])
+    calibration = with_questions(calibration_set(records, adapted, calibration_size), rows)
+    ta = TA(work / f"ta-{name}", rows)
+    scored = registry_signals(outputs, records, rows, ta)
+    known = registry_signals(calibration, records, rows, ta)
+    right, known_right = outputs["right"].to_numpy(), calibration["right"].to_numpy()
+
+    # The verifier: a probe on the TA's hidden state, its penalty chosen on the calibration set.
+    hidden_known, hidden_scored = ta.hidden(calibration), ta.hidden(outputs)
+    l2 = choose_l2(hidden_known, known_right.astype(float))
+    probe = fit_logistic(hidden_known, known_right.astype(float), l2)
+    scored["verifier"] = predict_logistic(probe, hidden_scored)
+    known["verifier"] = cross_fitted(hidden_known, known_right.astype(float), l2)
+
+    # The combination: log of the probabilities (they span orders of magnitude), the rest as they are.
+    parts = [c for c in scored.columns if c != "combined"]
+    features = lambda frame: np.column_stack([np.log(np.maximum(frame[c].to_numpy(float), 1e-12))  # noqa: E731
+                                              if c in ("ta_likelihood", "answer_confidence") else frame[c].to_numpy(float)
+                                              for c in parts])
+    combined_l2 = choose_l2(features(known), known_right.astype(float))
+    combination = fit_logistic(features(known), known_right.astype(float), combined_l2)
+    scored["combined"] = predict_logistic(combination, features(scored))
+    known["combined"] = cross_fitted(features(known), known_right.astype(float), combined_l2)
+
+    length = scored["length"].to_numpy(float)
+    length_auroc = round(auroc(length, right), 3)
+    results = []
+    for signal in [s for s in SIGNALS if s in scored]:
+        values = scored[signal].to_numpy(float)
+        result = {
+            "dataset": dataset, "teacher": teacher, "key": name, "signal": signal,
+            "auroc": round(auroc(values, right), 3), "ci": bootstrap_ci(values, right),
+            "right": int(right.sum()), "wrong": int((~right).sum()),
+            "calibration_size": len(calibration) if signal in ("verifier", "combined") else 0,
+            "cost": COSTS[signal], "length_auroc": length_auroc,
+            "diff_vs_length_ci": paired_diff_ci(values, length, right) if signal != "length" else [0.0, 0.0],
+            **wrong_share_at_threshold(values, right, known[signal].to_numpy(float)[known_right]),
+        }
+        if signal == "verifier":
+            result["l2"] = l2
+        if signal == "combined":
+            result["l2"] = combined_l2
+            result["coefficients"] = {c: round(float(w), 3) for c, w in zip(parts + ["intercept"], combination[0])}
+        results.append(result)
+        log.info("%s %s: AUROC %.3f %s (length %.3f)", name, signal, result["auroc"], result["ci"], length_auroc)
+    return results
+
+
+def readme_table(results: list[dict]) -> str:
+    """Per data set, every signal's AUROC beside length's, with the CI of the difference."""
+    lines = ["| data set | teacher | right / wrong | signal | AUROC (95% CI) | minus length (95% CI) | "
+             "wrong share kept at 5% right lost |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        diff = "-" if r["signal"] == "length" else (f"{r['auroc'] - r['length_auroc']:+.3f} "
+                                                    f"({r['diff_vs_length_ci'][0]:+.3f} to {r['diff_vs_length_ci'][1]:+.3f})")
+        lines.append(f"| {r['dataset']} | {r['teacher']} | {r['right']} / {r['wrong']} | `{r['signal']}` | "
+                     f"{r['auroc']:.3f} ({r['ci'][0]:.3f} to {r['ci'][1]:.3f}) | {diff} | "
+                     f"{r['wrong_share_kept']:.3f} of {r['wrong_share_all']:.3f} ({r['right_weight_lost']:.3f} lost) |")
+    return "\n".join(lines)
+
+
+def write_readme(results: list[dict], readme: Path) -> None:
+    from bench.quality.stats import replace_between
+
+    text = readme.read_text()
+    if "<!-- trust-signals:begin -->" in text:
+        readme.write_text(replace_between(text, "<!-- trust-signals:begin -->", "<!-- trust-signals:end -->",
+                                          readme_table(results)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--eval", type=int, default=300, help="teacher outputs scored per data set")
+    parser.add_argument("--adapt", type=int, default=160, help="right rationales the TA is adapted on")
+    parser.add_argument("--calibration", type=int, default=200, help="gold-labelled outputs the verifier and "
+                                                                      "the combination are fitted on")
+    parser.add_argument("--work", default=str(TA_WORK))
+    parser.add_argument("--out", default=str(REPO / "docs" / "results" / "real.json"))
+    parser.add_argument("--readme", default=None, help="only rewrite this README's table from --out")
+    args = parser.parse_args()
+    if args.readme:
+        write_readme(json.loads(Path(args.out).read_text())["trust_signals"], Path(args.readme))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import ray
+    import torch
+
+    if not SHARED.exists():
+        raise SystemExit(f"{SHARED} is absent: nothing to measure")
+    if not (SMOLLM2 / "model.safetensors").exists():
+        raise SystemExit(f"{SMOLLM2} is missing: .venv/bin/python -m bench.quality.smollm2 prepare")
+    torch.set_num_threads(2)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # the corpus reader
+    try:
+        for name in args.only:
+            results = measure(name, work, args.eval, args.adapt, args.calibration)
+            saved = json.loads(out.read_text()) if out.exists() else {}
+            kept = [r for r in saved.get("trust_signals", []) if r["key"] != name]
+            order = {key: i for i, key in enumerate(DATASETS)}
+            saved["trust_signals"] = sorted(kept + results, key=lambda r: (order[r["key"]], SIGNALS.index(r["signal"])))
+            saved["trust_signals_command"] = "python -m bench.real.trust_signals"
+            out.write_text(json.dumps(saved, indent=2) + "\n")
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
