@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -189,44 +190,56 @@ def write_readme(results: list[dict], readme: Path) -> None:
         readme.write_text(replace_between(text, "<!-- real-ta:begin -->", "<!-- real-ta:end -->", readme_table(results)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every real-teacher detection benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--eval", type=int, default=300, help="teacher outputs scored per data set")
     parser.add_argument("--adapt", type=int, default=160, help="right rationales the TA is adapted on")
     parser.add_argument("--work", default=str(TA_WORK))
     parser.add_argument("--out", default=str(REPO / "docs" / "results" / "real.json"))
     parser.add_argument("--readme", default=None, help="only rewrite this README's table from --out")
-    args = parser.parse_args()
-    if args.readme:
-        write_readme(json.loads(Path(args.out).read_text())["ta_detection"], Path(args.readme))
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return parser
+
+
+@contextmanager
+def measuring(work: str):
+    """The adapted TAs' folder, with logging, torch's threads and the corpus reader's Ray set up."""
     import ray
     import torch
 
-    from tadistill.config import InferenceConfig
-
+    if not SHARED.exists():
+        print(f"{SHARED} is absent: nothing to measure")
+        raise SystemExit(0)
     if not (SMOLLM2 / "model.safetensors").exists():
         raise SystemExit(f"{SMOLLM2} is missing: .venv/bin/python -m bench.quality.smollm2 prepare")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    folder = Path(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield folder
+    finally:
+        ray.shutdown()
+
+
+def main() -> None:
+    args = arguments(__doc__).parse_args()
+    if args.readme:
+        write_readme(json.loads(Path(args.out).read_text())["ta_detection"], Path(args.readme))
+        return
+    from tadistill.config import InferenceConfig
+
     out = Path(args.out)
     saved = json.loads(out.read_text()) if out.exists() else {}
     found = {r["key"]: r for r in saved.get("ta_detection", [])}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # the corpus reader
-    try:
+    with measuring(args.work) as work:
         for name in args.only:
-            if not SHARED.exists():
-                log.warning("%s is absent: skipped", SHARED)
-                break
             found[name] = measure(name, work, args.eval, args.adapt, InferenceConfig().ta_confidence)
             saved["ta_detection"] = [found[k] for k in DATASETS if k in found]
             saved["ta_detection_command"] = "python -m bench.real.ta_detection"
             out.write_text(json.dumps(saved, indent=2) + "\n")
-    finally:
-        ray.shutdown()
     print(json.dumps(saved.get("ta_detection", []), indent=2))
 
 

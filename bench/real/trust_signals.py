@@ -28,7 +28,6 @@ docs/results/real.json (other keys kept).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -36,58 +35,76 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.real.ta_detection import (DATASETS, REPO, SHARED, SMOLLM2, TA_WORK, adapt, adaptation_rationales, auroc,
-                                     bootstrap_ci, in_adapt_part, load)
+from bench.real.ta_detection import (DATASETS, SMOLLM2, adapt, adaptation_rationales, arguments, auroc, bootstrap_ci,
+                                     in_adapt_part, load, measuring)
 
 log = logging.getLogger("trust_signals")
 SIGNALS = ("length", "ta_likelihood", "answer_confidence", "arithmetic", "teacher_agreement", "verifier", "combined")
 RIGHT_LOSS = 0.05  # the share of right outputs' weight a threshold may cost, fixed in advance
 
 
-# -- the TA as a scorer and a feature extractor -----------------------------------------------
+# -- the TA: one forward pass an output ----------------------------------------------------------
 
 class TA:
-    def __init__(self, path: Path, rows: pd.DataFrame):
+    """The adapted TA's view of each output from one forward pass: its target tokens'
+    log-probabilities and the mean of its last hidden state over them. The TA signals are read
+    from these exactly as the pipeline's scorer computes them ('min' confidence; answer confidence
+    as the log-probability of the tokens after the commitment, which the pipeline gets as two
+    scorings' difference: `check_against_pipeline` compares the two on some outputs)."""
+
+    def __init__(self, path: Path):
         from tadistill.inference.backend import TransformersBackend
 
         self.backend = TransformersBackend(str(path))
-        self.questions = rows.set_index("id")["question"]
-        self.scored = 0
+        self.forward_passes = 0
 
-    def score(self, frame: pd.DataFrame, confidence: str | None = None) -> pd.Series:
-        """The pipeline's scorer interface: rows (id, k, question, text) -> the TA's confidence."""
-        from tadistill.tasks.prompts import student_prompt, student_target
-
-        scores = []
-        for start in range(0, len(frame), 16):
-            chunk = frame.iloc[start:start + 16]
-            scores += self.backend.score([student_prompt(q) for q in chunk["question"]],
-                                         [student_target(t) for t in chunk["text"]], max_length=384,
-                                         confidence=confidence or "min")
-        self.scored += len(frame)
-        return pd.Series(scores, index=frame.index, dtype=float)
-
-    def hidden(self, frame: pd.DataFrame) -> np.ndarray:
-        """Mean of the last hidden state over each output's tokens."""
+    def read(self, frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
         import torch
 
         from tadistill.modeling import IGNORE_INDEX, collate_right, encode_pair
         from tadistill.tasks.prompts import student_prompt, student_target
 
         tokenizer, model = self.backend.tokenizer, self.backend.model
-        features = []
+        logprobs, features = [], []
         for start in range(0, len(frame), 16):
             chunk = frame.iloc[start:start + 16]
-            encoded = [encode_pair(tokenizer, student_prompt(q), student_target(t), 384, add_eos=False)
+            encoded = [encode_pair(tokenizer, student_prompt(q), student_target(t), 512, add_eos=False)
                        for q, t in zip(chunk["question"], chunk["text"])]
             batch = collate_right(encoded, tokenizer.pad_token_id)
             with torch.no_grad():
                 out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                             output_hidden_states=True)
+            labels = batch["labels"][:, 1:]
+            token_logp = torch.log_softmax(out.logits[:, :-1].float(), -1).gather(
+                -1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            for row in range(len(chunk)):
+                logprobs.append(token_logp[row][labels[row] != IGNORE_INDEX].double().numpy())
             mask = (batch["labels"] != IGNORE_INDEX).unsqueeze(-1).float()
-            pooled = (out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1).clamp(min=1)
-            features.append(pooled.numpy())
-        return np.concatenate(features)
+            features.append(((out.hidden_states[-1].float() * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
+            self.forward_passes += len(chunk)
+        return logprobs, np.concatenate(features)
+
+    def answer_tokens(self, text: str) -> int:
+        """How many of the output's tokens are the answer after its commitment (0: none)."""
+        from tadistill.modeling import uses_chat
+        from tadistill.signals.trust_signals.answer_confidence import split_at_answer
+        from tadistill.tasks.prompts import student_target
+
+        split = split_at_answer(text or "")
+        if split is None:
+            return 0
+        tokenizer = self.backend.tokenizer
+        as_target = lambda t: student_target(t).lstrip() if uses_chat(tokenizer) else student_target(t)  # noqa: E731
+        count = lambda t: len(tokenizer(as_target(t), add_special_tokens=False)["input_ids"])  # noqa: E731
+        return max(0, count(split[1]) - count(split[0]))
+
+    def score(self, frame: pd.DataFrame, confidence: str | None = None) -> pd.Series:
+        """The pipeline's scorer interface (for the check): rows (id, k, question, text) -> confidence."""
+        from tadistill.tasks.prompts import student_prompt, student_target
+
+        return pd.Series(self.backend.score([student_prompt(q) for q in frame["question"]],
+                                            [student_target(t) for t in frame["text"]], max_length=512,
+                                            confidence=confidence or "min"), index=frame.index, dtype=float)
 
 
 # -- logistic regression (numpy; L2, standardised inputs) ----------------------------------------
@@ -135,18 +152,20 @@ def choose_l2(x: np.ndarray, y: np.ndarray, grid=(0.1, 1.0, 10.0, 100.0, 1000.0)
 
 # -- the signals of one set of outputs -----------------------------------------------------------
 
-def registry_signals(outputs: pd.DataFrame, records: pd.DataFrame, rows: pd.DataFrame, ta: TA) -> pd.DataFrame:
-    """The registered signals of each output (id, k, question, text, answer, answer_type)."""
+def registry_signals(outputs: pd.DataFrame, records: pd.DataFrame, ta: TA) -> tuple[pd.DataFrame, np.ndarray]:
+    """The registered signals of each output (id, k, question, text, answer, answer_type), and the
+    TA's hidden-state features of each."""
     from tadistill.signals.trust_signals.agreement import TeacherAgreement
-    from tadistill.signals.trust_signals.answer_confidence import AnswerConfidence
     from tadistill.signals.trust_signals.arithmetic import ArithmeticCheck
     from tadistill.signals.trust_signals.length import Length
-    from tadistill.signals.trust_signals.ta_likelihood import TALikelihood
 
+    logprobs, hidden = ta.read(outputs)
+    answer_tokens = [ta.answer_tokens(t) for t in outputs["text"]]
     values = pd.DataFrame(index=outputs.index)
     values["length"] = Length().values(outputs, None).values
-    values["ta_likelihood"] = TALikelihood().values(outputs, ta.score).values
-    values["answer_confidence"] = AnswerConfidence().values(outputs, ta.score).values
+    values["ta_likelihood"] = [float(np.exp(lp.min())) if len(lp) else 0.0 for lp in logprobs]
+    values["answer_confidence"] = [float(np.exp(min(0.0, lp[-n:].sum()))) if n and len(lp) >= n else 0.0
+                                   for lp, n in zip(logprobs, answer_tokens)]
     if outputs["answer_type"].eq("number").all():
         values["arithmetic"] = ArithmeticCheck().values(outputs, None).values
     if records.groupby("id")["k"].count().max() > 1:  # the teacher's other rationales of these questions
@@ -154,7 +173,20 @@ def registry_signals(outputs: pd.DataFrame, records: pd.DataFrame, rows: pd.Data
         shares = TeacherAgreement().values(every.reset_index(drop=True), None).values
         keyed = dict(zip(zip(every["id"], every["k"]), shares))
         values["teacher_agreement"] = [keyed[(i, k)] for i, k in zip(outputs["id"], outputs["k"])]
-    return values
+    return values, hidden
+
+
+def check_against_pipeline(ta: TA, outputs: pd.DataFrame, one_pass: pd.DataFrame) -> dict:
+    """The one-pass TA signals against the pipeline's own classes (its scorer, two scorings for
+    answer confidence) on the first outputs: the largest differences."""
+    from tadistill.signals.trust_signals.answer_confidence import AnswerConfidence
+    from tadistill.signals.trust_signals.ta_likelihood import TALikelihood
+
+    head = outputs.head(16)
+    answer = AnswerConfidence().values(head, ta.score).values.to_numpy(float)
+    likelihood = TALikelihood().values(head, ta.score).values.to_numpy(float)
+    return {"answer_confidence": float(np.abs(answer - one_pass["answer_confidence"].head(16).to_numpy(float)).max()),
+            "ta_likelihood": float(np.abs(likelihood - one_pass["ta_likelihood"].head(16).to_numpy(float)).max())}
 
 
 def with_questions(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -208,13 +240,14 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, calibratio
     adapt(SMOLLM2, rows, records, adapt_count, work / f"ta-{name}")
     adapted = set(adaptation_rationales(records, adapt_count)["id"])
     calibration = with_questions(calibration_set(records, adapted, calibration_size), rows)
-    ta = TA(work / f"ta-{name}", rows)
-    scored = registry_signals(outputs, records, rows, ta)
-    known = registry_signals(calibration, records, rows, ta)
+    ta = TA(work / f"ta-{name}")
+    scored, hidden_scored = registry_signals(outputs, records, ta)
+    known, hidden_known = registry_signals(calibration, records, ta)
+    check = check_against_pipeline(ta, outputs, scored)
+    log.info("%s: one pass against the pipeline's scorings, largest differences %s", name, check)
     right, known_right = outputs["right"].to_numpy(), calibration["right"].to_numpy()
 
     # The verifier: a probe on the TA's hidden state, its penalty chosen on the calibration set.
-    hidden_known, hidden_scored = ta.hidden(calibration), ta.hidden(outputs)
     l2 = choose_l2(hidden_known, known_right.astype(float))
     probe = fit_logistic(hidden_known, known_right.astype(float), l2)
     scored["verifier"] = predict_logistic(probe, hidden_scored)
@@ -244,6 +277,8 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, calibratio
             "diff_vs_length_ci": paired_diff_ci(values, length, right) if signal != "length" else [0.0, 0.0],
             **wrong_share_at_threshold(values, right, known[signal].to_numpy(float)[known_right]),
         }
+        if signal in ("ta_likelihood", "answer_confidence"):
+            result["pipeline_check_max_diff"] = round(check[signal], 6)
         if signal == "verifier":
             result["l2"] = l2
         if signal == "combined":
@@ -277,33 +312,15 @@ def write_readme(results: list[dict], readme: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--eval", type=int, default=300, help="teacher outputs scored per data set")
-    parser.add_argument("--adapt", type=int, default=160, help="right rationales the TA is adapted on")
+    parser = arguments(__doc__)
     parser.add_argument("--calibration", type=int, default=200, help="gold-labelled outputs the verifier and "
                                                                       "the combination are fitted on")
-    parser.add_argument("--work", default=str(TA_WORK))
-    parser.add_argument("--out", default=str(REPO / "docs" / "results" / "real.json"))
-    parser.add_argument("--readme", default=None, help="only rewrite this README's table from --out")
     args = parser.parse_args()
     if args.readme:
         write_readme(json.loads(Path(args.out).read_text())["trust_signals"], Path(args.readme))
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import ray
-    import torch
-
-    if not SHARED.exists():
-        raise SystemExit(f"{SHARED} is absent: nothing to measure")
-    if not (SMOLLM2 / "model.safetensors").exists():
-        raise SystemExit(f"{SMOLLM2} is missing: .venv/bin/python -m bench.quality.smollm2 prepare")
-    torch.set_num_threads(2)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # the corpus reader
-    try:
+    with measuring(args.work) as work:
         for name in args.only:
             results = measure(name, work, args.eval, args.adapt, args.calibration)
             saved = json.loads(out.read_text()) if out.exists() else {}
@@ -312,8 +329,6 @@ def main() -> None:
             saved["trust_signals"] = sorted(kept + results, key=lambda r: (order[r["key"]], SIGNALS.index(r["signal"])))
             saved["trust_signals_command"] = "python -m bench.real.trust_signals"
             out.write_text(json.dumps(saved, indent=2) + "\n")
-    finally:
-        ray.shutdown()
 
 
 if __name__ == "__main__":
