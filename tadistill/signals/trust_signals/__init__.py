@@ -6,7 +6,8 @@ config checks without importing it (`uses_ta`: the TA scores something; `calibra
 can be computed on outputs known to be right, so the 'calibrated' scale can place it;
 `several_outputs`: it compares a question's several rationales, teacher.n > 1). A signal reads
 the outputs (id, k, question, text, answer, answer_type) and, where it needs the TA, a scorer:
-`score(rows, scored_from=None) -> ta_conf per row` (rows: id, k, question, text).
+`score(rows, confidence=None) -> the TA's confidence per row` (rows: id, k, question, text; a
+confidence kind of modeling.CONFIDENCES, None for inference.ta_confidence).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import NamedTuple, Optional
 
 import numpy as np
+import pandas as pd
 
 from ...tasks.answers import UnsafeExpression, normalise_number, safe_arithmetic
 from . import SignalValues, TrustSignal
@@ -80,8 +81,7 @@ class ArithmeticCheck(TrustSignal):
     def values(self, outputs, score):
         numeric = outputs["answer_type"].eq("number") if "answer_type" in outputs else np.ones(len(outputs), bool)
         shares = [share_that_hold(text) if is_number else None for text, is_number in zip(outputs["text"], numeric)]
-        values = outputs["text"].map(lambda _: 1.0).astype(float)
-        values[:] = [1.0 if s is None else s for s in shares]
+        values = pd.Series([1.0 if s is None else s for s in shares], index=outputs.index, dtype=float)
         notes = []
         skipped = int((~np.asarray(numeric, bool)).sum())
         if skipped:
