@@ -69,6 +69,15 @@ UNMATCHED = Artifact("teacher/unmatched_records.parquet", tuple(UNMATCHED_COLUMN
 CALIBRATION = Artifact("trust/calibration.parquet", ("id", "question", "text", "ta_conf"),
                        "the TA's confidence in outputs known to be right: trust's scale")
 CALIBRATION_PARTS = Folder("trust/calibration_parts", "the calibration set's scoring blocks")
+# A trust signal that learns (trust.signal 'combined'): the purchase of trust.calibration_split's
+# gold-labelled questions, its outputs labelled and valued, and the fitted model.
+LABELLED_PURCHASE = "calibration"
+LABELLED = Artifact("trust/labelled.parquet", ("id", "k", "text", "answer", "right", "value"),
+                    "the calibration purchase's outputs, right or wrong by gold, with the learnt signal "
+                    "(cross-fitted: no output valued by a model fitted on it)")
+LEARNED = Artifact("trust/learned.parquet", ("feature", "weight", "mean", "scale"),
+                   "the learnt trust signal's model: a weight per standardised input, then the intercept")
+LABELLED_PARTS = Folder("trust/labelled_parts", "the calibration purchase's scoring blocks")
 ANSWERS = Artifact("eval/answers.parquet", ("id", "gold", "answer_type", "text", "answer", "correct"),
                    "the final student's greedy test answers")
 
@@ -137,7 +146,8 @@ def model(stage: str) -> Folder:
 
 def catalogue(rounds: int = 2) -> list[Artifact | Folder]:
     """Every artifact of a run with `rounds` rounds, for documentation and tests."""
-    fixed = [ROWS, REJECTS, RECORDS, UNMATCHED, CALIBRATION, CALIBRATION_PARTS, ANSWERS]
+    fixed = [ROWS, REJECTS, RECORDS, UNMATCHED, CALIBRATION, CALIBRATION_PARTS, LABELLED, LEARNED, LABELLED_PARTS,
+             picks(LABELLED_PURCHASE), bought(LABELLED_PURCHASE), ANSWERS]
     purchases = [WARMUP] + [round_name(k) for k in range(1, rounds + 1)]
     per_purchase = [make(p) for p in purchases for make in (picks, bought)]
     per_round = [make(round_name(k)) for k in range(1, rounds + 1)
@@ -169,6 +179,12 @@ def purchases(config) -> list[str]:
     """The run's purchases in order: the warm-up (when it buys anything), then each round's."""
     first = [WARMUP] if config.stages and config.warmup_requests() else []
     return first + [round_name(k) for k in range(1, config.rounds + 1)]
+
+
+def paid_purchases(config) -> list[str]:
+    """Every purchase the budget pays for: the calibration purchase of a learning trust signal
+    (never trained on), then the run's purchases."""
+    return ([LABELLED_PURCHASE] if config.calibration_requests() else []) + purchases(config)
 
 
 def final_trust(config) -> "Artifact | None":

@@ -1,6 +1,7 @@
 """A run as a plan of steps: setup, a round template instantiated once per round, then the end.
 
-    setup   corpus [-> teacher_records] -> warmup.pick -> warmup.buy [-> calibrate_trust]
+    setup   corpus [-> teacher_records] [-> calibration.pick -> calibration.buy -> trust.learn]
+            -> warmup.pick -> warmup.buy [-> calibrate_trust]
     round k roundk.train (its student, on everything bought so far) -> roundk.sample -> roundk.score
             -> roundk.select -> roundk.buy -> roundk.trust (everything bought so far, weighted)
     end     final.train (from the base student, the fair schedule) -> evaluate -> report
@@ -24,16 +25,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from .artifacts import (ANSWERS, CALIBRATION, FINAL, RECORDS, REJECTS, ROWS, UNMATCHED, WARMUP, Artifact, Folder,
-                        bought, model, picks, question_signals, round_name, samples, samples_scored, train_rows,
+from .artifacts import (ANSWERS, CALIBRATION, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, RECORDS, REJECTS, ROWS,
+                        UNMATCHED, WARMUP, Artifact, Folder, bought, model, picks, question_signals, round_name, samples, samples_scored, train_rows,
                         trusted)
 from .config import Config
 from .config.choices import fact
 from .corpus.steps import step_corpus
 from .evaluate import step_evaluate
 from .report import step_report
-from .signals.steps import step_calibrate_trust, step_sample, step_score, step_select, step_trust
-from .teacher.steps import earlier_purchases, step_buy, step_pick_warmup, step_teacher_records
+from .signals.steps import step_calibrate_trust, step_learn_trust, step_sample, step_score, step_select, step_trust
+from .teacher.steps import earlier_purchases, step_buy, step_pick_labelled, step_pick_warmup, step_teacher_records
 from .train.steps import step_train
 
 if TYPE_CHECKING:
@@ -140,6 +141,13 @@ def _setup(config: Config) -> list[Step]:
     if _recorded(config):
         steps.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"),
                           reads=(ROWS,), writes=(RECORDS, UNMATCHED)))
+    if config.learns_trust:  # gold-labelled outputs the trust signal learns from, paid first
+        steps += [Step(f"{LABELLED_PURCHASE}.pick", step_pick_labelled, ("seed", "trust.calibration_split"),
+                       derived=lambda c: c.calibration_requests(), reads=_pool_reads(config),
+                       writes=(picks(LABELLED_PURCHASE),)),
+                  _buy_step(LABELLED_PURCHASE),
+                  Step("trust.learn", step_learn_trust, TRUST_KEYS,
+                       reads=(ROWS, bought(LABELLED_PURCHASE)), writes=(LABELLED, LEARNED))]
     # The warm-up depends on its size, not on the method's name: every method that selects, with the
     # same seed and budget, buys and trains on the same warm-up (a paired comparison).
     steps.append(Step(f"{WARMUP}.pick", step_pick_warmup, ("seed",), derived=lambda c: c.warmup_requests(),
@@ -163,6 +171,7 @@ def _buy_step(purchase: str) -> Step:
 def _trust_step(config: Config, name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> Step:
     reads = (ROWS,) + tuple(table for _, table in new) + ((previous,) if previous else ())
     reads += (CALIBRATION,) if config.calibrates_trust else ()
+    reads += (LABELLED, LEARNED) if config.learns_trust else ()
     return Step(f"{name}.trust", partial(step_trust, name=name, new=new, previous=previous), TRUST_KEYS,
                 reads=reads, writes=(trusted(name),))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from .artifacts import (ROWS, bought, final_trust, purchase_step, purchases, question_signals, round_name,
+from .artifacts import (LEARNED, ROWS, bought, final_trust, paid_purchases, purchase_step, question_signals, round_name,
                         trained_stages)
 from .tables import auroc, markdown_table
 
@@ -101,7 +101,7 @@ def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
 def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
     lines = ["## Teacher", ""]
     parts = []
-    for purchase in purchases(ctx.config):
+    for purchase in paid_purchases(ctx.config):
         stage, artifact = purchase_step(purchase), bought(purchase)
         if ctx.run_dir.has(artifact) and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
             frame = ctx.run_dir.read_table(artifact)
@@ -175,10 +175,25 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
             f"right teacher outputs from wrong ones: **{_fmt(facts['trust_ta_auroc'])}**. Mean loss weight of right outputs "
             f"{_fmt(facts['trust_weight_right'])}, of wrong ones {_fmt(facts['trust_weight_wrong'])}.", "",
         ]
+        lines += _learnt_lines(ctx)
         figure = _plot_trust(weighted, figures / "trust.png")
         if figure:
             lines += [f"![TA confidence in teacher outputs]({figures.name}/{figure})", ""]
     return lines
+
+
+def _learnt_lines(ctx: "RunContext") -> list[str]:
+    """A learning trust signal's fit: on what, how well (cross-fitted), and its coefficients."""
+    if not (ctx.config.learns_trust and ctx.run_dir.has(LEARNED)):
+        return []
+    fit = ctx.run_dir.manifest()["steps"].get("trust.learn", {})
+    model = ctx.run_dir.read_table(LEARNED)
+    lines = [f"The signal learnt from {fit.get('right', '?')} right and {fit.get('wrong', '?')} wrong teacher outputs "
+             f"of split `{ctx.config.trust.calibration_split}` (labelled by gold, never trained on); AUROC of its "
+             f"cross-fitted values there {_fmt(fit.get('cross_fitted_auroc'))}, L2 penalty {fit.get('l2', 'n/a')}. "
+             "Coefficients of the standardised inputs (logs of the TA's probabilities):", "",
+             markdown_table(model[["feature", "weight"]]), ""]
+    return lines + [f"Note: {note}" for note in fit.get("notes", [])] + ([""] if fit.get("notes") else [])
 
 
 def _fmt(value) -> str:

@@ -124,6 +124,40 @@ def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_lo
     assert (run / "final/model/config.json").exists()
 
 
+def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_weights_by_them(
+        ray_local, synthetic_models, small_config):
+    config = small_config("method=ta_teacher_only", "inference.launcher=local", "budget.requests=70",
+                          "teacher.synthetic.error_rate=0.4", "data.synthetic.validation_size=60",
+                          "trust.signal=combined", "trust.calibration_split=validation",
+                          "trust.calibration_questions=30")
+    ctx = run_pipeline(config)
+    run = ctx.run_dir.path
+    assert [s["step"] for s in ctx.step_log] == [
+        "corpus", "calibration.pick", "calibration.buy", "trust.learn", "warmup.pick", "warmup.buy",
+        "warmup.trust", "final.train", "evaluate", "report"]
+    rows = pd.read_parquet(run / "corpus/rows.parquet").set_index("id")
+    labelled, bought = pd.read_parquet(run / "trust/labelled.parquet"), pd.read_parquet(run / "teacher/warmup.parquet")
+    # One budget: 30 labelled questions of the validation split, the pool gets the other 40.
+    assert len(labelled) == 30 and set(rows.loc[labelled["id"], "split"]) == {"validation"}
+    assert len(bought) == 40 and set(rows.loc[bought["id"], "split"]) == {"train"}
+    assert ctx.teacher_sent == 70 == _paid(run)
+    assert (labelled["right"] == (labelled["answer"] == labelled["id"].map(rows["gold"]))).all()
+    assert 5 <= (~labelled["right"]).sum() <= 25
+    manifest = json.loads((run / "manifest.json").read_text())["steps"]
+    learn = manifest["trust.learn"]
+    assert learn["right"] + learn["wrong"] == 30 and learn["ta_scored"] == 90
+    assert set(learn["coefficients"]) >= {"ta_likelihood", "answer_confidence", "length", "intercept"}
+    # The pool's outputs valued by what was learnt; right ones keep more weight than wrong ones.
+    weighted = pd.read_parquet(run / "warmup/trust.parquet")
+    assert weighted["ta_conf_teacher"].between(0, 1).all() and manifest["warmup.trust"]["ta_scored"] == 120
+    right = weighted["answer"] == weighted["id"].map(rows["gold"])
+    assert weighted.loc[right, "weight"].mean() > weighted.loc[~right, "weight"].mean()
+    report = (run / "report.md").read_text()
+    assert "| calibration.buy | 30 |" in report and "Coefficients" in report and "answer_confidence" in report
+    again = run_pipeline(config)
+    assert again.teacher_sent == 0 and _paid(run) == 70
+
+
 def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
     """The synthetic task as user files, and two recorded teacher rationales for most training questions."""
     from tadistill.synthetic.problems import generate_problems, gold_solution, problem_id

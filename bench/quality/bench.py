@@ -88,7 +88,24 @@ GRIDS = {
         "settings": ["train.start_weight_share=0.5"],
         "results": REPO / "docs" / "results" / "quality_issue26.jsonl",
     },
+    # Issue 27: does a better trust signal make trust help on the synthetic worlds? The first grid's
+    # settings (no averaging), full's selection with four trusts: none, the TA's likelihood (full),
+    # answer confidence, and the combination learnt from 30 gold-labelled outputs of the validation
+    # split (paid from the same budget). Pre-registered in bench/quality/README.md.
+    "issue27": {
+        "seeds": list(range(10)),
+        "phases": [[("shaped", 0.4, 300, "issue27")], [("holdout", 0.4, 300, "issue27")]],
+        "results": REPO / "docs" / "results" / "quality_issue27.jsonl",
+    },
     "quick": {"seeds": [0], "phases": [[(*FACTORIAL_CELL, "main")]]},
+}
+
+# A method with settings of its own, recorded under its own name: (method, overrides, the splits
+# its recorded teacher must answer besides the pool).
+VARIANTS = {
+    "full_answer_confidence": ("full", ["trust.signal=answer_confidence"], ()),
+    "full_combined": ("full", ["trust.signal=combined", "trust.calibration_split=validation",
+                               "trust.calibration_questions=30"], ("validation",)),
 }
 
 
@@ -101,6 +118,8 @@ def method_set(name: str) -> list[str]:
         return ["base", "none", "random", "full", "frontier_weight"]
     if name == "issue26b":
         return ["base", "none", "random", "full", "proximal_weight"]
+    if name == "issue27":
+        return ["both_none", "full", "full_answer_confidence", "full_combined"]
     if name == "factorial":
         # full = both_weight and random = random_none, under the names the other cells use.
         aliases = {"both_weight": "full", "random_none": "random"}
@@ -121,18 +140,20 @@ def seed_overrides(seed: int) -> list[str]:
     return [f"seed={seed}", f"train.seed={seed}", f"inference.seed={seed}"]
 
 
-def recorded_teacher(world: str, rate: float, out: Path) -> list[str]:
-    """The world's simulated teacher at this error rate, recorded once for the pool: runs buy
-    from the record (charged to their budget like live calls), the endpoint's own texts."""
+def recorded_teacher(world: str, rate: float, out: Path, also: tuple = ()) -> list[str]:
+    """The world's simulated teacher at this error rate, recorded once for the pool (and the
+    splits in `also`): runs buy from the record (charged to their budget like live calls), the
+    endpoint's own texts."""
     from tadistill.config import load_config
     from tadistill.corpus.synthetic import synthetic_splits
     from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
 
     config = load_config(world_file(world), [f"teacher.synthetic.error_rate={rate}"])
     profile = TeacherProfile.from_config(config.teacher.synthetic, config.data.synthetic)
-    path = out / "teachers" / f"{world_file(world).stem}-error{rate}.jsonl"
+    path = out / "teachers" / f"{world_file(world).stem}-error{rate}{''.join('-' + s for s in also)}.jsonl"
     if not path.exists():
-        write_teacher_records(synthetic_splits(config.data)[config.data.pool_split], profile, path)
+        splits = synthetic_splits(config.data)
+        write_teacher_records([p for name in (config.data.pool_split, *also) for p in splits[name]], profile, path)
     return ["teacher.source=recorded", f"teacher.recorded.files=[{path}]", "teacher.recorded.format=records",
             "teacher.recorded.match=id", "teacher.recorded.fields.id=id", f"teacher.synthetic.error_rate={rate}"]
 
@@ -258,20 +279,22 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
 
     # A synthetic world buys from its simulated teacher's record at this error rate; a data set's
     # config (rate None) from the recorded teacher it names, which errs as it did.
-    teacher = recorded_teacher(world, rate, out) if rate is not None else []
-    base = [*_world_overrides(world), *teacher, *SETTINGS, *TRAINING,
-            f"budget.requests={budget}", *seed_overrides(seed),
-            "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *extra]
+    def base(also: tuple = ()) -> list[str]:
+        teacher = recorded_teacher(world, rate, out, also) if rate is not None else []
+        return [*_world_overrides(world), *teacher, *SETTINGS, *TRAINING, f"budget.requests={budget}",
+                *seed_overrides(seed), "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *extra]
+
     cell = cell_dir(out, world, rate, budget) / f"seed{seed}"
     first = {}  # stages -> the first run directory of that shape, which later ones copy
     for name in sharing_order(methods):
         key = (world, rate, budget, seed, name)
-        stages = method(name).stages
+        preset, settings, also = VARIANTS.get(name, (name, [], ()))
+        stages = method(preset).stages
         if key in done:
             if (cell / name / "manifest.json").exists():  # recorded earlier: still a run to share from
                 first.setdefault(stages, cell / name)
             continue
-        result = _run([*base, f"method={name}"], cell / name, first.get(stages))
+        result = _run([*base(also), f"method={preset}", *settings], cell / name, first.get(stages))
         first.setdefault(stages, cell / name)
         record = {"world": world, "error_rate": rate, "budget": budget, "seed": seed, "method": name, **result,
                   "arithmetic": arithmetic_key()}

@@ -33,6 +33,10 @@ REPO = Path(__file__).resolve().parents[2]
 CELL = ["world", "error_rate", "budget"]
 HEADLINE = {"world": "shaped", "error_rate": 0.4, "budget": 300}
 PAIRS = [("full", "none"), ("full", "random"), ("random", "none"), ("oracle", "none")]
+# Issue 27's check (README.md here): full's selection with each trust signal against no trust, and
+# the new signals against full's.
+TRUST_PAIRS = [("full", "both_none"), ("full_answer_confidence", "both_none"), ("full_combined", "both_none"),
+               ("full_answer_confidence", "full"), ("full_combined", "full")]
 BOOTSTRAP = 10_000
 UNRECORDED = "unrecorded (before 2026-12-04)"
 MAIN = ("base", "none", "random", "full", "oracle")
@@ -108,6 +112,7 @@ def comparisons(runs: pd.DataFrame) -> list[dict]:
         # a post-hoc one against full too.
         pairs = list(PAIRS) + [(m, b) for m in acc.columns if m not in MAIN
                                for b in ("none", "random") + (("full",) if post_hoc(cell, m) or m in ISSUE26_METHODS else ())]
+        pairs += [pair for pair in TRUST_PAIRS if pair not in pairs and "both_none" in acc]
         for a, b in pairs:
             if a in acc and b in acc:
                 both = acc[[a, b]].dropna()

@@ -37,6 +37,7 @@ import pandas as pd
 
 from bench.real.ta_detection import (DATASETS, SMOLLM2, adapt, adaptation_rationales, arguments, auroc, bootstrap_ci,
                                      in_adapt_part, load, measuring)
+from tadistill.signals.logistic import choose_l2, cross_fitted, fit_logistic
 
 log = logging.getLogger("trust_signals")
 SIGNALS = ("length", "ta_likelihood", "answer_confidence", "arithmetic", "teacher_agreement", "verifier", "combined")
@@ -105,49 +106,6 @@ class TA:
         return pd.Series(self.backend.score([student_prompt(q) for q in frame["question"]],
                                             [student_target(t) for t in frame["text"]], max_length=512,
                                             confidence=confidence or "min"), index=frame.index, dtype=float)
-
-
-# -- logistic regression (numpy; L2, standardised inputs) ----------------------------------------
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(weights, mean, scale): Newton's method on the L2-penalised log-likelihood."""
-    mean, scale = x.mean(0), x.std(0) + 1e-9
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(z.shape[1])
-    penalty = np.full(z.shape[1], l2)
-    penalty[-1] = 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
-        gradient = z.T @ (p - y) + penalty * w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w, mean, scale
-
-
-def predict_logistic(model, x: np.ndarray) -> np.ndarray:
-    w, mean, scale = model
-    return np.hstack([(x - mean) / scale, np.ones((len(x), 1))]) @ w
-
-
-def folds(n: int, k: int = 5, seed: int = 0) -> list[np.ndarray]:
-    return np.array_split(np.random.default_rng(seed).permutation(n), k)
-
-
-def cross_fitted(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """Each calibration output scored by a model fitted without it."""
-    out = np.zeros(len(x))
-    for held in folds(len(x)):
-        kept = np.setdiff1d(np.arange(len(x)), held)
-        out[held] = predict_logistic(fit_logistic(x[kept], y[kept], l2), x[held])
-    return out
-
-
-def choose_l2(x: np.ndarray, y: np.ndarray, grid=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> float:
-    """The penalty whose cross-fitted scores rank the calibration set best."""
-    return max(grid, key=lambda l2: auroc(cross_fitted(x, y, l2), y.astype(bool)))
 
 
 # -- the signals of one set of outputs -----------------------------------------------------------
@@ -250,7 +208,7 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, calibratio
     # The verifier: a probe on the TA's hidden state, its penalty chosen on the calibration set.
     l2 = choose_l2(hidden_known, known_right.astype(float))
     probe = fit_logistic(hidden_known, known_right.astype(float), l2)
-    scored["verifier"] = predict_logistic(probe, hidden_scored)
+    scored["verifier"] = probe.logits(hidden_scored)
     known["verifier"] = cross_fitted(hidden_known, known_right.astype(float), l2)
 
     # The combination: log of the probabilities (they span orders of magnitude), the rest as they are.
@@ -260,7 +218,7 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, calibratio
                                               for c in parts])
     combined_l2 = choose_l2(features(known), known_right.astype(float))
     combination = fit_logistic(features(known), known_right.astype(float), combined_l2)
-    scored["combined"] = predict_logistic(combination, features(scored))
+    scored["combined"] = combination.logits(features(scored))
     known["combined"] = cross_fitted(features(known), known_right.astype(float), combined_l2)
 
     length = scored["length"].to_numpy(float)

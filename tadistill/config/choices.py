@@ -117,6 +117,10 @@ CHOICES: dict[str, dict[str, Choice]] = {
         "length": Choice(_P + "signals.trust_signals.length:Length",
                          "shorter outputs trusted more: the baseline every signal is reported beside",
                          {"calibrates": True}),
+        "combined": Choice(_P + "signals.trust_signals.combined:Combined",
+                           "a logistic regression over the other signals, fitted on gold-labelled teacher outputs "
+                           "of trust.calibration_split (cross-fitted; its coefficients in the report)",
+                           {"uses_ta": True, "calibrates": True, "learns": True}),
     },
     "train.tracking.backends": {
         "tensorboard": Choice(_P + "tracking:TensorBoard",

@@ -106,9 +106,27 @@ class Config(_Section):
         return self
 
     @model_validator(mode="after")
+    def _learning_signal_has_labels(self):
+        if not self.learns_trust:
+            return self
+        split = self.trust.calibration_split
+        if split is None:
+            raise ValueError(f"trust.signal {self.trust.signal!r} learns right from wrong on gold-labelled teacher "
+                             "outputs: set trust.calibration_split to a corpus split of questions with gold answers")
+        for key in ("pool_split", "test_split"):
+            if split == getattr(self.data, key):
+                raise ValueError(f"trust.calibration_split {split!r} is data.{key}: the calibration questions must be "
+                                 "a split of their own (its outputs are labelled by gold and never trained on)")
+        if self.trust.calibration_questions >= self.budget.requests:
+            raise ValueError(f"trust.calibration_questions {self.trust.calibration_questions} leaves nothing of "
+                             f"budget.requests {self.budget.requests} to buy the pool with")
+        return self
+
+    @model_validator(mode="after")
     def _calibration_has_references(self):
         needs_reference = self.trust.scale != "auto" and fact("trust.scale", self.trust.scale, "needs_reference")
-        if self.trusts_teacher and needs_reference and not self._has_calibration_references:
+        if self.trusts_teacher and needs_reference and not self._has_calibration_references \
+                and not self.learns_trust:
             raise ValueError(
                 f"trust.scale {self.trust.scale!r} needs outputs known to be right: set trust.calibration_files "
                 "(JSONL with question and rationale), or trust.scale 'rank'"
@@ -141,19 +159,28 @@ class Config(_Section):
             )
         return self
 
+    def calibration_requests(self) -> int:
+        """Requests of the calibration purchase (gold-labelled questions a learning trust signal
+        learns from), bought first: trust.calibration_questions, or 0 without such a signal."""
+        return self.trust.calibration_questions if self.learns_trust else 0
+
+    def pool_requests(self) -> int:
+        """What the budget leaves for the pool once the calibration purchase is paid."""
+        return self.budget.requests - self.calibration_requests()
+
     def warmup_requests(self) -> int:
         """Requests of the random purchase: the warm-up share of a method that selects (at least one
         when the share is above 0), the whole budget of a one-stage method."""
         if not self.two_stage:
-            return self.budget.requests
+            return self.pool_requests()
         if self.budget.warmup_share == 0:
             return 0
-        return max(1, round(self.budget.requests * self.budget.warmup_share))
+        return max(1, round(self.pool_requests() * self.budget.warmup_share))
 
     def round_targets(self) -> list[int]:
         """Requests bought by the end of each round, warm-up excluded: the budget left after the
         warm-up, split by budget.round_shares (the last round ends on all of it)."""
-        left = self.budget.requests - self.warmup_requests()
+        left = self.pool_requests() - self.warmup_requests()
         shares, done, targets = self.budget.shares(), 0.0, []
         for share in shares[:-1]:
             done += share
@@ -177,14 +204,21 @@ class Config(_Section):
         if self.trust.scale != "auto":
             return self.trust.scale
         calibrates = fact("trust.signal", self.trust.signal, "calibrates")
-        return "calibrated" if self._has_calibration_references and calibrates else "rank"
+        has_references = self._has_calibration_references or fact("trust.signal", self.trust.signal, "learns")
+        return "calibrated" if has_references and calibrates else "rank"
 
     @property
     def calibrates_trust(self) -> bool:
         """Whether the run scores outputs known to be right: to put trust on an absolute scale, or
-        for a selection rule that reads the student's samples on that scale."""
-        return (self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")) \
-            or self.selection_needs_calibration or self.checks_start_share
+        for a selection rule that reads the student's samples on that scale (a signal that learns
+        places itself on its labelled outputs' right ones instead)."""
+        return (self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")
+                and not self.learns_trust) or self.selection_needs_calibration or self.checks_start_share
+
+    @property
+    def learns_trust(self) -> bool:
+        """Whether the trust signal learns from gold-labelled teacher outputs (a calibration purchase)."""
+        return self.trusts_teacher and fact("trust.signal", self.trust.signal, "learns")
 
     @property
     def checks_start_share(self) -> bool:

@@ -73,6 +73,18 @@ class TrustConfig(_Section):
             "'rationale' (the TA's held-out adaptation data, say); relative paths start from data.root."
         ),
     )
+    calibration_split: Optional[str] = Field(
+        None,
+        description=(
+            "A trust signal that learns (trust.signal 'combined'): the corpus split of gold-labelled questions "
+            "whose teacher outputs it learns right from wrong on (bought like any other, charged to the budget, "
+            "or looked up in a recorded teacher's records); never the pool or test split, never trained on."
+        ),
+    )
+    calibration_questions: int = Field(
+        100, ge=10,
+        description="Questions of trust.calibration_split bought for a signal that learns (taken from budget.requests).",
+    )
     filter_quantile: float = Field(0.2, ge=0, lt=1, description="'rank' scale: quantile below which 'filter' drops outputs.")
     min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
 

@@ -9,7 +9,6 @@ HTTP proxy stays on 127.0.0.1.
 
 from __future__ import annotations
 
-from typing import Optional
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from ..artifacts import (CALIBRATION, CALIBRATION_PARTS, ROWS, Artifact, Folder, picks, question_signals, round_name,
-                         samples, samples_parts, samples_scored, scored_parts, trust_parts, trusted)
+from ..artifacts import (CALIBRATION, CALIBRATION_PARTS, LABELLED, LABELLED_PARTS, LABELLED_PURCHASE, LEARNED, ROWS,
+                         Artifact, Folder, bought, picks, question_signals, round_name, samples, samples_parts,
+                         samples_scored, scored_parts, trust_parts, trusted)
 from ..config import SYNTHETIC, Config
 from ..teacher.steps import bought_ids, earlier_purchases, pool_rows
 
@@ -113,13 +114,25 @@ def _ta_scorer(ctx: "RunContext", parts):
     return score
 
 
+def _trust_signal(ctx: "RunContext"):
+    """The run's trust signal; one that learns comes with the model trust.learn fitted."""
+    cls = _trust_signal_class(ctx.config)
+    return cls(ctx.run_dir.read_table(LEARNED)) if ctx.config.learns_trust else cls()
+
+
 def _signal_reference(ctx: "RunContext", signal, score, answer_type: str) -> Optional[np.ndarray]:
     """The trust signal on the outputs known to be right (the calibration step's, read as answers
-    of `answer_type`), for the 'calibrated' scale; None where the scale does not read one."""
+    of `answer_type`; a learning signal's right labelled outputs, valued cross-fitted), for the
+    'calibrated' scale; None where the scale does not read one."""
     from ..config import choices
     from ..tasks.answers import extract_answer
 
-    if not (ctx.config.calibrates_trust and choices.fact("trust.scale", ctx.config.trust_scale, "needs_reference")):
+    if not choices.fact("trust.scale", ctx.config.trust_scale, "needs_reference"):
+        return None
+    if ctx.config.learns_trust:
+        labelled = ctx.run_dir.read_table(LABELLED)
+        return labelled.loc[labelled["right"], "value"].to_numpy(dtype=float)
+    if not ctx.config.calibrates_trust:
         return None
     calibration = ctx.run_dir.read_table(CALIBRATION)
     known = calibration.assign(k=0, answer_type=answer_type,
@@ -144,7 +157,7 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
         added["ta_conf_teacher"] = np.nan
         reference, info = None, {"scored": 0}
     else:
-        signal = choices.load("trust.signal", config.trust.signal)()
+        signal = _trust_signal(ctx)
         if kept is not None and choices.fact("trust.signal", config.trust.signal, "several_outputs"):
             # The earlier outputs are valued again with the new ones (a round may add to a question's).
             added, kept = pd.concat([kept.drop(columns=["ta_conf_teacher"]), added], ignore_index=True), None
@@ -162,6 +175,28 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
     ctx.run_dir.write_table(trusted(name), added)
     return {"rows": len(added), **info, "dropped": int((added["weight"] == 0).sum()),
             "mean_weight": float(added["weight"].mean())}
+
+
+def step_learn_trust(ctx: "RunContext") -> dict:
+    """A learning trust signal fitted on the calibration purchase: its outputs labelled right or
+    wrong by the split's gold answers, valued cross-fitted, and the model the trust steps apply."""
+    config = ctx.config
+    rows = ctx.run_dir.read_table(ROWS)[["id", "question", "answer_type", "gold"]]
+    outputs = ctx.run_dir.read_table(bought(LABELLED_PURCHASE)).merge(rows, on="id", how="left")
+    outputs["right"] = outputs["answer"].notna() & (outputs["answer"] == outputs["gold"])
+    signal = _trust_signal_class(config)()
+    learnt = signal.learn(outputs.reset_index(drop=True), _ta_scorer(ctx, ctx.parts(LABELLED_PARTS)))
+    ctx.run_dir.write_table(LEARNED, learnt.model)
+    labelled = outputs[["id", "k", "text", "answer", "right"]].assign(value=learnt.values)
+    ctx.run_dir.write_table(LABELLED, labelled)
+    return {"rows": len(labelled), "signal": config.trust.signal, "ta_scored": learnt.ta_scored, **learnt.summary,
+            **({"notes": learnt.notes} if learnt.notes else {})}
+
+
+def _trust_signal_class(config: Config):
+    from ..config import choices
+
+    return choices.load("trust.signal", config.trust.signal)
 
 
 def calibration_references(config: Config) -> pd.DataFrame:

@@ -69,6 +69,31 @@ def step_pick_warmup(ctx: "RunContext") -> dict:
     return {"rows": len(picked)}
 
 
+def step_pick_labelled(ctx: "RunContext") -> dict:
+    """A seeded random pick of trust.calibration_questions questions of trust.calibration_split
+    (those a recorded teacher can answer and with a gold answer): what a learning trust signal
+    learns right from wrong on."""
+    from ..artifacts import LABELLED_PURCHASE
+    from ..corpus import CorpusError
+
+    config = ctx.config
+    rows = ctx.run_dir.read_table(ROWS)
+    split = rows[(rows["split"] == config.trust.calibration_split) & rows["gold"].notna()]
+    split = ctx.teacher.buyable(split).sort_values("id")
+    if split.empty:
+        splits = ", ".join(sorted(rows["split"].unique()))
+        raise CorpusError(f"trust.calibration_split {config.trust.calibration_split!r}: no question with a gold answer "
+                          f"the teacher can answer; the corpus has splits {splits}")
+    count = min(config.calibration_requests(), len(split))
+    if count < config.calibration_requests():
+        log.warning("trust.calibration_split %r has %d usable questions, fewer than trust.calibration_questions %d; "
+                    "the rest of that share of the budget is not spent", config.trust.calibration_split, count,
+                    config.calibration_requests())
+    picked = split.sample(n=count, random_state=config.seed)[["id", "question"]]
+    ctx.run_dir.write_table(picks(LABELLED_PURCHASE), picked)
+    return {"rows": len(picked), "split": config.trust.calibration_split}
+
+
 def step_buy(ctx: "RunContext", purchase: str) -> dict:
     """Buy the purchase's picks, most preferred first, until the budget ends; every response is
     stored before it is used, so a rerun pays for none of them again."""

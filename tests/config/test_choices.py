@@ -16,7 +16,7 @@ FACTS = {  # the facts a config may ask of each option's choices
     "selection.strategy": {"uses_signals", "needs_reference"},
     "trust.mode": {"uses_ta"},
     "trust.scale": {"needs_reference"},
-    "trust.signal": {"uses_ta", "calibrates", "several_outputs"},
+    "trust.signal": {"uses_ta", "calibrates", "several_outputs", "learns"},
     "train.tracking.backends": {"package"},
 }
 

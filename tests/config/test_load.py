@@ -121,6 +121,26 @@ def test_calibrated_trust_on_a_users_data_needs_reference_outputs(tmp_path):
     assert load_config(None, [*data, "method=none"]).trust.mode == "none"  # no trust, nothing to calibrate
 
 
+def test_a_learning_trust_signal_needs_a_labelled_split_of_its_own_paid_from_the_budget():
+    learns = ["method=full", "trust.signal=combined", "budget.requests=300"]
+    with pytest.raises(ConfigError, match="trust.calibration_split"):
+        load_config(None, learns)
+    for split, key in (("train", "data.pool_split"), ("test", "data.test_split")):
+        with pytest.raises(ConfigError, match=key):
+            load_config(None, [*learns, f"trust.calibration_split={split}"])
+    with pytest.raises(ConfigError, match="budget.requests"):
+        load_config(None, [*learns, "trust.calibration_split=validation", "trust.calibration_questions=300"])
+    config = load_config(None, [*learns, "trust.calibration_split=validation", "trust.calibration_questions=60"])
+    # The calibration purchase comes out of the budget: the pool gets the rest, compute stays the budget's.
+    assert config.learns_trust and config.calibration_requests() == 60 and config.pool_requests() == 240
+    assert config.warmup_requests() == 72 and config.round_targets() == [168]
+    assert config.trust_scale == "calibrated" and not config.calibrates_trust  # it places itself on its labels
+    assert config.final_steps() == load_config(None, ["method=full", "budget.requests=300"]).final_steps()
+    # A method that does not trust the teacher buys no calibration, whatever the signal.
+    plain = load_config(None, ["method=none", "trust.signal=combined", "budget.requests=300"])
+    assert not plain.learns_trust and plain.warmup_requests() == 300
+
+
 def test_synthetic_test_split_must_exist():
     with pytest.raises(ConfigError, match="validation_size"):
         load_config(None, ["data.test_split=validation"])
