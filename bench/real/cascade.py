@@ -1,0 +1,163 @@
+"""A cascade of two real teachers on the same questions (issue 28): buy the cheap teacher's
+output, buy the dear teacher's where trust in the cheap one is low, keep the output trusted most.
+
+    .venv/bin/python -m bench.real.cascade [--signals length ...]
+
+The pairs are recorded teachers of the same questions in ../shared/data: GSM8K test
+(text-davinci-002 zero-shot CoT, then GPT-3 175B's solutions, matched by id) and SVAMP (PaLM 540B,
+then GPT-3.5's first rationale, matched by the question's text); in each the teacher with fewer
+right outputs is the cheap one. Prices are stated, not measured: the dear teacher costs PRICE_RATIO
+times the cheap one per token, a request costing (question + output) words x its price (the
+synthetic teacher's token count). Nothing here pays anyone: the outputs were recorded earlier.
+
+Questions are split by a hash of their id: a calibration part (CALIBRATION_SHARE, gold used) fixes
+the trust threshold before anything is judged, the rest is the evaluation part (no gold used to
+choose; gold only to count right outputs). `random_escalation` escalates as many questions as the
+cascade at random (the mean of 200 draws): what the trust signal adds over spending the same money blindly. A threshold is the quantile q of the trust signal over
+the calibration part's right cheap outputs: the cascade escalates an evaluation question whose
+cheap output falls below it, q from QUANTILES, and keeps the dear output there. Per pair, policy and q: questions, money, the share
+of right outputs kept; `cheap` and `expensive` buy everything from one teacher. Writes `real` in
+docs/results/cascade.json (other keys kept): one object per pair and policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "docs" / "results" / "cascade.json"
+PRICE_RATIO = 10.0  # the dear teacher's price per token over the cheap one's (issue 28: 10-50x)
+CALIBRATION_SHARE = 0.3
+QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.5)
+PAIRS = {
+    "gsm8k": ("GSM8K test", "gsm8k-zeroshot", "gsm8k-gpt3", "id"),
+    "svamp": ("SVAMP", "svamp-palm", "svamp-gpt35", "question"),
+}
+
+
+def _words(text: str) -> int:
+    return len(str(text or "").replace(".", " .").replace("?", " ?").split())
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+
+def in_calibration(key: str) -> bool:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16 ** 8 < CALIBRATION_SHARE
+
+
+def paired_outputs(pair: str) -> pd.DataFrame:
+    """One row a question both teachers answered: its key, question, and per teacher the first
+    output's text, answer, whether it is right, and its cost in the cheap teacher's money."""
+    from bench.real.ta_detection import load
+
+    _, cheap_key, dear_key, match = PAIRS[pair]
+    sides = {}
+    for side, key in (("cheap", cheap_key), ("dear", dear_key)):
+        rows, records = load(key)
+        first = records[records["k"] == records.groupby("id")["k"].transform("min")]
+        first = first.merge(rows[["id", "question"]], on="id")
+        first["key"] = first["id"] if match == "id" else first["question"].map(_normal)
+        sides[side] = first.drop_duplicates("key").set_index("key")
+    both = sides["cheap"].join(sides["dear"], how="inner", lsuffix="_cheap", rsuffix="_dear")
+    out = pd.DataFrame({"question": both["question_cheap"]}, index=both.index)
+    for side, price in (("cheap", 1.0), ("dear", PRICE_RATIO)):
+        out[f"text_{side}"] = both[f"text_{side}"]
+        out[f"right_{side}"] = both[f"right_{side}"].astype(bool)
+        out[f"cost_{side}"] = [(_words(q) + _words(t)) * price / 1000 for q, t in zip(out["question"], out[f"text_{side}"])]
+    return out.reset_index(names="key")
+
+
+def trust(texts: pd.Series, signal: str) -> np.ndarray:
+    """Higher = more trusted; signals that need no model (the TA's come with bench.real.trust_signals)."""
+    if signal == "length":
+        return -texts.fillna("").str.len().to_numpy(dtype=float)
+    if signal == "arithmetic":
+        from tadistill.signals.trust_signals.arithmetic import ArithmeticCheck
+
+        frame = pd.DataFrame({"text": texts.to_numpy(), "answer_type": "number"})
+        return ArithmeticCheck().values(frame, None).values.to_numpy(dtype=float)
+    raise ValueError(f"unknown signal {signal!r}")
+
+
+def policies(frame: pd.DataFrame, signal: str) -> list[dict]:
+    """Cheap-only, expensive-only and the cascade at each threshold, on the evaluation part."""
+    calibrating = frame["key"].map(in_calibration).to_numpy()
+    cal, ev = frame[calibrating], frame[~calibrating].reset_index(drop=True)
+    cheap_trust = trust(ev["text_cheap"], signal)
+    cal_right = trust(cal["text_cheap"], signal)[cal["right_cheap"].to_numpy()]
+    out = [_row("cheap", ev, ev["right_cheap"].to_numpy(), ev["cost_cheap"].sum()),
+           _row("expensive", ev, ev["right_dear"].to_numpy(), ev["cost_dear"].sum())]
+    for q in QUANTILES:
+        escalate = cheap_trust < np.quantile(cal_right, q)
+        # An escalated question keeps the dear output: a signal without a scale shared by both
+        # teachers (output length) cannot say which of the two to trust more.
+        right = np.where(escalate, ev["right_dear"], ev["right_cheap"])
+        money = ev["cost_cheap"].sum() + ev.loc[escalate, "cost_dear"].sum()
+        out.append(_row("cascade", ev, right, money, signal=signal, quantile=q, escalated=int(escalate.sum())))
+        out.append(_random_escalation(ev, int(escalate.sum()), signal, q))
+    return out
+
+
+def _random_escalation(ev: pd.DataFrame, count: int, signal: str, q: float, draws: int = 200) -> dict:
+    """The same number of questions escalated at random (mean over draws): what the signal adds."""
+    rng = np.random.default_rng(0)
+    shares, money = [], []
+    for _ in range(draws):
+        escalate = np.zeros(len(ev), dtype=bool)
+        escalate[rng.choice(len(ev), size=count, replace=False)] = True
+        shares.append(np.where(escalate, ev["right_dear"], ev["right_cheap"]).mean())
+        money.append(ev["cost_cheap"].sum() + ev.loc[escalate, "cost_dear"].sum())
+    return {"policy": "random_escalation", "questions": len(ev), "money": round(float(np.mean(money)), 3),
+            "right_share": round(float(np.mean(shares)), 4), "signal": signal, "quantile": q, "escalated": count}
+
+
+def _row(policy: str, ev: pd.DataFrame, right: np.ndarray, money: float, **extra) -> dict:
+    return {"policy": policy, "questions": len(ev), "money": round(float(money), 3),
+            "right_share": round(float(np.mean(right)), 4), **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--signals", nargs="+", default=["length", "arithmetic"])
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    from bench.real.ta_detection import SHARED
+
+    if not SHARED.exists():
+        print(f"{SHARED} is absent: nothing to measure")
+        return
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    results = []
+    try:
+        for pair, (dataset, cheap, dear, _) in PAIRS.items():
+            frame = paired_outputs(pair)
+            seen = set()
+            for signal in args.signals:
+                for row in policies(frame, signal):
+                    if row["policy"] in ("cheap", "expensive") and row["policy"] in seen:
+                        continue
+                    seen.add(row["policy"])
+                    results.append({"pair": pair, "dataset": dataset, "cheap": cheap, "expensive": dear,
+                                    "price_ratio": PRICE_RATIO, **row})
+                    print(json.dumps(results[-1]))
+    finally:
+        ray.shutdown()
+    out = Path(args.out)
+    stored = json.loads(out.read_text()) if out.exists() else {}
+    stored["real"] = results
+    out.write_text(json.dumps(stored, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
