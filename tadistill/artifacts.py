@@ -78,6 +78,7 @@ LABELLED = Artifact("trust/labelled.parquet", ("id", "k", "text", "answer", "rig
 LEARNED = Artifact("trust/learned.parquet", ("feature", "weight", "mean", "scale"),
                    "the learnt trust signal's model: a weight per standardised input, then the intercept")
 LABELLED_PARTS = Folder("trust/labelled_parts", "the calibration purchase's scoring blocks")
+VERIFIER = Folder("trust/verifier", "trust.signal 'verifier': the TA fine-tuned to tell right from wrong outputs")
 ANSWERS = Artifact("eval/answers.parquet", ("id", "gold", "answer_type", "text", "answer", "correct"),
                    "the final student's greedy test answers")
 
@@ -97,6 +98,12 @@ def picks(purchase: str) -> Artifact:
 
 def bought(purchase: str) -> Artifact:
     return Artifact(f"teacher/{purchase}.parquet", _BOUGHT, f"teacher outputs bought in purchase {purchase}")
+
+
+def offers(purchase: str) -> Artifact:
+    return Artifact(f"teacher/{purchase}_offers.parquet", _BOUGHT + ("trust_weight", "level", "kept"),
+                    f"everything a cascade bought in purchase {purchase}, each teacher's outputs (level: its place "
+                    "among the teachers) with their trust weight and whether the purchase kept them")
 
 
 # -- per round (its student's signals, and trust in what was bought so far) ---------------
@@ -146,10 +153,10 @@ def model(stage: str) -> Folder:
 
 def catalogue(rounds: int = 2) -> list[Artifact | Folder]:
     """Every artifact of a run with `rounds` rounds, for documentation and tests."""
-    fixed = [ROWS, REJECTS, RECORDS, UNMATCHED, CALIBRATION, CALIBRATION_PARTS, LABELLED, LEARNED, LABELLED_PARTS,
+    fixed = [ROWS, REJECTS, RECORDS, UNMATCHED, CALIBRATION, CALIBRATION_PARTS, LABELLED, LEARNED, LABELLED_PARTS, VERIFIER,
              picks(LABELLED_PURCHASE), bought(LABELLED_PURCHASE), ANSWERS]
     purchases = [WARMUP] + [round_name(k) for k in range(1, rounds + 1)]
-    per_purchase = [make(p) for p in purchases for make in (picks, bought)]
+    per_purchase = [make(p) for p in purchases for make in (picks, bought, offers)]
     per_round = [make(round_name(k)) for k in range(1, rounds + 1)
                  for make in (samples, samples_parts, samples_scored, scored_parts, question_signals)]
     trusts = [make(name) for name in purchases for make in (trusted, trust_parts)]

@@ -27,9 +27,10 @@ class RunContext:
     teacher_sent: int = 0  # requests actually paid in this invocation
     step_log: list[dict] = field(default_factory=list)
     step: str = ""  # the step running now (the runner sets it)
+    memo: dict = field(default_factory=dict)  # what a step computes once an invocation (a cascade's trust scale)
     _models: Optional[dict[str, str]] = None
     _budget: object = None
-    _teacher: object = None
+    _teachers: Optional[list] = None
     _executor: object = None
     _tracker: object = None
 
@@ -46,13 +47,20 @@ class RunContext:
         return self._models
 
     @property
-    def teacher(self):
-        """The run's teacher (teacher/sources.py), built once from teacher.source."""
-        if self._teacher is None:
-            from .teacher.sources import teacher_for
+    def teachers(self) -> list:
+        """The run's teachers (teacher/sources.py), cheapest first, built once from `teacher` or `teachers`."""
+        if self._teachers is None:
+            from .teacher.sources import teachers_for
 
-            self._teacher = teacher_for(self.config, self.services, self.run_dir)
-        return self._teacher
+            self._teachers = teachers_for(self.config, self.services, self.run_dir)
+        return self._teachers
+
+    @property
+    def teacher(self):
+        """The teacher that answers for the run (its budget, pool, description): the first, or the
+        one cascade.teacher names."""
+        named = self.config.cascade.teacher
+        return next((t for t in self.teachers if t.model == named), self.teachers[0])
 
     def budget(self):
         """The run's budget, made once by the teacher, already charged with what finished
@@ -66,7 +74,8 @@ class RunContext:
                 if done:
                     spent = spent + Spend(done["rows"], done.get("prompt_tokens", 0) + done.get("completion_tokens", 0),
                                           done.get("cost", 0.0))
-            self._budget = self.teacher.make_budget(spent + self.teacher.orphan_spend())
+            orphaned = sum((t.orphan_spend() for t in self.teachers), Spend())
+            self._budget = self.teacher.make_budget(spent + orphaned)
         return self._budget
 
     @property
@@ -106,5 +115,5 @@ class RunContext:
             self._tracker.close()
         if self._executor is not None:
             self._executor.close()
-        if self._teacher is not None:
-            self._teacher.close()
+        for teacher in self._teachers or []:
+            teacher.close()

@@ -77,22 +77,27 @@ class Encoded:
 
 
 def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: bool = True,
-                seq2seq: bool = False) -> Encoded:
+                seq2seq: bool = False, given: str = "") -> Encoded:
     """The loss only on target tokens, truncated on the right to max_length.
 
-    Causal: [bos] prompt target [eos] in one sequence. Seq2seq: prompt [eos] for the
-    encoder, target [eos] for the decoder, each within max_length.
+    Causal: [bos] prompt given target [eos] in one sequence, `given` the start of the answer
+    that is read, not learnt (a verifier reads an output and learns only its verdict).
+    Seq2seq (no `given`): prompt [eos] for the encoder, target [eos] for the decoder, each within max_length.
     """
-    if uses_chat(tokenizer):  # the assistant's turn starts on its own line: no separating space
-        target = target.lstrip()
+    chat = uses_chat(tokenizer)  # the assistant's turn starts on its own line: no separating space
+    if chat:
+        given, target = (given.lstrip(), target) if given else ("", target.lstrip())
+    given_ids = tokenizer(given, add_special_tokens=False)["input_ids"] if given else []
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     if add_eos and tokenizer.eos_token_id is not None:
         target_ids = target_ids + [tokenizer.eos_token_id]
     if seq2seq:
+        if given_ids:
+            raise ValueError("a read-not-learnt start of the answer (given) needs a decoder-only model")
         return Encoded(encode_prompt(tokenizer, prompt, seq2seq=True)[:max_length], target_ids[:max_length], True)
     prompt_ids = encode_prompt(tokenizer, prompt)
-    ids = (prompt_ids + target_ids)[:max_length]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[:max_length]
+    ids = (prompt_ids + given_ids + target_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * (len(prompt_ids) + len(given_ids)) + target_ids)[:max_length]
     return Encoded(ids, labels)
 
 

@@ -26,14 +26,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from .artifacts import (ANSWERS, CALIBRATION, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, RECORDS, REJECTS, ROWS,
-                        UNMATCHED, WARMUP, Artifact, Folder, bought, model, picks, question_signals, round_name, samples, samples_scored, train_rows,
-                        trusted)
+                        UNMATCHED, WARMUP, Artifact, Folder, bought, model, offers, picks, question_signals, round_name,
+                        VERIFIER, samples, samples_scored, train_rows, trusted)
 from .config import Config
 from .config.choices import fact
 from .corpus.steps import step_corpus
 from .evaluate import step_evaluate
 from .report import step_report
-from .signals.steps import step_calibrate_trust, step_learn_trust, step_sample, step_score, step_select, step_trust
+from .signals.steps import judge_outputs, step_calibrate_trust, step_learn_trust, step_sample, step_score, step_select, step_trust
 from .teacher.steps import earlier_purchases, step_buy, step_pick_labelled, step_pick_warmup, step_teacher_records
 from .train.steps import step_train
 
@@ -145,15 +145,15 @@ def _setup(config: Config) -> list[Step]:
         steps += [Step(f"{LABELLED_PURCHASE}.pick", step_pick_labelled, ("seed", "trust.calibration_split"),
                        derived=lambda c: c.calibration_requests(), reads=_pool_reads(config),
                        writes=(picks(LABELLED_PURCHASE),)),
-                  _buy_step(LABELLED_PURCHASE),
-                  Step("trust.learn", step_learn_trust, TRUST_KEYS,
-                       reads=(ROWS, bought(LABELLED_PURCHASE)), writes=(LABELLED, LEARNED))]
+                  _buy_step(config, LABELLED_PURCHASE),
+                  Step("trust.learn", step_learn_trust, TRUST_KEYS, reads=(ROWS, bought(LABELLED_PURCHASE)),
+                       writes=_learnt(config))]
     # The warm-up depends on its size, not on the method's name: every method that selects, with the
     # same seed and budget, buys and trains on the same warm-up (a paired comparison).
     steps.append(Step(f"{WARMUP}.pick", step_pick_warmup, ("seed",), derived=lambda c: c.warmup_requests(),
                       reads=_pool_reads(config), writes=(picks(WARMUP),)))
     if config.warmup_requests():
-        steps.append(_buy_step(WARMUP))
+        steps.append(_buy_step(config, WARMUP))
     if config.calibrates_trust:
         steps.append(Step("calibrate_trust", step_calibrate_trust,
                           ("trust.calibration_size", "trust.calibration_files", "models.ta", "inference",
@@ -163,15 +163,33 @@ def _setup(config: Config) -> list[Step]:
     return steps
 
 
-def _buy_step(purchase: str) -> Step:
-    return Step(f"{purchase}.buy", partial(step_buy, purchase=purchase), TEACHER_KEYS,
-                reads=(ROWS, picks(purchase)), writes=(bought(purchase),))
+def _learnt(config: Config) -> tuple:
+    """What a learning trust signal's trust.learn writes and its readers read (nothing without one)."""
+    if not config.learns_trust:
+        return ()
+    return (LABELLED, LEARNED) + ((VERIFIER,) if fact("trust.signal", config.trust.signal, "trains_model") else ())
+
+
+def _buy_step(config: Config, purchase: str) -> Step:
+    """A purchase from the run's teacher; with several teachers (`teachers`) the cascade's choice
+    of whom to pay depends on them all and, for a cascade, on trust in what each answered."""
+    keys, reads, writes = TEACHER_KEYS, (ROWS, picks(purchase)), (bought(purchase),)
+    escalates = config.cascade_trusts and purchase != LABELLED_PURCHASE
+    if config.teachers:
+        keys += ("teachers", "cascade")
+    if escalates:
+        keys += TRUST_KEYS
+        reads += (CALIBRATION,) if config.calibrates_trust else ()
+        reads += _learnt(config)
+        writes += (offers(purchase),)
+    run = partial(step_buy, purchase=purchase, judge=judge_outputs if escalates else None)
+    return Step(f"{purchase}.buy", run, keys, reads=reads, writes=writes)
 
 
 def _trust_step(config: Config, name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> Step:
     reads = (ROWS,) + tuple(table for _, table in new) + ((previous,) if previous else ())
     reads += (CALIBRATION,) if config.calibrates_trust else ()
-    reads += (LABELLED, LEARNED) if config.learns_trust else ()
+    reads += _learnt(config)
     return Step(f"{name}.trust", partial(step_trust, name=name, new=new, previous=previous), TRUST_KEYS,
                 reads=reads, writes=(trusted(name),))
 
@@ -216,7 +234,7 @@ def _round(config: Config, k: int) -> list[Step]:
              reads=candidates + ((samples_scored(name),) if config.selection_uses_signals else ())
              + ((CALIBRATION,) if config.selection_needs_calibration else ()),
              writes=(question_signals(name), picks(name))),
-        _buy_step(name),
+        _buy_step(config, name),
     ]
     if k == 1:  # the first trust table takes the warm-up too, unless the final student learns the rounds' only
         warmup = [(0, bought(WARMUP))] if config.warmup_requests() and config.train.stage2_data == "all" else []

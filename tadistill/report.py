@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from .artifacts import (LEARNED, ROWS, bought, final_trust, paid_purchases, purchase_step, question_signals, round_name,
-                        trained_stages)
+from .artifacts import (LEARNED, ROWS, bought, final_trust, offers, paid_purchases, purchase_step, question_signals,
+                        round_name, trained_stages)
 from .tables import auroc, markdown_table
 
 if TYPE_CHECKING:
@@ -106,14 +106,16 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
         if ctx.run_dir.has(artifact) and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
             frame = ctx.run_dir.read_table(artifact)
             frame["teacher_correct"] = frame["answer"].notna() & (frame["answer"] == frame["id"].map(gold))
-            parts.append({
-                "purchase": stage, "requests used": int(frame["id"].nunique()), "outputs": len(frame),
+            requests = ctx.run_dir.manifest()["steps"].get(stage, {}).get("rows", frame["id"].nunique())
+            parts.append({  # requests: a cascade pays more than one for a question it escalates
+                "purchase": stage, "requests used": int(requests), "outputs": len(frame),
                 "teacher accuracy vs gold": frame["teacher_correct"].mean() if len(frame) else float("nan"),
                 "unextractable": int(frame["answer"].isna().sum()),
                 "completion tokens": int(frame["completion_tokens"].sum()),
             })
     if parts:
         lines += [markdown_table(pd.DataFrame(parts)), ""]
+    lines += _teachers_lines(ctx, gold, facts)
     facts["requests_used"] = sum(p["requests used"] for p in parts)
     facts["requests_sent_this_invocation"] = ctx.teacher_sent
     if parts:
@@ -126,6 +128,44 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
         "",
     ]
     return lines
+
+
+def _teachers_lines(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
+    """With several teachers: per teacher, what it was asked, how often the cascade escalated past
+    it, whose outputs were kept, its cost, and its accuracy against gold where gold exists."""
+    if not ctx.config.teachers:
+        return []
+    steps = ctx.run_dir.manifest()["steps"]
+    table: dict[str, dict] = {}
+    for purchase in paid_purchases(ctx.config):
+        entry = steps.get(purchase_step(purchase), {})
+        if ctx.run_dir.has(offers(purchase)):
+            bought_all = ctx.run_dir.read_table(offers(purchase))
+        elif ctx.run_dir.has(bought(purchase)):
+            bought_all = ctx.run_dir.read_table(bought(purchase)).assign(kept=True)
+        else:
+            continue
+        bought_all["right"] = bought_all["answer"].notna() & (bought_all["answer"] == bought_all["id"].map(gold))
+        for row in entry.get("by_teacher", []):
+            mine = bought_all[bought_all["model"] == row["teacher"]]
+            into = table.setdefault(row["teacher"], {"teacher": row["teacher"], "questions": 0, "escalated": 0,
+                                                     "kept": 0, "cost": 0.0, "_right": 0, "_graded": 0})
+            into["questions"] += row["questions"]
+            into["escalated"] += row["escalated"]
+            into["kept"] += int(mine.loc[mine["kept"], "id"].nunique())
+            into["cost"] += row["cost"]
+            graded = mine[mine["id"].map(gold).notna()]
+            into["_right"] += int(graded["right"].sum())
+            into["_graded"] += len(graded)
+    if not table:
+        return []
+    rows = [{**{k: v for k, v in t.items() if not k.startswith("_")},
+             "accuracy vs gold": t["_right"] / t["_graded"] if t["_graded"] else float("nan")} for t in table.values()]
+    facts["teachers"] = rows
+    policy = ctx.config.cascade.policy
+    return [f"Teachers, cheapest first (cascade.policy `{policy}`): questions each was asked, those escalated to "
+            "the next, those whose kept outputs are its own, cost, and accuracy of its outputs against gold.", "",
+            markdown_table(pd.DataFrame(rows)), ""]
 
 
 def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: dict) -> list[str]:
@@ -189,10 +229,17 @@ def _learnt_lines(ctx: "RunContext") -> list[str]:
     fit = ctx.run_dir.manifest()["steps"].get("trust.learn", {})
     model = ctx.run_dir.read_table(LEARNED)
     lines = [f"The signal learnt from {fit.get('right', '?')} right and {fit.get('wrong', '?')} wrong teacher outputs "
-             f"of split `{ctx.config.trust.calibration_split}` (labelled by gold, never trained on); AUROC of its "
-             f"cross-fitted values there {_fmt(fit.get('cross_fitted_auroc'))}, L2 penalty {fit.get('l2', 'n/a')}. "
-             "Coefficients of the standardised inputs (logs of the TA's probabilities):", "",
-             markdown_table(model[["feature", "weight"]]), ""]
+             f"of split `{ctx.config.trust.calibration_split}` (labelled by gold, never trained on the student); "
+             f"AUROC of its cross-fitted values there {_fmt(fit.get('cross_fitted_auroc'))}."]
+    if "verdicts" in fit:
+        right, wrong = fit["verdicts"]
+        lines[0] += (f" The TA fine-tuned to end a right output with '{right}' and a wrong one with '{wrong}' "
+                     f"(`trust/verifier`), its p('{right}') an output.")
+        lines.append("")
+    else:
+        lines[0] += (f" L2 penalty {fit.get('l2', 'n/a')}. Coefficients of the standardised inputs (logs of the TA's "
+                     "probabilities):")
+        lines += ["", markdown_table(model[["feature", "weight"]]), ""]
     return lines + [f"Note: {note}" for note in fit.get("notes", [])] + ([""] if fit.get("notes") else [])
 
 

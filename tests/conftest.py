@@ -96,7 +96,8 @@ def small_config(tmp_path):
             "train.micro_batch_size=8",
             "inference.num_samples=3",
             "inference.batch_size=32",
-            f"teacher.http_port={TEST_HTTP_PORT}",
+            # With several teachers each names its own port (the simulated ones share the first's).
+            *([] if any(o.startswith("teachers=") for o in overrides) else [f"teacher.http_port={TEST_HTTP_PORT}"]),
             *overrides,
         ])
 

@@ -111,6 +111,21 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     is_right = weighted["id"].isin(right)
     assert weighted.loc[is_right, "weight"].mean() > 0.9 > weighted.loc[~is_right, "weight"].mean() + 0.3
 
+    # Another trust signal on the same purchase: only the trust step and what follows run again.
+    from tadistill.signals.trust_signals.answer_confidence import split_at_answer
+
+    answered = run_pipeline(small_config("method=ta_teacher_only", "trust.signal=answer_confidence"))
+    assert [s["step"] for s in answered.step_log if s["status"] == "ran"] == [
+        "warmup.trust", "final.train", "evaluate", "report"]
+    step = json.loads((run / "manifest.json").read_text())["steps"]["warmup.trust"]
+    committed = sum(split_at_answer(t) is not None for t in bought["text"])
+    assert step["signal"] == "answer_confidence" and step["ta_scored"] == 2 * committed
+    weighted = pd.read_parquet(run / "warmup/trust.parquet")
+    assert weighted["ta_conf_teacher"].between(0, 1).all() and weighted["weight"].between(0.1, 1).all()
+    # (It does not tell the simulated teacher's slips from right outputs: a slipped step carried
+    # through the chain leaves an answer that follows from the rationale. No claim on the weights.)
+    assert "signal `answer_confidence`" in (run / "report.md").read_text()
+
 
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
     # Sampling, scoring and test answers in the driver's process (the Serve path is the full test's).
@@ -157,6 +172,20 @@ def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_wei
     again = run_pipeline(config)
     assert again.teacher_sent == 0 and _paid(run) == 70
 
+    # The verifier on the same labelled outputs: the TA fine-tuned to tell them apart, then asked.
+    verified = run_pipeline(small_config("method=ta_teacher_only", "inference.launcher=local", "budget.requests=70",
+                                         "teacher.synthetic.error_rate=0.4", "data.synthetic.validation_size=60",
+                                         "trust.signal=verifier", "trust.calibration_split=validation",
+                                         "trust.calibration_questions=30", "trust.verifier.lr=0.001"))
+    assert verified.teacher_sent == 0
+    assert [s["step"] for s in verified.step_log if s["status"] == "ran"] == [
+        "trust.learn", "warmup.trust", "final.train", "evaluate", "report"]
+    steps = json.loads((run / "manifest.json").read_text())["steps"]
+    assert steps["trust.learn"]["verdicts"] == ["+", "-"] and (run / "trust/verifier/config.json").exists()
+    assert steps["warmup.trust"]["signal"] == "verifier" and steps["warmup.trust"]["ta_scored"] == 80
+    assert pd.read_parquet(run / "warmup/trust.parquet")["ta_conf_teacher"].between(0, 1).all()
+    assert "The TA fine-tuned to end a right output with '+'" in (run / "report.md").read_text()
+
 
 def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
     """The synthetic task as user files, and two recorded teacher rationales for most training questions."""
@@ -178,7 +207,7 @@ def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
 
 def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_models, small_config, tmp_path):
     _recorded_task(tmp_path)
-    config = small_config(
+    overrides = (
         "method=full", "data.source=files", f"data.root={tmp_path}",
         "data.files={train: train.jsonl, test: test.jsonl}", "data.fields={id: qid, question: text, answer: gold}",
         "data.answer_type=number", "data.max_reject_share=0.2",
@@ -186,6 +215,7 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
         "teacher.recorded.fields={question: question, rationale: outputs}",
         "trust.calibration_files=[calibration.jsonl]",
     )
+    config = small_config(*overrides)
     ctx = run_pipeline(config)
     run = ctx.run_dir.path
     manifest = json.loads((run / "manifest.json").read_text())["steps"]
@@ -205,6 +235,18 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
     assert "answered from the recorded outputs" in (run / "report.md").read_text()
     again = run_pipeline(config)
     assert [s["status"] for s in again.step_log][:-1] == ["skipped"] * (len(again.step_log) - 1)
+
+    # The recorded teacher's two rationales a question agree or not: trust by teacher agreement
+    # (on the rank scale, since outputs known to be right come one a question) values each output
+    # by its sibling, the earlier round's outputs again with the new ones.
+    agreed = run_pipeline(small_config(*overrides, "trust.signal=teacher_agreement"))
+    assert agreed.teacher_sent == 0 and agreed.config.trust_scale == "rank"
+    weighted = pd.read_parquet(run / "round1/trust.parquet")
+    assert len(weighted) == 80 and set(weighted["ta_conf_teacher"]) <= {0.0, 1.0}
+    same = weighted.groupby("id")["answer"].transform(lambda a: a.notna().all() and a.nunique() == 1)
+    assert (weighted["ta_conf_teacher"] == same.astype(float)).all()
+    step = json.loads((run / "manifest.json").read_text())["steps"]["round1.trust"]
+    assert step["signal"] == "teacher_agreement" and step["ta_scored"] == 0
 
 
 def test_methods_share_the_steps_they_agree_on():

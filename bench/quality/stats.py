@@ -33,6 +33,9 @@ REPO = Path(__file__).resolve().parents[2]
 CELL = ["world", "error_rate", "budget"]
 HEADLINE = {"world": "shaped", "error_rate": 0.4, "budget": 300}
 PAIRS = [("full", "none"), ("full", "random"), ("random", "none"), ("oracle", "none")]
+# Issue 27's grid (README.md here, pre-registered 2026-12-05): full's selection with each trust signal.
+ISSUE27_CELLS = {("shaped", 0.4, 300), ("holdout", 0.4, 300)}
+ISSUE27_METHODS = ("both_none", "full_answer_confidence", "full_combined")
 # Issue 27's check (README.md here): full's selection with each trust signal against no trust, and
 # the new signals against full's.
 TRUST_PAIRS = [("full", "both_none"), ("full_answer_confidence", "both_none"), ("full_combined", "both_none"),
@@ -56,7 +59,8 @@ def post_hoc(cell: tuple, method: str) -> bool:
 
     pre_registered = (method in MAIN
                       or (tuple(cell) in PRE_REGISTERED_CELLS and (method in FACTORIAL or method == "ta_teacher_only"))
-                      or (tuple(cell) in ISSUE26_CELLS and method in ISSUE26_METHODS))
+                      or (tuple(cell) in ISSUE26_CELLS and method in ISSUE26_METHODS)
+                      or (tuple(cell) in ISSUE27_CELLS and method in ISSUE27_METHODS))
     return not pre_registered
 
 

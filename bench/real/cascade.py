@@ -36,6 +36,7 @@ RESULTS = REPO / "docs" / "results" / "cascade.json"
 PRICE_RATIO = 10.0  # the dear teacher's price per token over the cheap one's (issue 28: 10-50x)
 CALIBRATION_SHARE = 0.3
 QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.5)
+ADAPT = 160  # right rationales a TA of the cheap teacher is adapted on (as bench.real.trust_signals)
 PAIRS = {
     "gsm8k": ("GSM8K test", "gsm8k-zeroshot", "gsm8k-gpt3", "id"),
     "svamp": ("SVAMP", "svamp-palm", "svamp-gpt35", "question"),
@@ -66,9 +67,16 @@ def paired_outputs(pair: str) -> pd.DataFrame:
         first = records[records["k"] == records.groupby("id")["k"].transform("min")]
         first = first.merge(rows[["id", "question"]], on="id")
         first["key"] = first["id"] if match == "id" else first["question"].map(_normal)
+        first = first.merge(rows[["id", "answer_type"]], on="id")
+        if side == "cheap":  # the questions a TA of the cheap teacher was adapted on are out
+            from bench.real.ta_detection import adaptation_rationales
+
+            first = first[~first["id"].isin(set(adaptation_rationales(records, ADAPT)["id"]))]
         sides[side] = first.drop_duplicates("key").set_index("key")
     both = sides["cheap"].join(sides["dear"], how="inner", lsuffix="_cheap", rsuffix="_dear")
-    out = pd.DataFrame({"question": both["question_cheap"]}, index=both.index)
+    out = pd.DataFrame({"question": both["question_cheap"], "id_cheap": both["id_cheap"],
+                        "answer_cheap": both["answer_cheap"], "answer_type": both["answer_type_cheap"]},
+                       index=both.index)
     for side, price in (("cheap", 1.0), ("dear", PRICE_RATIO)):
         out[f"text_{side}"] = both[f"text_{side}"]
         out[f"right_{side}"] = both[f"right_{side}"].astype(bool)
@@ -76,24 +84,57 @@ def paired_outputs(pair: str) -> pd.DataFrame:
     return out.reset_index(names="key")
 
 
-def trust(texts: pd.Series, signal: str) -> np.ndarray:
-    """Higher = more trusted; signals that need no model (the TA's come with bench.real.trust_signals)."""
-    if signal == "length":
-        return -texts.fillna("").str.len().to_numpy(dtype=float)
-    if signal == "arithmetic":
+TA_SIGNALS = ("ta_likelihood", "answer_confidence", "combined")
+
+
+def cheap_signals(pair: str, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    """Per signal, its value on each question's cheap output (higher = more trusted). The TA's
+    signals come from SmolLM2 adapted on the cheap teacher's right rationales of the adaptation
+    part, as bench.real.trust_signals adapts it (those questions are out of `frame`); `combined`
+    is the logistic regression over the others, fitted on the calibration part (cross-fitted there)."""
+    values: dict[str, np.ndarray] = {}
+    texts = frame["text_cheap"]
+    if "length" in names:
+        values["length"] = -texts.fillna("").str.len().to_numpy(dtype=float)
+    if "arithmetic" in names:
         from tadistill.signals.trust_signals.arithmetic import ArithmeticCheck
 
-        frame = pd.DataFrame({"text": texts.to_numpy(), "answer_type": "number"})
-        return ArithmeticCheck().values(frame, None).values.to_numpy(dtype=float)
-    raise ValueError(f"unknown signal {signal!r}")
+        values["arithmetic"] = ArithmeticCheck().values(pd.DataFrame({"text": texts.to_numpy(), "answer_type": "number"}),
+                                                        None).values.to_numpy(dtype=float)
+    if any(n in TA_SIGNALS for n in names):
+        values.update(_ta_signals(pair, frame, names))
+    return values
 
 
-def policies(frame: pd.DataFrame, signal: str) -> list[dict]:
+def _ta_signals(pair: str, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    from bench.real.ta_detection import TA_WORK
+    from bench.real.trust_signals import TA, registry_signals
+    from tadistill.signals.logistic import choose_l2, cross_fitted, fit_logistic
+
+    key = PAIRS[pair][1]
+    outputs = pd.DataFrame({"id": frame["id_cheap"], "k": 0, "question": frame["question"], "text": frame["text_cheap"],
+                            "answer": frame["answer_cheap"], "answer_type": frame["answer_type"]})
+    found, _ = registry_signals(outputs, outputs, TA(TA_WORK / f"ta-{key}"))
+    out = {n: found[n].to_numpy(dtype=float) for n in ("ta_likelihood", "answer_confidence") if n in names}
+    if "combined" in names:
+        inputs = [c for c in found.columns]
+        x = np.column_stack([np.log(np.maximum(found[c].to_numpy(float), 1e-12)) if c in ("ta_likelihood",
+                             "answer_confidence") else found[c].to_numpy(float) for c in inputs])
+        calibrating = frame["key"].map(in_calibration).to_numpy()
+        right = frame["right_cheap"].to_numpy(dtype=float)
+        l2 = choose_l2(x[calibrating], right[calibrating])
+        combined = fit_logistic(x[calibrating], right[calibrating], l2).logits(x)
+        combined[calibrating] = cross_fitted(x[calibrating], right[calibrating], l2)
+        out["combined"] = combined
+    return out
+
+
+def policies(frame: pd.DataFrame, values: np.ndarray, signal: str) -> list[dict]:
     """Cheap-only, expensive-only and the cascade at each threshold, on the evaluation part."""
     calibrating = frame["key"].map(in_calibration).to_numpy()
-    cal, ev = frame[calibrating], frame[~calibrating].reset_index(drop=True)
-    cheap_trust = trust(ev["text_cheap"], signal)
-    cal_right = trust(cal["text_cheap"], signal)[cal["right_cheap"].to_numpy()]
+    ev = frame[~calibrating].reset_index(drop=True)
+    cheap_trust = values[~calibrating]
+    cal_right = values[calibrating & frame["right_cheap"].to_numpy(dtype=bool)]
     out = [_row("cheap", ev, ev["right_cheap"].to_numpy(), ev["cost_cheap"].sum()),
            _row("expensive", ev, ev["right_dear"].to_numpy(), ev["cost_dear"].sum())]
     for q in QUANTILES:
@@ -127,7 +168,8 @@ def _row(policy: str, ev: pd.DataFrame, right: np.ndarray, money: float, **extra
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--signals", nargs="+", default=["length", "arithmetic"])
+    parser.add_argument("--signals", nargs="+", default=["length", "arithmetic"],
+                        choices=["length", "arithmetic", *TA_SIGNALS])
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     from bench.real.ta_detection import SHARED
@@ -142,9 +184,15 @@ def main() -> None:
     try:
         for pair, (dataset, cheap, dear, _) in PAIRS.items():
             frame = paired_outputs(pair)
+            if any(n in TA_SIGNALS for n in args.signals):
+                from bench.real.ta_detection import SMOLLM2, TA_WORK, adapt, load
+
+                rows, records = load(cheap)
+                adapt(SMOLLM2, rows, records, ADAPT, TA_WORK / f"ta-{cheap}")
+            values = cheap_signals(pair, frame, args.signals)
             seen = set()
             for signal in args.signals:
-                for row in policies(frame, signal):
+                for row in policies(frame, values[signal], signal):
                     if row["policy"] in ("cheap", "expensive") and row["policy"] in seen:
                         continue
                     seen.add(row["policy"])

@@ -241,7 +241,7 @@ def measure(name: str, work: Path, eval_count: int, adapt_count: int, calibratio
             result["l2"] = l2
         if signal == "combined":
             result["l2"] = combined_l2
-            result["coefficients"] = {c: round(float(w), 3) for c, w in zip(parts + ["intercept"], combination[0])}
+            result["coefficients"] = {c: round(float(w), 3) for c, w in zip(parts + ["intercept"], combination.weights)}
         results.append(result)
         log.info("%s %s: AUROC %.3f %s (length %.3f)", name, signal, result["auroc"], result["ci"], length_auroc)
     return results

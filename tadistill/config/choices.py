@@ -44,6 +44,14 @@ CHOICES: dict[str, dict[str, Choice]] = {
                            "answers from teacher.recorded.files (outputs collected earlier), charged to the budget "
                            "like live calls", {"answers_from_records": True}),
     },
+    "cascade.policy": {
+        "fixed": Choice(_P + "teacher.cascade:Fixed",
+                        "buy every question from one teacher (cascade.teacher; the first of teachers by default)"),
+        "cascade": Choice(_P + "teacher.cascade:Cascade",
+                          "buy from the first (cheapest) teacher; where trust in its output falls below "
+                          "cascade.escalate_below, buy the question from the next; train on the output trusted most",
+                          {"uses_trust": True}),
+    },
     "inference.launcher": {
         "local": Choice(_P + "inference.executor:LocalExecutor",
                         "the transformers backend in the driver's process, no Serve or Ray Data (small models, a "
@@ -121,6 +129,10 @@ CHOICES: dict[str, dict[str, Choice]] = {
                            "a logistic regression over the other signals, fitted on gold-labelled teacher outputs "
                            "of trust.calibration_split (cross-fitted; its coefficients in the report)",
                            {"uses_ta": True, "calibrates": True, "learns": True}),
+        "verifier": Choice(_P + "signals.trust_signals.verifier:Verifier",
+                           "the TA fine-tuned on gold-labelled teacher outputs of trust.calibration_split to tell "
+                           "right from wrong (trust.verifier), its p(right) an output (two scorings)",
+                           {"uses_ta": True, "calibrates": True, "learns": True, "trains_model": True}),
     },
     "train.tracking.backends": {
         "tensorboard": Choice(_P + "tracking:TensorBoard",

@@ -16,7 +16,7 @@ from .base import SYNTHETIC, _Section, _copy_tree, _get_dotted, _has_dotted, _se
 from .data import DataConfig, RayConfig
 from .models import InferenceConfig, ModelsConfig
 from .signals import SelectionConfig, SignalsConfig, TrustConfig
-from .teacher import BudgetConfig, TeacherConfig
+from .teacher import BudgetConfig, CascadeConfig, TeacherConfig
 from .train import EvalConfig, TrainConfig
 
 METHODS = tuple(_METHOD_REGISTRY)
@@ -31,6 +31,15 @@ class Config(_Section):
     ray: RayConfig = Field(default_factory=RayConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    teachers: list[TeacherConfig] = Field(
+        default_factory=list,
+        description=(
+            "Several teachers, cheapest first, each a teacher section of its own (source, model, endpoint, limits; "
+            "its price in budget.prices): one budget covers them all and cascade.policy picks whom each question "
+            "is bought from. Empty: the one teacher of `teacher` (set one or the other)."
+        ),
+    )
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
@@ -64,11 +73,53 @@ class Config(_Section):
                 raise ValueError(_contradiction(method, key, _get_dotted(tree, key), preset))
         return tree
 
+    @model_validator(mode="before")
+    @classmethod
+    def _teacher_is_the_first_of_teachers(cls, data: Any) -> Any:
+        """With `teachers:`, `teacher` is their first (what every single-teacher key reads)."""
+        if not isinstance(data, dict) or not isinstance(data.get("teachers"), list) or not data["teachers"]:
+            return data  # (a teachers that is no list is the field's own error)
+        first = data["teachers"][0]
+        if data.get("teacher") and not _same_teacher(data["teacher"], first):  # a saved config has both, equal
+            raise ValueError("both teacher and teachers are set: give several teachers as teachers (cheapest first), "
+                             "or one as teacher")
+        return {**data, "teacher": first.model_dump(exclude_unset=True) if isinstance(first, BaseModel) else first}
+
+    @model_validator(mode="after")
+    def _teachers_fit_together(self):
+        if not self.teachers:
+            if self.cascade.policy != "fixed" or self.cascade.teacher not in (None, self.teacher.model):
+                raise ValueError("cascade.* chooses among several teachers: list them under teachers")
+            return self
+        models = [t.model for t in self.teachers]
+        if len(set(models)) < len(models):
+            raise ValueError(f"teachers: each needs a model name of its own (the cache, ledger and report key); "
+                             f"got {models}")
+        if any(fact("teacher.source", t.source, "answers_from_records") for t in self.teachers):
+            raise ValueError("teachers: a recorded teacher cannot be one of several yet; give recorded outputs of "
+                             "one teacher as teacher (source recorded)")
+        if self.cascade.teacher is not None and self.cascade.teacher not in models:
+            raise ValueError(f"cascade.teacher {self.cascade.teacher!r} is none of the teachers' models: {models}")
+        if self.cascade_trusts and self.trust_scale != "calibrated":
+            raise ValueError(f"cascade.policy 'cascade' escalates where trust.signal {self.trust.signal!r} is below its "
+                             "calibrated level, fixed before any purchase: it needs trust.scale 'calibrated' (outputs "
+                             "known to be right: the synthetic task's, trust.calibration_files, or a signal that "
+                             "learns) and a signal that can be calibrated")
+        if self.cascade.policy == "cascade" and len(self.teachers) < 2:
+            raise ValueError("cascade.policy 'cascade' needs at least two teachers (cheapest first)")
+        return self
+
     @model_validator(mode="after")
     def _cost_needs_a_price(self):
-        if (self.budget.cost is not None and fact("teacher.source", self.teacher.source, "charges_money")
-                and self.teacher.model not in self.budget.prices):
-            raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {self.teacher.model!r}")
+        for teacher in self.teachers or [self.teacher]:
+            if (self.budget.cost is not None and fact("teacher.source", teacher.source, "charges_money")
+                    and teacher.model not in self.budget.prices):
+                raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model {teacher.model!r}")
+        if self.teachers and self.budget.cost is not None:
+            unpriced = [t.model for t in self.teachers if t.model not in self.budget.prices]
+            if unpriced:
+                raise ValueError(f"budget.cost is set but budget.prices has no price for teacher.model "
+                                 f"{', '.join(repr(m) for m in unpriced)}: one money budget covers every teacher")
         return self
 
     @field_validator("run_dir")
@@ -212,13 +263,22 @@ class Config(_Section):
         """Whether the run scores outputs known to be right: to put trust on an absolute scale, or
         for a selection rule that reads the student's samples on that scale (a signal that learns
         places itself on its labelled outputs' right ones instead)."""
-        return (self.trusts_teacher and fact("trust.scale", self.trust_scale, "needs_reference")
+        return ((self.trusts_teacher or self.cascade_trusts) and fact("trust.scale", self.trust_scale, "needs_reference")
                 and not self.learns_trust) or self.selection_needs_calibration or self.checks_start_share
+
+    @property
+    def cascade_trusts(self) -> bool:
+        """Whether purchases escalate on trust in the cheaper teacher's outputs (cascade.policy 'cascade')."""
+        return fact("cascade.policy", self.cascade.policy, "uses_trust")
+
+    def teacher_list(self) -> list[TeacherConfig]:
+        """The teachers a run may buy from, cheapest first (`teacher` alone when `teachers` is empty)."""
+        return list(self.teachers) or [self.teacher]
 
     @property
     def learns_trust(self) -> bool:
         """Whether the trust signal learns from gold-labelled teacher outputs (a calibration purchase)."""
-        return self.trusts_teacher and fact("trust.signal", self.trust.signal, "learns")
+        return (self.trusts_teacher or self.cascade_trusts) and fact("trust.signal", self.trust.signal, "learns")
 
     @property
     def checks_start_share(self) -> bool:
@@ -283,6 +343,14 @@ class Config(_Section):
 
 
 METHOD_PRESETS: dict[str, dict[str, Any]] = {name: m.preset for name, m in _METHOD_REGISTRY.items()}
+
+
+def _same_teacher(one: Any, other: Any) -> bool:
+    try:
+        as_config = lambda t: t if isinstance(t, TeacherConfig) else TeacherConfig.model_validate(t)  # noqa: E731
+        return as_config(one) == as_config(other)
+    except ValueError:
+        return False
 
 
 def _same(given: Any, preset: Any) -> bool:

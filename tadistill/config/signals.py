@@ -39,6 +39,15 @@ class SelectionConfig(_Section):
     )
 
 
+class VerifierConfig(_Section):
+    """How trust.signal 'verifier' fine-tunes the TA on the labelled outputs (in the driver's process)."""
+
+    epochs: int = Field(3, ge=1, description="Passes over the labelled outputs.")
+    lr: float = Field(5e-5, gt=0, description="Learning rate (AdamW); a tiny model from scratch wants more, e.g. 1e-3.")
+    batch_size: int = Field(8, ge=1, description="Outputs per optimizer step.")
+    max_length: int = Field(384, ge=16, description="Tokens of question and output kept per example.")
+
+
 class TrustConfig(_Section):
     mode: Literal[TRUST_MODE_NAMES] = Field(  # type: ignore[valid-type]
         "weight",
@@ -76,7 +85,7 @@ class TrustConfig(_Section):
     calibration_split: Optional[str] = Field(
         None,
         description=(
-            "A trust signal that learns (trust.signal 'combined'): the corpus split of gold-labelled questions "
+            "A trust signal that learns (trust.signal 'combined' or 'verifier'): the corpus split of gold-labelled questions "
             "whose teacher outputs it learns right from wrong on (bought like any other, charged to the budget, "
             "or looked up in a recorded teacher's records); never the pool or test split, never trained on."
         ),
@@ -85,6 +94,7 @@ class TrustConfig(_Section):
         100, ge=10,
         description="Questions of trust.calibration_split bought for a signal that learns (taken from budget.requests).",
     )
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     filter_quantile: float = Field(0.2, ge=0, lt=1, description="'rank' scale: quantile below which 'filter' drops outputs.")
     min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
 

@@ -10,6 +10,7 @@ from .choices import described, fact, names
 from .base import SYNTHETIC, _Section
 
 TEACHER_SOURCES = names("teacher.source")
+CASCADE_POLICIES = names("cascade.policy")
 
 
 class SyntheticTeacherConfig(_Section):
@@ -177,6 +178,30 @@ class TeacherConfig(_Section):
         if fact("teacher.source", self.source, "answers_from_records"):
             self.recorded.check_complete()
         return self
+
+
+class CascadeConfig(_Section):
+    """Which of several teachers (`teachers:`) each question is bought from."""
+
+    policy: Literal[CASCADE_POLICIES] = Field(  # type: ignore[valid-type]
+        "fixed", description="How a question's teacher is chosen (teacher/cascade.py): " + described("cascade.policy") + ".",
+    )
+    teacher: Optional[str] = Field(
+        None, description="'fixed': the teacher.model of the one teacher bought from; null: the first of teachers."
+    )
+    escalate_below: float = Field(
+        1.0, gt=0, le=1,
+        description=(
+            "'cascade': buy the next teacher's output where every output bought for the question so far has a trust "
+            "weight below this (the trust signal on its calibrated scale, fixed before any purchase; 1: wherever "
+            "trust distrusts the output at all)."
+        ),
+    )
+    batch: int = Field(
+        64, ge=1,
+        description=("'cascade': questions bought from the first teacher before their escalations are bought, so a "
+                     "budget that runs out stops between whole questions, never after paying only the cheap half."),
+    )
 
 
 class Price(_Section):

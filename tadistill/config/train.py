@@ -140,6 +140,14 @@ class TrainConfig(_Section):
             "trust.calibration_files)."
         ),
     )
+    rationales: Literal["all", "majority"] = Field(
+        "all",
+        description=(
+            "Which of a question's teacher rationales the students train on (teacher.n > 1, or a recorded teacher "
+            "with several): 'all', each a training row; 'majority', those whose answer is the one most of the "
+            "question's rationales give (the teacher's agreement as a choice; a tie keeps every tied answer's)."
+        ),
+    )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 turns clipping off.")
     max_length: int = Field(160, ge=8, description="Token limit of prompt plus target; longer rows are truncated.")

@@ -7,14 +7,15 @@ Every step reads and writes the artifacts plan.py declares for it; a round is na
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..artifacts import (CALIBRATION, CALIBRATION_PARTS, LABELLED, LABELLED_PARTS, LABELLED_PURCHASE, LEARNED, ROWS,
-                         Artifact, Folder, bought, picks, question_signals, round_name, samples, samples_parts,
+                         VERIFIER, Artifact, Folder, bought, picks, question_signals, round_name, samples, samples_parts,
                          samples_scored, scored_parts, trust_parts, trusted)
 from ..config import SYNTHETIC, Config
 from ..teacher.steps import bought_ids, earlier_purchases, pool_rows
@@ -101,13 +102,15 @@ def _level(reference: pd.Series, quantile: float) -> float:
     return float(np.quantile(reference.to_numpy(dtype=float), quantile))
 
 
-def _ta_scorer(ctx: "RunContext", parts):
-    """score(rows (id, k, question, text), confidence=None) -> the TA's confidence per row, in
-    the rows' order; `parts` resumes the first scoring of a step (later ones rescore)."""
+def _ta_scorer(ctx: "RunContext", parts, model: Optional[str] = None):
+    """score(rows (id, k, question, text), confidence=None) -> the TA's confidence per row (or
+    `model`'s: a verifier fine-tuned from it), in the rows' order; `parts` resumes the first
+    scoring of a step (later ones rescore)."""
     unused = [parts]  # the step's resumable blocks belong to its first scoring
+    path = model or ctx.models()["ta"]
 
     def score(rows: pd.DataFrame, confidence: Optional[str] = None) -> pd.Series:
-        scored = ctx.executor.score(ctx.models()["ta"], rows, unused.pop() if unused else None, confidence=confidence)
+        scored = ctx.executor.score(path, rows, unused.pop() if unused else None, confidence=confidence)
         merged = rows[["id", "k"]].merge(scored[["id", "k", "ta_conf"]], on=["id", "k"], how="left")
         return pd.Series(merged["ta_conf"].to_numpy(dtype=float), index=rows.index)
 
@@ -118,6 +121,16 @@ def _trust_signal(ctx: "RunContext"):
     """The run's trust signal; one that learns comes with the model trust.learn fitted."""
     cls = _trust_signal_class(ctx.config)
     return cls(ctx.run_dir.read_table(LEARNED)) if ctx.config.learns_trust else cls()
+
+
+def _signal_scorer(ctx: "RunContext", parts):
+    """The scorer the trust signal asks: the TA's, or the verifier's that trust.learn fine-tuned."""
+    from ..config import choices
+
+    if not choices.fact("trust.signal", ctx.config.trust.signal, "uses_ta"):
+        return None
+    trained = choices.fact("trust.signal", ctx.config.trust.signal, "trains_model") and ctx.config.learns_trust
+    return _ta_scorer(ctx, parts, str(ctx.run_dir.path / VERIFIER) if trained else None)
 
 
 def _signal_reference(ctx: "RunContext", signal, score, answer_type: str) -> Optional[np.ndarray]:
@@ -162,7 +175,7 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
             # The earlier outputs are valued again with the new ones (a round may add to a question's).
             added, kept = pd.concat([kept.drop(columns=["ta_conf_teacher"]), added], ignore_index=True), None
         rows = ctx.run_dir.read_table(ROWS)[["id", "question", "answer_type"]]
-        score = _ta_scorer(ctx, ctx.parts(trust_parts(name))) if config.trust_signal_uses_ta else None
+        score = _signal_scorer(ctx, ctx.parts(trust_parts(name)))
         valued = signal.values(added.merge(rows, on="id", how="left"), score)
         added["ta_conf_teacher"] = valued.values.to_numpy(dtype=float)
         reference = _signal_reference(ctx, signal, score, rows["answer_type"].mode().iloc[0])
@@ -177,6 +190,27 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
             "mean_weight": float(added["weight"].mean())}
 
 
+def judge_outputs(ctx: "RunContext", outputs: pd.DataFrame) -> pd.Series:
+    """Trust in outputs just bought (a cascade escalates on it), whatever the run's trust.mode: the
+    trust signal's place on its calibrated scale, fixed before any purchase (1 at or above the
+    level trust.calibration_quantile of outputs known to be right fall below, less below it), so
+    a batch is judged alone. The scale's reference is computed once an invocation."""
+    from ..config import choices
+    from ..tasks.answers import add_answers
+
+    rows = ctx.run_dir.read_table(ROWS)
+    answered = add_answers(outputs.reset_index(drop=True), rows, ctx.config.data.answer_fallback)
+    answered = answered.merge(rows[["id", "question", "answer_type"]], on="id", how="left")
+    signal = _trust_signal(ctx)
+    score = _signal_scorer(ctx, None)
+    valued = signal.values(answered, score)
+    if "judge_reference" not in ctx.memo:
+        ctx.memo["judge_reference"] = _signal_reference(ctx, signal, score, rows["answer_type"].mode().iloc[0])
+    scale = choices.load("trust.scale", ctx.config.trust_scale)()
+    placement = scale.place(valued.values, ctx.config.trust, ctx.memo["judge_reference"])
+    return pd.Series(np.asarray(placement.degree, dtype=float), index=outputs.index)
+
+
 def step_learn_trust(ctx: "RunContext") -> dict:
     """A learning trust signal fitted on the calibration purchase: its outputs labelled right or
     wrong by the split's gold answers, valued cross-fitted, and the model the trust steps apply."""
@@ -185,12 +219,42 @@ def step_learn_trust(ctx: "RunContext") -> dict:
     outputs = ctx.run_dir.read_table(bought(LABELLED_PURCHASE)).merge(rows, on="id", how="left")
     outputs["right"] = outputs["answer"].notna() & (outputs["answer"] == outputs["gold"])
     signal = _trust_signal_class(config)()
-    learnt = signal.learn(outputs.reset_index(drop=True), _ta_scorer(ctx, ctx.parts(LABELLED_PARTS)))
+    learnt = signal.learn(outputs.reset_index(drop=True), _ta_scorer(ctx, ctx.parts(LABELLED_PARTS)),
+                          _learning_tools(ctx))
     ctx.run_dir.write_table(LEARNED, learnt.model)
     labelled = outputs[["id", "k", "text", "answer", "right"]].assign(value=learnt.values)
     ctx.run_dir.write_table(LABELLED, labelled)
     return {"rows": len(labelled), "signal": config.trust.signal, "ta_scored": learnt.ta_scored, **learnt.summary,
             **({"notes": learnt.notes} if learnt.notes else {})}
+
+
+@dataclass
+class LearningTools:
+    """What a trust signal that trains a model is handed: the TA it starts from, where its model
+    goes, a fine-tuning in this process, and a scorer for any model folder."""
+
+    ta: str
+    folder: Path
+    fine_tune: Callable[[pd.DataFrame, Path], None]
+    scorer_for: Callable[[str], Callable]
+
+
+def _learning_tools(ctx: "RunContext") -> LearningTools:
+    def fine_tune(rows: pd.DataFrame, out: Path) -> None:
+        """Fine-tune the TA on rows (prompt, given, target, weight) into `out` (trust.verifier's settings)."""
+        from ..modeling import load_model, load_tokenizer
+        from ..train.loop import fit_local
+
+        settings, ta = ctx.config.trust.verifier, ctx.models()["ta"]
+        model, tokenizer = load_model(ta), load_tokenizer(ta, ctx.config.inference.chat_template)
+        examples = rows.to_dict(orient="records")
+        fit_local(model, tokenizer, examples, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                  seed=ctx.config.seed, max_length=settings.max_length)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return LearningTools(ctx.models()["ta"], ctx.run_dir.path / VERIFIER, fine_tune,
+                         lambda path: _ta_scorer(ctx, None, path))
 
 
 def _trust_signal_class(config: Config):

@@ -133,20 +133,22 @@ fastapi_app = FastAPI(title="tadistill simulated teacher")
                   logging_config={"enable_access_log": False})
 @serve.ingress(fastapi_app)
 class SyntheticTeacher:
-    """OpenAI chat-completions over the synthetic solver; counts the requests it served."""
+    """OpenAI chat-completions over the synthetic solver, one profile per model name (several
+    simulated teachers, a cheap one and an expensive one say, on one endpoint); counts the
+    requests it served, per model."""
 
-    def __init__(self, model: str, profile: TeacherProfile):
-        self.model = model
-        self.profile = profile
-        self.served = 0
+    def __init__(self, profiles: dict[str, TeacherProfile]):
+        self.profiles = dict(profiles)
+        self.served = {model: 0 for model in self.profiles}
 
     @fastapi_app.get("/v1/models")
     def models(self) -> dict:
-        return {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "tadistill"}]}
+        return {"object": "list",
+                "data": [{"id": model, "object": "model", "owned_by": "tadistill"} for model in self.profiles]}
 
     @fastapi_app.get("/stats")
     def stats(self) -> dict:
-        return {"served": self.served}
+        return {"served": sum(self.served.values()), "by_model": self.served}
 
     @fastapi_app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> dict:
@@ -154,12 +156,14 @@ class SyntheticTeacher:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise HTTPException(status_code=400, detail="'messages' must be a non-empty list")
-        if body.get("model") != self.model:
-            raise HTTPException(status_code=404, detail=f"model {body.get('model')!r} not found; serving {self.model!r}")
-        self.served += 1
+        model = body.get("model")
+        if model not in self.profiles:
+            serving = ", ".join(repr(m) for m in self.profiles)
+            raise HTTPException(status_code=404, detail=f"model {model!r} not found; serving {serving}")
+        self.served[model] += 1
         question = str(messages[-1].get("content", ""))
         try:
-            text, _ = teacher_solution(parse_question(question), self.profile)
+            text, _ = teacher_solution(parse_question(question), self.profiles[model])
         except UnparseableQuestion:
             text = "I cannot solve this problem."
         prompt_tokens = sum(_word_count(str(m.get("content", ""))) for m in messages)
@@ -167,7 +171,7 @@ class SyntheticTeacher:
             "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": self.model,
+            "model": model,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             ],
@@ -181,6 +185,12 @@ class SyntheticTeacher:
 
 def start_teacher(model: str, profile: TeacherProfile, port: int, host: str = "127.0.0.1") -> str:
     """Deploy the simulated teacher on Serve (HTTP on host:port); return its OpenAI base_url."""
+    return start_teachers({model: profile}, port, host)
+
+
+def start_teachers(profiles: dict[str, TeacherProfile], port: int, host: str = "127.0.0.1") -> str:
+    """Deploy simulated teachers, one per model name, on one Serve endpoint (HTTP on host:port);
+    return its OpenAI base_url."""
     from ..services import serve_http_port
 
     actual = serve_http_port(host, port)
@@ -188,7 +198,7 @@ def start_teacher(model: str, profile: TeacherProfile, port: int, host: str = "1
         log.warning("Serve was already running with HTTP on port %d; the teacher is served there, not on %d", actual, port)
         port = actual
     serve.run(
-        SyntheticTeacher.bind(model, profile), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
+        SyntheticTeacher.bind(profiles), name=TEACHER_APP, route_prefix=TEACHER_ROUTE
     )
     base_url = f"http://127.0.0.1:{port}{TEACHER_ROUTE}/v1"
     _wait_until_reachable(f"{base_url}/models")

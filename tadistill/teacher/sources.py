@@ -39,10 +39,17 @@ class Teacher:
     source: ClassVar[str]  # its teacher.source name
     provenance: ClassVar[str]  # where outputs a run did not pay for in this invocation came from (the report)
 
-    def __init__(self, config: "Config", services: "Services", run_dir: "RunDir"):
-        self.config = config
+    def __init__(self, config: "Config", services: "Services", run_dir: "RunDir", first: bool = True,
+                 shared: Optional[dict] = None):
+        self.config = config  # its `teacher` is this teacher (one of `teachers`, or the only one)
         self.services = services
         self.run_dir = run_dir
+        self.first = first  # the first of the run's teachers keeps the paths a single-teacher run has
+        self.shared = {} if shared is None else shared  # what the run's teachers share (one simulated endpoint)
+
+    @property
+    def model(self) -> str:
+        return self.config.teacher.model
 
     # -- what a run may buy, and what it may spend ------------------------------------------
 
@@ -84,7 +91,16 @@ class Teacher:
 
 
 def teacher_for(config: "Config", services: "Services", run_dir: "RunDir") -> Teacher:
-    return choices.load("teacher.source", config.teacher.source)(config, services, run_dir)
+    """The first (or only) teacher of the run."""
+    return teachers_for(config, services, run_dir)[0]
+
+
+def teachers_for(config: "Config", services: "Services", run_dir: "RunDir") -> list[Teacher]:
+    """One source per teacher of the run, cheapest first, each with the config its `teacher` is."""
+    shared: dict = {}
+    return [choices.load("teacher.source", teacher.source)(config.model_copy(update={"teacher": teacher}), services,
+                                                           run_dir, first=index == 0, shared=shared)
+            for index, teacher in enumerate(config.teacher_list())]
 
 
 class LiveTeacher(Teacher):
@@ -93,7 +109,9 @@ class LiveTeacher(Teacher):
     provenance = "the rest came from the response cache, `teacher/cache/`"
 
     def cache_dir(self) -> Path:
-        return self.run_dir.path / "teacher" / "cache"
+        """The response cache: `teacher/cache` (the first teacher's), `teacher/cache-<model>` for the others."""
+        name = "cache" if self.first else "cache-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
+        return self.run_dir.path / "teacher" / name
 
     def price(self) -> Optional[tuple[float, float]]:
         price = self.config.budget.prices.get(self.config.teacher.model)
@@ -171,18 +189,24 @@ class SimulatedTeacher(LiveTeacher):
 
     source = "synthetic"
 
-    def __init__(self, config, services, run_dir):
-        super().__init__(config, services, run_dir)
+    def __init__(self, config, services, run_dir, first=True, shared=None):
+        super().__init__(config, services, run_dir, first, shared)
         self._url: Optional[str] = None
 
     def endpoint(self) -> str:
+        """The simulated teachers' one endpoint, started by the first that needs it with a profile for
+        every synthetic teacher of the run (each its own model name)."""
         if self._url is None:
-            from ..synthetic.teacher_server import TeacherProfile, start_teacher
+            self._url = self.shared.get("synthetic_url")
+        if self._url is None:
+            from ..synthetic.teacher_server import TeacherProfile, start_teachers
 
             teacher = self.config.teacher
             self.services.serve()
-            profile = TeacherProfile.from_config(teacher.synthetic, self.config.data.synthetic)
-            self._url = start_teacher(teacher.model, profile, teacher.http_port, teacher.http_host)
+            profiles = {t.model: TeacherProfile.from_config(t.synthetic, self.config.data.synthetic)
+                        for t in self.config.teacher_list() if t.source == self.source}
+            self._url = start_teachers(profiles, teacher.http_port, teacher.http_host)
+            self.shared["synthetic_url"], self._started = self._url, True
             log.info("simulated teacher serving at %s", self._url, extra={"console": False})
         return self._url
 
@@ -191,8 +215,10 @@ class SimulatedTeacher(LiveTeacher):
                 f"{self.config.teacher.synthetic.error_rate})")
 
     def close(self) -> None:
-        if self._url is None:
+        if self._url is None or not getattr(self, "_started", False):
+            self._url = None
             return
+        self.shared.pop("synthetic_url", None)
         import ray
 
         if ray.is_initialized() and not self.services.owns_ray:
@@ -220,8 +246,8 @@ class RecordedTeacherSource(Teacher):
             self._records = self.run_dir.read_table(RECORDS)
         return self._records
 
-    def __init__(self, config, services, run_dir):
-        super().__init__(config, services, run_dir)
+    def __init__(self, config, services, run_dir, first=True, shared=None):
+        super().__init__(config, services, run_dir, first, shared)
         self._records: Optional[pd.DataFrame] = None
 
     def buyable(self, pool):

@@ -8,11 +8,12 @@ been bought before a round.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
-from ..artifacts import RECORDS, ROWS, UNMATCHED, WARMUP, Artifact, bought, picks, purchase_step, round_name
+from ..artifacts import (LABELLED_PURCHASE, RECORDS, ROWS, UNMATCHED, WARMUP, Artifact, bought, offers, picks,
+                         purchase_step, round_name)
 from ..console import LOG_ONLY
 
 if TYPE_CHECKING:
@@ -94,9 +95,11 @@ def step_pick_labelled(ctx: "RunContext") -> dict:
     return {"rows": len(picked), "split": config.trust.calibration_split}
 
 
-def step_buy(ctx: "RunContext", purchase: str) -> dict:
-    """Buy the purchase's picks, most preferred first, until the budget ends; every response is
-    stored before it is used, so a rerun pays for none of them again."""
+def step_buy(ctx: "RunContext", purchase: str, judge: Optional[Callable] = None) -> dict:
+    """Buy the purchase's picks, most preferred first, until the budget ends, from the teacher(s)
+    cascade.policy names (`judge(ctx, outputs)`: trust weights, for a policy that escalates on
+    them); every response is stored before it is used, so a rerun pays for none of them again."""
+    from ..config import choices
     from ..tasks.answers import add_answers
     from ..tasks.prompts import system_prompt
 
@@ -105,9 +108,16 @@ def step_buy(ctx: "RunContext", purchase: str) -> dict:
     # One task, one answer type: every corpus row carries it.
     prompt = system_prompt(ctx.config.teacher.system_prompt, rows["answer_type"].iloc[0])
     step = purchase_step(purchase)
-    outputs, report = ctx.teacher.buy(chosen, prompt, ctx.budget(), desc=step)
-    outputs = add_answers(outputs, rows, ctx.config.data.answer_fallback)
+    cascade = ctx.config.cascade
+    if purchase == LABELLED_PURCHASE:  # what the trust signal learns from: the answering teacher's outputs
+        cascade = cascade.model_copy(update={"policy": "fixed", "teacher": ctx.teacher.model})
+    policy = choices.load("cascade.policy", cascade.policy)(cascade)
+    judged = (lambda outputs: judge(ctx, outputs)) if judge is not None else None
+    bought_now = policy.buy(ctx.teachers, chosen, prompt, ctx.budget(), step, judged)
+    outputs, report = add_answers(bought_now.outputs, rows, ctx.config.data.answer_fallback), bought_now.report
     ctx.run_dir.write_table(bought(purchase), outputs)
+    if bought_now.offers is not None:
+        ctx.run_dir.write_table(offers(purchase), add_answers(bought_now.offers, rows, ctx.config.data.answer_fallback))
     ctx.teacher_sent += report.sent
     log.info("%s: bought %d (sent %d, cache hits %d, truncated %d)", step, report.bought, report.sent,
              report.cache_hits, report.truncated, extra=LOG_ONLY)
@@ -116,4 +126,5 @@ def step_buy(ctx: "RunContext", purchase: str) -> dict:
         "not_bought_budget": report.not_bought_budget, "unextractable_answers": int(outputs["answer"].isna().sum()),
         "truncated": report.truncated, "prompt_tokens": report.prompt_tokens,
         "completion_tokens": report.completion_tokens, "cost": round(report.cost, 6),
+        **({"by_teacher": bought_now.by_teacher} if bought_now.by_teacher else {}),
     }

@@ -14,8 +14,11 @@ import torch
 from ..modeling import collate_right, encode_pair, is_seq2seq
 
 
-def rows_to_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int, seq2seq: bool = False):
-    encoded = [encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq) for p, t in zip(prompts, targets)]
+def rows_to_batch(tokenizer, prompts: Sequence[str], targets: Sequence[str], max_length: int, seq2seq: bool = False,
+                  givens: Optional[Sequence[str]] = None):
+    givens = givens or [""] * len(prompts)
+    encoded = [encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq, given=g)
+               for p, t, g in zip(prompts, targets, givens)]
     return collate_right(encoded, tokenizer.pad_token_id)
 
 
@@ -31,7 +34,8 @@ def fit_local(
     weight_decay: float = 0.01,
     on_epoch: Optional[Callable[[int, float], None]] = None,
 ) -> list[float]:
-    """Train in this process on rows with 'prompt', 'target' and optional 'weight'.
+    """Train in this process on rows with 'prompt', 'target' and optional 'weight' and 'given' (the
+    start of the answer that is read, not learnt).
 
     Used where a cluster would be overkill: building the embedded synthetic models once.
     """
@@ -54,7 +58,7 @@ def fit_local(
         for start in range(0, len(order), batch_size):
             chunk = [rows[i] for i in order[start:start + batch_size]]
             batch = rows_to_batch(tokenizer, [r["prompt"] for r in chunk], [r["target"] for r in chunk], max_length,
-                                  seq2seq=seq2seq)
+                                  seq2seq=seq2seq, givens=[r.get("given", "") for r in chunk])
             epoch_losses.append(engine.micro_step(batch, torch.tensor([float(r.get("weight", 1.0)) for r in chunk])))
             engine.finish_step()
         losses.extend(epoch_losses)

@@ -50,12 +50,19 @@ def step_train(ctx: "RunContext", stage: str, source: Artifact, init: Optional[F
     """Train the `stage` student on the outputs in `source`, weighted by their trust where the
     table carries it (by gold for the oracle's final student), from `init` or the base student."""
     teacher = ctx.run_dir.read_table(source)
+    outside = 0
+    if ctx.config.train.rationales == "majority" and len(teacher):
+        from ..signals.trust_signals.agreement import in_majority
+
+        kept = in_majority(teacher).to_numpy()
+        teacher, outside = teacher[kept].reset_index(drop=True), int((~kept).sum())
     if final and ctx.config.gold_weights:
         weights = gold_weights(ctx, teacher)
     else:
         weights = teacher["weight"] if "weight" in source.columns else None
     start = str(ctx.run_dir.path / init) if init else ctx.models()["student"]
-    return _train(ctx, stage, training_rows(ctx, teacher, weights), start, final)
+    result = _train(ctx, stage, training_rows(ctx, teacher, weights), start, final)
+    return {**result, "rationales_outside_majority": outside} if ctx.config.train.rationales == "majority" else result
 
 
 def _checked_share(ctx: "RunContext", trained: "Path", start: str) -> dict:

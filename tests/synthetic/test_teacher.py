@@ -1,5 +1,6 @@
 """The simulated teacher: its error model, and the real HTTP path through Ray Serve."""
 
+import json
 import math
 import urllib.request
 
@@ -94,3 +95,20 @@ def test_served_over_http_through_the_openai_client(ray_local):
     else:
         raise AssertionError("an unknown model must be refused")
     assert parse_question(problem.question()) == problem
+
+
+def test_several_teachers_at_different_error_rates_share_one_endpoint(ray_local):
+    from tadistill.synthetic.teacher_server import start_teachers
+
+    profiles = {"cheap": TeacherProfile(1.0, 7), "expensive": TeacherProfile(0.0, 7)}
+    base_url = start_teachers(profiles, port=TEST_HTTP_PORT)
+    client = openai.OpenAI(base_url=base_url, api_key="unused")
+    assert sorted(m.id for m in client.models.list().data) == ["cheap", "expensive"]
+    problems = generate_problems(5, seed=15)
+    for name, always_right in (("cheap", False), ("expensive", True)):
+        for p in problems:
+            reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": p.question()}])
+            assert (extract_number(reply.choices[0].message.content) == str(p.answer)) is always_right
+            assert reply.model == name
+    with urllib.request.urlopen(base_url.replace("/v1", "/stats")) as resp:
+        assert json.loads(resp.read()) == {"served": 10, "by_model": {"cheap": 5, "expensive": 5}}

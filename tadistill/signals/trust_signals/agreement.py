@@ -21,6 +21,18 @@ def agreement_shares(outputs: pd.DataFrame) -> pd.Series:
     return shares
 
 
+def in_majority(outputs: pd.DataFrame) -> pd.Series:
+    """Per output, whether its answer is (one of) the most common among its question's rationales;
+    an output without an answer never is, unless no rationale of the question has one."""
+    def marks(group: pd.DataFrame) -> pd.Series:
+        counts = group["answer"].value_counts(dropna=True)
+        if counts.empty:
+            return pd.Series(True, index=group.index)
+        return group["answer"].isin(set(counts[counts == counts.max()].index))
+
+    return pd.concat([marks(group) for _, group in outputs.groupby("id", sort=False)]).reindex(outputs.index)
+
+
 class TeacherAgreement(TrustSignal):
     def values(self, outputs, score):
         shares = agreement_shares(outputs)

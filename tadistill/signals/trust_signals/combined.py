@@ -73,7 +73,7 @@ class Combined(TrustSignal):
     def __init__(self, model: Optional[pd.DataFrame] = None):
         self.model = model
 
-    def learn(self, labelled: pd.DataFrame, score) -> Learnt:
+    def learn(self, labelled: pd.DataFrame, score, tools=None) -> Learnt:
         """Fit on labelled outputs (id, k, question, text, answer, answer_type, right)."""
         names = feature_names(labelled)
         x, scored = features(labelled, names, score)

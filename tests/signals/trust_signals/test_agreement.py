@@ -23,3 +23,11 @@ def test_it_needs_several_rationales_a_request_and_cannot_be_calibrated():
     assert config.trust_scale == "rank"  # 'auto' on the synthetic task would be 'calibrated' for the TA's signal
     assert load_config(None, ["method=full"]).trust_scale == "calibrated"
     assert TeacherAgreement().reference(pd.DataFrame(), None, None) is None
+
+
+def test_the_majority_is_the_answer_most_rationales_give_and_a_tie_keeps_both():
+    from tadistill.signals.trust_signals.agreement import in_majority
+
+    outputs = pd.DataFrame({"id": ["q1"] * 4 + ["q2", "q3", "q3", "q4", "q4"], "k": [0, 1, 2, 3, 0, 0, 1, 0, 1],
+                            "answer": ["7", "7", "8", None, "5", "2", "3", None, None]})
+    assert in_majority(outputs).tolist() == [True, True, False, False, True, True, True, True, True]
