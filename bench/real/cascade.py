@@ -166,12 +166,47 @@ def _row(policy: str, ev: pd.DataFrame, right: np.ndarray, money: float, **extra
             "right_share": round(float(np.mean(right)), 4), **extra}
 
 
+def readme_table(results: list[dict]) -> str:
+    """The README's table: per pair, the single teachers, then per signal the cascade's threshold
+    with the most right outputs for at most half the expensive teacher's money (the goal's point),
+    beside random escalation of as many questions (every threshold is in cascade.json)."""
+    lines = ["| data set | policy | signal, q | escalated | money (share of expensive's) | right share |",
+             "|---|---|---|---|---|---|"]
+
+    def line(r: dict, dear: float) -> str:
+        where = f"`{r['signal']}`, {r['quantile']}" if "signal" in r else "-"
+        return (f"| {r['dataset']} | {r['policy']} | {where} | {r.get('escalated', '-')} | "
+                f"{r['money']:.0f} ({r['money'] / dear:.2f}) | {r['right_share']:.3f} |")
+
+    for pair in dict.fromkeys(r["pair"] for r in results):
+        rows = [r for r in results if r["pair"] == pair]
+        dear = next(r for r in rows if r["policy"] == "expensive")["money"]
+        lines += [line(r, dear) for r in rows if r["policy"] in ("cheap", "expensive")]
+        for signal in dict.fromkeys(r["signal"] for r in rows if "signal" in r):
+            within = [r for r in rows if r.get("signal") == signal and r["policy"] == "cascade"
+                      and r["money"] <= dear / 2]
+            if within:
+                best = max(within, key=lambda r: r["right_share"])
+                twin = next(r for r in rows if r["policy"] == "random_escalation" and r.get("signal") == signal
+                            and r["quantile"] == best["quantile"])
+                lines += [line(best, dear), line(twin, dear)]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--signals", nargs="+", default=["length", "arithmetic"],
                         choices=["length", "arithmetic", *TA_SIGNALS])
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--readme", default=None, help="only rewrite this README's table from --out")
     args = parser.parse_args()
+    if args.readme:
+        from bench.quality.stats import replace_between
+
+        readme = Path(args.readme)
+        body = readme_table(json.loads(Path(args.out).read_text())["real"])
+        readme.write_text(replace_between(readme.read_text(), "<!-- cascade:begin -->", "<!-- cascade:end -->", body))
+        return
     from bench.real.ta_detection import SHARED
 
     if not SHARED.exists():
