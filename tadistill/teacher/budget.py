@@ -36,6 +36,7 @@ class Budget:
                  already: Optional[Spend] = None):
         self.limits = (requests, tokens, cost)
         self.spent = already or Spend()
+        self.pending = 0  # reservations of requests in flight, held at their worst case
         self.obtained = 0  # outputs this invocation got (paid or from the response store), as they come
         self.trouble: Optional[dict] = None  # the latest retried failure: what, first and last seen
         self._lock = threading.Lock()
@@ -47,7 +48,7 @@ class Budget:
                 and (cost is None or total.cost <= cost + 1e-12))
 
     def reserve(self, tokens: int = 0, cost: float = 0.0) -> bool:
-        """Reserve one request and its worst-case tokens and cost; False when it does not fit."""
+        """Reserve one request and its exact tokens and cost; False when it does not fit."""
         with self._lock:
             spend = Spend(1, tokens, cost)
             if not self._fits(spend):
@@ -55,15 +56,30 @@ class Budget:
             self.spent = self.spent + spend
             return True
 
+    def try_reserve(self, tokens: int = 0, cost: float = 0.0, settles: bool = True) -> str:
+        """Reserve one request and its worst-case tokens and cost (`settles`: a later settle or
+        release replaces it): 'reserved'; 'wait' when it does not fit now but requests in flight
+        hold worst cases that will settle lower; 'exhausted' when nothing in flight could make room."""
+        with self._lock:
+            spend = Spend(1, tokens, cost)
+            if self._fits(spend):
+                self.spent = self.spent + spend
+                self.pending += int(settles)
+                return "reserved"
+            room = Spend(1, 0, 0.0) if self.pending else spend  # what settling could free: tokens and cost
+            return "wait" if self.pending and self._fits(room) else "exhausted"
+
     def settle(self, reserved_tokens: int, reserved_cost: float, tokens: int, cost: float) -> None:
         """Replace a reservation's worst case by what the request really used."""
         with self._lock:
             self.spent = self.spent - Spend(0, reserved_tokens - tokens, reserved_cost - cost)
+            self.pending = max(0, self.pending - 1)
 
     def release(self, tokens: int = 0, cost: float = 0.0) -> None:
         """Give back a reservation whose request was not sent or not paid."""
         with self._lock:
             self.spent = self.spent - Spend(1, tokens, cost)
+            self.pending = max(0, self.pending - 1)
 
     def give_back_beyond(self, requests: int, tokens: int, cost: float) -> int:
         """Lower the spend to what the response ledger shows was bought (never raise it): a

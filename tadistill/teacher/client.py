@@ -128,8 +128,16 @@ class BudgetGate:
             return await getattr(self.budget, method).remote(*args)
         return getattr(self.budget, method)(*args)
 
-    async def reserve(self, tokens: int, cost: float) -> bool:
-        return await self._call("reserve", tokens, cost)
+    async def reserve(self, tokens: int, cost: float, settles: bool = True) -> bool:
+        """Reserve a request's worst case (`settles`: a settle or release follows; else it is
+        exact). Where it does not fit only because requests in flight still hold their worst
+        cases, wait for them to settle: a money or token cap is spent to its end, not refused
+        early by the reservations of a concurrent purchase. False: the budget is spent."""
+        while True:
+            answer = await self._call("try_reserve", tokens, cost, settles)
+            if answer != "wait":
+                return answer == "reserved"
+            await asyncio.sleep(0.05)
 
     async def settle(self, reserved_tokens: int, reserved_cost: float, tokens: int, cost: float) -> None:
         await self._call("settle", reserved_tokens, reserved_cost, tokens, cost)
@@ -254,7 +262,7 @@ class TeacherClient:
         entry = self.cache.get(key)
         if entry is not None:  # used by this run, so charged, but never paid again
             tokens = entry["prompt_tokens"] + entry["completion_tokens"]
-            if not await gate.reserve(tokens, entry.get("cost", 0.0)):
+            if not await gate.reserve(tokens, entry.get("cost", 0.0), settles=False):
                 return None
             await gate.obtained()
             return _rows(row_id, key, entry, cached=True)

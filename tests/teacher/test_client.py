@@ -79,6 +79,27 @@ def test_token_and_cost_budgets_reserve_the_worst_case_and_settle_to_usage(tmp_p
     assert report.cost == pytest.approx(0.0046 * len(bought_c))
 
 
+def test_a_token_cap_is_spent_to_its_end_at_any_concurrency_not_refused_by_worst_cases_in_flight(tmp_path):
+    # 16 requests in flight each hold a worst case (prompt bound + 64) of the 2000 tokens; they
+    # settle to 22. Requests that do not fit while others are in flight wait for them to settle.
+    budget = Budget(1000, tokens=2000)
+    with OpenAITestServer(latency=0.05) as server:
+        bought, report = _client(server, tmp_path, max_tokens=64, concurrency=16).buy(_rows(120), budget)
+    assert budget.spent.tokens == 22 * len(bought) <= 2000 and budget.pending == 0
+    # Stopped within one worst case (about 210 tokens here) of the cap.
+    assert budget.spent.tokens > 2000 - 250 and report.not_bought_budget == 120 - len(bought)
+
+
+def test_budget_answers_wait_while_a_worst_case_in_flight_may_settle_and_exhausted_when_none_can():
+    budget = Budget(10, tokens=100)
+    assert budget.try_reserve(80, 0.0) == "reserved" and budget.pending == 1
+    assert budget.try_reserve(80, 0.0) == "wait"  # the first may settle lower
+    budget.settle(80, 0.0, 20, 0.0)
+    assert budget.pending == 0 and budget.try_reserve(80, 0.0) == "reserved"
+    budget.settle(80, 0.0, 75, 0.0)
+    assert budget.try_reserve(80, 0.0) == "exhausted"  # 95 spent, nothing in flight
+
+
 def test_retries_429_500_dropped_connections_timeouts_and_malformed_bodies(tmp_path):
     with OpenAITestServer() as server:
         server.faults = [("status", 429, {"Retry-After": "0"}), ("status", 500, {}), ("drop",),
