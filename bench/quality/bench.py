@@ -27,6 +27,7 @@ stage-1 model, samples, scores and trust calibration are computed once and copie
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import time
@@ -97,6 +98,13 @@ GRIDS = {
         "phases": [[("shaped", 0.4, 300, "issue27")], [("holdout", 0.4, 300, "issue27")]],
         "results": REPO / "docs" / "results" / "quality_issue27.jsonl",
     },
+    # Issue 28: a cheap and a dear simulated teacher, one money budget (TEACHER_VARIANTS).
+    "issue28": {
+        "seeds": list(range(10)),
+        # (the cell's error rate is the cheap teacher's; budget.requests bounds the questions)
+        "phases": [[("shaped", 0.5, 600, "issue28")], [("holdout", 0.5, 600, "issue28")]],
+        "results": REPO / "docs" / "results" / "quality_issue28.jsonl",
+    },
     "quick": {"seeds": [0], "phases": [[(*FACTORIAL_CELL, "main")]]},
 }
 
@@ -108,6 +116,42 @@ VARIANTS = {
                                "trust.calibration_questions=30"], ("validation",)),
 }
 
+# Issue 28: two simulated teachers of the world (its teacher's profile at two error rates) at
+# prices 10x apart, one money budget. Each policy trains `none`'s way on what it bought, for the
+# same optimizer steps; the money is what about 150 requests to the dear teacher cost, and
+# budget.requests (600) bounds the questions. Pre-registered in bench/quality/README.md.
+CASCADE_TEACHERS = {"cheap": 0.5, "dear": 0.1}  # model -> error rate
+CASCADE_SETTINGS = ["budget.cost=0.1", "budget.prices={cheap: {prompt: 1, completion: 1}, "
+                    "dear: {prompt: 10, completion: 10}}", "train.steps=375", "cascade.batch=32"]
+TEACHER_VARIANTS = {  # name -> the policy's settings
+    "cheap_only": ["cascade.policy=fixed", "cascade.teacher=cheap"],
+    "dear_only": ["cascade.policy=fixed", "cascade.teacher=dear"],
+    "cascade": ["cascade.policy=cascade"],
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _free_port() -> int:
+    """A port for this process's simulated teachers (two grid processes each start their own Serve)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def teachers_override(world: str, port: int) -> str:
+    """`teachers=[...]`: the world's simulated teacher at CASCADE_TEACHERS' error rates, as models
+    of one endpoint (the world's teacher seed for the cheap one, the next seed for the dear one)."""
+    import yaml
+
+    teacher = yaml.safe_load(world_file(world).read_text()).get("teacher", {})
+    profile = teacher.get("synthetic", {})
+    entries = [{**{k: v for k, v in teacher.items() if k != "synthetic"}, "source": "synthetic", "model": model,
+                "http_port": port, "synthetic": {**profile, "error_rate": rate, "seed": profile.get("seed", 7) + i}}
+               for i, (model, rate) in enumerate(CASCADE_TEACHERS.items())]
+    return "teachers=" + json.dumps(entries)
+
 
 def method_set(name: str) -> list[str]:
     from tadistill.methods import FACTORIAL
@@ -118,6 +162,8 @@ def method_set(name: str) -> list[str]:
         return ["base", "none", "random", "full", "frontier_weight"]
     if name == "issue26b":
         return ["base", "none", "random", "full", "proximal_weight"]
+    if name == "issue28":
+        return list(TEACHER_VARIANTS)
     if name == "issue27":
         return ["both_none", "full", "full_answer_confidence", "full_combined"]
     if name == "factorial":
@@ -284,10 +330,22 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
         return [*_world_overrides(world), *teacher, *SETTINGS, *TRAINING, f"budget.requests={budget}",
                 *seed_overrides(seed), "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *extra]
 
+    def with_teachers() -> list[str]:
+        """A teacher policy's run: the world less its one teacher, the two simulated ones instead."""
+        world_keys = [o for o in _world_overrides(world) if not o.startswith("teacher.")]
+        return [*world_keys, teachers_override(world, _free_port()), *SETTINGS, *TRAINING, f"budget.requests={budget}",
+                *seed_overrides(seed), "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *CASCADE_SETTINGS,
+                *extra]
+
     cell = cell_dir(out, world, rate, budget) / f"seed{seed}"
     first = {}  # stages -> the first run directory of that shape, which later ones copy
     for name in sharing_order(methods):
         key = (world, rate, budget, seed, name)
+        if name in TEACHER_VARIANTS:  # nothing to share with the single-teacher runs
+            if key not in done:
+                result = _run([*with_teachers(), "method=none", *TEACHER_VARIANTS[name]], cell / name, None)
+                _record(results, done, key, result)
+            continue
         preset, settings, also = VARIANTS.get(name, (name, [], ()))
         stages = method(preset).stages
         if key in done:
@@ -296,15 +354,21 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
             continue
         result = _run([*base(also), f"method={preset}", *settings], cell / name, first.get(stages))
         first.setdefault(stages, cell / name)
-        record = {"world": world, "error_rate": rate, "budget": budget, "seed": seed, "method": name, **result,
-                  "arithmetic": arithmetic_key()}
-        with results.open("a") as handle:
-            handle.write(json.dumps(record, default=_jsonable) + "\n")
-        done.add(key)
-        hard = f" (hard {result['accuracy_hard']:.3f})" if result["accuracy_hard"] is not None else ""
-        print(f"  {world} err {rate} budget {budget} seed {seed} {name:>16}: accuracy {result['accuracy']:.3f}"
-              f"{hard}, {result['optimizer_steps']} steps, "
-              f"{result['requests_paid']} requests, {result['seconds']:.0f} s", flush=True)
+        _record(results, done, key, result)
+
+
+def _record(results: Path, done: set, key: tuple, result: dict) -> None:
+    """Append one finished run to the results file (and say so)."""
+    world, rate, budget, seed, name = key
+    record = {"world": world, "error_rate": rate, "budget": budget, "seed": seed, "method": name, **result,
+              "arithmetic": arithmetic_key()}
+    with results.open("a") as handle:
+        handle.write(json.dumps(record, default=_jsonable) + "\n")
+    done.add(key)
+    hard = f" (hard {result['accuracy_hard']:.3f})" if result["accuracy_hard"] is not None else ""
+    print(f"  {world} err {rate} budget {budget} seed {seed} {name:>16}: accuracy {result['accuracy']:.3f}"
+          f"{hard}, {result['optimizer_steps']} steps, "
+          f"{result['requests_paid']} requests, {result['seconds']:.0f} s", flush=True)
 
 
 def _jsonable(value):
