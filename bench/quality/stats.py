@@ -36,6 +36,10 @@ PAIRS = [("full", "none"), ("full", "random"), ("random", "none"), ("oracle", "n
 # Issue 27's grid (README.md here, pre-registered 2026-12-05): full's selection with each trust signal.
 ISSUE27_CELLS = {("shaped", 0.4, 300), ("holdout", 0.4, 300)}
 ISSUE27_METHODS = ("both_none", "full_answer_confidence", "full_combined")
+# Issue 28's grid (README.md here, pre-registered 2026-12-05): teacher policies at equal money.
+ISSUE28_CELLS = {("shaped", 0.5, 600), ("holdout", 0.5, 600)}
+ISSUE28_METHODS = ("cheap_only", "dear_only", "cascade")
+TEACHER_PAIRS = [("cascade", "cheap_only"), ("cascade", "dear_only"), ("dear_only", "cheap_only")]
 # Issue 27's check (README.md here): full's selection with each trust signal against no trust, and
 # the new signals against full's.
 TRUST_PAIRS = [("full", "both_none"), ("full_answer_confidence", "both_none"), ("full_combined", "both_none"),
@@ -60,7 +64,8 @@ def post_hoc(cell: tuple, method: str) -> bool:
     pre_registered = (method in MAIN
                       or (tuple(cell) in PRE_REGISTERED_CELLS and (method in FACTORIAL or method == "ta_teacher_only"))
                       or (tuple(cell) in ISSUE26_CELLS and method in ISSUE26_METHODS)
-                      or (tuple(cell) in ISSUE27_CELLS and method in ISSUE27_METHODS))
+                      or (tuple(cell) in ISSUE27_CELLS and method in ISSUE27_METHODS)
+                      or (tuple(cell) in ISSUE28_CELLS and method in ISSUE28_METHODS))
     return not pre_registered
 
 
@@ -117,6 +122,7 @@ def comparisons(runs: pd.DataFrame) -> list[dict]:
         pairs = list(PAIRS) + [(m, b) for m in acc.columns if m not in MAIN
                                for b in ("none", "random") + (("full",) if post_hoc(cell, m) or m in ISSUE26_METHODS else ())]
         pairs += [pair for pair in TRUST_PAIRS if pair not in pairs and "both_none" in acc]
+        pairs += [pair for pair in TEACHER_PAIRS if pair not in pairs]
         for a, b in pairs:
             if a in acc and b in acc:
                 both = acc[[a, b]].dropna()
