@@ -379,6 +379,9 @@ def summarise(results: list, requested: int, seconds: float) -> tuple[pd.DataFra
     """Outputs in request order, and what was bought, sent, cached, truncated and spent."""
     bought = [rows for rows in results if rows is not None]
     frame = pd.DataFrame([row for rows in bought for row in rows], columns=TEACHER_COLUMNS + ["cost"])
+    # Rows that came back through Ray Data beside blocks of rows the budget refused (all NaN there)
+    # may carry 0.0 / 1.0 for a flag and floats for counts: one type per column, as stored.
+    frame = frame.astype({"cached": bool, "prompt_tokens": "int64", "completion_tokens": "int64", "k": "int64"})
     report = PurchaseReport(requested=requested, not_bought_budget=len(results) - len(bought))
     report.bought = len(bought)  # questions (requests), whatever their rationales
     report.cache_hits = sum(bool(rows[0]["cached"]) for rows in bought)
