@@ -287,6 +287,14 @@ def _cli(config_path, *overrides):
                             start_new_session=True)  # its own process group: the driver and the Ray it started
 
 
+# What a run a test kills trains and samples: small, in the driver's process.
+KILLED_RUN_SIZES = {
+    "train": {"launcher": "local", "strategy": "ddp", "num_workers": 1, "epochs": 1, "global_batch_size": 16,
+              "micro_batch_size": 8},
+    "inference": {"launcher": "local", "num_samples": 2, "batch_size": 32},
+    "ray": {"num_cpus": 4},
+}
+
 # (rounds, the purchase the kill lands in, requests bought before it, requests bought when it ends):
 # 12 random warm-up requests of 40, the other 28 picked by the signals in one round, or in three
 # (9, 10 and 9 requests).
@@ -321,10 +329,7 @@ def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_ro
             "budget": {"requests": 40, "rounds": rounds},
             "teacher": {"source": "openai", "base_url": server.base_url, "model": "test-model",
                         "api_key_env": "TADISTILL_TEST_KEY", "concurrency": 4},
-            "train": {"launcher": "local", "strategy": "ddp", "num_workers": 1, "epochs": 1,
-                          "global_batch_size": 16, "micro_batch_size": 8},
-            "inference": {"launcher": "local", "num_samples": 2, "batch_size": 32},
-            "ray": {"num_cpus": 4},
+            **KILLED_RUN_SIZES,
         }))
         driver = _cli(config)
         deadline = time.monotonic() + 900

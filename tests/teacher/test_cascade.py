@@ -105,7 +105,7 @@ def test_a_driver_killed_mid_cascade_reruns_without_paying_either_teacher_twice(
     import yaml
 
     from ..conftest import MODEL_CACHE
-    from ..test_pipeline import _cli
+    from ..test_pipeline import KILLED_RUN_SIZES, _cli
     from .openai_server import OpenAITestServer
 
     monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")
@@ -121,10 +121,7 @@ def test_a_driver_killed_mid_cascade_reruns_without_paying_either_teacher_twice(
             "teachers": [{**teacher, "base_url": cheap.base_url, "model": "cheap"},
                          {**teacher, "base_url": dear.base_url, "model": "dear"}],
             "cascade": {"policy": "cascade", "batch": 10},
-            "train": {"launcher": "local", "strategy": "ddp", "num_workers": 1, "epochs": 1,
-                      "global_batch_size": 16, "micro_batch_size": 8},
-            "inference": {"launcher": "local", "num_samples": 2, "batch_size": 32},
-            "ray": {"num_cpus": 4},
+            **KILLED_RUN_SIZES,
         }))
         driver = _cli(config)
         deadline = time.monotonic() + 900
