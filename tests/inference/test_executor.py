@@ -36,13 +36,15 @@ def test_the_local_launcher_refuses_what_it_cannot_run():
 
 
 def test_local_answers_are_the_models_greedy_answers(synthetic_models):
-    test = _test_set(9)
+    # 24 questions, not fewer: the TA gets about half right here, and a small set left the count at
+    # the threshold's edge on another machine's arithmetic.
+    test = _test_set(24)
     executor = LocalExecutor(InferenceConfig(launcher="local", batch_size=4), None)
     answered = executor.answer(synthetic_models["ta"], test, max_new_tokens=48, batch_size=4)
     direct = TransformersBackend(synthetic_models["ta"])
     texts = [direct.generate([student_prompt(q)], 1, 0.0, 48)[0][0] for q in test["question"]]
     assert list(answered["id"]) == list(test["id"]) and list(answered["text"]) == texts
-    assert answered["correct"].sum() >= 3  # the TA model knows part of the task
+    assert answered["correct"].sum() >= 4  # the TA model knows part of the task; a guess at a number almost never lands
     assert list(answered["correct"]) == list(answered["answer"] == answered["gold"])
 
 
