@@ -66,6 +66,25 @@ ROWS = Artifact("corpus/rows.parquet", tuple(CANONICAL_COLUMNS), "every split's 
 REJECTS = Artifact("corpus/rejects.parquet", tuple(REJECT_COLUMNS), "rows the corpus rejected, with the reason")
 RECORDS = Artifact("teacher/records.parquet", tuple(RECORD_COLUMNS), "recorded teacher outputs matched to rows")
 UNMATCHED = Artifact("teacher/unmatched_records.parquet", tuple(UNMATCHED_COLUMNS), "recorded outputs matching no row")
+
+
+def file_tag(model: str) -> str:
+    """A teacher's model name as part of a file name (its cache, its records)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+
+
+def teacher_records(model: str, first: bool) -> tuple[Artifact, Artifact]:
+    """A recorded teacher's outputs matched to rows, and those matching none: the first teacher's
+    at the paths a single-teacher run has, another's (`teachers`) beside them under its model name."""
+    if first:
+        return RECORDS, UNMATCHED
+    tag = file_tag(model)
+    return (Artifact(f"teacher/records-{tag}.parquet", tuple(RECORD_COLUMNS), f"teacher {model}'s recorded outputs "
+                     "matched to rows"),
+            Artifact(f"teacher/unmatched_records-{tag}.parquet", tuple(UNMATCHED_COLUMNS),
+                     f"teacher {model}'s recorded outputs matching no row"))
+
+
 CALIBRATION = Artifact("trust/calibration.parquet", ("id", "question", "text", "ta_conf"),
                        "the TA's confidence in outputs known to be right: trust's scale")
 CALIBRATION_PARTS = Folder("trust/calibration_parts", "the calibration set's scoring blocks")

@@ -75,7 +75,8 @@ class RunContext:
                     spent = spent + Spend(done["rows"], done.get("prompt_tokens", 0) + done.get("completion_tokens", 0),
                                           done.get("cost", 0.0))
             orphaned = sum((t.orphan_spend() for t in self.teachers), Spend())
-            self._budget = self.teacher.make_budget(spent + orphaned)
+            maker = next((t for t in self.teachers if t.needs_ledger), self.teacher)
+            self._budget = maker.make_budget(spent + orphaned)
         return self._budget
 
     @property

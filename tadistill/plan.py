@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from .artifacts import (ANSWERS, CALIBRATION, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, RECORDS, REJECTS, ROWS,
-                        UNMATCHED, WARMUP, Artifact, Folder, bought, model, offers, picks, question_signals, round_name,
+from .artifacts import (ANSWERS, CALIBRATION, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, REJECTS, ROWS,
+                        WARMUP, file_tag, teacher_records, Artifact, Folder, bought, model, offers, picks, question_signals, round_name,
                         VERIFIER, samples, samples_scored, train_rows, trusted)
 from .config import Config
 from .config.choices import fact
@@ -127,20 +127,25 @@ def plan(config: Config) -> Plan:
     return Plan(steps + _end(config, _final_source(config)))
 
 
-def _recorded(config: Config) -> bool:
-    return fact("teacher.source", config.teacher.source, "answers_from_records")
+def _recorded(config: Config) -> list[tuple[int, str]]:
+    """(place among the run's teachers, model) of each teacher that answers from records."""
+    return [(index, teacher.model) for index, teacher in enumerate(config.teacher_list())
+            if fact("teacher.source", teacher.source, "answers_from_records")]
 
 
 def _pool_reads(config: Config) -> tuple:
-    """What tells which questions may be bought: the corpus, and the record a recorded teacher answers from."""
-    return (ROWS,) + ((RECORDS,) if _recorded(config) else ())
+    """What tells which questions may be bought: the corpus, and the records recorded teachers answer from."""
+    return (ROWS,) + tuple(teacher_records(name, index == 0)[0] for index, name in _recorded(config))
 
 
 def _setup(config: Config) -> list[Step]:
     steps = []
-    if _recorded(config):
-        steps.append(Step("teacher_records", step_teacher_records, ("teacher.recorded", "data.root"),
-                          reads=(ROWS,), writes=(RECORDS, UNMATCHED)))
+    for index, teacher in _recorded(config):
+        # The first teacher's step keeps the single-teacher name and keys; another's reads `teachers`.
+        name, keys = (("teacher_records", ("teacher.recorded", "data.root")) if index == 0 else
+                      (f"teacher_records.{file_tag(teacher)}", ("teachers", "data.root")))
+        steps.append(Step(name, partial(step_teacher_records, index=index), keys, reads=(ROWS,),
+                          writes=teacher_records(teacher, index == 0)))
     if config.learns_trust:  # gold-labelled outputs the trust signal learns from, paid first
         steps += [Step(f"{LABELLED_PURCHASE}.pick", step_pick_labelled, ("seed", "trust.calibration_split"),
                        derived=lambda c: c.calibration_requests(), reads=_pool_reads(config),

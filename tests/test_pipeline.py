@@ -187,8 +187,9 @@ def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_wei
     assert "The TA fine-tuned to end a right output with '+'" in (run / "report.md").read_text()
 
 
-def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
-    """The synthetic task as user files, and two recorded teacher rationales for most training questions."""
+def _recorded_task(folder, n_train=120, n_test=40, recorded=100, teachers=None):
+    """The synthetic task as user files, and two recorded teacher rationales for most training
+    questions (or per file of `teachers`: (error rate, a seed per rationale, questions recorded))."""
     from tadistill.synthetic.problems import generate_problems, gold_solution, problem_id
     from tadistill.synthetic.teacher_server import TeacherProfile, teacher_solution
 
@@ -199,10 +200,11 @@ def _recorded_task(folder, n_train=120, n_test=40, recorded=100):
     # Outputs known to be right, that calibrated trust measures the TA's confidence against.
     (folder / "calibration.jsonl").write_text("".join(
         json.dumps({"question": p.question(), "rationale": gold_solution(p)}) + "\n" for p in generate_problems(30, 13)))
-    with (folder / "teacher.jsonl").open("w") as handle:
-        for p in train[:recorded]:
-            outputs = [teacher_solution(p, TeacherProfile(0.3, seed))[0] for seed in (1, 2)]
-            handle.write(json.dumps({"question": p.question(), "outputs": outputs}) + "\n")
+    for name, (error_rate, seeds, count) in (teachers or {"teacher.jsonl": (0.3, (1, 2), recorded)}).items():
+        with (folder / name).open("w") as handle:
+            for p in train[:count]:
+                outputs = [teacher_solution(p, TeacherProfile(error_rate, seed))[0] for seed in seeds]
+                handle.write(json.dumps({"question": p.question(), "outputs": outputs}) + "\n")
 
 
 def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_models, small_config, tmp_path):

@@ -95,9 +95,6 @@ class Config(_Section):
         if len(set(models)) < len(models):
             raise ValueError(f"teachers: each needs a model name of its own (the cache, ledger and report key); "
                              f"got {models}")
-        if any(fact("teacher.source", t.source, "answers_from_records") for t in self.teachers):
-            raise ValueError("teachers: a recorded teacher cannot be one of several yet; give recorded outputs of "
-                             "one teacher as teacher (source recorded)")
         if self.cascade.teacher is not None and self.cascade.teacher not in models:
             raise ValueError(f"cascade.teacher {self.cascade.teacher!r} is none of the teachers' models: {models}")
         if self.cascade_trusts and self.trust_scale != "calibrated":

@@ -23,6 +23,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from ray import serve
 
+from ..teacher.recorded import word_tokens
 from .problems import MAX_NUMBER, Problem, UnparseableQuestion, parse_question, problem_id, render_solution
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,6 @@ def write_teacher_records(problems: list[Problem], profile: TeacherProfile, path
     return path
 
 
-def _word_count(text: str) -> int:
-    return len(text.replace(".", " .").replace("?", " ?").split())
-
-
 fastapi_app = FastAPI(title="tadistill simulated teacher")
 
 
@@ -166,7 +163,7 @@ class SyntheticTeacher:
             text, _ = teacher_solution(parse_question(question), self.profiles[model])
         except UnparseableQuestion:
             text = "I cannot solve this problem."
-        prompt_tokens = sum(_word_count(str(m.get("content", ""))) for m in messages)
+        prompt_tokens = sum(word_tokens(str(m.get("content", ""))) for m in messages)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
             "object": "chat.completion",
@@ -177,8 +174,8 @@ class SyntheticTeacher:
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": _word_count(text),
-                "total_tokens": prompt_tokens + _word_count(text),
+                "completion_tokens": word_tokens(text),
+                "total_tokens": prompt_tokens + word_tokens(text),
             },
         }
 

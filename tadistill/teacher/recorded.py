@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 import pandas as pd
 
 from ..artifacts import RECORD_COLUMNS, TEACHER_COLUMNS, UNMATCHED_COLUMNS
-from ..config import RecordedTeacherConfig
+from ..config import Price, RecordedTeacherConfig
 from ..corpus.canonical import question_key
 from ..corpus.files import DEFAULT_MAX_ROW_BYTES, CorpusError, get_path, parse_file, resolve_files
 from .budget import Budget, PurchaseReport
@@ -219,30 +219,57 @@ class RowIndex:
         return None, f"question text matches {len(ids)} corpus rows"
 
 
-class RecordedTeacher:
-    """Buys from the record: one request per question, charged to the same budget as live calls."""
+def word_tokens(text: str) -> int:
+    """Tokens estimated as words and sentence marks (what the simulated teacher counts): a
+    recorded output carries no token counts of its own."""
+    return len(str(text or "").replace(".", " .").replace("?", " ?").split())
 
-    def __init__(self, records: pd.DataFrame):
+
+def _reserve(budget, tokens: int, cost: float) -> bool:
+    """Reserve one request from the driver's budget or from the run's ledger actor (a run whose
+    other teachers are live reserves from the one they share)."""
+    if hasattr(budget.reserve, "remote"):
+        import ray
+
+        return ray.get(budget.reserve.remote(tokens, cost))
+    return budget.reserve(tokens, cost)
+
+
+class RecordedTeacher:
+    """Buys from the record: one request per question, charged to the same budget as live calls
+    (with a price, its estimated tokens too)."""
+
+    def __init__(self, records: pd.DataFrame, model: str = "recorded", price: Optional[Price] = None):
         self.by_id = {row_id: group for row_id, group in records.groupby("id", sort=False)}
+        self.model = model
+        self.price = price
 
     def has(self, row_id: str) -> bool:
         return row_id in self.by_id
 
-    def buy(self, rows: pd.DataFrame, budget: Budget, desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
+    def buy(self, rows: pd.DataFrame, budget: Budget, desc: str = "teacher",
+            system_prompt: str = "") -> tuple[pd.DataFrame, PurchaseReport]:
         report = PurchaseReport(requested=len(rows))
         started = time.time()
         out = []
-        for row_id in rows["id"]:
+        questions = rows["question"] if "question" in rows else pd.Series("", index=rows.index)
+        for row_id, question in zip(rows["id"], questions):
             if row_id not in self.by_id:
                 raise CorpusError(f"row {row_id!r} has no recorded teacher output; it should not have been picked")
-            if not budget.reserve():
+            records = self.by_id[row_id]
+            prompt, completions = self._tokens(system_prompt, question, records["text"])
+            cost = self.price.cost(prompt, sum(completions)) if self.price else 0.0
+            if not _reserve(budget, prompt + sum(completions), cost):
                 report.not_bought_budget += 1
                 continue
-            for _, record in self.by_id[row_id].iterrows():
+            report.prompt_tokens += prompt
+            report.completion_tokens += sum(completions)
+            report.cost += cost
+            for place, ((_, record), completion) in enumerate(zip(records.iterrows(), completions)):
                 out.append({
                     "id": row_id, "k": int(record["k"]), "request_key": f"recorded:{record['record_file']}:{record['record_row']}",
-                    "model": "recorded", "text": record["text"], "prompt_tokens": 0, "completion_tokens": 0,
-                    "finish_reason": "recorded", "source": "recorded", "cached": False,
+                    "model": self.model, "text": record["text"], "prompt_tokens": prompt if place == 0 else 0,
+                    "completion_tokens": completion, "finish_reason": "recorded", "source": "recorded", "cached": False,
                 })
         frame = pd.DataFrame(out, columns=TEACHER_COLUMNS)
         report.bought = int(frame["id"].nunique()) if len(frame) else 0
@@ -250,3 +277,9 @@ class RecordedTeacher:
         report.seconds = round(time.time() - started, 2)
         return frame, report
 
+    def _tokens(self, system_prompt: str, question: str, texts: pd.Series) -> tuple[int, list[int]]:
+        """(prompt tokens, completion tokens per output): counted only where a price charges them,
+        so an unpriced record costs one request and nothing else, as before prices existed."""
+        if self.price is None:
+            return 0, [0] * len(texts)
+        return word_tokens(system_prompt) + word_tokens(question), [word_tokens(t) for t in texts]

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 class Teacher:
     source: ClassVar[str]  # its teacher.source name
     provenance: ClassVar[str]  # where outputs a run did not pay for in this invocation came from (the report)
+    # Whether its workers reserve from the cluster-wide ledger actor: a run with such a teacher
+    # among several makes its one budget there, and the others reserve from it too.
+    needs_ledger: ClassVar[bool] = False
 
     def __init__(self, config: "Config", services: "Services", run_dir: "RunDir", first: bool = True,
                  shared: Optional[dict] = None):
@@ -107,10 +110,13 @@ class LiveTeacher(Teacher):
     """A teacher behind an OpenAI-compatible endpoint: paid per request, answers cached durably."""
 
     provenance = "the rest came from the response cache, `teacher/cache/`"
+    needs_ledger = True
 
     def cache_dir(self) -> Path:
         """The response cache: `teacher/cache` (the first teacher's), `teacher/cache-<model>` for the others."""
-        name = "cache" if self.first else "cache-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model)
+        from ..artifacts import file_tag
+
+        name = "cache" if self.first else "cache-" + file_tag(self.model)
         return self.run_dir.path / "teacher" / name
 
     def price(self) -> Optional[tuple[float, float]]:
@@ -241,9 +247,9 @@ class RecordedTeacherSource(Teacher):
     def records(self) -> pd.DataFrame:
         """The imported outputs, read once: every pool lookup and purchase of the run asks."""
         if self._records is None:
-            from ..artifacts import RECORDS
+            from ..artifacts import teacher_records
 
-            self._records = self.run_dir.read_table(RECORDS)
+            self._records = self.run_dir.read_table(teacher_records(self.model, self.first)[0])
         return self._records
 
     def __init__(self, config, services, run_dir, first=True, shared=None):
@@ -256,7 +262,11 @@ class RecordedTeacherSource(Teacher):
     def buy(self, picks, system_prompt, budget, desc):
         from .recorded import RecordedTeacher
 
-        return RecordedTeacher(self.records()).buy(picks, budget, desc=desc)
+        # One of several teachers names its outputs by its model, as a live one does; a price in
+        # budget.prices charges its (estimated) tokens like a live teacher's.
+        model = self.model if self.config.teachers else "recorded"
+        seller = RecordedTeacher(self.records(), model=model, price=self.config.budget.prices.get(self.model))
+        return seller.buy(picks, budget, desc=desc, system_prompt=system_prompt)
 
     def describe(self) -> str:
         return f"recorded outputs ({', '.join(self.config.teacher.recorded.files)})"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
-from ..artifacts import (LABELLED_PURCHASE, RECORDS, ROWS, UNMATCHED, WARMUP, Artifact, bought, offers, picks,
+from ..artifacts import (LABELLED_PURCHASE, ROWS, WARMUP, teacher_records, Artifact, bought, offers, picks,
                          purchase_step, round_name)
 from ..console import LOG_ONLY
 
@@ -22,31 +22,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def step_teacher_records(ctx: "RunContext") -> dict:
-    """Import the recorded teacher outputs and match them to corpus rows (no budget spent here)."""
+def step_teacher_records(ctx: "RunContext", index: int = 0) -> dict:
+    """Import the recorded outputs of the run's teacher `index` (the first, or one of `teachers`)
+    and match them to corpus rows (no budget spent here)."""
     from .recorded import import_records
 
+    teacher = ctx.config.teacher_list()[index]
+    records_table, unmatched_table = teacher_records(teacher.model, index == 0)
     rows = ctx.run_dir.read_table(ROWS)
-    records, unmatched = import_records(ctx.config.teacher.recorded, ctx.config.data.root, rows,
-                                        ctx.config.data.max_row_bytes)
-    ctx.run_dir.write_table(RECORDS, records)
-    ctx.run_dir.write_table(UNMATCHED, unmatched)
+    records, unmatched = import_records(teacher.recorded, ctx.config.data.root, rows, ctx.config.data.max_row_bytes)
+    ctx.run_dir.write_table(records_table, records)
+    ctx.run_dir.write_table(unmatched_table, unmatched)
     pool = rows[rows["split"] == ctx.config.data.pool_split]
     without = int((~pool["id"].isin(set(records["id"]))).sum())
+    whose = "recorded teacher" if len(ctx.config.teacher_list()) == 1 else f"recorded teacher {teacher.model}"
     if len(unmatched):
-        log.warning("recorded teacher: %d output(s) match no corpus row; see %s", len(unmatched),
-                    ctx.run_dir.path / UNMATCHED)
+        log.warning("%s: %d output(s) match no corpus row; see %s", whose, len(unmatched),
+                    ctx.run_dir.path / unmatched_table)
     if without:
-        log.warning("recorded teacher: %d of %d pool questions have no recorded output and cannot be bought",
-                    without, len(pool))
+        log.warning("%s: %d of %d pool questions have no recorded output and cannot be bought",
+                    whose, without, len(pool))
     return {"rows": len(records), "questions": int(records["id"].nunique()), "unmatched": len(unmatched),
             "pool_without_record": without}
 
 
 def pool_rows(ctx: "RunContext") -> pd.DataFrame:
-    """Questions the method may buy: the pool split, less those a recorded teacher cannot answer."""
+    """Questions the method may buy: the pool split, less those a recorded teacher cannot answer
+    (with several teachers, those every one of them can answer: each policy buys from the same pool)."""
     rows = ctx.run_dir.read_table(ROWS)
-    pool = ctx.teacher.buyable(rows[rows["split"] == ctx.config.data.pool_split])
+    pool = rows[rows["split"] == ctx.config.data.pool_split]
+    for teacher in ctx.teachers:
+        pool = teacher.buyable(pool)
     return pool.sort_values("id").reset_index(drop=True)
 
 

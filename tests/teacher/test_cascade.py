@@ -146,3 +146,49 @@ def test_a_driver_killed_mid_cascade_reruns_without_paying_either_teacher_twice(
         paid_twice = [q for q, n in server.paid_per_question.items() if n > 1]
         assert len(paid_twice) <= 4 and server.served == 20 + len(paid_twice)  # at most what was in flight
     assert (run / "teacher" / "cache").is_dir() and (run / "teacher" / "cache-dear").is_dir()
+
+
+def _recorded(name: str) -> str:
+    return (f"{{model: {name}, source: recorded, recorded: {{files: [{name}.jsonl], "
+            f"fields: {{question: question, rationale: outputs}}}}}}")
+
+
+@pytest.mark.slow
+def test_recorded_teachers_cascade_under_one_money_budget_from_the_questions_both_recorded(
+        ray_local, synthetic_models, small_config, tmp_path):
+    """Outputs collected earlier from a cheap and a dear teacher: the cascade pays their stated
+    prices on estimated tokens, buys only questions both answered, and a rerun pays nothing."""
+    from tadistill.pipeline import run_pipeline
+
+    from ..test_pipeline import _recorded_task
+
+    _recorded_task(tmp_path, teachers={"cheap.jsonl": (0.6, (1,), 100), "dear.jsonl": (0.05, (2,), 80)})
+    config = small_config(
+        "method=none", "data.source=files", f"data.root={tmp_path}",
+        "data.files={train: train.jsonl, test: test.jsonl}", "data.fields={id: qid, question: text, answer: gold}",
+        "data.answer_type=number", "data.max_reject_share=0.2", "trust.calibration_files=[calibration.jsonl]",
+        f"teachers=[{_recorded('cheap')}, {_recorded('dear')}]", "cascade.policy=cascade", "cascade.batch=10",
+        "inference.launcher=local", "budget.requests=60", "budget.cost=1",
+        "budget.prices={cheap: {prompt: 100, completion: 100}, dear: {prompt: 1000, completion: 1000}}")
+    ctx = run_pipeline(config)
+    run = ctx.run_dir.path
+    steps = json.loads((run / "manifest.json").read_text())["steps"]
+    assert [s["step"] for s in ctx.step_log][:3] == ["corpus", "teacher_records", "teacher_records.dear"]
+    assert steps["teacher_records"]["questions"] == 100 and steps["teacher_records.dear"]["questions"] == 80
+    dear_ids = set(pd.read_parquet(run / "teacher/records-dear.parquet")["id"])
+    offers = pd.read_parquet(run / "teacher/warmup_offers.parquet")
+    kept = pd.read_parquet(run / "teacher/warmup.parquet")
+    step = steps["warmup.buy"]
+    cheap, dear = step["by_teacher"]
+    assert set(offers["id"]) <= dear_ids  # the pool: questions every teacher can answer
+    assert set(kept["model"]) == {"cheap", "dear"} and not kept["id"].duplicated().any()
+    # One money budget over both: priced on each output's words, the dear ten times the cheap.
+    assert step["cost"] == pytest.approx(cheap["cost"] + dear["cost"]) and step["cost"] <= 1
+    assert step["prompt_tokens"] > 0 and step["completion_tokens"] > 0
+    assert dear["cost"] / dear["questions"] > 5 * cheap["cost"] / cheap["questions"]
+    gold = pd.read_parquet(run / "corpus/rows.parquet").set_index("id")["gold"]
+    right = lambda frame: (frame["answer"] == frame["id"].map(gold)).mean()  # noqa: E731
+    assert right(kept) > right(offers[offers["level"] == 0]) + 0.1
+    again = run_pipeline(config)
+    assert again.teacher_sent == 0 and [s["status"] for s in again.step_log][:-1] == \
+        ["skipped"] * (len(again.step_log) - 1)

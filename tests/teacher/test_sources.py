@@ -81,3 +81,28 @@ def test_a_live_teacher_buys_through_its_budget_actor_and_its_cache(ray_local, t
         again, report = teacher.buy(_picks(5), SYSTEM_PROMPTS["number"], teacher.make_budget(Spend()), desc="stage")
         assert report.cache_hits == 5 and report.sent == 0 and server.served == 5
         assert teacher.orphan_spend() == Spend()
+
+
+def test_a_priced_recorded_teacher_beside_a_live_one_charges_its_words_to_the_shared_ledger(ray_local, tmp_path):
+    from tadistill.context import RunContext
+    from tadistill.teacher.recorded import word_tokens
+
+    config = load_config(overrides=[
+        "teachers=[{model: live, source: openai, base_url: 'http://127.0.0.1:9/v1'}, "
+        "{model: rec, source: recorded, recorded: {files: [out.jsonl]}}]", "cascade.teacher=rec",
+        f"run_dir={tmp_path / 'run'}", "budget.requests=5", "budget.cost=0.001",
+        "budget.prices={live: {prompt: 1, completion: 1}, rec: {prompt: 10, completion: 20}}"])
+    run_dir = RunDir(config.run_dir)
+    run_dir.write_table("teacher/records-rec.parquet", pd.DataFrame({
+        "id": ["r00", "r01", "r02"], "k": 0, "text": ["So 2 + 2 = 4.", "x " * 50, "The answer is 7."],
+        "record_file": "out.jsonl", "record_row": [1, 2, 3]}))
+    ctx = RunContext(config=config, run_dir=run_dir, services=Services(config))
+    recorded = ctx.teacher
+    assert recorded.model == "rec" and hasattr(ctx.budget().reserve, "remote")  # the live teacher's ledger
+    prompt = SYSTEM_PROMPTS["number"]
+    bought, report = recorded.buy(_picks(3), prompt, ctx.budget(), desc="stage")
+    costs = [(10 * (word_tokens(prompt) + 2) + 20 * word_tokens(t)) / 1e6 for t in ("So 2 + 2 = 4.", "x " * 50)]
+    assert sum(costs) > 0.001 > costs[0]  # the second question's long output does not fit the money left
+    assert list(bought["id"]) == ["r00", "r02"] and set(bought["model"]) == {"rec"}
+    assert report.not_bought_budget == 1 and report.completion_tokens == word_tokens("So 2 + 2 = 4.") + word_tokens("The answer is 7.")
+    assert ray_local.get(ctx.budget().snapshot.remote())["cost"] == pytest.approx(report.cost, abs=1e-6)
