@@ -32,6 +32,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 CELL = ["world", "error_rate", "budget"]
 HEADLINE = {"world": "shaped", "error_rate": 0.4, "budget": 300}
+# Whose spend saved is reported: full, and the second issue-26 grid's headline method.
+SPEND_METHODS = ("full", "proximal_weight")
 PAIRS = [("full", "none"), ("full", "random"), ("random", "none"), ("oracle", "none")]
 # Issue 27's grid (README.md here, pre-registered 2026-12-05): full's selection with each trust signal.
 ISSUE27_CELLS = {("shaped", 0.4, 300), ("holdout", 0.4, 300)}
@@ -160,7 +162,7 @@ def budget_to_match(budgets: list[float], accuracies: list[float], target: float
     points = sorted(zip(budgets, accuracies))
     if not points:
         return None
-    if points[0][1] >= target:
+    if points[0][1] >= target:  # already there at the grid's smallest budget: at most that
         return float(points[0][0])
     for (b0, a0), (b1, a1) in zip(points, points[1:]):
         if a1 >= target > a0:
@@ -182,8 +184,30 @@ def spend_saved(runs: pd.DataFrame, method: str = "full", baseline: str = "none"
                         "accuracy": float(target), "baseline": baseline, "baseline_budgets": [int(b) for b in base.index],
                         "baseline_budget_needed": needed,
                         "ratio": None if needed is None else needed / budget,
-                        "beyond_grid": needed is None})
+                        "beyond_grid": needed is None,
+                        # `baseline` at its smallest budget already matches: the grid says only "at most that".
+                        "at_most": needed is not None and needed == min(base.index)})
     return out
+
+
+def spend_saved_all(runs: pd.DataFrame, methods: tuple[str, ...] = SPEND_METHODS) -> list[dict]:
+    """spend_saved for each of `methods` that ran (full, and a grid's own headline method)."""
+    ran = set(runs["method"])
+    return [row for m in methods if m in ran for row in spend_saved(runs, m)]
+
+
+def _needs_text(row: dict) -> str:
+    if row["beyond_grid"]:
+        return "beyond the grid"
+    if row["at_most"]:
+        return f"at most {row['baseline_budget_needed']:.0f}"
+    return f"{row['baseline_budget_needed']:.0f}"
+
+
+def _ratio_text(row: dict) -> str:
+    if row["ratio"] is None:
+        return "-"
+    return ("at most " if row["at_most"] else "") + f"{row['ratio']:.2f}"
 
 
 def headline(runs: pd.DataFrame, count: int) -> dict:
@@ -248,17 +272,18 @@ def summary_markdown(runs: pd.DataFrame, source: str = "docs/results/quality.jso
                                               "above_zero": "CI above 0", "wins": "a ahead on", "post_hoc": "chosen"})))
         lines += ["", "'post hoc': a method or cell chosen after the pre-registered results were seen "
                   "(bench/quality/README.md, 'What ran'); its figures are checks, not the headline.", ""]
-    saved = spend_saved(runs)
+    saved = spend_saved_all(runs)
     if saved:
         lines += ["## Spend saved", "",
-                  "The budget `none` needs to reach full's mean accuracy, interpolated linearly over the budgets "
+                  "The budget `none` needs to reach the method's mean accuracy, interpolated linearly over the budgets "
                   "`none` ran at in the same world and teacher error ('beyond the grid': no budget of the grid "
-                  "reaches it).", ""]
+                  "reaches it; 'at most': `none` already reaches it at its smallest budget, so the method saved "
+                  "nothing the grid can see).", ""]
         lines.append(_md(pd.DataFrame([{
             "world": r["world"], "teacher error": f"{r['error_rate']:g}", "budget": r["budget"],
-            "full accuracy": f"{r['accuracy']:.3f}", "none's budgets": ", ".join(map(str, r["baseline_budgets"])),
-            "none needs": "beyond the grid" if r["beyond_grid"] else f"{r['baseline_budget_needed']:.0f}",
-            "x full's budget": "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+            "method": r["method"], "accuracy": f"{r['accuracy']:.3f}",
+            "none's budgets": ", ".join(map(str, r["baseline_budgets"])),
+            "none needs": _needs_text(r), "x the method's budget": _ratio_text(r),
         } for r in saved])))
         lines.append("")
     return "\n".join(lines) + "\n", {"headline": head, "comparisons": comps, "spend_saved": saved}
@@ -315,13 +340,14 @@ def plot_factorial(comps: list[dict], out: Path) -> bool:
 def readme_table(runs: pd.DataFrame, comps: list[dict]) -> str:
     """The README's table: main methods per cell, gains over none with their CIs."""
     table = cell_table(runs)
+    extra = tuple(m for m in SPEND_METHODS[1:] if m in set(runs["method"]))
     by = {(c["world"], c["error_rate"], c["budget"], c["a"], c["b"]): c for c in comps}
     rows = []
     for cell, part in table.groupby(CELL, sort=True):
         acc = part.set_index("method")["accuracy"]
         row = {"world": cell[0], "teacher error": f"{cell[1]:g}", "budget": cell[2],
                "seeds": int(part["seeds"].min())}
-        for m in ("base", "none", "oracle", "random", "full"):
+        for m in ("base", "none", "oracle", "random", "full") + extra:
             if m not in acc:
                 row[m] = "-"
                 continue

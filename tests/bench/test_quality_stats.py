@@ -103,6 +103,20 @@ def test_the_budget_none_needs_is_interpolated_over_the_grid():
     assert saved[600]["beyond_grid"] and saved[600]["ratio"] is None
 
 
+def test_a_method_none_already_matches_at_the_smallest_budget_saved_at_most_that():
+    """Below `none` at the smallest budget is not 'x1.00 of the budget': the grid cannot say how much less."""
+    from bench.quality.stats import _needs_text, _ratio_text, spend_saved_all
+
+    runs = pd.DataFrame([{"world": "w", "error_rate": 0.4, "budget": b, "seed": s, "method": m, "accuracy": acc}
+                         for s in range(2) for b, m, acc in ((300, "none", 0.4), (600, "none", 0.6),
+                                                             (300, "full", 0.35), (300, "proximal_weight", 0.5))])
+    saved = {(r["method"], r["budget"]): r for r in spend_saved_all(runs)}
+    assert saved[("full", 300)]["at_most"] and _needs_text(saved[("full", 300)]) == "at most 300"
+    assert _ratio_text(saved[("full", 300)]) == "at most 1.00"
+    assert not saved[("proximal_weight", 300)]["at_most"]
+    assert saved[("proximal_weight", 300)]["baseline_budget_needed"] == pytest.approx(450)
+
+
 def test_any_synthetic_world_file_records_its_own_teacher(tmp_path):
     """`--cell path/to/world.yaml`: a world the WORLDS table does not name still gets its teacher."""
     import yaml
