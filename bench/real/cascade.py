@@ -17,7 +17,10 @@ cascade at random (the mean of 200 draws): what the trust signal adds over spend
 the calibration part's right cheap outputs: the cascade escalates an evaluation question whose
 cheap output falls below it, q from QUANTILES, and keeps the dear output there. Per pair, policy and q: questions, money, the share
 of right outputs kept; `cheap` and `expensive` buy everything from one teacher. Writes `real` in
-docs/results/cascade.json (other keys kept): one object per pair and policy.
+docs/results/cascade.json (other keys kept): one object per pair and policy; and
+`real_money_to_target`: per pair, signal and target right share (the expensive teacher's less one
+point, and halfway from cheap to expensive, both read on the calibration part), the money each
+policy spends to reach it, the cascade's threshold chosen on the calibration part.
 """
 
 from __future__ import annotations
@@ -148,6 +151,63 @@ def policies(frame: pd.DataFrame, values: np.ndarray, signal: str) -> list[dict]
     return out
 
 
+FINE = np.linspace(0.0, 1.0, 101)  # thresholds swept for the money each policy needs (item 4c)
+
+
+def _targets(frame: pd.DataFrame) -> dict[str, float]:
+    """The right shares asked for, read off the calibration part (gold is used there only): the
+    expensive teacher's share less one point (the goal's bar), and halfway from cheap to expensive."""
+    cal = frame[frame["key"].map(in_calibration)]
+    cheap, dear = float(cal["right_cheap"].mean()), float(cal["right_dear"].mean())
+    return {"expensive - 1 point": dear - 0.01, "halfway": (cheap + dear) / 2}
+
+
+def money_to_target(frame: pd.DataFrame, values: np.ndarray, signal: str) -> list[dict]:
+    """Per target right share: the money each policy spends on the evaluation part to reach it.
+
+    The cascade's threshold is chosen on the calibration part (the cheapest of FINE quantiles whose
+    calibration-part purchase reaches the target), then applied to the evaluation part, so `reached`
+    says whether the choice held on questions it never saw. `random_escalation` escalates the
+    fewest questions whose expected right share reaches the target; the single teachers reach it or not."""
+    calibrating = frame["key"].map(in_calibration).to_numpy()
+    cal, ev = frame[calibrating], frame[~calibrating].reset_index(drop=True)
+    cal_values, ev_values = values[calibrating], values[~calibrating]
+    cal_right = cal_values[cal["right_cheap"].to_numpy(dtype=bool)]
+    out = []
+    for name, target in _targets(frame).items():
+        base = {"target": name, "target_share": round(target, 4), "signal": signal, "questions": len(ev)}
+        chosen = next((q for q in FINE if _share(cal, cal_values < np.quantile(cal_right, q)) >= target), None)
+        if chosen is None:
+            out.append({**base, "policy": "cascade", "money": None, "right_share": None, "reached": False, "quantile": None})
+        else:
+            escalate = ev_values < np.quantile(cal_right, chosen)
+            share = _share(ev, escalate)
+            out.append({**base, "policy": "cascade", "quantile": round(float(chosen), 2), "escalated": int(escalate.sum()),
+                        "money": round(float(_money(ev, escalate)), 3), "right_share": round(share, 4),
+                        "reached": bool(share >= target)})
+        cheap, dear = float(ev["right_cheap"].mean()), float(ev["right_dear"].mean())
+        gain = (ev["right_dear"].astype(float) - ev["right_cheap"].astype(float)).mean()
+        count = 0 if cheap >= target else (None if gain <= 0 or dear < target else
+                                           int(np.ceil((target - cheap) / gain * len(ev))))
+        out.append({**base, "policy": "random_escalation", "escalated": count,
+                    "money": None if count is None else
+                    round(float(ev["cost_cheap"].sum() + count / len(ev) * ev["cost_dear"].sum()), 3),
+                    "right_share": None if count is None else round(cheap + count / len(ev) * gain, 4),
+                    "reached": count is not None})
+        for policy, share, money in (("cheap", cheap, ev["cost_cheap"].sum()), ("expensive", dear, ev["cost_dear"].sum())):
+            out.append({**base, "policy": policy, "money": round(float(money), 3),
+                        "right_share": round(share, 4), "reached": bool(share >= target)})
+    return out
+
+
+def _share(part: pd.DataFrame, escalate: np.ndarray) -> float:
+    return float(np.where(escalate, part["right_dear"], part["right_cheap"]).mean())
+
+
+def _money(part: pd.DataFrame, escalate: np.ndarray) -> float:
+    return float(part["cost_cheap"].sum() + part.loc[escalate, "cost_dear"].sum())
+
+
 def _random_escalation(ev: pd.DataFrame, count: int, signal: str, q: float, draws: int = 200) -> dict:
     """The same number of questions escalated at random (mean over draws): what the signal adds."""
     rng = np.random.default_rng(0)
@@ -193,6 +253,24 @@ def readme_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def readme_money_table(needs: list[dict]) -> str:
+    """The README's table of item 4c: per pair and target, the money each policy needs (share of the
+    expensive teacher's money), and whether the cascade's calibration-chosen threshold held."""
+    lines = ["| data set | target right share | policy | signal | money (share of expensive's) | right share | reached |",
+             "|---|---|---|---|---|---|---|"]
+    for pair in dict.fromkeys(r["pair"] for r in needs):
+        rows = [r for r in needs if r["pair"] == pair]
+        full = next(r for r in rows if r["policy"] == "expensive")["money"]
+        for target in dict.fromkeys(r["target"] for r in rows):
+            for r in (r for r in rows if r["target"] == target):
+                money = "-" if r["money"] is None else f"{r['money']:.0f} ({r['money'] / full:.2f})"
+                share = "-" if r["right_share"] is None else f"{r['right_share']:.3f}"
+                signal = f"`{r['signal']}`" if r["policy"] in ("cascade", "random_escalation") else "-"
+                lines.append(f"| {r['dataset']} | {target} ({r['target_share']:.3f}) | {r['policy']} | {signal} | "
+                             f"{money} | {share} | {'yes' if r['reached'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--signals", nargs="+", default=["length", "arithmetic"],
@@ -204,8 +282,13 @@ def main() -> None:
         from bench.quality.stats import replace_between
 
         readme = Path(args.readme)
-        body = readme_table(json.loads(Path(args.out).read_text())["real"])
-        readme.write_text(replace_between(readme.read_text(), "<!-- cascade:begin -->", "<!-- cascade:end -->", body))
+        stored = json.loads(Path(args.out).read_text())
+        text = replace_between(readme.read_text(), "<!-- cascade:begin -->", "<!-- cascade:end -->",
+                               readme_table(stored["real"]))
+        if stored.get("real_money_to_target") and "<!-- cascade-money:begin -->" in text:
+            text = replace_between(text, "<!-- cascade-money:begin -->", "<!-- cascade-money:end -->",
+                                   readme_money_table(stored["real_money_to_target"]))
+        readme.write_text(text)
         return
     from bench.real.ta_detection import SHARED
 
@@ -215,7 +298,7 @@ def main() -> None:
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    results = []
+    results, needs = [], []
     try:
         for pair, (dataset, cheap, dear, _) in PAIRS.items():
             frame = paired_outputs(pair)
@@ -227,6 +310,11 @@ def main() -> None:
             values = cheap_signals(pair, frame, args.signals)
             seen = set()
             for signal in args.signals:
+                for row in money_to_target(frame, values[signal], signal):
+                    if row["policy"] in ("cheap", "expensive") and (row["policy"], row["target"]) in seen:
+                        continue
+                    seen.add((row["policy"], row["target"]))
+                    needs.append({"pair": pair, "dataset": dataset, **row})
                 for row in policies(frame, values[signal], signal):
                     if row["policy"] in ("cheap", "expensive") and row["policy"] in seen:
                         continue
@@ -239,6 +327,7 @@ def main() -> None:
     out = Path(args.out)
     stored = json.loads(out.read_text()) if out.exists() else {}
     stored["real"] = results
+    stored["real_money_to_target"] = needs
     out.write_text(json.dumps(stored, indent=2) + "\n")
 
 
