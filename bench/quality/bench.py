@@ -27,7 +27,6 @@ stage-1 model, samples, scores and trust calibration are computed once and copie
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import shutil
 import time
@@ -130,26 +129,27 @@ TEACHER_VARIANTS = {  # name -> the policy's settings
 }
 
 
-@functools.lru_cache(maxsize=None)
-def _free_port() -> int:
-    """A port for this process's simulated teachers (two grid processes each start their own Serve)."""
-    import socket
+def recorded_teachers_override(world: str, out: Path) -> str:
+    """`teachers=[...]`: the world's simulated teacher at CASCADE_TEACHERS' error rates (the world's
+    teacher seed for the cheap one, the next seed for the dear one), each recorded once for the
+    pool like `recorded_teacher`'s: a run buys the endpoint's own texts from the record, each
+    request charged the words the endpoint would have counted at its model's price, so two grid
+    processes run side by side without a Serve of their own."""
+    from tadistill.config import load_config
+    from tadistill.corpus.synthetic import synthetic_splits
+    from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def teachers_override(world: str, port: int) -> str:
-    """`teachers=[...]`: the world's simulated teacher at CASCADE_TEACHERS' error rates, as models
-    of one endpoint (the world's teacher seed for the cheap one, the next seed for the dear one)."""
-    import yaml
-
-    teacher = yaml.safe_load(world_file(world).read_text()).get("teacher", {})
-    profile = teacher.get("synthetic", {})
-    entries = [{**{k: v for k, v in teacher.items() if k != "synthetic"}, "source": "synthetic", "model": model,
-                "http_port": port, "synthetic": {**profile, "error_rate": rate, "seed": profile.get("seed", 7) + i}}
-               for i, (model, rate) in enumerate(CASCADE_TEACHERS.items())]
+    entries = []
+    for i, (model, rate) in enumerate(CASCADE_TEACHERS.items()):
+        seed = load_config(world_file(world)).teacher.synthetic.seed + i
+        config = load_config(world_file(world), [f"teacher.synthetic.error_rate={rate}", f"teacher.synthetic.seed={seed}"])
+        path = out / "teachers" / f"{world_file(world).stem}-{model}-error{rate}-seed{seed}.jsonl"
+        if not path.exists():
+            splits = synthetic_splits(config.data)
+            write_teacher_records(splits[config.data.pool_split],
+                                  TeacherProfile.from_config(config.teacher.synthetic, config.data.synthetic), path)
+        entries.append({"source": "recorded", "model": model,
+                        "recorded": {"files": [str(path)], "format": "records", "match": "id", "fields": {"id": "id"}}})
     return "teachers=" + json.dumps(entries)
 
 
@@ -229,8 +229,25 @@ def run_record(run_dir: Path) -> dict:
         "optimizer_steps": manifest[final]["optimizer_steps"] if final else 0,
         "examples_seen": manifest[final]["examples_seen"] if final else 0,
         "requests_paid": requests_paid(manifest),
+        **_money(manifest),
     }
     return {**record, **_purchase_stats(run_dir, rows)}
+
+
+def _money(manifest: dict) -> dict:
+    """What a run's purchases cost (runs with priced teachers), and per teacher what it bought."""
+    from tadistill.artifacts import is_purchase_step
+
+    buys = [entry for name, entry in manifest.items() if is_purchase_step(name)]
+    if not any("cost" in entry for entry in buys):
+        return {}
+    per_teacher: dict[str, dict] = {}
+    for entry in buys:
+        for row in entry.get("by_teacher", []):
+            into = per_teacher.setdefault(row["teacher"], {"teacher": row["teacher"], "questions": 0, "escalated": 0, "cost": 0.0})
+            for key in ("questions", "escalated", "cost"):
+                into[key] += row.get(key, 0)
+    return {"money": float(sum(entry.get("cost", 0.0) for entry in buys)), "by_teacher": list(per_teacher.values())}
 
 
 def final_trust_path(run_dir: Path) -> Path | None:
@@ -333,7 +350,7 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
     def with_teachers() -> list[str]:
         """A teacher policy's run: the world less its one teacher, the two simulated ones instead."""
         world_keys = [o for o in _world_overrides(world) if not o.startswith("teacher.")]
-        return [*world_keys, teachers_override(world, _free_port()), *SETTINGS, *TRAINING, f"budget.requests={budget}",
+        return [*world_keys, recorded_teachers_override(world, out), *SETTINGS, *TRAINING, f"budget.requests={budget}",
                 *seed_overrides(seed), "models.cache_dir=" + str(REPO / ".cache" / "tadistill"), *CASCADE_SETTINGS,
                 *extra]
 

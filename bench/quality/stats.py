@@ -141,6 +141,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
         examples_seen=("examples_seen", "mean"), requests_paid=("requests_paid", "mean"),
         bought_wrong_share=("bought_wrong_share", "mean"), loss_wrong_share=("loss_wrong_share", "mean"),
         bought_mean_steps=("bought_mean_steps", "mean"),
+        **({"money": ("money", "mean")} if "money" in runs else {}),
     ).reset_index()
 
 
@@ -252,6 +253,7 @@ def summary_markdown(runs: pd.DataFrame, source: str = "docs/results/quality.jso
         bought_mean_steps=table["bought_mean_steps"].map(lambda v: "-" if v != v else f"{v:.2f}"),
         optimizer_steps=table["optimizer_steps"].map(lambda v: f"{v:.0f}"),
         examples_seen=table["examples_seen"].map(lambda v: f"{v:.0f}"),
+        **({"money": table["money"].map(lambda v: "-" if v != v else f"{v:.4f}")} if "money" in table else {}),
     )
     lines.append(_md(shown.drop(columns=["accuracy_sd"]).rename(columns={
         "error_rate": "teacher error", "accuracy": "accuracy (mean ± sd)", "accuracy_hard": "accuracy, 3+ steps",
@@ -361,6 +363,20 @@ def readme_table(runs: pd.DataFrame, comps: list[dict]) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
+def write_cascade_synthetic(runs: pd.DataFrame, path: Path) -> None:
+    """Issue 28's per-run records, `synthetic` in cascade.json (other keys kept): one object per
+    run of a teacher policy, {world, policy, seed, money, accuracy}; nothing where none ran."""
+    mine = runs[runs["method"].isin(ISSUE28_METHODS)]
+    if mine.empty or "money" not in mine:
+        return
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    stored["synthetic"] = [{"world": r.world, "policy": r.method, "seed": int(r.seed), "money": round(float(r.money), 6),
+                            "accuracy": float(r.accuracy), "questions": int(r.requests_paid),
+                            "bought_wrong_share": None if pd.isna(r.bought_wrong_share) else float(r.bought_wrong_share)}
+                           for r in mine.sort_values(["world", "method", "seed"]).itertuples()]
+    path.write_text(json.dumps(stored, indent=2) + "\n")
+
+
 def replace_between(text: str, begin: str, end: str, body: str) -> str:
     a, b = text.index(begin) + len(begin), text.index(end)
     return text[:a] + "\n" + body.rstrip() + "\n" + text[b:]
@@ -391,6 +407,7 @@ def main() -> None:
         markdown += f"\n![factorial](../figures/{name}_factorial.png)\n"
     (docs / "results" / f"{name}.md").write_text(markdown)
     (docs / "results" / f"{name}_summary.json").write_text(json.dumps(data, indent=2))
+    write_cascade_synthetic(runs, docs / "results" / "cascade.json")
     if args.readme:
         path = Path(args.readme)
         path.write_text(replace_between(path.read_text(), f"<!-- {name}:begin -->", f"<!-- {name}:end -->",

@@ -140,3 +140,27 @@ def test_runs_of_different_machine_arithmetic_are_never_paired():
                for seed in range(4) for method, machine in (("none", "x"), ("full", "x" if seed < 2 else "y"))]
     comps = {(c["a"], c["b"]): c for c in comparisons(pd.DataFrame(records))}
     assert comps[("full", "none")]["n"] == 2  # seeds 2 and 3 ran full on machine y, none on x
+
+
+def test_teacher_policy_runs_go_to_cascade_json_with_their_money(tmp_path):
+    """Issue 28's `synthetic` list: one object per run of a teacher policy; other keys kept."""
+    import json
+
+    from bench.quality.stats import cell_table, write_cascade_synthetic
+
+    runs = pd.DataFrame([{"world": "shaped", "error_rate": 0.5, "budget": 600, "seed": s, "method": m,
+                          "accuracy": 0.5 + s / 100, "money": cost, "requests_paid": q, "bought_wrong_share": 0.3,
+                          "accuracy_hard": 0.1, "optimizer_steps": 375, "examples_seen": 6000, "loss_wrong_share": 0.3,
+                          "bought_mean_steps": 3.0}
+                         for s in range(2) for m, cost, q in (("cheap_only", 0.04, 600), ("dear_only", 0.1, 150),
+                                                              ("none", 0.0, 600))])
+    path = tmp_path / "cascade.json"
+    path.write_text(json.dumps({"real": [{"pair": "gsm8k"}]}))
+    write_cascade_synthetic(runs, path)
+    stored = json.loads(path.read_text())
+    assert stored["real"] == [{"pair": "gsm8k"}]
+    assert len(stored["synthetic"]) == 4 and {r["policy"] for r in stored["synthetic"]} == {"cheap_only", "dear_only"}
+    dear = [r for r in stored["synthetic"] if r["policy"] == "dear_only"]
+    assert {(r["seed"], r["money"], r["questions"]) for r in dear} == {(0, 0.1, 150), (1, 0.1, 150)}
+    assert set(dear[0]) >= {"world", "policy", "seed", "money", "accuracy"}
+    assert cell_table(runs).set_index("method").loc["dear_only", "money"] == pytest.approx(0.1)
