@@ -77,8 +77,19 @@ def load(path: Path) -> pd.DataFrame:
     # Which machine arithmetic made each run (bench/quality/machine.py); runs recorded before the
     # key existed share one unnamed arithmetic. Runs of different arithmetic are never paired.
     frame["arithmetic"] = frame["arithmetic"].fillna(UNRECORDED) if "arithmetic" in frame else UNRECORDED
+    if "by_teacher" in frame:
+        frame["questions_trained"] = frame["by_teacher"].map(questions_trained)
     # A run recorded twice (a rerun of a finished grid) counts once: the last record wins.
     return frame.drop_duplicates(CELL + ["seed", "method", "arithmetic"], keep="last").reset_index(drop=True)
+
+
+def questions_trained(by_teacher) -> float:
+    """The distinct questions a teacher policy trained on: every question is first bought from the
+    first teacher it asks, so that teacher's count; a request to a later teacher re-buys one of
+    them. NaN for a run without the record."""
+    if not isinstance(by_teacher, list) or not by_teacher:
+        return float("nan")
+    return float(by_teacher[0]["questions"])
 
 
 def _with_arithmetic(runs: pd.DataFrame) -> pd.DataFrame:
@@ -142,6 +153,7 @@ def cell_table(runs: pd.DataFrame) -> pd.DataFrame:
         bought_wrong_share=("bought_wrong_share", "mean"), loss_wrong_share=("loss_wrong_share", "mean"),
         bought_mean_steps=("bought_mean_steps", "mean"),
         **({"money": ("money", "mean")} if "money" in runs else {}),
+        **({"questions_trained": ("questions_trained", "mean")} if "questions_trained" in runs else {}),
     ).reset_index()
 
 
@@ -228,6 +240,45 @@ def headline(runs: pd.DataFrame, count: int) -> dict:
     return result
 
 
+def teacher_headline(runs: pd.DataFrame, comps: list[dict]) -> list[dict]:
+    """Issue 28's pre-registered headline, per world: the cascade against the better single-teacher
+    policy (the one with the higher mean accuracy), with what each policy spent and bought."""
+    table = cell_table(runs).set_index(CELL + ["method"])
+    by = {(c["world"], c["error_rate"], c["budget"], c["a"], c["b"]): c for c in comps}
+    out = []
+    for cell, part in runs[runs["method"].isin(ISSUE28_METHODS)].groupby(CELL, sort=True):
+        if set(part["method"]) != set(ISSUE28_METHODS):
+            continue
+        better = max(("cheap_only", "dear_only"), key=lambda m: table.loc[(*cell, m), "accuracy"])
+        comp = by.get((*cell, "cascade", better))
+        if comp is None:
+            continue
+        policies = {m: {"accuracy": float(table.loc[(*cell, m), "accuracy"]),
+                        "money": float(table.loc[(*cell, m), "money"]) if "money" in table else float("nan"),
+                        "requests": float(table.loc[(*cell, m), "requests_paid"]),
+                        "questions_trained": float(table.loc[(*cell, m), "questions_trained"])
+                        if "questions_trained" in table else float("nan"),
+                        "wrong_share": float(table.loc[(*cell, m), "bought_wrong_share"])} for m in ISSUE28_METHODS}
+        out.append({**dict(zip(CELL, cell)), "better_single": better, "cascade_vs_better": comp,
+                    "goal_met": comp["abs_ci"][0] > 0, "policies": policies})
+    return out
+
+
+def _teacher_headline_lines(rows: list[dict]) -> list[str]:
+    lines = []
+    for row in rows:
+        comp = row["cascade_vs_better"]
+        spent = "; ".join(f"{m} {p['accuracy']:.3f}, money {p['money']:.4f}, {p['requests']:.0f} requests for "
+                          f"{p['questions_trained']:.0f} questions, "
+                          f"wrong share {p['wrong_share']:.3f}" for m, p in row["policies"].items())
+        lines.append(f"- world {row['world']}, budget {row['budget']} ({comp['n']} seeds): cascade vs "
+                     f"{row['better_single']} (the better single teacher) {_fmt_ci(comp['rel'], comp['rel_ci'], True)} "
+                     f"relative, {_fmt_ci(comp['abs'], comp['abs_ci'], False)} absolute, ahead on "
+                     f"{round(comp['wins'] * comp['n'])} of {comp['n']}; goal (CI above 0) "
+                     f"{'met' if row['goal_met'] else 'not met'}. {spent}.")
+    return lines
+
+
 def summary_markdown(runs: pd.DataFrame, source: str = "docs/results/quality.jsonl") -> tuple[str, dict]:
     table = cell_table(runs)
     comps = comparisons(runs)
@@ -244,6 +295,10 @@ def summary_markdown(runs: pd.DataFrame, source: str = "docs/results/quality.jso
                          f"budget {HEADLINE['budget']} ({h['n']} seeds): {_fmt_ci(h['rel'], h['rel_ci'], True)} relative, "
                          f"{_fmt_ci(h['abs'], h['abs_ci'], False)} absolute; Bonferroni-adjusted over "
                          f"{len(comps)} comparisons: {_fmt_ci(hb['rel'], hb['rel_ci'], True)}")
+    teachers = teacher_headline(runs, comps)
+    if teachers:
+        head["teacher_policies"] = teachers
+    lines += _teacher_headline_lines(teachers)
     lines += ["", "## Accuracy per cell", ""]
     shown = table.assign(
         accuracy=[f"{m:.3f} ± {s:.3f}" for m, s in zip(table["accuracy"], table["accuracy_sd"].fillna(0))],
@@ -254,12 +309,15 @@ def summary_markdown(runs: pd.DataFrame, source: str = "docs/results/quality.jso
         optimizer_steps=table["optimizer_steps"].map(lambda v: f"{v:.0f}"),
         examples_seen=table["examples_seen"].map(lambda v: f"{v:.0f}"),
         **({"money": table["money"].map(lambda v: "-" if v != v else f"{v:.4f}")} if "money" in table else {}),
+        **({"questions_trained": table["questions_trained"].map(lambda v: "-" if v != v else f"{v:.0f}")}
+           if "questions_trained" in table else {}),
     )
     lines.append(_md(shown.drop(columns=["accuracy_sd"]).rename(columns={
         "error_rate": "teacher error", "accuracy": "accuracy (mean ± sd)", "accuracy_hard": "accuracy, 3+ steps",
         "optimizer_steps": "optimizer steps", "examples_seen": "examples seen",
         "bought_wrong_share": "wrong share bought", "loss_wrong_share": "wrong share of loss",
-        "bought_mean_steps": "steps of bought", "requests_paid": "requests"})))
+        "bought_mean_steps": "steps of bought", "requests_paid": "requests",
+        "questions_trained": "questions trained"})))
     lines += ["", "## Paired differences", ""]
     comp = pd.DataFrame(comps)
     if len(comp):
@@ -371,7 +429,9 @@ def write_cascade_synthetic(runs: pd.DataFrame, path: Path) -> None:
         return
     stored = json.loads(path.read_text()) if path.exists() else {}
     stored["synthetic"] = [{"world": r.world, "policy": r.method, "seed": int(r.seed), "money": round(float(r.money), 6),
-                            "accuracy": float(r.accuracy), "questions": int(r.requests_paid),
+                            "accuracy": float(r.accuracy), "requests": int(r.requests_paid),
+                            "questions": None if pd.isna(getattr(r, "questions_trained", float("nan")))
+                            else int(r.questions_trained),
                             "bought_wrong_share": None if pd.isna(r.bought_wrong_share) else float(r.bought_wrong_share)}
                            for r in mine.sort_values(["world", "method", "seed"]).itertuples()]
     path.write_text(json.dumps(stored, indent=2) + "\n")

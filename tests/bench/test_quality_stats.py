@@ -161,6 +161,36 @@ def test_teacher_policy_runs_go_to_cascade_json_with_their_money(tmp_path):
     assert stored["real"] == [{"pair": "gsm8k"}]
     assert len(stored["synthetic"]) == 4 and {r["policy"] for r in stored["synthetic"]} == {"cheap_only", "dear_only"}
     dear = [r for r in stored["synthetic"] if r["policy"] == "dear_only"]
-    assert {(r["seed"], r["money"], r["questions"]) for r in dear} == {(0, 0.1, 150), (1, 0.1, 150)}
+    assert {(r["seed"], r["money"], r["requests"]) for r in dear} == {(0, 0.1, 150), (1, 0.1, 150)}
     assert set(dear[0]) >= {"world", "policy", "seed", "money", "accuracy"}
     assert cell_table(runs).set_index("method").loc["dear_only", "money"] == pytest.approx(0.1)
+
+
+def test_the_cascade_is_compared_with_the_better_single_teacher_policy(tmp_path):
+    """Issue 28's headline: cascade against whichever of cheap_only and dear_only did better, with
+    the distinct questions each trained on (a re-bought question counts once)."""
+    from bench.quality.stats import summary_markdown
+
+    trained = {"cheap_only": [{"teacher": "cheap", "questions": 600, "escalated": 0}],
+               "dear_only": [{"teacher": "dear", "questions": 150, "escalated": 0}],
+               "cascade": [{"teacher": "cheap", "questions": 290, "escalated": 120},
+                           {"teacher": "dear", "questions": 110, "escalated": 0}]}
+    rows = []
+    for s in range(4):
+        for m, acc, cost, q in (("cheap_only", 0.60, 0.04, 600), ("dear_only", 0.40, 0.1, 150),
+                                ("cascade", 0.55, 0.1, 400)):
+            rows.append({"world": "shaped", "error_rate": 0.5, "budget": 600, "seed": s, "method": m,
+                         "accuracy": acc + s / 100 + (0.01 * (s % 2) if m == "cascade" else 0), "money": cost,
+                         "requests_paid": q, "bought_wrong_share": 0.3, "accuracy_hard": 0.1, "optimizer_steps": 375,
+                         "examples_seen": 6000, "loss_wrong_share": 0.3, "bought_mean_steps": 3.0,
+                         "by_teacher": trained[m]})
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    markdown, data = summary_markdown(load(path))
+    (row,) = data["headline"]["teacher_policies"]
+    assert row["better_single"] == "cheap_only" and not row["goal_met"]
+    assert row["cascade_vs_better"]["abs"] == pytest.approx(-0.045)
+    assert row["policies"]["dear_only"]["requests"] == 150
+    assert row["policies"]["cascade"]["requests"] == 400 and row["policies"]["cascade"]["questions_trained"] == 290
+    assert "cascade vs cheap_only (the better single teacher)" in markdown and "not met" in markdown
+    assert "400 requests for 290 questions" in markdown
