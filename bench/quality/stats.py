@@ -240,25 +240,30 @@ def headline(runs: pd.DataFrame, count: int) -> dict:
     return result
 
 
-def teacher_headline(runs: pd.DataFrame, comps: list[dict]) -> list[dict]:
+def comparisons_by_pair(comps: list[dict]) -> dict[tuple, dict]:
+    """Each comparison under its key (world, error_rate, budget, a, b)."""
+    return {(c["world"], c["error_rate"], c["budget"], c["a"], c["b"]): c for c in comps}
+
+
+def teacher_headline(table: pd.DataFrame, comps: list[dict]) -> list[dict]:
     """Issue 28's pre-registered headline, per world: the cascade against the better single-teacher
-    policy (the one with the higher mean accuracy), with what each policy spent and bought."""
-    table = cell_table(runs).set_index(CELL + ["method"])
-    by = {(c["world"], c["error_rate"], c["budget"], c["a"], c["b"]): c for c in comps}
+    policy (the one with the higher mean accuracy), with what each policy spent and bought.
+    `table` is cell_table's, `comps` comparisons'."""
+    by = comparisons_by_pair(comps)
+    cells = table.set_index(CELL + ["method"])
     out = []
-    for cell, part in runs[runs["method"].isin(ISSUE28_METHODS)].groupby(CELL, sort=True):
+    for cell, part in table[table["method"].isin(ISSUE28_METHODS)].groupby(CELL, sort=True):
         if set(part["method"]) != set(ISSUE28_METHODS):
             continue
-        better = max(("cheap_only", "dear_only"), key=lambda m: table.loc[(*cell, m), "accuracy"])
+        better = max(("cheap_only", "dear_only"), key=lambda m: cells.loc[(*cell, m), "accuracy"])
         comp = by.get((*cell, "cascade", better))
         if comp is None:
             continue
-        policies = {m: {"accuracy": float(table.loc[(*cell, m), "accuracy"]),
-                        "money": float(table.loc[(*cell, m), "money"]) if "money" in table else float("nan"),
-                        "requests": float(table.loc[(*cell, m), "requests_paid"]),
-                        "questions_trained": float(table.loc[(*cell, m), "questions_trained"])
-                        if "questions_trained" in table else float("nan"),
-                        "wrong_share": float(table.loc[(*cell, m), "bought_wrong_share"])} for m in ISSUE28_METHODS}
+        rows = {m: cells.loc[(*cell, m)] for m in ISSUE28_METHODS}
+        policies = {m: {"accuracy": float(row["accuracy"]), "money": float(row.get("money", float("nan"))),
+                        "requests": float(row["requests_paid"]),
+                        "questions_trained": float(row.get("questions_trained", float("nan"))),
+                        "wrong_share": float(row["bought_wrong_share"])} for m, row in rows.items()}
         out.append({**dict(zip(CELL, cell)), "better_single": better, "cascade_vs_better": comp,
                     "goal_met": comp["abs_ci"][0] > 0, "policies": policies})
     return out
@@ -295,7 +300,7 @@ def summary_markdown(runs: pd.DataFrame, source: str = "docs/results/quality.jso
                          f"budget {HEADLINE['budget']} ({h['n']} seeds): {_fmt_ci(h['rel'], h['rel_ci'], True)} relative, "
                          f"{_fmt_ci(h['abs'], h['abs_ci'], False)} absolute; Bonferroni-adjusted over "
                          f"{len(comps)} comparisons: {_fmt_ci(hb['rel'], hb['rel_ci'], True)}")
-    teachers = teacher_headline(runs, comps)
+    teachers = teacher_headline(table, comps)
     if teachers:
         head["teacher_policies"] = teachers
     lines += _teacher_headline_lines(teachers)
@@ -401,7 +406,7 @@ def readme_table(runs: pd.DataFrame, comps: list[dict]) -> str:
     """The README's table: main methods per cell, gains over none with their CIs."""
     table = cell_table(runs)
     extra = tuple(m for m in SPEND_METHODS[1:] if m in set(runs["method"]))
-    by = {(c["world"], c["error_rate"], c["budget"], c["a"], c["b"]): c for c in comps}
+    by = comparisons_by_pair(comps)
     rows = []
     for cell, part in table.groupby(CELL, sort=True):
         acc = part.set_index("method")["accuracy"]
