@@ -116,13 +116,19 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
     if parts:
         lines += [markdown_table(pd.DataFrame(parts)), ""]
     lines += _teachers_lines(ctx, gold, facts)
-    facts["requests_used"] = sum(p["requests used"] for p in parts)
+    bought_requests = sum(p["requests used"] for p in parts)
+    # Sent and never answered (timed out, cut off, in flight at a stop): maybe paid, so charged.
+    unanswered = sum(t.maybe_paid().requests for t in ctx.teachers)
+    facts["requests_used"] = bought_requests + unanswered
+    facts["requests_unanswered_maybe_paid"] = unanswered
     facts["requests_sent_this_invocation"] = ctx.teacher_sent
     if parts:
         facts["teacher_accuracy_bought"] = float(np.average([p["teacher accuracy vs gold"] for p in parts],
                                                             weights=[p["outputs"] for p in parts]))
+    maybe = (f" ({bought_requests} answered, {unanswered} sent and never answered, which may have been paid)"
+             if unanswered else "")
     lines += [
-        f"Requests used by this run: **{sum(p['requests used'] for p in parts)}** of a budget of "
+        f"Requests used by this run: **{bought_requests + unanswered}**{maybe} of a budget of "
         f"{ctx.config.budget.requests}. Requests sent to the teacher in this invocation: "
         f"**{ctx.teacher_sent}** ({ctx.teacher.provenance}).",
         "",

@@ -39,6 +39,8 @@ class Budget:
         self.pending = 0  # reservations of requests in flight, held at their worst case
         self.obtained = 0  # outputs this invocation got (paid or from the response store), as they come
         self.trouble: Optional[dict] = None  # the latest retried failure: what, first and last seen
+        self.sending = 0  # tries on the wire now, in every worker (their outcome not yet logged)
+        self.halted = False  # a request of this purchase gave up: no new try leaves
         self._lock = threading.Lock()
 
     def _fits(self, spend: Spend) -> bool:
@@ -93,6 +95,30 @@ class Budget:
             self.spent = Spend(truth.requests, min(self.spent.tokens, truth.tokens), min(self.spent.cost, truth.cost))
             return given
 
+    def begin_try(self) -> bool:
+        """A try is about to leave (False: the purchase is halting, it must not)."""
+        with self._lock:
+            if self.halted:
+                return False
+            self.sending += 1
+            return True
+
+    def end_try(self) -> None:
+        """A try's outcome is in the response log."""
+        with self._lock:
+            self.sending = max(0, self.sending - 1)
+
+    def halt(self) -> None:
+        """A request gave up: every worker stops sending, and the purchase ends once the tries on
+        the wire have come back (so none of them is left in doubt, charged as maybe paid)."""
+        with self._lock:
+            self.halted = True
+
+    def reopen(self) -> None:
+        """A new purchase begins: tries may leave again."""
+        with self._lock:
+            self.halted = False
+
     def note_obtained(self) -> None:
         """One more output in hand: the purchase's progress counts these, not reservations."""
         with self._lock:
@@ -111,7 +137,8 @@ class Budget:
             requests, tokens, cost = self.limits
             return {"requests": self.spent.requests, "tokens": self.spent.tokens, "cost": round(self.spent.cost, 6),
                     "limit_requests": requests, "limit_tokens": tokens, "limit_cost": cost,
-                    "obtained": self.obtained, "trouble": dict(self.trouble) if self.trouble else None}
+                    "obtained": self.obtained, "trouble": dict(self.trouble) if self.trouble else None,
+                    "sending": self.sending, "halted": self.halted}
 
     @property
     def used(self) -> int:

@@ -2,13 +2,16 @@
 
 Each writer (a process, a Ray Data actor) appends to a shard of its own, one fsynced line
 per event, so no two processes interleave a line and a crash can tear at most the last
-line of one shard (ignored and repaired on load). Two events per request:
-- an intent ({"key", "state": "sent"}) written before the request leaves, and
-- the response ({"key", "text", tokens, cost, ...}) written when it arrives, or
-  {"key", "state": "failed"} when the request was refused or never connected.
-A key with a response is never requested again. A key with an intent but no response was
-in flight when a process died: it may have been paid, so it is charged to the budget
-('orphan'), and it is sent again only because its answer was never received.
+line of one shard (ignored and repaired on load). Two events per try of a request:
+- an intent ({"key", "state": "sent"}) written before the try leaves, and
+- what closed it: the response ({"key", "text", tokens, cost, ...}); {"key", "state": "failed"}
+  when the teacher answered with an error or the connection never opened (not paid); or
+  {"key", "state": "unknown"} when the outcome cannot be known (a timeout or a dropped
+  connection after the request left, a malformed 200): it may have been paid.
+A key with a response is never requested again. An intent closed as unknown, and an intent
+never closed (in flight when a process died or was stopped), may have been paid: each is
+charged to the budget ('orphan'), and the key is sent again only because its answer was
+never received. A refused try is closed when it is refused, so an outage costs nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._responses: dict[str, dict] = {}
         self._intents: dict[str, list[dict]] = {}  # every send of a key, in order
+        self._maybe_paid: list[dict] = []  # sends closed as 'unknown': they may have been paid
         self.torn_lines = 0
         for shard in sorted(self.folder.glob("*.jsonl")):
             self._load(shard)
@@ -67,15 +71,22 @@ class ResponseCache:
         return self._responses.get(key)
 
     def orphans(self) -> list[dict]:
-        """Sends whose response never arrived: in flight when a process died (maybe paid).
+        """Sends whose response never arrived and that may have been paid: closed as unknown, or
+        never closed (in flight when a process died or was stopped).
 
         A key sent twice with one stored response left one orphan: it stays charged in every
         later invocation, because that money is gone.
         """
-        lost = []
+        lost = list(self._maybe_paid)
         for key, sends in self._intents.items():
             lost.extend(sends[1:] if key in self._responses else sends)
         return lost
+
+    def orphan_kinds(self) -> dict[str, int]:
+        """How many orphans of each kind: 'unknown' (timed out or cut off after leaving) and
+        'in_flight' (sent when a process died or was stopped)."""
+        unknown = len(self._maybe_paid)
+        return {"unknown": unknown, "in_flight": len(self.orphans()) - unknown}
 
     def orphan_spend(self, price: Optional[tuple[float, float]] = None):
         """What orphaned requests may have cost: each one request and its reserved worst case."""
@@ -104,6 +115,8 @@ class ResponseCache:
             self._intents.setdefault(key, []).append(entry)
         elif entry.get("state") == "failed" and self._intents.get(key):
             self._intents[key].pop()  # refused or unreachable: not paid
+        elif entry.get("state") == "unknown" and self._intents.get(key):
+            self._maybe_paid.append(self._intents[key].pop())  # closed, but maybe paid
 
     async def append_async(self, entry: dict) -> None:
         """Append durably from async code: concurrent callers share one fsync (group commit).
@@ -119,7 +132,12 @@ class ResponseCache:
         await self.append_async({"key": key, "state": "sent", "id": row_id, "reserved_tokens": reserved_tokens})
 
     async def mark_failed_async(self, key: str) -> None:
+        """The try was refused (an error status) or never connected: not paid."""
         await self.append_async({"key": key, "state": "failed"})
+
+    async def mark_unknown_async(self, key: str) -> None:
+        """The try left and its outcome cannot be known: it may have been paid."""
+        await self.append_async({"key": key, "state": "unknown"})
 
     async def put_async(self, entry: dict) -> None:
         await self.append_async(entry)

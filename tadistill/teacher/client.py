@@ -5,8 +5,9 @@ response is in the cache (`cache.py`) is never requested again. Before a request
 reserves its worst case from the budget (`budget.py`) and passes the rate limiters (RPM
 and TPM, leaky buckets from `aiolimiter`). 429s, 5xx, timeouts, dropped connections and
 malformed bodies are retried with jittered exponential backoff (`retry.py`), honouring
-Retry-After, for up to `teacher.retry_for_s` per request: an outage is waited out, and an
-unpaid failure costs no budget. A non-retryable 4xx stops the purchase with the row and the
+Retry-After, for up to `teacher.retry_for_s` per request: an outage is waited out, and a
+refused try costs no budget, in this invocation or the next (each try is closed in the
+cache's log by what came of it). A non-retryable 4xx stops the purchase with the row and the
 request id. The API key comes from an environment variable or a secret file and is never
 logged, stored or put into a message.
 """
@@ -38,6 +39,29 @@ MESSAGE_OVERHEAD_TOKENS = 8  # per message: role and separators, generously
 
 class TeacherError(RuntimeError):
     pass
+
+
+class _Refused(Exception):
+    """A try the teacher answered with an error, or whose connection never opened: not paid."""
+
+    def __init__(self, failure: str, retryable: bool, server_asks: Optional[float] = None):
+        super().__init__(failure)
+        self.failure, self.retryable, self.server_asks = failure, retryable, server_asks
+
+
+class _MaybePaid(Exception):
+    """A try that left and brought back no usable answer (timed out, cut off, malformed)."""
+
+    def __init__(self, failure: str):
+        super().__init__(failure)
+        self.failure = failure
+
+
+def _never_left(exc: BaseException, httpx) -> bool:
+    """Whether a connection error happened before the request could reach the teacher (no
+    connection, or none free in the pool): then nothing can have been paid."""
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 # Request timeout, conflict, rate limit and server errors: worth another try. Other 4xx are not.
@@ -148,6 +172,22 @@ class BudgetGate:
     async def obtained(self) -> None:
         await self._call("note_obtained")
 
+    async def begin_try(self) -> bool:
+        return await self._call("begin_try")
+
+    async def end_try(self) -> None:
+        await self._call("end_try")
+
+    async def halt(self, within_s: float) -> None:
+        """Stop every worker's new tries and wait (at most `within_s`) for those on the wire."""
+        await self._call("halt")
+        deadline = time.monotonic() + within_s
+        while (await self._call("snapshot"))["sending"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def reopen(self) -> None:
+        await self._call("reopen")
+
     async def trouble(self, failure: str) -> None:
         await self._call("note_trouble", failure)
 
@@ -186,7 +226,7 @@ class TeacherClient:
 
             self._client = openai.AsyncOpenAI(
                 base_url=self._base_url(), api_key=self._api_key,
-                # Retries are ours (`_send`): bounded by time, so an outage is waited out.
+                # Retries are ours (`fetch`): bounded by time, so an outage is waited out.
                 timeout=self.config.timeout_s, max_retries=0,
                 http_client=_http_client(self.concurrency),
             )
@@ -211,37 +251,38 @@ class TeacherClient:
     def key_for(self, question: str) -> str:
         return request_key(self.config.model, self.messages(question), self.params)
 
-    async def _send(self, row_id: str, key: str, messages: list[dict], gate: Optional["BudgetGate"] = None) -> dict:
+    async def _attempt(self, row_id: str, key: str, messages: list[dict]) -> dict:
+        """One try of a request: its cache entry, or `_Refused` (the teacher answered with an
+        error, or the connection never opened: not paid) or `_MaybePaid` (the request left and
+        no usable answer came back: the provider may have charged it)."""
         import openai
 
         httpx = _httpx()
         body = {"model": self.config.model, "messages": messages, **self.params}
-        retry = RetryClock(self.config.retry_for_s)
-        while True:
-            try:
-                # The client's generic POST skips the typed request transform, which costs ~3 ms
-                # of CPU a request.
-                raw = await self._openai().post("/chat/completions", cast_to=httpx.Response, body=body)
-                payload = raw.json()
-                choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
-                texts = [c["message"]["content"] or "" for c in choices]
-                if not texts:
-                    raise ValueError("no choices")
-                usage = payload.get("usage") or {}
-                break
-            except openai.APIStatusError as exc:
-                request_id = exc.response.headers.get("x-request-id", "?") if exc.response is not None else "?"
-                failure = (f"teacher refused the request for row {row_id!r}: HTTP {exc.status_code} "
-                           f"(request id {request_id}): {exc.message}")
-                if exc.status_code not in RETRYABLE_STATUS:
-                    raise TeacherError(failure) from None
-                await _wait_to_retry(retry, failure, retry_after(exc.response), gate)
-            except openai.APIConnectionError as exc:  # timeouts and dropped connections
-                await _wait_to_retry(retry, f"teacher request for row {row_id!r} to {self._base_url()} failed: "
-                                            f"{type(exc).__name__}: {exc}", gate=gate)
-            except (ValueError, KeyError, IndexError, TypeError) as exc:  # a malformed body (JSON errors are ValueErrors)
-                await _wait_to_retry(retry, f"teacher sent a malformed response for row {row_id!r}: "
-                                            f"{type(exc).__name__}", gate=gate)
+        try:
+            # The client's generic POST skips the typed request transform, which costs ~3 ms
+            # of CPU a request.
+            raw = await self._openai().post("/chat/completions", cast_to=httpx.Response, body=body)
+        except openai.APIStatusError as exc:
+            request_id = exc.response.headers.get("x-request-id", "?") if exc.response is not None else "?"
+            raise _Refused(f"teacher refused the request for row {row_id!r}: HTTP {exc.status_code} "
+                           f"(request id {request_id}): {exc.message}", exc.status_code in RETRYABLE_STATUS,
+                           retry_after(exc.response)) from None
+        except openai.APIConnectionError as exc:  # timeouts and dropped connections
+            failure = (f"teacher request for row {row_id!r} to {self._base_url()} failed: "
+                       f"{type(exc).__name__}: {exc}")
+            if _never_left(exc, httpx):
+                raise _Refused(failure, True) from None
+            raise _MaybePaid(failure) from None
+        try:
+            payload = raw.json()
+            choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+            texts = [c["message"]["content"] or "" for c in choices]
+            if not texts:
+                raise ValueError("no choices")
+            usage = payload.get("usage") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:  # JSON errors are ValueErrors
+            raise _MaybePaid(f"teacher sent a malformed response for row {row_id!r}: {type(exc).__name__}") from None
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         return {
@@ -254,9 +295,40 @@ class TeacherClient:
             "paid_at": time.time(),
         }
 
+    async def _logged_try(self, row_id: str, key: str, messages: list[dict], gate: BudgetGate, bound: int):
+        """One try, logged before it leaves and closed by its outcome (cache.py): the entry, a
+        `_Refused` (closed as not paid), a `_MaybePaid` (closed as unknown), or None when the
+        purchase is halting and the try must not leave."""
+        if not await gate.begin_try():
+            return None
+        try:
+            await self.cache.mark_sent_async(key, row_id, bound)
+            try:
+                return await self._attempt(row_id, key, messages)
+            except _Refused as refused:
+                await self.cache.mark_failed_async(key)
+                return refused
+            except _MaybePaid as lost:
+                await self.cache.mark_unknown_async(key)
+                return lost
+        finally:
+            await gate.end_try()
+
+    async def _pass_rate_limits(self, bound: int) -> None:
+        rpm, tpm = self._rate_limiters()
+        if rpm:
+            await rpm.acquire()
+        if tpm:
+            await tpm.acquire(min(bound, tpm.max_rate))
+
     async def fetch(self, row_id: str, question: str, gate: BudgetGate) -> Optional[list[dict]]:
         """The output rows of one question (teacher.n of them), from the cache or the teacher;
-        None when the budget cannot take it."""
+        None when the budget cannot take it.
+
+        Every try is logged before it leaves and closed by what came of it (cache.py): a refused
+        try costs nothing, now or on resume; a try that may have been paid stays charged at its
+        worst case, and the next try reserves anew, so the budget stays a hard cap. 429s, 5xx,
+        timeouts, dropped connections and malformed bodies are retried for teacher.retry_for_s."""
         messages = self.messages(question)
         key = self.key_for(question)
         entry = self.cache.get(key)
@@ -272,20 +344,37 @@ class TeacherClient:
         worst_cost = self._cost(prompt_bound, completion_bound)
         if not await gate.reserve(bound, worst_cost):
             return None
+        held, retry = True, RetryClock(self.config.retry_for_s)
         try:
-            rpm, tpm = self._rate_limiters()
-            if rpm:
-                await rpm.acquire()
-            if tpm:
-                await tpm.acquire(min(bound, tpm.max_rate))
-            await self.cache.mark_sent_async(key, row_id, bound)
-            try:
-                entry = await self._send(row_id, key, messages, gate)
-            except TeacherError:
-                await self.cache.mark_failed_async(key)
-                raise
+            while True:
+                await self._pass_rate_limits(bound)
+                outcome = await self._logged_try(row_id, key, messages, gate, bound)
+                if outcome is None:  # the purchase is halting: this row is not bought
+                    if held:
+                        await gate.release(bound, worst_cost)
+                    return None
+                if isinstance(outcome, dict):
+                    entry = outcome
+                    break
+                if isinstance(outcome, _MaybePaid):  # charged at its worst case; a retry reserves anew
+                    await gate.settle(bound, worst_cost, bound, worst_cost)
+                    held = False
+                try:
+                    if isinstance(outcome, _Refused) and not outcome.retryable:
+                        raise TeacherError(outcome.failure)
+                    await _wait_to_retry(retry, outcome.failure, getattr(outcome, "server_asks", None), gate)
+                except TeacherError:
+                    # Given up: no worker sends again, and tries on the wire land before the
+                    # purchase stops, so none is left in doubt (and charged as maybe paid).
+                    await gate.halt(within_s=self.config.timeout_s + 5)
+                    raise
+                if not held:
+                    if not await gate.reserve(bound, worst_cost):
+                        return None
+                    held = True
         except BaseException:
-            await gate.release(bound, worst_cost)
+            if held:  # refused, given up, halted or stopped: what was reserved and not spent goes back
+                await gate.release(bound, worst_cost)
             raise
         await self.cache.put_async(entry)
         await gate.settle(bound, worst_cost, entry["prompt_tokens"] + entry["completion_tokens"], entry["cost"])
@@ -322,6 +411,7 @@ class TeacherClient:
 
         started = time.time()
         with display(len(rows), desc, "req", disable=not progress) as bar:
+            budget.reopen()
             results = asyncio.run(self._fetch_and_close(rows, BudgetGate(budget), lambda _: bar.update(1)))
         return summarise(results, len(rows), time.time() - started)
 

@@ -66,7 +66,11 @@ class Teacher:
         return Budget(limits.requests, limits.tokens, limits.cost, already)
 
     def orphan_spend(self) -> Spend:
-        """Requests an earlier invocation left in flight (they may have been paid)."""
+        """Requests sent and never answered (they may have been paid), said on the console."""
+        return Spend()
+
+    def maybe_paid(self) -> Spend:
+        """The same, quietly (the report)."""
         return Spend()
 
     def buy(self, picks: pd.DataFrame, system_prompt: str, budget: Any,
@@ -126,13 +130,19 @@ class LiveTeacher(Teacher):
     def ledger_name(self) -> str:
         return "tadistill-budget-" + hashlib.sha256(str(self.run_dir.path.resolve()).encode()).hexdigest()[:12]
 
+    def maybe_paid(self) -> Spend:
+        from .cache import ResponseCache
+
+        return ResponseCache(self.cache_dir()).orphan_spend(self.price())
+
     def orphan_spend(self) -> Spend:
         from .cache import ResponseCache
 
-        orphaned = ResponseCache(self.cache_dir()).orphan_spend(self.price())
+        cache = ResponseCache(self.cache_dir())
+        orphaned = cache.orphan_spend(self.price())
         if orphaned.requests:
-            log.warning("teacher: %d request(s) were in flight when an earlier invocation died; "
-                        "they are charged to the budget", orphaned.requests)
+            log.warning("teacher %s: %s; they may have been paid, so they are charged to the budget (requests the "
+                        "teacher refused are not)", self.model, _orphans_said(cache.orphan_kinds()))
         return orphaned
 
     def make_budget(self, already: Spend) -> Any:
@@ -152,6 +162,16 @@ class LiveTeacher(Teacher):
 
         return buy_with_ray_data(picks, self.config.teacher, self.endpoint, self.cache_dir(), system_prompt,
                                  budget, self.price(), desc=desc)
+
+
+def _orphans_said(kinds: dict[str, int]) -> str:
+    """Which requests went unanswered and how many, in words."""
+    said = []
+    if kinds["unknown"]:
+        said.append(f"{kinds['unknown']} request(s) timed out or lost their connection after they were sent")
+    if kinds["in_flight"]:
+        said.append(f"{kinds['in_flight']} request(s) were in flight when an earlier invocation stopped")
+    return " and ".join(said)
 
 
 class OpenAITeacher(LiveTeacher):

@@ -320,3 +320,57 @@ def test_reservations_a_dead_worker_held_are_given_back_to_the_ledgers_truth():
     assert budget.used == 12 and budget.spent.tokens == 1_000
     assert budget.give_back_beyond(requests=20, tokens=5_000, cost=0.0) == 0  # never raised
     assert budget.used == 12
+
+
+def test_an_outage_given_up_twice_costs_nothing_and_the_third_try_buys_every_row_once(tmp_path):
+    """The sequence a user met: the teacher answers every request with an error until the purchase
+    gives up, twice; then it works. Refused tries are closed as unpaid when refused, so the budget
+    is charged exactly the requests the server answered."""
+    n, limit = 7, 10
+    with OpenAITestServer() as server:
+        for _ in range(2):
+            server.outage(3600)
+            budget = Budget(limit, already=ResponseCache(tmp_path / "cache").orphan_spend())
+            with pytest.raises(TeacherError, match="gave up"):
+                _client(server, tmp_path, concurrency=3, retry_for_s=1.5).buy(_rows(n), budget)
+            assert budget.used == 0 and server.served == 0
+        server.outage_until = 0.0
+        cache = ResponseCache(tmp_path / "cache")
+        assert cache.orphans() == []  # every refused try was closed, none is charged on resume
+        budget = Budget(limit, already=cache.orphan_spend())
+        bought, report = _client(server, tmp_path, concurrency=3).buy(_rows(n), budget)
+    assert server.refused > 0 and report.bought == n and report.not_bought_budget == 0
+    assert budget.used == server.served == n
+
+
+def test_a_try_that_timed_out_after_it_left_stays_charged_now_and_on_resume(tmp_path):
+    """A timeout after the request left may have been paid (the provider goes on generating): it
+    is charged at its worst case in this invocation and the next; the retry reserves anew."""
+    with OpenAITestServer() as server:
+        server.faults = [("sleep", 2.0)]
+        budget = Budget(5)
+        bought, _ = _client(server, tmp_path, concurrency=1, timeout_s=1).buy(_rows(1), budget)
+        assert len(bought) == 1 and budget.used == 2  # the answer, and the try that may have been paid
+    cache = ResponseCache(tmp_path / "cache")
+    assert cache.orphan_kinds() == {"unknown": 1, "in_flight": 0}
+    assert Budget(5, already=cache.orphan_spend()).used == 1
+
+
+def test_a_retry_that_no_longer_fits_the_budget_is_not_sent(tmp_path):
+    with OpenAITestServer() as server:
+        server.faults = [("drop",)]
+        budget = Budget(1)
+        bought, report = _client(server, tmp_path, concurrency=1).buy(_rows(1), budget)
+    assert len(bought) == 0 and report.not_bought_budget == 1 and budget.used == 1 and server.requests == 1
+
+
+def test_a_teacher_that_is_not_listening_is_never_charged(tmp_path):
+    from ..conftest import free_port
+
+    config = TeacherConfig(source="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="test-model",
+                           api_key_env="TADISTILL_TEST_KEY", retry_for_s=1)
+    client = TeacherClient(config, config.base_url, ResponseCache(tmp_path / "cache"), SYSTEM_PROMPTS["number"])
+    budget = Budget(5)
+    with pytest.raises(TeacherError, match="gave up"):
+        client.buy(_rows(2), budget)
+    assert budget.used == 0 and ResponseCache(tmp_path / "cache").orphans() == []  # the connection never opened
