@@ -46,8 +46,35 @@ def progress(total: int, desc: str, unit: str, initial: int = 0, **kwargs):
 
     target = stream()
     hidden = kwargs.pop("disable", False) or not _is_terminal(target)
+    # tqdm measures only sys.stderr and sys.stdout by itself, and a quiet run's console is a
+    # duplicate of the terminal: without dynamic_ncols a line wider than the terminal wraps, and
+    # each refresh (a carriage return) then starts a new line instead of rewriting the old one.
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=target, leave=False, disable=hidden,
-                **kwargs)
+                dynamic_ncols=True, **kwargs)
+
+
+def width() -> int:
+    """The columns a console line may use: the terminal's width less one (writing the last column
+    wraps on some terminals), as tqdm counts it; 79 when the console is no terminal."""
+    try:
+        return max(1, os.get_terminal_size(stream().fileno()).columns - 1)
+    except (AttributeError, ValueError, OSError):
+        return 79
+
+
+def fit(text: str, columns: int) -> str:
+    """`text` on one line of at most `columns` characters: cut at a word's end where one is near,
+    the cut marked with '...' (a line cut mid-word reads as a typo)."""
+    text = " ".join(text.split())  # a newline or tab inside would break the line
+    if len(text) <= columns:
+        return text
+    if columns <= 3:
+        return text[:columns]
+    head = text[:columns - 3]
+    space = head.rfind(" ")
+    if space >= (columns - 3) * 2 // 3:  # a word boundary in the last third: cut there
+        head = head[:space]
+    return head.rstrip(" ,;:") + "..."
 
 
 def is_terminal() -> bool:

@@ -102,3 +102,40 @@ def small_config(tmp_path):
         ])
 
     return make
+
+
+def run_in_terminal(argv: list[str], columns: int, timeout: float = 300, env: dict | None = None) -> tuple[int, str]:
+    """Run argv with a real terminal (a pty `columns` wide) as its stdin, stdout and stderr:
+    (exit code, everything it wrote there, as the terminal received it)."""
+    import fcntl
+    import struct
+    import subprocess
+    import termios
+    import threading
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a terminal's buffer is small: a writer blocks unless someone reads
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(timeout=30)
+        os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")

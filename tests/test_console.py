@@ -86,3 +86,45 @@ def test_a_run_prints_one_line_per_step_and_keeps_ray_in_its_log(synthetic_model
     for chatter in ("Started a local Ray instance", "Started training worker group"):  # Ray, Ray Train
         assert chatter in log_text and chatter not in done.stdout + done.stderr
     assert len(lines) < 40, "\n".join(lines)
+
+
+def test_a_line_too_wide_is_cut_at_a_words_end_and_marked():
+    line = ("teacher 2/3 req: http://teacher.example/v1 failing, retrying for 12 s: teacher refused the request "
+            "for row 'r0': HTTP 502: <html>\n<body>Bad Gateway</body>\n</html>\n")
+    whole = " ".join(line.split())
+    assert console.fit(line, 500) == whole  # one line: a newline inside would start a stray one
+    for columns in (100, 79, 60):
+        cut = console.fit(line, columns)
+        assert len(cut) <= columns and cut.endswith("...")
+        assert whole.startswith(cut[:-3]) and whole[len(cut) - 3] in " :,;"  # not inside a word
+    assert console.fit("x" * 100, 20) == "x" * 17 + "..."  # one long word: cut where it must be
+
+
+# A quiet run's console, as `tadistill run` has it: stdout and stderr go to the log, the progress
+# display to a duplicate of the terminal (which tqdm cannot measure by itself).
+BAR_IN_A_QUIET_RUN = """
+import sys
+from pathlib import Path
+from tadistill import console
+with console.run_log(Path(sys.argv[1]), verbose=False):
+    console.out(f"width {console.width()}")
+    with console.progress(3, "teacher", "req") as bar:
+        for n in range(1, 4):
+            bar.set_postfix(tokens=123456 * n, cost=0.25 * n, refresh=False)
+            bar.update(1)
+            bar.refresh()
+"""
+
+
+def test_a_progress_line_fits_a_narrow_terminal_and_is_rewritten_in_place(tmp_path):
+    from .conftest import REPO, run_in_terminal
+
+    code, shown = run_in_terminal([sys.executable, "-c", BAR_IN_A_QUIET_RUN, str(tmp_path / "run.log")], columns=40,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert code == 0, shown
+    said, _, display = shown.partition("\r\n")
+    assert said == "width 39"  # the terminal's 40 columns less the last one, read through the duplicate
+    refreshes = [part for part in display.split("\r") if part.strip()]
+    assert any("3/3" in part for part in refreshes), display
+    assert "\n" not in display  # every refresh rewrote the one line
+    assert all(len(part) <= 39 for part in refreshes), refreshes  # none wrapped onto a second

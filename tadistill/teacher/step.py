@@ -54,35 +54,38 @@ TROUBLE_SHOWN_S = 10.0
 TROUBLE_EVERY_S = 30.0
 
 
-def _progress(ledger, desc: str, stop: threading.Event, endpoint: str) -> None:
-    """The purchase's progress in outputs bought (not requests handed to workers), and, while
-    requests are being retried, the endpoint, the failure and the time so far: one updating line
-    on a terminal, a line every TROUBLE_EVERY_S elsewhere."""
+def _progress(ledger, desc: str, stop: threading.Event, endpoint: str, wanted: int, obtained_before: int) -> None:
+    """This purchase's progress: outputs obtained (not requests handed to workers) of the `wanted`
+    requests, and, while requests are being retried, the endpoint, the failure and the time so far:
+    one line updated in place on a terminal, cut to its width; a line every TROUBLE_EVERY_S elsewhere."""
     import ray
 
-    from ..console import is_terminal, progress
+    from ..console import fit, is_terminal, progress, width
 
-    first = ray.get(ledger.snapshot.remote())
-    already = first["requests"]  # bought by earlier purchases and invocations
-    last_said, shown = 0.0, desc  # (a display that is off keeps no description of its own)
-    with progress(first["limit_requests"], desc, "req", initial=already) as bar:
+    last_said, troubled = 0.0, False
+    with progress(wanted, desc, "req") as bar:
         while not stop.wait(0.5):
             snap = ray.get(ledger.snapshot.remote())
-            bar.update(already + snap["obtained"] - bar.n)
+            done = snap["obtained"] - obtained_before  # the ledger counts every purchase of this invocation
+            bar.update(done - bar.n)
             bar.set_postfix(tokens=snap["tokens"], cost=snap["cost"], refresh=False)
             trouble = snap["trouble"]
             if trouble and time.time() - trouble["last"] < TROUBLE_SHOWN_S:
-                line = (f"{desc}: {endpoint} failing, retrying for {time.time() - trouble['since']:.0f} s: "
-                        f"{trouble['failure']}")
+                line = (f"{desc} {done}/{wanted} req: {endpoint} failing, retrying for "
+                        f"{time.time() - trouble['since']:.0f} s: {trouble['failure']}")
                 if is_terminal():
-                    shown = line[:160]
-                    bar.set_description(shown, refresh=True)
+                    # The line replaces the bar (its count kept in the text): a long failure
+                    # then gets the whole width, and a line that fits is rewritten in place.
+                    troubled = True
+                    bar.bar_format = "{desc}"
+                    bar.set_description_str(fit(line, width()), refresh=True)
                 elif time.time() - last_said >= TROUBLE_EVERY_S:
                     log.warning("%s", line)
                     last_said = time.time()
-            elif shown != desc:
-                shown = desc
-                bar.set_description(desc, refresh=True)
+            elif troubled:
+                troubled = False
+                bar.bar_format = None  # tqdm's own layout again: description, bar, counts
+                bar.set_description_str(desc, refresh=True)
 
 
 def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir: Path, system_prompt: str,
@@ -93,8 +96,10 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
     workers = min(config.workers, len(wanted))
     batch_size = max(1, min(len(wanted), 4 * config.concurrency // workers))
     ds = ray.data.from_pandas(wanted[["id", "question"]]).repartition(max(1, -(-len(wanted) // batch_size)))
+    ray.get(ledger.reopen.remote())  # a purchase an earlier one's give-up halted may send again
     stop = threading.Event()
-    bar = threading.Thread(target=_progress, args=(ledger, desc, stop, url), daemon=True)
+    before = ray.get(ledger.snapshot.remote())["obtained"]  # what earlier purchases of this invocation got
+    bar = threading.Thread(target=_progress, args=(ledger, desc, stop, url, len(wanted), before), daemon=True)
     bar.start()
     try:
         return ds.map_batches(
@@ -111,7 +116,7 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
         teacher_said = _teacher_error_in(exc)
         if teacher_said is None:
             raise
-        obtained = ray.get(ledger.snapshot.remote())["obtained"]
+        obtained = ray.get(ledger.snapshot.remote())["obtained"] - before
         raise TeacherError(f"{desc} stopped: {teacher_said}. {obtained} of the {len(wanted)} requests of this purchase "
                            "were bought and stored; run the same command again to resume (nothing stored is paid "
                            "twice)") from None
@@ -121,19 +126,36 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
 
 
 def _teacher_error_in(exc: BaseException) -> Optional[str]:
-    """The teacher's own message inside what Ray Data raised (a RayTaskError wrapping the UDF's
-    TeacherError), or None when the failure was something else."""
-    import re
-
+    """The teacher's own message inside what Ray raised (a RayTaskError wrapping the UDF's
+    TeacherError), on one line, or None when the failure was something else."""
     seen, first = set(), exc
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, TeacherError):
-            return str(exc)
-        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+        cause = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+        # A RayTaskError(TeacherError) is a TeacherError too, but its text is the whole remote
+        # traceback: the TeacherError it carries (its cause) has the message itself.
+        if isinstance(exc, TeacherError) and not isinstance(cause, TeacherError):
+            return _one_line(_said_in_traceback(str(exc)) or str(exc))
+        exc = cause
     # Across the process boundary the cause may survive only in the remote traceback's text.
-    said = re.findall(r"TeacherError: (.+)", str(first))
-    return said[-1].strip() if said else None
+    said = _said_in_traceback(str(first))
+    return _one_line(said) if said else None
+
+
+def _said_in_traceback(text: str) -> Optional[str]:
+    import re
+
+    said = re.findall(r"TeacherError: (.+)", text)
+    return said[-1] if said else None
+
+
+def _one_line(said: str) -> str:
+    """The message as one line: it is followed by a sentence of ours, and a newline (or a colour
+    code) inside a server's reply would leave that sentence on a stray line of its own."""
+    import re
+
+    said = re.sub(r"\x1b\[[0-9;]*m", "", said)
+    return " ".join(said.split()).rstrip(".")
 
 
 def _give_back_lost_reservations(ledger, before: dict, orphans_before: Spend, out: pd.DataFrame,

@@ -26,8 +26,36 @@ def test_yaml_then_overrides(tmp_path):
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epocs: 3\n")
-    with pytest.raises(ConfigError, match=r"train\.epocs: unknown key"):
+    with pytest.raises(ConfigError) as caught:
         load_config(path)
+    assert str(caught.value) == f"invalid config: train.epocs (file {path}): unknown key; did you mean train.epochs?"
+
+
+def test_an_unknown_key_typed_on_the_command_line_is_reported_there_not_against_the_file():
+    demo = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(demo, ["budget.requets=5"])
+    assert str(caught.value) == ("invalid config: budget.requets (command line: budget.requets=5): unknown key; "
+                                 "did you mean budget.requests?")
+
+
+def test_each_unknown_key_gets_its_own_line_its_origin_and_the_nearest_valid_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget:\n  prices:\n    gpt-4o: {promt: 1, completion: 2}\ntrain: {epochs: 2}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["train.requests=3", "trian.epochs=3", "zzz=1", "train.epochs=4"])
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"invalid config ({path}):"  # 'prompt: Field required' has no single origin
+    assert lines[1:] == [
+        "  budget.prices.gpt-4o.prompt: Field required",
+        f"  budget.prices.gpt-4o.promt (file {path}): unknown key; did you mean budget.prices.gpt-4o.prompt?",
+        "  train.requests (command line: train.requests=3): unknown key; did you mean budget.requests?",
+        "  trian (command line: trian.epochs=3): unknown key; did you mean train?",
+        "  zzz (command line: zzz=1): unknown key",
+    ]
+    # A key under a field whose keys are the user's own (a model's price) is no unknown key.
+    prices = load_config(None, ["budget.prices.gpt-4o.prompt=1", "budget.prices.gpt-4o.completion=2"]).budget.prices
+    assert prices["gpt-4o"].completion == 2
 
 
 def test_bad_value_is_named():
@@ -233,5 +261,6 @@ def test_a_check_over_several_keys_says_what_is_wrong_without_dumping_the_sectio
     message = str(caught.value)
     assert "budget.rounds 2: method 'none' buys once, at random, and has no rounds" in message
     assert "{" not in message and "Value error" not in message
-    with pytest.raises(ConfigError, match=r"budget.requests: Input should be greater than or equal to 1 \(got 0\)"):
+    with pytest.raises(ConfigError, match=r"budget.requests \(command line: budget.requests=0\): Input should be "
+                                          r"greater than or equal to 1 \(got 0\)"):
         load_config(None, ["budget.requests=0"])

@@ -114,6 +114,26 @@ def test_unknown_extension_and_missing_file_fail_before_reading(ray_local, tmp_p
         read_corpus(_config({"train": ["missing.jsonl"]}, test_share=0.1, root=str(tmp_path)))
 
 
+def test_the_cheap_checks_refuse_what_reading_would_refuse_without_ray(tmp_path):
+    """Before Ray starts (this test starts none): the same errors, in the same words, as reading
+    the corpus gives."""
+    from tadistill.corpus.read import check_files
+
+    good = write_jsonl(tmp_path / "good.jsonl", QUESTIONS[:3])
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "broken.json").write_text('[{"body": "a question"')
+    check_files(_config({"train": [str(good)]}, test_share=0.1))  # nothing to say
+    bad_row = tmp_path / "bad_row.jsonl"
+    bad_row.write_text(good.read_text() + "{not json\n")
+    check_files(_config({"train": [str(bad_row)]}, test_share=0.1))  # a bad row is a reject, counted later
+    with pytest.raises(CorpusError, match=r"empty.jsonl: no records \(1 bytes, empty\)"):
+        check_files(_config({"train": [str(good)], "test": [str(tmp_path / "empty.jsonl")]}))
+    with pytest.raises(CorpusError, match=r"broken.json: not valid JSON"):
+        check_files(_config({"train": [str(tmp_path / "broken.json")]}, test_share=0.1))
+    with pytest.raises(CorpusError, match="data.files.train: no file matches 'missing.jsonl'"):
+        check_files(_config({"train": ["missing.jsonl"]}, test_share=0.1, root=str(tmp_path)))
+
+
 def test_synthetic_task_reads_through_the_same_reader(ray_local, tmp_path):
     config = DataConfig.model_validate({"synthetic": {"pool_size": 60, "test_size": 20, "seed": 5}})
     corpus = read_corpus(write_synthetic_source(config, tmp_path))
