@@ -11,7 +11,10 @@ samples, rows the TA scores, training examples, test answers) spread over the un
 
 with both numbers measured per kind of work: `--calibrate` fits them by least squares to the steps
 of finished runs (their manifests say each step's seconds and rows, their config.json the units),
-so the plan of a run is read off runs of the same kind. The teacher is bounded by its concurrency
+so the plan of a run is read off runs of the same kind: given neither --rates nor --calibrate, the
+plan fits the finished runs it finds whose KIND_KEYS (launchers, engines, device, models, teacher,
+corpus) agree with the config's, else takes the committed rates of that kind (cluster/plan/
+rates_*.json, config_kind). The teacher is bounded by its concurrency
 over its latency and by its rate limit. The plan says which step bounds
 the run, what each step needs of the cluster and whether it fits, and what the teacher costs at
 budget.prices. It is a model: it knows nothing of a cluster's autoscaling delays or of contention
@@ -22,11 +25,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .config import Config
+from .config.base import _get_dotted
 from .config.choices import fact
 
 # What one unit of each kind of work is, for the report.
@@ -37,7 +41,8 @@ WORK_NAMES = {"corpus": "rows", "teacher": "requests", "train": "examples", "sam
 @dataclass
 class Rate:
     """One kind of work: per_unit_s is the rate of one unit (rows, examples or requests a second),
-    startup_s the fixed cost of the step (deploying replicas, starting Ray Train, loading a model)."""
+    startup_s the fixed cost of the step (deploying replicas, starting Ray Train, loading a model);
+    the teacher's is paid by a run's first purchase only (ONCE_A_RUN)."""
 
     per_unit_s: float
     startup_s: float = 0.0
@@ -50,6 +55,9 @@ class Rates:
     source: str = ""
     teacher_prompt_tokens: float = 0.0  # per request, from the runs calibrated on
     teacher_completion_tokens: float = 0.0
+    # The kind of config they were measured on (config_kind); empty: unknown or assumed, so a plan
+    # uses them only when given them (--rates), never as the committed rates of a kind.
+    config_kind: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -59,7 +67,8 @@ class Rates:
         raw = json.loads(Path(path).read_text())
         return cls(kinds={k: Rate(**v) for k, v in raw["kinds"].items()}, source=raw.get("source", str(path)),
                    teacher_prompt_tokens=raw.get("teacher_prompt_tokens", 0.0),
-                   teacher_completion_tokens=raw.get("teacher_completion_tokens", 0.0))
+                   teacher_completion_tokens=raw.get("teacher_completion_tokens", 0.0),
+                   config_kind=raw.get("config_kind", {}))
 
 
 @dataclass
@@ -126,7 +135,10 @@ def _sizes(config: Config, pool: Optional[int], test: Optional[int]) -> tuple[in
 
 
 def _stage_examples(config: Config, bought: int) -> int:
-    return math.ceil(config.train.epochs * bought / config.train.global_batch_size) * config.train.global_batch_size
+    """Examples a round's student trains on: every epoch a whole number of global batches, the last
+    one filled up from the epoch's start (train/plan.py BatchPlan), so 18 rows are 2 batches an epoch."""
+    batch = config.train.global_batch_size
+    return config.train.epochs * math.ceil(bought / batch) * batch
 
 
 def _from_records(config: Config) -> bool:
@@ -234,7 +246,7 @@ def _teacher_throughput(config: Config, rate: Rate) -> float:
 
 def plan_run(config: Config, rates: Rates, shape: Shape, pool: Optional[int] = None,
              test: Optional[int] = None) -> Plan:
-    steps = []
+    steps: list[StepPlan] = []
     for step, kind, work in run_work(config, pool, test):
         rate = rates.kinds.get(kind)
         if rate is None:
@@ -246,7 +258,9 @@ def plan_run(config: Config, rates: Rates, shape: Shape, pool: Optional[int] = N
             throughput = _teacher_throughput(config, rate)
         else:
             throughput = rate.per_unit_s * units
-        steps.append(StepPlan(step, kind, work, units, throughput, rate.startup_s, needs, fits, note))
+        started = kind in ONCE_A_RUN and any(s.kind == kind for s in steps)
+        steps.append(StepPlan(step, kind, work, units, throughput, 0.0 if started else rate.startup_s, needs, fits,
+                              note))
     return Plan(steps, config.budget.requests, _teacher_cost(config, rates), shape, rates.source)
 
 
@@ -273,13 +287,21 @@ MEASURED_WORK: dict[str, tuple[str, str]] = {
 }
 
 
-def _measurements(run_dir: Path) -> tuple[list[tuple[str, float, float]], list[tuple[int, int, int]]]:
-    """(kind, work per unit of throughput, seconds) of each measured step of a finished run, and
-    (requests, prompt tokens, completion tokens) of its teacher steps."""
+# Kinds whose start-up a run pays once, in its first step of the kind: the simulated teacher's
+# Serve app (teacher/sources.py) stays up from the first purchase to the run's end, where Serve
+# replicas and Ray Train start again for each step that needs them.
+ONCE_A_RUN = ("teacher",)
+
+
+def _measurements(run_dir: Path) -> tuple[list[tuple[str, float, float, bool]], list[tuple[int, int, int]]]:
+    """(kind, work per unit of throughput, seconds, whether the step paid the start-up) of each
+    measured step of a finished run, and (requests, prompt tokens, completion tokens) of its
+    teacher steps."""
     config = Config.model_validate_json((run_dir / "config.json").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())["steps"]
-    points, tokens = [], []
-    for step, entry in manifest.items():
+    points, tokens, seen = [], [], set()
+    # In the order the steps ran (the manifest's keys are sorted): which of a kind came first.
+    for step, entry in sorted(manifest.items(), key=lambda item: item[1].get("finished_at", "")):
         what = step.rpartition(".")[2]
         if what not in MEASURED_WORK or "seconds" not in entry:
             continue
@@ -288,17 +310,24 @@ def _measurements(run_dir: Path) -> tuple[list[tuple[str, float, float]], list[t
         if not work or (kind == "teacher" and _from_records(config)):  # a record is no endpoint
             continue
         units = config.teacher.concurrency if kind == "teacher" else _units(config, kind)[0]
-        points.append((kind, work / units, entry["seconds"]))
+        points.append((kind, work / units, entry["seconds"], kind not in ONCE_A_RUN or kind not in seen))
+        seen.add(kind)
         if kind == "teacher":
             tokens.append((work, entry.get("prompt_tokens", 0), entry.get("completion_tokens", 0)))
     return points, tokens
 
 
+# Work that spans less than this share of its largest value cannot tell a start-up from a rate:
+# two runs at budgets 60 and 120 sample 3,928 and 3,856 answers (the pool left), and the 2% between
+# them fits any slope the timing noise gives, a negative one included.
+MIN_SPREAD = 0.2
+
+
 def _least_squares(points: list[tuple[float, float]]) -> Rate:
-    """seconds = startup + x / rate, fitted over (x, seconds); one distinct x: no start-up."""
+    """seconds = startup + x / rate, fitted over (x, seconds); work of (nearly) one size: no start-up."""
     xs = [x for x, _ in points]
     ys = [y for _, y in points]
-    if len(set(xs)) < 2:
+    if max(xs) - min(xs) <= MIN_SPREAD * max(xs):
         return Rate(per_unit_s=sum(xs) / max(sum(ys), 1e-9), fitted_on=len(points))
     n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
@@ -310,24 +339,84 @@ def _least_squares(points: list[tuple[float, float]]) -> Rate:
     return Rate(per_unit_s=1.0 / slope, startup_s=startup, fitted_on=n)
 
 
+def _fit_started_once(points: list[tuple[float, float, bool]]) -> Rate:
+    """A kind started once a run: the later steps, without the start-up, give the rate (through the
+    origin); the first steps' time above it is the start-up. Only first steps: as any other kind."""
+    later = [(x, y) for x, y, first in points if not first]
+    if not later:
+        return _least_squares([(x, y) for x, y, _ in points])
+    rate = sum(x for x, _ in later) / max(sum(y for _, y in later), 1e-9)
+    firsts = [y - x / rate for x, y, first in points if first]
+    return Rate(per_unit_s=rate, startup_s=max(0.0, sum(firsts) / len(firsts)) if firsts else 0.0,
+                fitted_on=len(points))
+
+
+def _fit_rate(kind: str, points: list[tuple[float, float, bool]]) -> Rate:
+    if kind in ONCE_A_RUN:
+        return _fit_started_once(points)
+    return _least_squares([(x, y) for x, y, _ in points])
+
+
 def calibrate(run_dirs: list[Path]) -> Rates:
-    by_kind: dict[str, list[tuple[float, float]]] = {}
+    by_kind: dict[str, list[tuple[float, float, bool]]] = {}
     tokens: list[tuple[int, int, int]] = []
     for run_dir in run_dirs:
         for path in ("config.json", "manifest.json"):
             if not (Path(run_dir) / path).exists():
                 raise ValueError(f"{run_dir}: no {path}; --calibrate takes the run directories of finished runs")
         points, run_tokens = _measurements(Path(run_dir))
-        for kind, x, seconds in points:
-            by_kind.setdefault(kind, []).append((x, seconds))
+        for kind, x, seconds, first in points:
+            by_kind.setdefault(kind, []).append((x, seconds, first))
         tokens += run_tokens
     requests = sum(t[0] for t in tokens)
+    # Runs of one kind give rates of that kind (what --save-rates writes, to be committed for it).
+    run_kinds = [run_kind(Path(r)) for r in run_dirs]
     return Rates(
-        kinds={kind: _least_squares(points) for kind, points in by_kind.items()},
+        kinds={kind: _fit_rate(kind, points) for kind, points in by_kind.items()},
         source="calibrated on " + ", ".join(str(r) for r in run_dirs),
         teacher_prompt_tokens=sum(t[1] for t in tokens) / requests if requests else 0.0,
         teacher_completion_tokens=sum(t[2] for t in tokens) / requests if requests else 0.0,
+        config_kind=run_kinds[0] if run_kinds and all(k == run_kinds[0] for k in run_kinds) else {},
     )
+
+
+# -- which runs measure a config's rates -------------------------------------------------------
+
+# The settings that decide how fast one unit of work goes and that the model does not scale by (it
+# scales by sizes, budget, samples, epochs, replicas, workers, teacher concurrency): the launchers
+# and engines (Serve deploys per step, Ray Train starts per stage, local does neither), the device,
+# the models, the teacher and the corpus (a GSM8K row is not a synthetic one). A run that differs
+# in one of them measured other rates, so a plan calibrates only on runs that agree on all.
+KIND_KEYS = ("inference.launcher", "inference.backend", "inference.num_gpus", "train.launcher", "train.strategy",
+             "train.use_gpu", "models.student", "models.ta", "teacher.source", "teacher.model", "data.source",
+             "data.preset")
+
+
+def _kind_of(dump: dict) -> dict:
+    """KIND_KEYS' values in a resolved config as JSON (a key an older run lacks: None)."""
+    kind = {}
+    for key in KIND_KEYS:
+        try:
+            kind[key] = _get_dotted(dump, key)
+        except (KeyError, TypeError):
+            kind[key] = None
+    return kind
+
+
+def config_kind(config: Config) -> dict:
+    return _kind_of(config.model_dump(mode="json"))
+
+
+def run_kind(run_dir: Path) -> dict:
+    """The kind of a finished run, read from its config.json as written (no validation: a run of an
+    older version still says what it was)."""
+    return _kind_of(json.loads((Path(run_dir) / "config.json").read_text()))
+
+
+def kind_differences(wanted: dict, found: dict) -> list[str]:
+    """Why rates of kind `found` are not a config of kind `wanted`'s: 'key value (this config: value)' each."""
+    return [f"{key} {found.get(key)} (this config: {value})" for key, value in wanted.items()
+            if found.get(key) != value]
 
 
 # -- the report ------------------------------------------------------------------------------

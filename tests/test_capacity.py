@@ -21,7 +21,7 @@ def test_the_work_of_a_run_follows_from_its_config():
     warmup = config.warmup_requests()
     assert work["warmup.buy"] == warmup and work["round1.buy"] == 300 - warmup
     assert work["round1.sample"] == work["round1.score"] == 500 * 4
-    assert work["round1.train"] == math.ceil(config.train.epochs * warmup / 16) * 16
+    assert work["round1.train"] == config.train.epochs * math.ceil(warmup / 16) * 16  # whole batches an epoch
     assert work["final.train"] == config.final_steps() * config.train.global_batch_size
     assert work["evaluate"] == config.data.synthetic.test_size
     one_stage = {step for step, _, _ in run_work(load_config(None, ["method=none"]))}
@@ -35,7 +35,7 @@ def test_rounds_split_the_work_of_the_selected_purchase():
     assert [work[f"round{k}.buy"] for k in (1, 2, 3)] == [105, 63, 42]
     pool = config.data.synthetic.pool_size
     assert work["round2.sample"] == (pool - warmup - 105) * config.inference.num_samples
-    assert work["round3.train"] == math.ceil(config.train.epochs * (warmup + 168) / 16) * 16  # all bought before it
+    assert work["round3.train"] == config.train.epochs * math.ceil((warmup + 168) / 16) * 16  # all bought before it
     assert work["round2.trust"] == 63  # a later round scores only its own purchase
 
 
@@ -72,10 +72,12 @@ def test_a_step_that_does_not_fit_the_cluster_says_so():
     assert next(s for s in bigger.steps if s.step == "round1.sample").fits
 
 
-def _finished_run(folder, scale: int):
+LOCAL = ["train.launcher=local", "train.num_workers=1", "train.strategy=ddp", "inference.launcher=local"]
+
+
+def _finished_run(folder, scale: int, settings=LOCAL):
     """A run directory as a finished run leaves it: its config and its manifest's step records."""
-    config = load_config(None, ["train.launcher=local", "train.num_workers=1", "train.strategy=ddp",
-                                 "inference.launcher=local"])
+    config = load_config(None, settings)
     folder.mkdir()
     (folder / "config.json").write_text(config.model_dump_json())
     steps = {
@@ -94,6 +96,9 @@ def test_rates_are_fitted_to_finished_runs(tmp_path):
     assert rates.kinds["train"].per_unit_s == pytest.approx(100) and rates.kinds["train"].startup_s == pytest.approx(20)
     assert rates.kinds["teacher"].per_unit_s == pytest.approx(2.0)  # requests a second per concurrency slot
     assert rates.teacher_prompt_tokens == pytest.approx(100) and rates.teacher_completion_tokens == pytest.approx(50)
+    # They are rates of the runs' kind, and say so when saved (how a committed rates file is made).
+    rates.save(tmp_path / "rates.json")
+    assert Rates.load(tmp_path / "rates.json").config_kind["inference.launcher"] == "local"
 
 
 def test_a_step_whose_time_does_not_grow_with_its_work_is_a_fixed_cost():
@@ -101,6 +106,36 @@ def test_a_step_whose_time_does_not_grow_with_its_work_is_a_fixed_cost():
 
     rate = _least_squares([(260, 8.5), (520, 5.3)])  # a cold first run: slower on less work
     assert math.isinf(rate.per_unit_s) and rate.startup_s == pytest.approx(6.9)
+
+
+def test_work_of_nearly_one_size_gives_a_rate_not_a_start_up():
+    from tadistill.capacity import _least_squares
+
+    # Sampling at budgets 60 and 120 of configs/demo.yaml: the pool left, 2% apart, the larger faster.
+    rate = _least_squares([(3928, 25.1), (3856, 27.7)])
+    assert rate.startup_s == 0 and rate.per_unit_s == pytest.approx((3928 + 3856) / (25.1 + 27.7))
+
+
+def test_the_teacher_starts_once_a_run_so_only_its_first_purchase_pays_the_start_up(tmp_path):
+    run = _finished_run(tmp_path / "run", 1)
+    manifest = json.loads((run / "manifest.json").read_text())
+    concurrency = load_config(None, LOCAL).teacher.concurrency
+    manifest["steps"]["warmup.buy"].update({"sent": 32, "seconds": 8.0 + 32 / concurrency / 2.0,
+                                            "finished_at": "2026-12-06T11:00:00"})
+    manifest["steps"]["round1.buy"] = {"sent": 64, "seconds": 64 / concurrency / 2.0,
+                                       "finished_at": "2026-12-06T11:05:00"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    teacher = calibrate([run]).kinds["teacher"]
+    assert teacher.per_unit_s == pytest.approx(2.0) and teacher.startup_s == pytest.approx(8.0)
+    plan = plan_run(load_config(None, LOCAL), _rates(teacher=teacher), Shape())
+    buys = {s.step: s.startup_s for s in plan.steps if s.kind == "teacher"}
+    assert buys == {"warmup.buy": pytest.approx(8.0), "round1.buy": 0.0}
+
+
+def test_a_round_trains_whole_batches_every_epoch():
+    config = load_config(None, ["budget.requests=60", "train.epochs=20", "train.global_batch_size=16"])
+    work = {step: amount for step, _, amount in run_work(config)}
+    assert config.warmup_requests() == 18 and work["round1.train"] == 20 * 2 * 16  # 18 rows: 2 batches an epoch
 
 
 def test_plan_on_the_command_line(tmp_path, capsys):
@@ -115,28 +150,62 @@ def test_plan_on_the_command_line(tmp_path, capsys):
 
 
 
-def test_plan_without_rates_calibrates_on_runs_it_finds_else_uses_the_committed_ones(tmp_path, capsys, monkeypatch):
+def _finished_run_with_every_step(folder, scale: int, settings=LOCAL):
+    """A finished run whose manifest also holds the corpus, scoring and evaluation steps."""
+    _finished_run(folder, scale, settings)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["steps"].update({
+        "corpus": {"rows": 500 * scale, "seconds": 2.0 * scale}, "round1.score": {"rows": 400 * scale, "seconds": 4.0},
+        "evaluate": {"total": 300 * scale, "accuracy": 0.5, "seconds": 3.0 * scale}})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_plan_calibrates_only_on_runs_of_its_kind_and_says_why_it_skipped_the_others(tmp_path, capsys, monkeypatch):
     from tadistill import cli
 
     monkeypatch.setattr(cli, "DEMO_RUNS", tmp_path / "no-demo-here")
     beside = tmp_path / "runs"
     beside.mkdir()
-    for name, scale in (("none", 1), ("full", 3)):  # as a demo leaves them: one folder per method
-        _finished_run(beside / name, scale)
-        manifest = json.loads((beside / name / "manifest.json").read_text())
-        manifest["steps"].update({  # the rest of a run's measured steps
-            "corpus": {"rows": 500 * scale, "seconds": 2.0 * scale}, "round1.score": {"rows": 400 * scale, "seconds": 4.0},
-            "evaluate": {"total": 300 * scale, "accuracy": 0.5, "seconds": 3.0 * scale}})
-        (beside / name / "manifest.json").write_text(json.dumps(manifest))
-    assert main(["plan", "configs/demo.yaml", f"run_dir={beside / 'full'}"]) == 0
+    # configs/demo.yaml's kind (Serve, Ray Train with DeepSpeed) beside a demo_benchmark-like run
+    # (local launchers) and a run with another teacher: only the first measures demo.yaml's rates.
+    _finished_run_with_every_step(beside / "serve", 1, [])
+    _finished_run_with_every_step(beside / "local", 3)
+    _finished_run_with_every_step(beside / "openai", 2, ["teacher.source=openai", "teacher.model=gpt-x",
+                                                         "teacher.base_url=http://127.0.0.1:1/v1"])
+    assert main(["plan", "configs/demo.yaml", f"run_dir={beside / 'new'}"]) == 0
     out = capsys.readouterr().out
-    assert f"rates calibrated on {beside / 'full'}, {beside / 'none'}" in out and "| final.train |" in out
-    # Nothing finished to calibrate on: the rates committed for this machine kind, and it says so.
-    assert main(["plan", "configs/demo.yaml", f"run_dir={tmp_path / 'empty' / 'full'}"]) == 0
-    assert "rates committed for 2-core CPU machines (rates_cpu_2core.json" in capsys.readouterr().out
-    monkeypatch.setattr(cli, "COMMITTED_RATES", tmp_path / "none.json")
-    assert main(["plan", "configs/demo.yaml", f"run_dir={tmp_path / 'empty' / 'full'}"]) == 2  # one line, exit 2
-    assert "needs measured rates: no finished run in" in capsys.readouterr().err
+    assert f"rates calibrated on {beside / 'serve'} (finished runs of this config's kind)" in out
+    assert (f"skipped {beside / 'local'}, a run of another kind: inference.launcher local (this config: serve); "
+            "train.launcher local (this config: ray_train); and 1 more") in out
+    assert f"skipped {beside / 'openai'}, a run of another kind: teacher.source openai (this config: synthetic)" in out
+    assert "| final.train |" in out
+    # Asked to calibrate on a run of another kind, it does, and points it out.
+    assert main(["plan", "configs/demo.yaml", "--calibrate", str(beside / "local")]) == 0
+    out = capsys.readouterr().out
+    assert f"calibrating on {beside / 'local'}, a run of another kind: inference.launcher local" in out
+
+
+def test_with_no_run_of_its_kind_a_plan_uses_the_rates_committed_for_its_kind(tmp_path, capsys, monkeypatch):
+    from tadistill import cli
+
+    monkeypatch.setattr(cli, "DEMO_RUNS", tmp_path / "no-demo-here")
+    _finished_run_with_every_step(tmp_path / "local", 1)  # beside the planned run, of another kind
+    assert main(["plan", "configs/demo.yaml", f"run_dir={tmp_path / 'new'}"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped {tmp_path / 'local'}" in out
+    assert "rates committed for this kind of config (rates_cpu_2core_serve.json" in out
+    assert main(["plan", "configs/demo_benchmark.yaml", f"run_dir={tmp_path / 'empty' / 'new'}"]) == 0
+    assert "rates committed for this kind of config (rates_cpu_2core_local.json" in capsys.readouterr().out
+    # A kind nothing was measured on (local training, Serve inference): one line naming what there is, exit 2.
+    mixed = [f"run_dir={tmp_path / 'empty' / 'new'}", *LOCAL[:3]]
+    assert main(["plan", "configs/demo.yaml", *mixed]) == 2
+    err = capsys.readouterr().err
+    assert "tadistill plan: no measured rates for this config: no finished run of its kind" in err
+    assert "no committed rates for its kind" in err
+    assert "rates_cpu_2core_local.json has inference.launcher local (this config: serve)" in err
+    assert "rates_cpu_2core_serve.json has train.launcher ray_train (this config: local)" in err
+    assert "rates_gpu_assumed.json" not in err  # assumed rates are only taken when given (--rates)
 
 
 def test_the_one_million_question_plan_in_the_cluster_readme_is_what_the_command_prints(capsys):
