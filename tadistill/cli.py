@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from . import console
+from . import console, interrupt
 from .version import __version__
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
@@ -150,25 +150,47 @@ def _benchmark_line(config=None) -> Optional[str]:
 def cmd_config_show(args) -> int:
     if args.config or args.overrides:
         config = load_config(args.config, args.overrides)
-        print(config.model_dump_json(indent=2))
-        return 0
-    for key, default, description in describe_options():
-        print(f"{key} = {default}\n    {description}")
+        return _print_to_reader(config.model_dump_json(indent=2))
+    return _print_to_reader("\n".join(f"{key} = {default}\n    {description}"
+                                      for key, default, description in describe_options()))
+
+
+def _print_to_reader(text: str) -> int:
+    """Print `text`; a reader that stops early (`| head`) ends the command quietly, with success:
+    it got what it asked for."""
+    import os
+
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, into the same closed pipe: point it at devnull so
+        # that flush has nowhere to fail (the recipe of Python's signal module docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _inspect_log(args, config) -> Path:
+    """Where `data inspect` writes Ray's output: beside --out, else in the config's run directory."""
+    return Path(args.out).with_suffix(".log") if args.out else Path(config.run_dir) / "data_inspect.log"
 
 
 def cmd_data_inspect(args) -> int:
     from .corpus.inspect import inspect_data
-    from .services import Services
+    from .corpus.read import check_files
 
     config = load_config(args.config, args.overrides)
-    services = Services(config)
-    try:
-        services.ray()
-        markdown, summary = inspect_data(config)
-    finally:
-        services.shutdown()
-    print(markdown)
+    check_files(config.data)  # a missing, empty or unreadable file is refused before Ray takes seconds to start
+    from .services import Services
+
+    with console.run_log(_inspect_log(args, config), args.verbose) as log_file:
+        log.info("tadistill data inspect: reading the data with Ray; its output goes to %s", log_file)
+        services = Services(config)
+        try:
+            services.ray()
+            markdown, summary = inspect_data(config)
+        finally:
+            services.shutdown()
+    _print_to_reader(markdown)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(markdown)
@@ -176,9 +198,13 @@ def cmd_data_inspect(args) -> int:
     return 0
 
 
-# Rates measured on this project's 2-core CPU machines, for a plan with nothing to calibrate on.
-COMMITTED_RATES = REPO / "cluster" / "plan" / "rates_cpu_2core.json"
+# Rates measured on this project's 2-core CPU machines, one file per kind of config (its
+# config_kind: launchers, engines, models, teacher, corpus), for a plan with no run of its kind to
+# calibrate on. A file without a kind (rates_gpu_assumed.json: assumed, not measured) is only
+# ever given by --rates.
+COMMITTED_RATES = REPO / "cluster" / "plan"
 DEMO_RUNS = Path("runs") / "demo"
+SKIPPED_SHOWN = 5  # runs of other kinds named one a line; more are counted on one line
 
 
 def _finished_runs(folder: Path) -> list[Path]:
@@ -195,22 +221,69 @@ def _finished_runs(folder: Path) -> list[Path]:
     return finished
 
 
-def _rates_found(config):
-    """Rates for a plan given none: fitted to finished runs of this config (its run directory and
-    those beside it, as a demo leaves them), else to the demo's, else the committed rates of this
-    machine kind; a clear message only when there is none of these."""
-    from .capacity import Rates, calibrate
+def _runs_by_kind(config, run_dirs: list[Path]) -> tuple[list[Path], list[tuple[Path, list[str]]]]:
+    """The runs of the config's kind, and the others with what differs (capacity.KIND_KEYS)."""
+    from .capacity import config_kind, kind_differences, run_kind
 
-    for folder in (Path(config.run_dir).parent, DEMO_RUNS):
-        runs = _finished_runs(folder)
-        if runs:
-            return calibrate(runs)
-    if COMMITTED_RATES.exists():
-        rates = Rates.load(COMMITTED_RATES)
-        rates.source = f"committed for 2-core CPU machines ({COMMITTED_RATES.name}: {rates.source})"
+    kind = config_kind(config)
+    same, other = [], []
+    for run_dir in run_dirs:
+        differs = kind_differences(kind, run_kind(run_dir))
+        if differs:
+            other.append((run_dir, differs))
+        else:
+            same.append(run_dir)
+    return same, other
+
+
+def _say_other_kinds(other: list[tuple[Path, list[str]]], verb: str) -> None:
+    """One line per run of another kind and why, the first SKIPPED_SHOWN of them (a folder of many
+    runs leaves the plan readable)."""
+    for run_dir, differs in other[:SKIPPED_SHOWN]:
+        more = f"; and {len(differs) - 2} more" if len(differs) > 2 else ""
+        console.out(f"tadistill plan: {verb} {run_dir}, a run of another kind: {'; '.join(differs[:2])}{more}")
+    if len(other) > SKIPPED_SHOWN:
+        console.out(f"tadistill plan: {verb} {len(other) - SKIPPED_SHOWN} more runs of other kinds")
+
+
+def _committed_rates(config):
+    """The committed rates of the config's kind; a clear message naming what each file is for when
+    none is for it."""
+    from .capacity import Rates, config_kind, kind_differences
+
+    kind = config_kind(config)
+    others = []
+    for path in sorted(COMMITTED_RATES.glob("rates_*.json")):
+        rates = Rates.load(path)
+        if not rates.config_kind:  # assumed rates: only by --rates
+            continue
+        differs = kind_differences(kind, rates.config_kind)
+        if not differs:
+            rates.source = f"committed for this kind of config ({path.name}: {rates.source})"
+            return rates
+        others.append(f"{path.name} has {differs[0]}")
+    have = "; ".join(others) or f"none in {COMMITTED_RATES}"
+    raise ConfigError(f"no measured rates for this config: no finished run of its kind in "
+                      f"{Path(config.run_dir).parent} or {DEMO_RUNS} to calibrate on, and no committed rates for "
+                      f"its kind ({have}); run a small run of this config first, or give --rates RATES.json or "
+                      f"--calibrate RUN_DIR")
+
+
+def _rates_found(config):
+    """Rates for a plan given none: fitted to finished runs of this config's kind (in its run
+    directory and those beside it, as a demo leaves them, and the demo's), saying which runs of
+    other kinds it skipped and why; else the committed rates of its kind; else a clear message."""
+    from .capacity import calibrate
+
+    found = {run.resolve(): run for folder in (Path(config.run_dir).parent, DEMO_RUNS)
+             for run in _finished_runs(folder)}
+    same, other = _runs_by_kind(config, list(found.values()))
+    _say_other_kinds(other, "skipped")
+    if same:
+        rates = calibrate(same)
+        rates.source += " (finished runs of this config's kind)"
         return rates
-    raise ConfigError(f"tadistill plan needs measured rates: no finished run in {Path(config.run_dir).parent} or "
-                      f"{DEMO_RUNS} to calibrate on; run the demo, or give --rates RATES.json or --calibrate RUN_DIR")
+    return _committed_rates(config)
 
 
 def cmd_plan(args) -> int:
@@ -218,8 +291,11 @@ def cmd_plan(args) -> int:
 
     config = load_config(args.config, args.overrides)
     try:
-        if args.rates or args.calibrate:
-            rates = calibrate([Path(r) for r in args.calibrate]) if args.calibrate else Rates.load(Path(args.rates))
+        if args.calibrate:  # the user's choice stands; a run of another kind is pointed out
+            rates = calibrate([Path(r) for r in args.calibrate])
+            _say_other_kinds(_runs_by_kind(config, [Path(r) for r in args.calibrate])[1], "calibrating on")
+        elif args.rates:
+            rates = Rates.load(Path(args.rates))
         else:
             rates = _rates_found(config)
             console.out(f"tadistill plan: rates {rates.source} (--rates or --calibrate to choose others)")
@@ -270,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect", help="rows per split, answer types, rejects with reasons, recorded-teacher accuracy")
     inspect.add_argument("config", help="YAML config file")
     inspect.add_argument("overrides", nargs="*", help="key=value overrides")
-    inspect.add_argument("--out", default=None, help="also write the Markdown here (and a .json summary beside it)")
+    inspect.add_argument("--out", default=None,
+                         help="also write the Markdown here (and a .json summary beside it); Ray's output goes to "
+                              "a .log beside it (without --out: data_inspect.log in the config's run_dir)")
     inspect.set_defaults(func=cmd_data_inspect)
 
     plan = sub.add_parser("plan", help="estimate a run's wall time and teacher cost on a cluster shape")
@@ -306,37 +384,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a scheduler, `kill`) stops a run like Ctrl-C: one line, resumable."""
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
-        pass
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     from .teacher.client import TeacherError
 
     args = build_parser().parse_args(argv)
     console.setup_logging(args.verbose)
-    _stop_on_sigterm()
+    interrupt.install()  # Ctrl-C and SIGTERM stop the command with one line, in every step
     try:
         return args.func(args)
     except (ConfigError, CorpusError, RunDirError, TeacherError) as exc:
         print(f"tadistill: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return _stopped()
+    except KeyboardInterrupt as stop:
+        return _stopped(interrupt.exit_code(stop))
     except SystemExit as exc:
         import signal
 
-        if exc.code == signal.SIGTERM:  # Ray's own SIGTERM handler, once Ray has started, exits with it
-            return _stopped()
+        if exc.code == signal.SIGTERM:  # Ray's own SIGTERM handler, where one was left in place, exits with it
+            return _stopped(128 + signal.SIGTERM)
         raise
     except Exception as exc:  # a bug or a failure outside the user's hands
         if console.last_log() is None:  # before any run's log existed: the traceback is all there is
@@ -347,11 +412,26 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
 
 
-def _stopped() -> int:
+def _stopped(code: int) -> int:
     print("tadistill: stopped. Finished steps and every paid teacher response are kept: run the same command "
           "again to resume.", file=sys.stderr)
-    return 130
+    return code
+
+
+def command() -> None:
+    """The `tadistill` command. After a stop it exits without the interpreter's teardown: what the
+    run started is already down and its files are on disk, and Ray's core worker can crash in that
+    teardown after an interrupted `ray.get` (exit -11 instead of 130)."""
+    code = main()
+    if code in (130, 143):
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

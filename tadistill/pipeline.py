@@ -13,11 +13,13 @@ import logging
 import time
 from typing import Optional
 
+from . import interrupt
 from .artifacts import is_purchase_step
 from .config import Config
 from .console import LOG_ONLY
 from .context import RunContext
 from .plan import Step, plan
+from .preflight import check_before_running
 from .rundir import STORAGE_ERRNOS, RunDir, storage_problem
 from .services import Services
 from .version import __version__
@@ -59,8 +61,8 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
     for step in steps:  # fingerprints first, so the budget knows which purchases still count
         ctx.fingerprints[step.name] = fingerprint(config, step, [ctx.fingerprints[s.name] for s in steps.upstream(step)])
     _say_if_earlier_layout(run_dir)
-    if any(is_purchase_step(s.name) and not run_dir.finished(s.name, ctx.fingerprints[s.name]) for s in steps):
-        ctx.teacher.preflight()  # a missing key or a dead endpoint stops the run here, in seconds
+    unfinished = [s.name for s in steps if s.name != "report" and not run_dir.finished(s.name, ctx.fingerprints[s.name])]
+    check_before_running(ctx, unfinished)  # a bad model, data file, resource need or endpoint: before any money
     try:
         for step in steps:
             fp = ctx.fingerprints[step.name]
@@ -76,7 +78,11 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
             started = time.time()
             ctx.step = step.name
             try:
-                info = step.run(ctx)
+                with interrupt.kept():  # a handler a library installed in the step ends with it
+                    info = step.run(ctx)
+            except KeyboardInterrupt:
+                interrupt.heard()  # Ctrl-C or SIGTERM reached the run: stop it, take down what it started
+                raise
             except OSError as exc:  # a full or read-only run directory, met by any writer of the step
                 if exc.errno not in STORAGE_ERRNOS:
                     raise

@@ -10,6 +10,7 @@ import os
 
 import ray
 
+from . import interrupt
 from .config import Config
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,14 @@ class Services:
             return
         ray_environment()
         kwargs = {"log_to_driver": True, "include_dashboard": False}
-        if self.config.ray.address:
-            ray.init(address=self.config.ray.address, **kwargs)
-        else:
-            # "local": a new Ray of our own, even where a `ray start` cluster runs on this machine
-            # (ray.init() would join that one, and refuse num_cpus): ray.address names a cluster to join.
-            ray.init(address="local", num_cpus=self.config.ray.num_cpus, **kwargs)
-            self._ray_started_here = True
+        with interrupt.kept():  # ray.init sets a SIGTERM handler that exits mid-step; ours stays
+            if self.config.ray.address:
+                ray.init(address=self.config.ray.address, **kwargs)
+            else:
+                # "local": a new Ray of our own, even where a `ray start` cluster runs on this machine
+                # (ray.init() would join that one, and refuse num_cpus): ray.address names a cluster to join.
+                ray.init(address="local", num_cpus=self.config.ray.num_cpus, **kwargs)
+                self._ray_started_here = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False

@@ -11,13 +11,34 @@ def test_config_error_exits_2_and_names_the_key(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("budget:\n  requets: 10\n")
     assert main(["run", str(path)]) == 2
-    assert "budget.requets: unknown key" in capsys.readouterr().err
+    assert f"budget.requets (file {path}): unknown key; did you mean budget.requests?" in capsys.readouterr().err
+    assert main(["run", str(path), "budget.requets=5"]) == 2  # typed on the command line: said so
+    assert ("tadistill: invalid config: budget.requets (command line: budget.requets=5): unknown key; did you mean "
+            "budget.requests?\n") == capsys.readouterr().err
 
 
 def test_config_show_lists_every_option(capsys):
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
     assert "budget.requests = 300" in out and "trust.mode" in out
+
+
+def test_config_show_into_a_pipe_its_reader_closed_ends_quietly():
+    import os
+
+    tadistill = Path(sys.executable).parent / "tadistill"
+    # A reader gone before the first write (as `head` is once it has its lines): every write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([str(tadistill), "config", "show"], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+    # As a person types it; pipefail: the pipeline fails if tadistill does.
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {tadistill} config show | head -1"], capture_output=True,
+                          text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, 'run_dir = "runs/default"\n', "")
 
 
 def test_console_command_is_installed():
@@ -55,11 +76,46 @@ def test_data_inspect_prints_splits_rejects_and_recorded_teacher_accuracy(ray_lo
     assert sum(t["outputs"] for t in teacher) == 6 and sum(t["correct"] for t in teacher) == 5
 
 
-def test_data_inspect_names_a_missing_file(ray_local, tmp_path, capsys):
+def test_data_inspect_names_a_missing_file(tmp_path, capsys):
     config = tmp_path / "data.yaml"
     config.write_text("data: {source: files, preset: gsm8k, files: {train: nope.jsonl, test: nope2.jsonl}}\n")
     assert main(["data", "inspect", str(config)]) == 2
     assert "data.files.train: no file matches 'nope.jsonl'" in capsys.readouterr().err
+
+
+# The command in a process of its own, saying afterwards whether it ever imported Ray.
+INSPECT_AND_SAY_IF_RAY_CAME = ("import sys; from tadistill.cli import main; code = main(sys.argv[1:]); "
+                               "print('ray imported:', 'ray' in sys.modules, file=sys.stderr); sys.exit(code)")
+
+
+def test_data_inspect_refuses_an_empty_file_before_ray_and_keeps_rays_lines_in_its_log(tmp_path):
+    import json
+    import os
+
+    (tmp_path / "train.jsonl").write_text("")
+    (tmp_path / "test.jsonl").write_text(json.dumps({"question": "What is 10 plus 1?", "answer": 11}) + "\n")
+    config = tmp_path / "data.yaml"
+    config.write_text(f"data:\n  source: files\n  root: {tmp_path}\n  files: {{train: train.jsonl, test: test.jsonl}}\n"
+                      "  fields: {question: question, answer: answer}\n  answer_type: number\nray: {num_cpus: 1}\n")
+    out = tmp_path / "report" / "inspect.md"
+    inspect = [sys.executable, "-c", INSPECT_AND_SAY_IF_RAY_CAME, "data", "inspect", str(config), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    refused = subprocess.run(inspect, capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == (f"tadistill: {tmp_path / 'train.jsonl'}: no records (0 bytes, empty); remove it from the "
+                              "file list or fill it\nray imported: False\n")
+    assert not out.with_suffix(".log").exists()
+
+    (tmp_path / "train.jsonl").write_text("".join(
+        json.dumps({"question": f"What is {i} plus 1?", "answer": i + 1}) + "\n" for i in range(5)))
+    done = subprocess.run(inspect, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("# Data") and "| train | 5 | 5 | 0 |" in done.stdout
+    log_file = out.with_suffix(".log")
+    said = done.stderr.splitlines()
+    assert said[0].endswith(f"tadistill data inspect: reading the data with Ray; its output goes to {log_file}")
+    assert said[1:] == ["ray imported: True"], said  # nothing of Ray's on the console
+    assert "Started a local Ray instance" in log_file.read_text()
 
 
 def test_a_run_whose_disk_fills_up_stops_with_exit_2_naming_the_step_and_records_nothing(tmp_path):
@@ -123,5 +179,5 @@ def test_sigterm_stops_a_run_with_one_line_saying_how_to_resume(tmp_path):
     time.sleep(3)  # inside the first step (Ray starting, or the corpus being read)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr[-2000:]
+    assert proc.returncode == 143, stderr[-2000:]  # 128 + SIGTERM
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr

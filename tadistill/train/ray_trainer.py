@@ -161,7 +161,7 @@ def _fit_on_ray_train(rows, stage, storage_path, progress=None):
     from .worker import train_loop_per_worker
 
     config, run_name = stage.train, stage.run_name
-    trainer = TorchTrainer(
+    trainer = _stoppable(TorchTrainer)(
         train_loop_per_worker,
         train_loop_config={"stage": stage, "progress": progress},
         scaling_config=ScalingConfig(
@@ -178,7 +178,34 @@ def _fit_on_ray_train(rows, stage, storage_path, progress=None):
         # curve then depends on the global batch, not on how many workers share it.
         dataset_config=DataConfig(datasets_to_split=[]),
     )
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except KeyboardInterrupt:
+        trainer.abandon()
+        raise
+
+
+def _stoppable(trainer_cls):
+    """The trainer without Ray Train's Ctrl-C handler, which turns a stop into a "graceful abort"
+    that ends as a training failure and stays installed after `fit`: Ctrl-C and SIGTERM raise in
+    the driver as in every step (interrupt.py), and the run's training is then ended at once. On a
+    cluster the run joined, its controller and workers are killed (they die with their owner);
+    a local Ray goes down with the run anyway."""
+
+    class Stoppable(trainer_cls):
+        _controller = None
+
+        def _register_sigint_handler(self, controller):  # Ray Train's hook, called inside fit()
+            self._controller = controller
+
+        def abandon(self) -> None:
+            if self._controller is not None:
+                try:
+                    ray.kill(self._controller, no_restart=True)
+                except Exception:  # already gone: nothing left to stop
+                    pass
+
+    return Stoppable
 
 
 def _stage_metrics(metrics: dict, rows: pd.DataFrame, config: TrainConfig, started: float, run_path: str) -> dict:

@@ -1,0 +1,90 @@
+"""Stop signals: Ctrl-C (SIGINT) and SIGTERM stop a command the same way in every step.
+
+Both raise in the main thread (KeyboardInterrupt; `Stopped`, a KeyboardInterrupt, for SIGTERM),
+so every `finally` of the run takes down what it started (Serve apps, the local Ray) and every
+paid response is already on disk. Libraries install handlers of their own (Ray's driver exits on
+SIGTERM; Ray Train's `fit` turns Ctrl-C into a "graceful abort" that ends as a failure):
+`kept()` around a step, or around a library call, puts back what was there before.
+
+A raise can be lost: a signal that lands while a library imports a module under a bare
+`except:`, or inside code that catches everything, is swallowed there. So a stop is raised
+again every REPEAT_S seconds until the run says it has heard it (`heard()`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REPEAT_S = 3.0  # how long a stop may go unheard before it is raised again
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a scheduler, `kill`, a preempted node): stop as on Ctrl-C."""
+
+
+_state = {"sigterm": False, "unheard": None}  # a SIGTERM was received; the stop not yet heard (its signal)
+_lock = threading.Lock()
+
+
+def _on_signal(signum, frame):
+    with _lock:
+        # Remembered as well as raised: a library that catches the raise (Ray's `ray.get` in C++)
+        # raises a plain KeyboardInterrupt in its place.
+        _state["sigterm"] = _state["sigterm"] or signum == signal.SIGTERM
+        if _state["unheard"] is None:
+            _state["unheard"] = signum
+            threading.Thread(target=_raise_again_until_heard, daemon=True, name="tadistill-stop").start()
+    raise Stopped() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise_again_until_heard() -> None:
+    while True:
+        threading.Event().wait(REPEAT_S)
+        with _lock:
+            signum = _state["unheard"]
+        if signum is None:
+            return
+        # A real signal to the main thread (not _thread.interrupt_main, which waits for a
+        # blocking call to return by itself): it wakes from a sleep or a wait, and runs _on_signal.
+        signal.pthread_kill(threading.main_thread().ident, signum)
+
+
+def heard() -> None:
+    """The run is stopping: the stop signal reached code that honours it."""
+    with _lock:
+        _state["unheard"] = None
+
+
+def install() -> None:
+    """The command's handlers for Ctrl-C and SIGTERM (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # an embedding program's thread: its handlers are its own
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _on_signal)
+
+
+@contextmanager
+def kept() -> Iterator[None]:
+    """Whatever handlers a library installs inside the block are replaced, when it ends, by those
+    that were there when it began."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:  # None: set from C, not ours to put back
+                signal.signal(signum, handler)
+
+
+def exit_code(stop: KeyboardInterrupt) -> int:
+    """The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+    heard()
+    signum = signal.SIGTERM if isinstance(stop, Stopped) or _state["sigterm"] else signal.SIGINT
+    return 128 + int(signum)

@@ -1,0 +1,61 @@
+"""Stop signals in a real process: a stop a library swallows is raised again until heard, a
+handler a library installs is put back, and the exit code says which signal it was."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from .conftest import REPO
+
+SWALLOWED_ONCE = textwrap.dedent("""
+    import signal, sys, time
+    from tadistill import interrupt
+
+    interrupt.install()
+    try:
+        print("ready", flush=True)
+        time.sleep(30)
+    except BaseException:  # a library's catch-all swallows the first raise
+        print("swallowed", flush=True)
+    try:
+        time.sleep(30)
+        print("never stopped", flush=True)
+    except KeyboardInterrupt as stop:
+        print("stopped", interrupt.exit_code(stop), flush=True)
+""")
+
+KEPT = textwrap.dedent("""
+    import signal
+    from tadistill import interrupt
+
+    interrupt.install()
+    ours = signal.getsignal(signal.SIGINT)
+    with interrupt.kept():
+        signal.signal(signal.SIGINT, lambda *a: None)  # what Ray Train's fit installs
+        signal.signal(signal.SIGTERM, lambda *a: None)  # what ray.init installs
+    print(signal.getsignal(signal.SIGINT) is ours and signal.getsignal(signal.SIGTERM) is ours)
+""")
+
+
+def _python(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_a_swallowed_stop_is_raised_again_and_the_exit_code_names_the_signal():
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        proc = _python(SWALLOWED_ONCE)
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=20)
+        assert out.split() == ["swallowed", "stopped", str(code)], out
+
+
+def test_handlers_a_library_installs_inside_a_step_are_put_back():
+    proc = _python(KEPT)
+    out, _ = proc.communicate(timeout=20)
+    assert out.strip() == "True"
