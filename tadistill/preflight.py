@@ -8,6 +8,7 @@ money budget's prices the config's. Each problem is one line naming the key: exi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from .artifacts import is_purchase_step
@@ -39,12 +40,20 @@ def check_models(config: "Config", paths: dict[str, str]) -> None:
     """Each model's config and tokenizer load through from_pretrained, as every step loads them."""
     for role, path in paths.items():
         given = getattr(config.models, role)
+        if _looks_like_a_path(path) and not Path(path).expanduser().exists():
+            raise ConfigError(f"models.{role} {given!r}: no such folder (a local folder, or a hub name for "
+                              "from_pretrained)")
         try:
             _loads(path)
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad path
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = "" if given == SYNTHETIC else f" {given!r}"
             raise ConfigError(f"models.{role}{where} cannot be loaded with from_pretrained: {reason}") from None
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A local path, not a hub name ('org/model'): absolute, relative with ./ or ../, or home."""
+    return name.startswith(("/", "./", "../", "~")) or os.sep + os.sep in name
 
 
 def _loads(path: str) -> None:

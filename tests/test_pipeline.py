@@ -369,3 +369,46 @@ def test_a_driver_killed_mid_purchase_reruns_without_paying_twice_or_losing_a_ro
     assert manifest["evaluate"]["total"] == 40
     if rounds > 1:  # each later round's student learned everything bought before it
         assert manifest["round2.train"]["rows"] == 12 + 9 and manifest["round3.train"]["rows"] == 12 + 19
+
+
+def test_a_teacher_outage_given_up_twice_then_ended_charges_exactly_what_the_teacher_answered(synthetic_models, tmp_path,
+                                                                                              monkeypatch):
+    """The sequence a user met with `tadistill run`: the teacher refuses every request until the
+    purchase gives up (exit 2, one line), the same again, then it works. The run buys every pick,
+    the budget is charged exactly the requests the teacher answered, and the report says so."""
+    import yaml
+
+    from tadistill.teacher.cache import ResponseCache
+
+    from .conftest import MODEL_CACHE
+    from .teacher.openai_server import OpenAITestServer
+
+    monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")
+    run = tmp_path / "run"
+    config = tmp_path / "run.yaml"
+    with OpenAITestServer() as server:
+        config.write_text(yaml.safe_dump({
+            "run_dir": str(run), "method": "full", "models": {"cache_dir": str(MODEL_CACHE)},
+            "data": {"synthetic": {"pool_size": 60, "test_size": 20}}, "budget": {"requests": 10},
+            "teacher": {"source": "openai", "base_url": server.base_url, "model": "test-model",
+                        "api_key_env": "TADISTILL_TEST_KEY", "concurrency": 4, "workers": 2, "retry_for_s": 3},
+            **KILLED_RUN_SIZES,
+        }))
+        for _ in range(2):
+            server.outage(3600)
+            driver = _cli(config)
+            output, _ = driver.communicate(timeout=600)
+            assert driver.returncode == 2, output[-3000:]
+            said = [line for line in output.splitlines() if line.startswith("tadistill:")]
+            assert len(said) == 1 and "gave up" in said[0] and "0 of the 3 requests" in said[0], output[-3000:]
+            assert "in flight" not in output and "charged to the budget" not in output
+            assert ResponseCache(run / "teacher" / "cache").orphans() == [] and server.served == 0
+        server.outage_until = 0.0
+        driver = _cli(config)
+        output, _ = driver.communicate(timeout=900)
+        assert driver.returncode == 0, output[-3000:]
+    manifest = json.loads((run / "manifest.json").read_text())["steps"]
+    assert manifest["warmup.buy"]["rows"] == 3 and manifest["round1.buy"]["rows"] == 7
+    assert manifest["round1.buy"]["not_bought_budget"] == 0
+    assert server.served == 10 and server.refused > 0
+    assert "Requests used by this run: **10** of a budget of 10" in (run / "report.md").read_text()

@@ -38,8 +38,8 @@ def _mistakes(tmp_path) -> dict[str, tuple[list[str], str]]:
     afile = tmp_path / "a-file"
     afile.write_text("not a folder")
     return {
-        "student path": (["models.student=/no/such/model"], "models.student '/no/such/model' cannot be loaded"),
-        "TA path": (["models.ta=/no/such/ta"], "models.ta '/no/such/ta' cannot be loaded"),
+        "student path": (["models.student=/no/such/model"], "models.student '/no/such/model': no such folder"),
+        "TA path": (["models.ta=/no/such/ta"], "models.ta '/no/such/ta': no such folder"),
         "missing data file": (["data.source=files", "data.preset=gsm8k", "data.test_share=0.2", f"data.files={{train: [{tmp_path / 'gone.jsonl'}]}}"],
                               "gone.jsonl"),
         "empty data file": (["data.source=files", "data.preset=gsm8k", "data.test_share=0.2", f"data.files={{train: [{empty}]}}"], "empty.jsonl"),
@@ -66,8 +66,10 @@ def test_each_mistake_is_one_line_exit_2_and_nothing_is_paid(tmp_path, mistake):
 def test_a_model_that_loads_passes_and_the_error_names_what_the_user_typed(synthetic_models):
     config = load_config(None, ["models.student=/nowhere"])
     check_models(config, {"student": synthetic_models["student"], "ta": synthetic_models["ta"]})
-    with pytest.raises(ConfigError, match=r"^models.student '/nowhere' cannot be loaded with from_pretrained: "):
+    with pytest.raises(ConfigError, match=r"^models.student '/nowhere': no such folder"):
         check_models(config, {"student": "/nowhere"})
+    with pytest.raises(ConfigError, match=r"^models.student '/nowhere' cannot be loaded with from_pretrained: "):
+        check_models(config, {"student": str(REPO / "configs")})  # a folder, but not a model's
 
 
 def test_serve_replicas_that_do_not_fit_are_named_and_a_joined_cluster_is_not_checked():
