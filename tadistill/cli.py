@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from . import console, interrupt
+from . import console
+from .interrupt import exit_code, install as install_stop_handlers
 from .version import __version__
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
@@ -389,14 +390,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     args = build_parser().parse_args(argv)
     console.setup_logging(args.verbose)
-    interrupt.install()  # Ctrl-C and SIGTERM stop the command with one line, in every step
+    install_stop_handlers()  # Ctrl-C and SIGTERM stop the command with one line, in every step
     try:
         return args.func(args)
     except (ConfigError, CorpusError, RunDirError, TeacherError) as exc:
         print(f"tadistill: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        return _stopped(interrupt.exit_code(stop))
+        return _stopped(exit_code(stop))
     except SystemExit as exc:
         import signal
 

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Optional
 
-from . import interrupt
+from .interrupt import heard, kept
 from .artifacts import is_purchase_step
 from .config import Config
 from .console import LOG_ONLY
@@ -78,10 +78,10 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
             started = time.time()
             ctx.step = step.name
             try:
-                with interrupt.kept():  # a handler a library installed in the step ends with it
+                with kept():  # a handler a library installed in the step ends with it
                     info = step.run(ctx)
             except KeyboardInterrupt:
-                interrupt.heard()  # Ctrl-C or SIGTERM reached the run: stop it, take down what it started
+                heard()  # Ctrl-C or SIGTERM reached the run: stop it, take down what it started
                 raise
             except OSError as exc:  # a full or read-only run directory, met by any writer of the step
                 if exc.errno not in STORAGE_ERRNOS:

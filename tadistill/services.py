@@ -10,7 +10,7 @@ import os
 
 import ray
 
-from . import interrupt
+from .interrupt import kept
 from .config import Config
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Services:
             return
         ray_environment()
         kwargs = {"log_to_driver": True, "include_dashboard": False}
-        with interrupt.kept():  # ray.init sets a SIGTERM handler that exits mid-step; ours stays
+        with kept():  # ray.init sets a SIGTERM handler that exits mid-step; ours stays
             if self.config.ray.address:
                 ray.init(address=self.config.ray.address, **kwargs)
             else:
