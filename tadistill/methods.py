@@ -13,7 +13,7 @@ A method is a point in a small factorial, plus the reference rows a fair compari
   alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples),
   `both`, `learnable` (least self-consistent first, ties to what the TA finds closest to
   right) or `frontier` (what the student partly solves first; signals/selection.py); trust is
-  `none`, `weight` or `filter` (signals/trust.py);
+  `none`, `weight`, `filter` or `answer_weight` (signals/trust.py);
 - `full` is `both_weight`, the paper's method; `random` is `random_none`, the control that
   changes only the schedule; `full_one_stage` takes the full method's signals from the base
   student, with no warm-up.
@@ -60,6 +60,8 @@ SELECTIONS: dict[str, dict[str, Any]] = {
     "learnable": {"selection.strategy": "learnable"},
     "frontier": {"selection.strategy": "frontier", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
     "proximal": {"selection.strategy": "proximal", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
+    "progress": {"selection.strategy": "progress"},
+    "shortest": {"selection.strategy": "shortest"},
 }
 SELECTION_SUMMARIES = {
     "random": "random stage-2 pick (the schedule alone)",
@@ -70,12 +72,16 @@ SELECTION_SUMMARIES = {
     "frontier": "stage-2 pick of the questions the student partly solves (some samples agree, not all), least sure first",
     "proximal": "stage-2 pick in the student's zone of proximal development: partly solved by the TA's reading of "
                 "its samples first, then the nearest of what is beyond it",
+    "progress": "each round's pick spread over question-length groups by the probe accuracy the round's student "
+                "gained in each (measured against the student before it), random where no group gained clearly",
+    "shortest": "stage-2 pick of the shortest questions (an easy-first baseline)",
 }
-TRUSTS = ("none", "weight", "filter")
+TRUSTS = ("none", "weight", "filter", "answer_weight")
 TRUST_SUMMARIES = {
     "none": "every bought output counts fully",
     "weight": "each output's loss weighted by the TA's trust",
     "filter": "outputs the TA distrusts dropped",
+    "answer_weight": "each output's answer weighted by the TA's trust, its rationale in full",
 }
 
 register(Method("base", 0, "the student before distillation: no purchase, no training", {"trust.mode": "none"}))
@@ -95,8 +101,9 @@ register(Method("full_one_stage", 2, "full's signals from the base student, no w
                 {**METHODS["both_weight"].preset, "budget.warmup_share": 0.0}))
 
 # The factorial the quality benchmark runs at its headline cell: selection x trust, as
-# pre-registered (the later `learnable_*` methods are run on their own, bench/quality/README.md).
-FACTORIAL = tuple(f"{s}_{t}" for s in ("random", "sc", "ta", "both") for t in TRUSTS)
+# pre-registered (the later `learnable_*` methods and `answer_weight` trust are run on their own,
+# bench/quality/README.md).
+FACTORIAL = tuple(f"{s}_{t}" for s in ("random", "sc", "ta", "both") for t in ("none", "weight", "filter"))
 
 
 def method(name: str) -> Method:

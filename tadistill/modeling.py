@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -74,31 +74,52 @@ class Encoded:
     # target ids alone.
     labels: list[int]
     seq2seq: bool = False
+    # Where the target's answer starts, as an index into labels (its tokens run from there to the
+    # end, eos included), when the row's weight scales only the answer; None: the whole target.
+    answer_from: Optional[int] = None
 
 
 def encode_pair(tokenizer, prompt: str, target: str, max_length: int, add_eos: bool = True,
-                seq2seq: bool = False, given: str = "") -> Encoded:
+                seq2seq: bool = False, given: str = "", answer_start: Optional[int] = None) -> Encoded:
     """The loss only on target tokens, truncated on the right to max_length.
 
     Causal: [bos] prompt given target [eos] in one sequence, `given` the start of the answer
     that is read, not learnt (a verifier reads an output and learns only its verdict).
     Seq2seq (no `given`): prompt [eos] for the encoder, target [eos] for the decoder, each within max_length.
+    answer_start: the character in target where its answer starts; the first token that reaches
+    past it starts the answer's tokens (Encoded.answer_from).
     """
     chat = uses_chat(tokenizer)  # the assistant's turn starts on its own line: no separating space
+    stripped = 0
     if chat:
+        stripped = 0 if given else len(target) - len(target.lstrip())
         given, target = (given.lstrip(), target) if given else ("", target.lstrip())
     given_ids = tokenizer(given, add_special_tokens=False)["input_ids"] if given else []
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    answer_token = None if answer_start is None else _first_token_after(tokenizer, target, answer_start - stripped)
     if add_eos and tokenizer.eos_token_id is not None:
         target_ids = target_ids + [tokenizer.eos_token_id]
     if seq2seq:
         if given_ids:
             raise ValueError("a read-not-learnt start of the answer (given) needs a decoder-only model")
-        return Encoded(encode_prompt(tokenizer, prompt, seq2seq=True)[:max_length], target_ids[:max_length], True)
+        return Encoded(encode_prompt(tokenizer, prompt, seq2seq=True)[:max_length], target_ids[:max_length], True,
+                       answer_token)
     prompt_ids = encode_prompt(tokenizer, prompt)
     ids = (prompt_ids + given_ids + target_ids)[:max_length]
     labels = ([IGNORE_INDEX] * (len(prompt_ids) + len(given_ids)) + target_ids)[:max_length]
-    return Encoded(ids, labels)
+    answer_from = None if answer_token is None else len(prompt_ids) + len(given_ids) + answer_token
+    return Encoded(ids, labels, answer_from=answer_from)
+
+
+def _first_token_after(tokenizer, text: str, start: int) -> int:
+    """The index of text's first token that ends past character `start` (a token straddling it,
+    ' The' with its space, belongs to what starts there); len(tokens) when none does."""
+    if start <= 0:
+        return 0
+    if not getattr(tokenizer, "is_fast", False):  # no offsets: the tokens of what comes before
+        return len(tokenizer(text[:start], add_special_tokens=False)["input_ids"])
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return next((i for i, (_, end) in enumerate(offsets) if end > start), len(offsets))
 
 
 def encode_prompt(tokenizer, prompt: str, seq2seq: bool = False) -> list[int]:
@@ -143,22 +164,50 @@ def collate_left(prompts: list[list[int]], pad_id: int) -> dict[str, torch.Tenso
     return {"input_ids": ids, "attention_mask": mask}
 
 
+def answer_token_weights(encoded: list[Encoded], weights: list[float]) -> torch.Tensor:
+    """Per label position of collate_right's batch: each row's weight from its answer's first
+    token on (Encoded.answer_from; the whole row without one), 1 before it, on the rationale."""
+    per_token = torch.ones((len(encoded), max(len(e.labels) for e in encoded)), dtype=torch.float32)
+    for row, (example, weight) in enumerate(zip(encoded, weights)):
+        per_token[row, example.answer_from or 0:] = weight
+    return per_token
+
+
+def loss_weights(encoded: list[Encoded], weights: list[float]) -> torch.Tensor:
+    """weighted_lm_loss's weights for a batch: one per row, or one per label position where the
+    rows weigh only their answers (they carry answer_from)."""
+    if any(e.answer_from is not None for e in encoded):
+        return answer_token_weights(encoded, weights)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _aligned_with_predictions(model, per_label: torch.Tensor) -> torch.Tensor:
+    """A per-label tensor shifted as the labels are against the logits (a causal model predicts
+    label t + 1 at position t)."""
+    return per_label if is_seq2seq(model) else per_label[:, 1:]
+
+
+def target_token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each target token's log-probability (0 where there is no target) and the mask of target
+    tokens, aligned with the model's predictions."""
+    if is_seq2seq(model):
+        # The model shifts the labels into decoder inputs itself; logits line up with labels.
+        shifted_logits = model(**batch).logits.float()
+    else:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        shifted_logits = logits[:, :-1, :].float()
+    shifted_labels = _aligned_with_predictions(model, batch["labels"])
+    mask = shifted_labels != IGNORE_INDEX
+    logprobs = torch.log_softmax(shifted_logits, dim=-1)
+    picked = logprobs.gather(-1, shifted_labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return picked * mask, mask
+
+
 def per_example_token_logprobs(model, batch: dict[str, torch.Tensor],
                                with_min: bool = False) -> tuple[torch.Tensor, ...]:
     """Sum of target-token log-probabilities and the target-token count, per example (and, with
     with_min, the least likely target token's log-probability)."""
-    if is_seq2seq(model):
-        # The model shifts the labels into decoder inputs itself; logits line up with labels.
-        shifted_logits = model(**batch).logits.float()
-        shifted_labels = batch["labels"]
-    else:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        shifted_logits = logits[:, :-1, :].float()
-        shifted_labels = batch["labels"][:, 1:]
-    mask = shifted_labels != IGNORE_INDEX
-    logprobs = torch.log_softmax(shifted_logits, dim=-1)
-    picked = logprobs.gather(-1, shifted_labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    picked = picked * mask
+    picked, mask = target_token_logprobs(model, batch)
     if with_min:
         return picked.sum(dim=1), mask.sum(dim=1), picked.min(dim=1).values  # masked positions count as 0
     return picked.sum(dim=1), mask.sum(dim=1)
@@ -184,14 +233,21 @@ def confidence_of(token_logprobs, kind: str = "mean") -> float:
     raise ValueError(f"unknown confidence {kind!r}; one of {', '.join(CONFIDENCES)}")
 
 
-def weighted_lm_loss(model, batch: dict[str, torch.Tensor], weights: Optional[torch.Tensor]) -> torch.Tensor:
-    """Mean over examples of weight x mean target-token cross-entropy.
+def weighted_lm_loss(model, batch: dict[str, torch.Tensor], weights: Optional[torch.Tensor],
+                     token_loss: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+    """Mean over examples of weight x mean target-token loss: cross-entropy (-log p), or what
+    token_loss makes of each token's log-probability (train/losses.py).
 
+    weights: one per example, or one per label position (answer_token_weights: a row's trust on its
+    answer's tokens alone), each token's loss then weighted before the example's mean.
     Divided by the number of examples, not the sum of weights, so a weight of 0 removes an
     example exactly and a batch of low-trust outputs moves the model less.
     """
-    logprob_sum, counts = per_example_token_logprobs(model, batch)
-    per_example = -logprob_sum / counts.clamp(min=1)
+    logprobs, mask = target_token_logprobs(model, batch)
+    losses = -logprobs if token_loss is None else token_loss(logprobs) * mask
+    if weights is not None and weights.dim() == 2:
+        losses, weights = losses * _aligned_with_predictions(model, weights), None
+    per_example = losses.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
     if weights is None:
         weights = torch.ones_like(per_example)
     return (weights * per_example).sum() / per_example.numel()

@@ -205,7 +205,7 @@ def _round_student(config: Config, k: int) -> Optional[tuple[Artifact, Optional[
     trusted; none is trained where nothing reads it (a rule that needs no samples, unless the final
     student continues from it) or where nothing has been bought yet."""
     continues = config.train.stage2_init == "stage1"
-    if not (config.selection_uses_signals or continues):
+    if not (config.selection_uses_signals or config.selection_measures_progress or continues):
         return None
     if k == 1:
         return (bought(WARMUP), None) if config.warmup_requests() else None
@@ -233,11 +233,14 @@ def _round(config: Config, k: int) -> list[Step]:
             Step(f"{name}.score", partial(step_score, k=k), ("inference", "models.ta"),
                  reads=(ROWS, samples(name)), writes=(samples_scored(name),)),
         ]
+    measured = _measured_students(config, k) if config.selection_measures_progress else ()
     steps += [
-        Step(f"{name}.select", partial(step_select, k=k), ("seed", "signals", "selection", "budget")
-             + (("trust.calibration_quantile",) if config.selection_needs_calibration else ()),
+        Step(f"{name}.select", partial(step_select, k=k, students=measured), ("seed", "signals", "selection", "budget")
+             + (("trust.calibration_quantile",) if config.selection_needs_calibration else ())
+             + (("eval",) + STUDENT_KEYS if measured else ()),
              reads=candidates + ((samples_scored(name),) if config.selection_uses_signals else ())
-             + ((CALIBRATION,) if config.selection_needs_calibration else ()),
+             + ((CALIBRATION,) if config.selection_needs_calibration else ())
+             + tuple(student for student in measured if student is not None),
              writes=(question_signals(name), picks(name))),
         _buy_step(config, name),
     ]
@@ -247,6 +250,14 @@ def _round(config: Config, k: int) -> list[Step]:
     else:
         steps.append(_trust_step(config, name, [(k, bought(name))], trusted(round_name(k - 1))))
     return steps
+
+
+def _measured_students(config: Config, k: int) -> tuple[Optional[Folder], Optional[Folder]]:
+    """(the student before round k's, round k's) that a rule measuring progress compares on the
+    probe: None before is the base student; None now means round k trained no student."""
+    now = model(round_name(k)) if _round_student(config, k) is not None else None
+    before = model(round_name(k - 1)) if k > 1 and _round_student(config, k - 1) is not None else None
+    return before, now
 
 
 def _final_source(config: Config) -> Artifact:

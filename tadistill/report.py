@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from .artifacts import (LEARNED, ROWS, bought, final_trust, offers, paid_purchases, purchase_step, question_signals,
-                        round_name, trained_stages)
+from .artifacts import (FINAL, LEARNED, ROWS, bought, final_trust, offers, paid_purchases, purchase_step,
+                        question_signals, round_name, trained_stages)
 from .tables import auroc, markdown_table
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _plot_curves(stages: dict[str, dict], key: str, ylabel: str, out: Path) -> O
     return _save(fig, ax, out, "optimizer step", ylabel)
 
 
-def _training_section(run_path: Path, figures: Path, trained: list[str]) -> list[str]:
+def _training_section(run_path: Path, figures: Path, trained: list[str], facts: Optional[dict] = None) -> list[str]:
     stages = _stage_metrics(run_path, trained)
     if not stages:
         return []
@@ -65,12 +65,41 @@ def _training_section(run_path: Path, figures: Path, trained: list[str]) -> list
         "seconds": m.get("seconds"), "resumed at step": ", ".join(map(str, m.get("resumed_at", []))) or "-",
     } for stage, m in stages.items()])
     lines = ["## Training", "", markdown_table(table), ""]
+    lines += _final_pick_lines(stages.get(FINAL, {}), facts if facts is not None else {})
     for key, label, name in (("step_losses", "weighted loss (all workers)", "loss.png"),
                              ("step_lrs", "learning rate", "lr.png")):
         figure = _plot_curves(stages, key, label, figures / name)
         if figure:
             lines += [f"![{label}]({figures.name}/{figure})", ""]
     return lines
+
+
+def _final_pick_lines(metrics: dict, facts: dict) -> list[str]:
+    """train.final_pick 'best_on_probe': which weights the final student is, in one sentence; said
+    plainly where none of the trained candidates answered the probe better than the start."""
+    from .train.averaging import START
+
+    measured = metrics.get("probe_accuracy")
+    if not measured or "final_pick" not in metrics:
+        return []
+    chosen, start = metrics["final_pick"], measured[START]
+    best_trained = max(a for name, a in measured.items() if name != START)
+    facts.update({"final_pick": chosen, "final_pick_probe_accuracy": measured[chosen], "start_probe_accuracy": start})
+    on = (f"the best of {len(measured)} candidates on {metrics.get('probe_questions', '?')} labelled probe questions "
+          "(train.final_pick `best_on_probe`)")
+    if chosen == START:
+        return [f"Distillation did not help on this data: the final student is the starting student (probe accuracy "
+                f"{_fmt(start)} vs {_fmt(best_trained)} for the best trained candidate), {on}.", ""]
+    return [f"The final student is `{chosen}` ({_candidate_words(chosen)}), {on}: probe accuracy "
+            f"{_fmt(measured[chosen])}, against {_fmt(start)} for the starting student.", ""]
+
+
+def _candidate_words(name: str) -> str:
+    """'step_0000016@0.25' in words: the checkpoint at optimizer step 16 averaged with the start at share 0.25."""
+    checkpoint, _, share = name.partition("@")
+    words = ("the training's last weights" if checkpoint == "last"
+             else f"the checkpoint at optimizer step {int(checkpoint.split('_')[1])}")
+    return words + (f", averaged with the starting student at share {share}" if share else "")
 
 
 def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
@@ -228,6 +257,19 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
     return lines
 
 
+def _progress_lines(ctx: "RunContext") -> list[str]:
+    """What a rule that measures progress measured and decided, round by round (from the manifest)."""
+    steps = ctx.run_dir.manifest()["steps"]
+    said = [(k, steps.get(f"{round_name(k)}.select", {}).get("progress")) for k in range(1, ctx.config.rounds + 1)]
+    said = [f"- round {k}: {line}" for k, line in said if line]
+    if not said:
+        return []
+    return ["## Why these questions were bought", "",
+            "Probe accuracy each length group (0: the shortest questions) gained over the student before, "
+            f"± its standard error; a group's share needs progress beyond {ctx.config.selection.evidence_z:g} "
+            f"standard errors; {ctx.config.selection.random_floor:.0%} of each purchase is random.", "", *said, ""]
+
+
 def _learnt_lines(ctx: "RunContext") -> list[str]:
     """A learning trust signal's fit: on what, how well (cross-fitted), and its coefficients."""
     if not (ctx.config.learns_trust and ctx.run_dir.has(LEARNED)):
@@ -292,7 +334,8 @@ def write_report(ctx: "RunContext") -> tuple[Path, dict]:
              "accuracy": evaluation.get("accuracy"), "test_questions": evaluation.get("total")}
     lines += _teacher_section(ctx, gold, facts)
     lines += _signals_section(ctx, gold, figures, facts)
-    lines += _training_section(run_path, figures, trained_stages(ctx.config))
+    lines += _progress_lines(ctx)
+    lines += _training_section(run_path, figures, trained_stages(ctx.config), facts)
     report = run_path / "report.md"
     report.write_text("\n".join(lines))
     facts = {k: v for k, v in facts.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}

@@ -41,6 +41,10 @@ def test_a_prompt_goes_through_the_template_unless_turned_off(chat_student, synt
     prompt_ids = encode_prompt(chat, PROMPT)
     assert pair.input_ids[:len(prompt_ids)] == prompt_ids and pair.input_ids[-1] == chat.eos_token_id
     assert all(label == -100 for label in pair.labels[:len(prompt_ids)])
+    # The answer's tokens are found in the target as the chat turn holds it (its leading space stripped).
+    target = " 3 + 4 = 7. The answer is 7."
+    weighted = encode_pair(chat, PROMPT, target, 160, answer_start=target.index("The"))
+    assert chat.decode(weighted.labels[weighted.answer_from:-1]) == "The answer is 7."
 
 
 def test_the_option_reaches_the_replicas_and_the_training_stages():

@@ -127,6 +127,27 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     assert "signal `answer_confidence`" in (run / "report.md").read_text()
 
 
+def test_progress_measures_each_round_student_on_the_probe_and_says_why_it_bought(ray_local, synthetic_models,
+                                                                                  small_config):
+    """selection.strategy 'progress': a round student is trained (no sampling, no scoring), it and
+    the student before it answer the labelled probe, and the purchase follows the groups' gains;
+    the manifest and the report say what was measured and decided."""
+    ctx = run_pipeline(small_config("method=progress_none", "budget.rounds=2", "selection.random_floor=0.25"))
+    run = ctx.run_dir.path
+    ran = [s["step"] for s in ctx.step_log]
+    assert "round1.train" in ran and "round2.train" in ran and not any(s.endswith((".sample", ".score")) for s in ran)
+    steps = json.loads((run / "manifest.json").read_text())["steps"]
+    for k in (1, 2):
+        select = steps[f"round{k}.select"]
+        assert select["probe_questions"] > 0 and "group 0" in select["progress"] and select["at_random"] >= 1
+        chosen = pd.read_parquet(run / f"round{k}" / "question_signals.parquet")
+        assert {"group", "progress_weight"} <= set(chosen.columns)
+    bought = pd.concat([pd.read_parquet(run / f"teacher/{p}.parquet") for p in ("warmup", "round1", "round2")])
+    assert len(bought) == 40 and not bought["id"].duplicated().any()
+    report = (run / "report.md").read_text()
+    assert "## Why these questions were bought" in report and "- round 2: group 0" in report
+
+
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
     # Sampling, scoring and test answers in the driver's process (the Serve path is the full test's).
     ctx = run_pipeline(small_config("method=full_one_stage", "inference.launcher=local"))
@@ -137,6 +158,44 @@ def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_lo
     samples = pd.read_parquet(run / "round1/samples_scored.parquet")
     assert samples["id"].nunique() == 120  # the whole pool, sampled by the base student
     assert (run / "final/model/config.json").exists()
+
+
+def test_a_final_student_made_worse_by_its_purchase_ends_as_the_start_and_the_report_says_so(
+        ray_local, synthetic_models, small_config):
+    """A world where the student already knows the short problems and the teacher gets every one
+    wrong: the trained student, at every kept checkpoint and average, answers the probe (held-out
+    gold solutions) worse than the start, so the run ends with the start itself and says so."""
+    import torch
+
+    from tadistill.modeling import load_model
+
+    config = small_config("method=none", "train.final_pick=best_on_probe", "train.launcher=local",
+                          "inference.launcher=local", "data.synthetic.min_steps=1", "data.synthetic.max_steps=2",
+                          "teacher.synthetic.error_rate=1.0", "teacher.synthetic.difficulty_slope=0",
+                          "trust.calibration_size=40", "train.epochs=8", "train.lr=3e-3")
+    ctx = run_pipeline(config)
+    run = ctx.run_dir.path
+    assert [s["step"] for s in ctx.step_log] == [
+        "corpus", "warmup.pick", "warmup.buy", "calibrate_trust", "final.train", "evaluate", "report"]
+    bought = pd.read_parquet(run / "teacher/warmup.parquet")
+    gold = pd.read_parquet(run / "corpus/rows.parquet").set_index("id")["gold"]
+    assert not (bought["answer"] == bought["id"].map(gold)).any()  # every output it trained on is wrong
+
+    trained = json.loads((run / "manifest.json").read_text())["steps"]["final.train"]
+    measured = trained["probe_accuracy"]
+    assert trained["final_pick"] == "start" and trained["start_weight_share"] == 1.0
+    assert trained["probe_questions"] == 40 and trained["steps"] == 20  # the same training, whatever is picked
+    # 40 rows, 16 a step: a checkpoint every 3 steps, the newest two kept besides the last weights.
+    assert trained["probe_evaluations"] == len(measured) == 3 * 4 + 1
+    best_trained = max(a for name, a in measured.items() if name != "start")
+    assert measured["start"] > best_trained
+    ended, began = load_model(ctx.final_model_path()).state_dict(), load_model(synthetic_models["student"]).state_dict()
+    assert all(torch.equal(ended[k], began[k]) for k in began)
+
+    report = (run / "report.md").read_text()
+    assert ("Distillation did not help on this data: the final student is the starting student (probe accuracy "
+            f"{measured['start']:.3f} vs {best_trained:.3f} for the best trained candidate)") in report
+    assert json.loads((run / "summary.json").read_text())["final_pick"] == "start"
 
 
 def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_weights_by_them(

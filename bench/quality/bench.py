@@ -107,13 +107,45 @@ GRIDS = {
     "quick": {"seeds": [0], "phases": [[(*FACTORIAL_CELL, "main")]]},
 }
 
+
+def _drawn_grid(draw: str, seeds: list[int], methods: str, split: str) -> dict:
+    """Issue 38: each world of a pre-registered draw (bench/quality/worlds.py) at its own teacher
+    error and budget, one cell a phase; records in quality_worlds.jsonl with the world's knobs."""
+    from bench.quality.worlds import draw as worlds_of
+
+    return {"seeds": seeds, "phases": [[(w.name, w.error_rate, w.budget, methods)] for w in worlds_of(draw)],
+            "settings": [f"data.test_split={split}"] if split != "test" else [],
+            "results": REPO / "docs" / "results" / ("quality_worlds.jsonl" if split == "test" else "quality_worlds_dev.jsonl")}
+
+
+# Issue 38 (bench/quality/README.md): the development draw on its validation splits (every choice
+# made there), and the measurement draw on its test splits (never used for a choice).
+GRIDS["issue38_dev"] = _drawn_grid("dev", [0, 1, 2], "issue38_dev", "validation")
+GRIDS["issue38"] = _drawn_grid("measure", list(range(6)), "issue38", "test")
+
 # A method with settings of its own, recorded under its own name: (method, overrides, the splits
 # its recorded teacher must answer besides the pool).
 VARIANTS = {
     "full_answer_confidence": ("full", ["trust.signal=answer_confidence"], ()),
     "full_combined": ("full", ["trust.signal=combined", "trust.calibration_split=validation",
                                "trust.calibration_questions=30"], ("validation",)),
+    # Issue 38 (5), bench/quality/trust_modes.py: full with the trust weight on the answer alone
+    # (the method both_answer_weight), and none with the soft loss (generalized cross-entropy).
+    "full_answer_weight": ("both_answer_weight", [], ()),
+    "none_gce": ("none", ["train.loss=gce"], ()),
 }
+
+# Issue 38: the settings of the `progress` rule `auto` is chosen among on the development draw,
+# by the rule written in README.md here before any of their runs. Each is `progress_none` with
+# its rounds, random floor (ALP-GMM's 20%, not varied) and evidence threshold.
+AUTO_GRID = {"rounds": (1, 3), "random_floor": (0.2,), "evidence_z": (1.0, 2.0)}
+AUTO_CANDIDATES = [f"progress_r{r}_f{f}_z{z:g}" for r in AUTO_GRID["rounds"] for f in AUTO_GRID["random_floor"]
+                   for z in AUTO_GRID["evidence_z"]]
+for _r in AUTO_GRID["rounds"]:
+    for _f in AUTO_GRID["random_floor"]:
+        for _z in AUTO_GRID["evidence_z"]:
+            VARIANTS[f"progress_r{_r}_f{_f}_z{_z:g}"] = (
+                "progress_none", [f"budget.rounds={_r}", f"selection.random_floor={_f}", f"selection.evidence_z={_z}"], ())
 
 # Issue 28: two simulated teachers of the world (its teacher's profile at two error rates) at
 # prices 10x apart, one money budget. Each policy trains `none`'s way on what it bought, for the
@@ -164,6 +196,10 @@ def method_set(name: str) -> list[str]:
         return ["base", "none", "random", "full", "proximal_weight"]
     if name == "issue28":
         return list(TEACHER_VARIANTS)
+    if name == "issue38_dev":  # the candidates `auto` is chosen among, and the baselines (README.md here)
+        return ["base", "none", "random", "full", "sc_weight", "shortest_none", *AUTO_CANDIDATES]
+    if name == "issue38":
+        return ["base", "none", "random", "full", "sc_weight", "shortest_none", "auto"]
     if name == "issue27":
         return ["both_none", "full", "full_answer_confidence", "full_combined"]
     if name == "factorial":
@@ -310,7 +346,12 @@ def _run(overrides: list[str], run_dir: Path, seed_from: Path | None) -> dict:
 
 
 def world_file(world: str) -> Path:
-    """A named world of configs/worlds/, or any config file (a real data set with a recorded teacher)."""
+    """A named world of configs/worlds/, a drawn one (`drawn<seed>`: bench/quality/worlds.py writes
+    its file from its seed), or any config file (a real data set with a recorded teacher)."""
+    from bench.quality.worlds import drawn_seed, draw_world, write_world
+
+    if drawn_seed(world) is not None:
+        return write_world(draw_world(drawn_seed(world)))
     return WORLDS.get(world, Path(world))
 
 
@@ -376,9 +417,11 @@ def run_seed(world: str, rate: float, budget: int, seed: int, methods: list[str]
 
 def _record(results: Path, done: set, key: tuple, result: dict) -> None:
     """Append one finished run to the results file (and say so)."""
+    from bench.quality.worlds import world_record
+
     world, rate, budget, seed, name = key
     record = {"world": world, "error_rate": rate, "budget": budget, "seed": seed, "method": name, **result,
-              "arithmetic": arithmetic_key()}
+              **world_record(world), "arithmetic": arithmetic_key()}
     with results.open("a") as handle:
         handle.write(json.dumps(record, default=_jsonable) + "\n")
     done.add(key)

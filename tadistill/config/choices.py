@@ -85,6 +85,15 @@ CHOICES: dict[str, dict[str, Choice]] = {
                            "to the TA (on the trust calibration's scale) and some not first, then those none of whose "
                            "samples look right, nearest first, then those the student solves",
                            {"uses_signals": True, "needs_reference": True}),
+        "shortest": Choice(_P + "signals.selection:ShortestFirst",
+                           "the shortest questions first: an easy-first baseline that reads nothing of the run",
+                           {"uses_signals": False}),
+        "progress": Choice(_P + "signals.selection:LearningProgress",
+                           "where the student was measured to learn: after each round's training the student and the "
+                           "one before it answer the labelled probe (the trust calibration's references); each length "
+                           "group's share of the purchase follows the probe accuracy it gained beyond "
+                           "selection.evidence_z standard errors, random within a group, and random where no group "
+                           "gained clearly", {"uses_signals": False, "needs_reference": True, "measures_progress": True}),
     },
     "signals.consistency": {
         "agreement": Choice(_P + "signals.compute:agreement", "share of samples agreeing with the majority answer"),
@@ -98,6 +107,11 @@ CHOICES: dict[str, dict[str, Choice]] = {
         "weight": Choice(_P + "signals.trust:WeightByTrust",
                          "each output's loss scaled by its trust, floored at trust.min_weight", {"uses_ta": True}),
         "filter": Choice(_P + "signals.trust:FilterByTrust", "outputs the TA distrusts dropped", {"uses_ta": True}),
+        "answer_weight": Choice(_P + "signals.trust:WeightAnswerByTrust",
+                                "only the answer's tokens (from the start of the sentence that says 'the answer "
+                                "is' to the end) scaled by trust, floored at trust.min_weight; the rationale's keep "
+                                "full weight, so a chain with one slipped step still teaches its other steps (an "
+                                "output that states no answer is weighted whole, as by 'weight')", {"uses_ta": True}),
     },
     "trust.scale": {
         "calibrated": Choice(_P + "signals.trust:CalibratedScale",
@@ -133,6 +147,14 @@ CHOICES: dict[str, dict[str, Choice]] = {
                            "the TA fine-tuned on gold-labelled teacher outputs of trust.calibration_split to tell "
                            "right from wrong (trust.verifier), its p(right) an output (two scorings)",
                            {"uses_ta": True, "calibrates": True, "learns": True, "trains_model": True}),
+    },
+    "train.loss": {
+        "nll": Choice(_P + "train.losses:NegativeLogLikelihood",
+                      "cross-entropy: -log p of each target token"),
+        "gce": Choice(_P + "train.losses:GeneralizedCrossEntropy",
+                      "generalized cross-entropy (Zhang & Sabuncu 2018): (1 - p^q) / q a token, q = train.gce_q; "
+                      "a token the student finds unlikely (as a wrong output's often are) pulls less than under "
+                      "'nll', which it approaches as q goes to 0"),
     },
     "train.tracking.backends": {
         "tensorboard": Choice(_P + "tracking:TensorBoard",

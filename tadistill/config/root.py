@@ -180,14 +180,25 @@ class Config(_Section):
                 "(JSONL with question and rationale), or trust.scale 'rank'"
             )
         if self.checks_start_share and not self._has_calibration_references:
-            raise ValueError("train.start_weight_share 'auto' checks shares on outputs known to be right: set "
-                             "trust.calibration_files (JSONL with question and rationale), or a number")
+            setting = ("train.final_pick 'best_on_probe'" if self.train.final_pick == "best_on_probe"
+                       else "train.start_weight_share 'auto'")
+            raise ValueError(f"{setting} checks the final student on outputs known to be right: set "
+                             "trust.calibration_files (JSONL with question and rationale), or train.final_pick "
+                             "'last' with a number for train.start_weight_share")
         if self.selection_needs_calibration and not self._has_calibration_references:
             raise ValueError(
                 f"selection.strategy {self.selection.strategy!r} reads the student's samples against outputs known "
                 "to be right: set trust.calibration_files (JSONL with question and rationale), or another "
                 "selection.strategy"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_way_to_the_final_weights(self):
+        if self.train.final_pick == "best_on_probe" and self.train.start_weight_share != 0:
+            raise ValueError(f"train.final_pick 'best_on_probe' picks the share of the start's weights itself (0, "
+                             f"0.25, 0.5, 0.75 or the start alone): drop train.start_weight_share "
+                             f"{self.train.start_weight_share!r}, or set train.final_pick 'last'")
         return self
 
     @model_validator(mode="after")
@@ -279,13 +290,21 @@ class Config(_Section):
 
     @property
     def checks_start_share(self) -> bool:
-        """Whether the final student's averaging share is read from the run's outputs known to be right."""
-        return self.train.start_weight_share == "auto" and self.stages > 0
+        """Whether the final student's averaging share (and, with train.final_pick 'best_on_probe', its
+        checkpoint, or the start itself) is read from the run's outputs known to be right."""
+        picks = self.train.start_weight_share == "auto" or self.train.final_pick == "best_on_probe"
+        return picks and self.stages > 0
 
     @property
     def selection_needs_calibration(self) -> bool:
         """Whether selection.strategy reads the TA's confidence in samples against the calibration."""
         return self.two_stage and fact("selection.strategy", self.selection.strategy, "needs_reference")
+
+    @property
+    def selection_measures_progress(self) -> bool:
+        """Whether selection.strategy measures each round's student on the labelled probe (a round
+        student is then trained even though no sample is drawn)."""
+        return self.two_stage and fact("selection.strategy", self.selection.strategy, "measures_progress")
 
     @property
     def selection_uses_signals(self) -> bool:

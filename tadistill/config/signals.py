@@ -37,6 +37,31 @@ class SelectionConfig(_Section):
             "Bounds the cost of the signals on a large pool."
         ),
     )
+    random_floor: float = Field(
+        0.0, ge=0, lt=1,
+        description=(
+            "Share of each round's purchase bought uniformly at random among the candidates before the rule picks "
+            "the rest: what no rule can starve (ALP-GMM keeps 20% random tasks). 0: the rule picks all."
+        ),
+    )
+    sampling: Literal["top", "rank"] = Field(
+        "top",
+        description=(
+            "How the rule's priorities pick: 'top' takes the highest; 'rank' samples without replacement in "
+            "proportion to each candidate's rank (Prioritized Level Replay), so the second best is often bought too."
+        ),
+    )
+    groups: int = Field(
+        4, ge=1, le=20,
+        description="selection.strategy 'progress': length groups (quantile bins of the pool's question lengths).",
+    )
+    evidence_z: float = Field(
+        1.0, ge=0,
+        description=(
+            "selection.strategy 'progress': a group earns a share of the purchase only with the progress it showed "
+            "beyond this many standard errors (over its paired probe answers); none clearing it: a random purchase."
+        ),
+    )
 
 
 class VerifierConfig(_Section):
@@ -96,5 +121,5 @@ class TrustConfig(_Section):
     )
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     filter_quantile: float = Field(0.2, ge=0, lt=1, description="'rank' scale: quantile below which 'filter' drops outputs.")
-    min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' so no bought output is wasted entirely.")
+    min_weight: float = Field(0.1, ge=0, le=1, description="Floor of a 'weight' (or an 'answer_weight') so no bought output is wasted entirely.")
 

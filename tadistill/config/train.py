@@ -10,6 +10,7 @@ from .choices import described, fact, names
 from .base import _Section
 
 TRACKER_NAMES = names("train.tracking.backends")
+LOSS_NAMES = names("train.loss")
 
 
 class DeepSpeedConfig(_Section):
@@ -140,6 +141,19 @@ class TrainConfig(_Section):
             "trust.calibration_files)."
         ),
     )
+    final_pick: Literal["last", "best_on_probe"] = Field(
+        "last",
+        description=(
+            "Which weights the final student ends with (train/averaging.py). 'last': the training's last weights "
+            "(averaged with the start at start_weight_share). 'best_on_probe': those that answer the labelled probe "
+            "best (the run's outputs known to be right, as for start_weight_share 'auto') of the checkpoints the "
+            "final training kept (its last weights and the resumable ones still in a local train.storage_path, up to "
+            "train.checkpoints_to_keep), each averaged with the start at 0, 0.25, 0.5 and 0.75, and the starting "
+            "student itself; ties go to the least averaging, then the newest checkpoint. A final student never worse "
+            "on the probe than where it started, at no extra training: the probe is answered 4 x checkpoints + 1 "
+            "times. Needs start_weight_share 0 (it picks the share itself)."
+        ),
+    )
     rationales: Literal["all", "majority"] = Field(
         "all",
         description=(
@@ -147,6 +161,14 @@ class TrainConfig(_Section):
             "with several): 'all', each a training row; 'majority', those whose answer is the one most of the "
             "question's rationales give (the teacher's agreement as a choice; a tie keeps every tied answer's)."
         ),
+    )
+    loss: Literal[LOSS_NAMES] = Field(  # type: ignore[valid-type]
+        "nll", description="What each target token costs (train/losses.py): " + described("train.loss") + ".",
+    )
+    gce_q: float = Field(
+        0.7, gt=0, le=1,
+        description=("train.loss 'gce': its q, between -log p (q near 0) and the mean absolute error 1 - p (q = 1); "
+                     "0.7 is Zhang & Sabuncu's (2018) choice for noisy labels."),
     )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 turns clipping off.")

@@ -8,7 +8,7 @@ whether it needs the student's samples) and its test.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ import pandas as pd
 from ..config import choices
 
 if TYPE_CHECKING:
-    from ..config import SignalsConfig
+    from ..config import SelectionConfig, SignalsConfig
 
 
 class SelectionRule:
@@ -128,11 +128,55 @@ class ProximalFirst(SelectionRule):
         return pd.Series(band * 4 + within, index=signals.index)
 
 
-def select(signals: pd.DataFrame, count: int, strategy: str, config: "SignalsConfig", seed: int) -> pd.DataFrame:
-    """Mark the `count` candidates of highest priority under the named rule `selected` (ties by id)."""
+class ShortestFirst(SelectionRule):
+    """An easy-first baseline that reads nothing of the run: the shortest questions first (fewest
+    characters), a stand-in for the typical, easy picks that win at low budgets (Hacohen et al. 2022)."""
+
+    def priority(self, signals, config, seed):
+        if "question_length" not in signals:
+            raise ValueError("selection.strategy 'shortest' needs each candidate's question_length")
+        return -signals["question_length"].astype(float)
+
+
+class LearningProgress(SelectionRule):
+    """Buy where the student was measured to learn (signals/progress.py): each candidate carries
+    the weight its length group earned (`progress_weight`), and the purchase is a weighted random
+    sample without replacement (Efraimidis and Spirakis: the top keys of log(u) / weight), so each
+    group's share follows its measured progress and a purchase with no clear progress anywhere is
+    uniformly random."""
+
+    def priority(self, signals, config, seed):
+        if "progress_weight" not in signals:
+            raise ValueError("selection.strategy 'progress' needs each candidate's group weight (progress_weight), "
+                             "measured on the run's labelled probe")
+        return _weighted_keys(signals["progress_weight"].astype(float), np.random.default_rng(seed))
+
+
+def _weighted_keys(weights: pd.Series, rng: np.random.Generator) -> pd.Series:
+    """Keys whose top k is a weighted random sample of k without replacement; weight 0 comes last."""
+    u = rng.random(len(weights))
+    w = weights.to_numpy(dtype=float)
+    keys = np.where(w > 0, np.log(u) / np.where(w > 0, w, 1.0), -1e12 - u)
+    return pd.Series(keys, index=weights.index)
+
+
+def select(signals: pd.DataFrame, count: int, strategy: str, config: "SignalsConfig", seed: int,
+           selection: Optional["SelectionConfig"] = None) -> pd.DataFrame:
+    """Mark `count` candidates `selected` under the named rule: the highest priorities (ties by
+    id), or with `selection.sampling: rank` a random sample in proportion to the priority's rank;
+    `selection.random_floor` of them first, uniformly at random (what no rule can starve)."""
     out = signals.copy()
     out["score"] = rule_named(strategy).priority(out, config, seed)
-    order = out.sort_values(["score", "id"], ascending=[False, True]).index[: max(0, count)]
+    count = max(0, min(count, len(out)))
+    floor = selection.random_floor if selection is not None else 0.0
+    rng = np.random.default_rng((seed, 7919))  # draws of their own: a rule's own randomness is untouched
+    at_random = out.index[rng.permutation(len(out))[: int(round(floor * count))]]
+    rest = out.drop(index=at_random)
+    key = rest["score"]
+    if selection is not None and selection.sampling == "rank":
+        key = _weighted_keys(rest["score"].rank(method="average"), rng)
+    ordered = rest.assign(_key=key).sort_values(["_key", "id"], ascending=[False, True]).index
     out["selected"] = False
-    out.loc[order, "selected"] = True
+    out.loc[list(at_random) + list(ordered[: count - len(at_random)]), "selected"] = True
+    out["at_random"] = out.index.isin(at_random)
     return out

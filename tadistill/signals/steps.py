@@ -70,8 +70,9 @@ def step_score(ctx: "RunContext", k: int) -> dict:
     return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
 
 
-def step_select(ctx: "RunContext", k: int) -> dict:
-    """The round's purchase: its share of the budget, picked among the candidates by the rule."""
+def step_select(ctx: "RunContext", k: int, students: tuple = ()) -> dict:
+    """The round's purchase: its share of the budget, picked among the candidates by the rule.
+    `students`: (before, now), the students a rule that measures progress compares on the probe."""
     from .compute import question_signals as signals_of
     from .selection import select
 
@@ -79,17 +80,51 @@ def step_select(ctx: "RunContext", k: int) -> dict:
     pool = candidates(ctx, k)
     already = sum(ctx.run_dir.read_table(t)["id"].nunique() for t in earlier_purchases(config, k)[1:])
     count = max(0, min(config.round_targets()[k - 1] - already, len(pool)))
+    info: dict = {}
     if config.selection_uses_signals:
         signals = signals_of(ctx.run_dir.read_table(samples_scored(name)), config.signals,
                              pass_level=calibration_level(ctx) if config.selection_needs_calibration else None)
     else:
         signals = pd.DataFrame({"id": pool["id"], "self_consistency": np.nan, "ta_conf_student": np.nan})
-    chosen = select(signals, count, config.selection.strategy, config.signals, round_seed(config, k))
+    signals = signals.assign(question_length=signals["id"].map(pool.set_index("id")["question"].str.len()))
+    if config.selection_measures_progress:
+        signals, info = _with_progress(ctx, signals, pool, students)
+    chosen = select(signals, count, config.selection.strategy, config.signals, round_seed(config, k), config.selection)
     ctx.run_dir.write_table(question_signals(name), chosen)
     picked = chosen[chosen["selected"]].sort_values(["score", "id"], ascending=[False, True])
     picked = picked[["id"]].merge(pool[["id", "question"]], on="id", how="left")
     ctx.run_dir.write_table(picks(name), picked)
-    return {"rows": len(picked), "candidates": len(chosen)}
+    return {"rows": len(picked), "candidates": len(chosen), "at_random": int(chosen["at_random"].sum()), **info}
+
+
+def _with_progress(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame, students: tuple):
+    """The candidates with their length group and its weight, from the progress the round's
+    student made on the labelled probe over the student before it (signals/progress.py); and what
+    was measured and decided, for the manifest and the report."""
+    from ..evaluate import answer_test_set
+    from ..train.averaging import checked_questions
+    from .progress import group_of, item_weights, length_edges, measure_progress
+
+    config = ctx.config
+    before, now = students
+    lengths = pool.set_index("id")["question"].str.len()
+    edges = length_edges(lengths, config.selection.groups)
+    signals = signals.assign(group=signals["id"].map(group_of(lengths, edges)))
+    if now is None:  # nothing was trained this round: nothing to measure
+        return signals.assign(progress_weight=1.0), {"progress": "no round student to measure: bought at random"}
+    answer_type = str(ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0])
+    probe = checked_questions(ctx.run_dir.read_table(CALIBRATION), answer_type)
+
+    def correct(folder: str) -> pd.Series:
+        answered = answer_test_set(probe, folder, config.eval, ctx.executor)
+        return probe["id"].map(answered.set_index("id")["correct"]).fillna(False).astype(bool)
+
+    start = ctx.models()["student"] if before is None else str(ctx.run_dir.file(before))
+    progress = measure_progress(group_of(probe["question"].str.len(), edges), correct(start),
+                                correct(str(ctx.run_dir.file(now))), config.selection.evidence_z)
+    weights = item_weights(signals["group"], progress)
+    return signals.assign(progress_weight=weights.to_numpy()), {
+        "progress": progress.said(), "probe_questions": len(probe), "bought_at_random_for_lack_of_progress": progress.random}
 
 
 def calibration_level(ctx: "RunContext") -> float:

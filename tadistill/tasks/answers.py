@@ -46,6 +46,20 @@ def commitment_end(text: Optional[str]) -> Optional[int]:
     return last.end() if last else None
 
 
+def answer_sentence_start(text: Optional[str]) -> Optional[int]:
+    """Where the answer sentence starts: the start of the sentence (or line) holding the last
+    'the answer is' ('answer:', '####', ...), so 'The answer is 9.' after the rationale's last
+    step; None when the text commits to nothing. Everything from here on is the answer; what
+    comes before it is the rationale."""
+    last = None
+    for last in _COMMIT.finditer(text or ""):
+        pass
+    if last is None:
+        return None
+    ends = [end.end() for end in _SENTENCE_END.finditer(text, 0, last.start())]
+    return ends[-1] if ends else 0
+
+
 def _last_commitment(text: str) -> Optional[str]:
     """The committed answer's sentence: after the last commitment, up to the sentence's end.
 

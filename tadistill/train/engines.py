@@ -16,6 +16,7 @@ import torch
 
 from ..config import TrainConfig
 from ..modeling import weighted_lm_loss
+from .losses import token_loss
 
 DDP_STATE = "ddp_state.pt"
 DEEPSPEED_TAG = "deepspeed"
@@ -96,6 +97,7 @@ class DDPEngine:
             self.model = model.to(device)
         self.optimizer = _optimizer(self.model, config)
         self.scheduler = _scheduler(self.optimizer, config, total_steps)
+        self.token_loss = token_loss(config)
         self._micro = 0
 
     def _autocast(self):
@@ -110,7 +112,7 @@ class DDPEngine:
         # Gradients are all-reduced once per global batch, on its last micro-batch.
         sync = contextlib.nullcontext() if last or self.world_size == 1 else self.model.no_sync()
         with sync, self._autocast():
-            loss = weighted_lm_loss(self.model, batch, weights)
+            loss = weighted_lm_loss(self.model, batch, weights, self.token_loss)
         (loss / self.config.accumulation_steps).backward()
         return float(loss.detach())
 
@@ -191,10 +193,11 @@ class DeepSpeedEngine:
             dist_init_required=False,
         )
         self.device = self.engine.device
+        self.token_loss = token_loss(config)
 
     def micro_step(self, batch: dict, weights: torch.Tensor) -> float:
         self.engine.train()
-        loss = weighted_lm_loss(self.engine, batch, weights)
+        loss = weighted_lm_loss(self.engine, batch, weights, self.token_loss)
         self.engine.backward(loss)
         # DeepSpeed counts micro-batches itself and only steps the optimizer on the last.
         self.engine.step()

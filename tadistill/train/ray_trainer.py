@@ -22,9 +22,15 @@ import ray
 from ..config import TrainConfig
 
 
+def stage_columns(rows: pd.DataFrame) -> list[str]:
+    """What the workers learn from: prompt, target, weight, and `answer_start` where trust weighs
+    only each target's answer (trust.mode 'answer_weight')."""
+    return ["prompt", "target", "weight"] + (["answer_start"] if "answer_start" in rows.columns else [])
+
+
 def stage_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The stage's rows with their position, which the batch plan indexes."""
-    frame = rows[["prompt", "target", "weight"]].reset_index(drop=True)
+    frame = rows[stage_columns(rows)].reset_index(drop=True)
     return frame.assign(row=frame.index, weight=frame["weight"].astype("float32"))
 
 
@@ -32,11 +38,14 @@ def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig, 
     digest = hashlib.sha256()
     if not chat_template:  # (the default leaves earlier fingerprints, and so resumable runs, as they were)
         digest.update(b"no-chat-template")
-    digest.update(pd.util.hash_pandas_object(rows[["prompt", "target", "weight"]], index=False).values.tobytes())
+    digest.update(pd.util.hash_pandas_object(rows[stage_columns(rows)], index=False).values.tobytes())
     digest.update(_model_identity(init_model).encode())
-    # Tracking and checkpoint cadence do not change what is learnt.
-    digest.update(json.dumps(config.model_dump(exclude={"tracking", "checkpoint_every_steps", "checkpoints_to_keep",
-                                                         "max_failures", "storage_path"}), sort_keys=True).encode())
+    # Tracking and checkpoint cadence do not change what is learnt. The default loss leaves out both loss keys
+    # (gce_q means nothing to it), so earlier fingerprints, and so resumable runs, stay as they were.
+    ignored = {"tracking", "checkpoint_every_steps", "checkpoints_to_keep", "max_failures", "storage_path"}
+    ignored.add("final_pick")  # which kept weights end as the student: chosen after training, from the same run
+    ignored |= {"loss", "gce_q"} if config.loss == "nll" else set()
+    digest.update(json.dumps(config.model_dump(exclude=ignored), sort_keys=True).encode())
     return digest.hexdigest()[:10]
 
 

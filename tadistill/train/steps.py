@@ -9,7 +9,7 @@ its outputs are weighted; a round's student trains train.epochs passes over its 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
@@ -18,11 +18,14 @@ from ..artifacts import ROWS, Artifact, Folder, model, train_rows
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..config import TrainConfig
     from ..context import RunContext
 
 
 def training_rows(ctx: "RunContext", teacher: pd.DataFrame, weights: Optional[pd.Series] = None) -> pd.DataFrame:
-    """(id, prompt, target, weight) per teacher output; a weight of 0 drops the output."""
+    """(id, prompt, target, weight) per teacher output, as trust.mode weighs them (signals/trust.py:
+    a weight of 0 drops the output; 'answer_weight' adds where each target's answer starts)."""
+    from ..signals.trust import training_rows_for
     from ..tasks.prompts import student_prompt, student_target
 
     questions = ctx.run_dir.read_table(ROWS).set_index("id")["question"]
@@ -32,7 +35,7 @@ def training_rows(ctx: "RunContext", teacher: pd.DataFrame, weights: Optional[pd
         "target": [student_target(t) for t in teacher["text"]],
         "weight": 1.0 if weights is None else weights.to_numpy(),
     })
-    return rows[rows["weight"] > 0].reset_index(drop=True)
+    return training_rows_for(rows, ctx.config.trust)
 
 
 def gold_weights(ctx: "RunContext", teacher: pd.DataFrame) -> pd.Series:
@@ -65,18 +68,41 @@ def step_train(ctx: "RunContext", stage: str, source: Artifact, init: Optional[F
     return {**result, "rationales_outside_majority": outside} if ctx.config.train.rationales == "majority" else result
 
 
-def _checked_share(ctx: "RunContext", trained: "Path", start: str) -> dict:
-    """train.start_weight_share 'auto': the share under which the final student best answers the
-    run's outputs known to be right (train/averaging.py)."""
+def _probe(ctx: "RunContext") -> tuple[pd.DataFrame, Callable[[str], float]]:
+    """The labelled probe the final student is chosen on: the run's outputs known to be right (the
+    trust calibration's references) as questions with gold answers, and a model folder's accuracy
+    on them. Never pool or test gold."""
     from ..artifacts import CALIBRATION
     from ..evaluate import accuracy, answer_test_set
-    from .averaging import checked_questions, choose_start_share
+    from .averaging import checked_questions
 
     # The task's answer type, as the corpus step read it (the synthetic task's is 'number').
     answer_type = str(ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0])
     questions = checked_questions(ctx.run_dir.read_table(CALIBRATION), answer_type)
-    return choose_start_share(trained, start, questions, lambda folder: accuracy(
-        answer_test_set(questions, folder, ctx.config.eval, ctx.executor))["accuracy"])
+    return questions, lambda folder: accuracy(
+        answer_test_set(questions, folder, ctx.config.eval, ctx.executor))["accuracy"]
+
+
+def _checked_share(ctx: "RunContext", trained: "Path", start: str) -> dict:
+    """train.start_weight_share 'auto': the share under which the final student best answers the
+    run's outputs known to be right (train/averaging.py)."""
+    from .averaging import choose_start_share
+
+    return choose_start_share(trained, start, *_probe(ctx))
+
+
+def _best_on_probe(ctx: "RunContext", trained: "Path", start: str, train: "TrainConfig", run_folder: str) -> dict:
+    """train.final_pick 'best_on_probe': of the checkpoints the training kept, each averaged with the
+    start, and the start itself, the one that best answers the probe (train/averaging.py)."""
+    from functools import partial
+
+    from .averaging import pick_on_probe, require_probe
+    from .checkpoint_weights import checkpoint_state, kept_checkpoints
+
+    questions, accuracy_of = _probe(ctx)
+    require_probe(questions, "train.final_pick 'best_on_probe'")
+    kept = [(folder.name, partial(checkpoint_state, folder, train, start)) for folder in kept_checkpoints(run_folder)]
+    return {"probe_questions": len(questions), **pick_on_probe(trained, start, accuracy_of, kept)}
 
 
 def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, final: bool) -> dict:
@@ -93,7 +119,9 @@ def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, f
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
         model_out=ctx.run_dir.file(model(stage)), chat_template=ctx.config.inference.chat_template,
     )
-    if final and train.start_weight_share == "auto":
+    if final and train.final_pick == "best_on_probe":
+        metrics.update(_best_on_probe(ctx, ctx.run_dir.file(model(stage)), init_model, train, metrics["ray_train_run"]))
+    elif final and train.start_weight_share == "auto":
         metrics.update(_checked_share(ctx, ctx.run_dir.file(model(stage)), init_model))
     elif final and train.start_weight_share > 0:
         from .averaging import average_with_start

@@ -239,17 +239,21 @@ def _load_rows(batches, tokenizer, max_length: int, seq2seq: bool) -> dict[str, 
     for batch in batches:
         rows["row"].extend(batch["row"].tolist())
         rows["weight"].extend(batch["weight"].tolist())
-        rows["encoded"].extend(encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq) for p, t in zip(batch["prompt"], batch["target"]))
+        # Where each target's answer starts, when trust weighs only the answer (trust.mode 'answer_weight').
+        starts = batch["answer_start"].tolist() if "answer_start" in batch.columns else [None] * len(batch)
+        rows["encoded"].extend(encode_pair(tokenizer, p, t, max_length, seq2seq=seq2seq, answer_start=s)
+                               for p, t, s in zip(batch["prompt"], batch["target"], starts))
     order = np.argsort(rows["row"])
     return {key: [values[i] for i in order] for key, values in rows.items()}
 
 
 def _collate(rows: dict, indices, device):
-    from ..modeling import collate_right
+    from ..modeling import collate_right, loss_weights
 
+    encoded = [rows["encoded"][i] for i in indices]
     # Padding is masked out of attention and loss, so any id will do.
-    batch = collate_right([rows["encoded"][i] for i in indices], pad_id=0)
-    weights = torch.tensor([rows["weight"][i] for i in indices], dtype=torch.float32)
+    batch = collate_right(encoded, pad_id=0)
+    weights = loss_weights(encoded, [rows["weight"][i] for i in indices])
     return {k: v.to(device) for k, v in batch.items()}, weights.to(device)
 
 

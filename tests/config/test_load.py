@@ -96,7 +96,7 @@ def test_method_presets(method):
         for part in key.split("."):
             node = getattr(node, part)
         assert node == value, key
-    if method.startswith("random") and method != "random_filter" and method != "random_weight":
+    if method in ("random", "random_none"):
         assert config.selection.strategy == "random" and config.trust.mode == "none"
     if method == "sc_none":
         assert config.signals.w_ta == 0 and config.trust.mode == "none"
@@ -147,6 +147,30 @@ def test_calibrated_trust_on_a_users_data_needs_reference_outputs(tmp_path):
     assert with_files.trust_scale == "calibrated" and with_files.calibrates_trust
     assert load_config(None, ["method=full"]).trust_scale == "calibrated"  # the synthetic task has gold solutions
     assert load_config(None, [*data, "method=none"]).trust.mode == "none"  # no trust, nothing to calibrate
+
+
+def test_the_final_pick_on_the_probe_needs_a_probe_and_chooses_the_share_itself(tmp_path):
+    """train.final_pick 'best_on_probe' reads the run's outputs known to be right (so the run scores
+    them and its final training reads them), refuses a run without them, and a share set beside it;
+    a config written before the key existed loads with the last weights, as it ran."""
+    import json
+
+    from tadistill.artifacts import CALIBRATION
+    from tadistill.plan import plan
+
+    picks = load_config(None, ["method=none", "train.final_pick=best_on_probe"])
+    assert picks.checks_start_share and picks.calibrates_trust
+    assert CALIBRATION in next(s for s in plan(picks) if s.name == "final.train").reads
+    data = ["data.source=files", f"data.files={{train: [{tmp_path}/t.jsonl], test: [{tmp_path}/t.jsonl]}}",
+            "data.preset=gsm8k"]
+    with pytest.raises(ConfigError, match="train.final_pick 'best_on_probe'.*trust.calibration_files"):
+        load_config(None, [*data, "method=none", "train.final_pick=best_on_probe"])
+    with pytest.raises(ConfigError, match="train.start_weight_share"):
+        load_config(None, ["train.final_pick=best_on_probe", "train.start_weight_share=0.5"])
+    assert not load_config(None, ["method=base", "train.final_pick=best_on_probe"]).checks_start_share  # trains none
+    written = json.loads((Path(__file__).parents[2] / "bench/plan/demo_yaml_runs/budget60/config.json").read_text())
+    assert "final_pick" not in written["train"]
+    assert Config.model_validate(written).train.final_pick == "last"
 
 
 def test_a_learning_trust_signal_needs_a_labelled_split_of_its_own_paid_from_the_budget():

@@ -65,7 +65,9 @@ def test_rules_come_from_the_choice_table_and_are_named_in_errors():
 def test_config_knows_which_rules_need_the_students_samples():
     for name in choices.names("selection.strategy"):
         config = load_config(overrides=[f"method={'both' if name == 'signals' else name}_none"])
-        assert config.selection.strategy == name and config.selection_uses_signals == (name != "random")
+        assert config.selection.strategy == name
+        assert config.selection_uses_signals == (name not in ("random", "progress", "shortest"))
+        assert config.selection_measures_progress == (name == "progress")  # trains round students, samples none
 
 
 def test_frontier_buys_what_the_student_partly_solves_before_what_is_beyond_it():
@@ -152,3 +154,48 @@ def test_a_rule_on_the_calibration_scale_without_references_is_a_config_error(tm
     with pytest.raises(ConfigError, match="selection.strategy 'proximal'.*calibration_files"):
         load_config(None, [*data, "method=proximal_none"])
     assert load_config(None, [*data, "method=proximal_none", "trust.calibration_files=[right.jsonl]"]).calibrates_trust
+
+
+def _candidates(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"q{i:03d}" for i in range(n)], "self_consistency": np.linspace(0, 1, n),
+                         "ta_conf_student": np.linspace(0, 1, n)})
+
+
+def test_a_random_floor_buys_its_share_at_random_and_the_rule_picks_the_rest():
+    from tadistill.config import SelectionConfig
+
+    signals = _candidates(100)
+    top = select(signals, 20, "signals", SignalsConfig(), seed=3)
+    floored = select(signals, 20, "signals", SignalsConfig(), seed=3, selection=SelectionConfig(random_floor=0.25))
+    assert floored["selected"].sum() == 20 and floored["at_random"].sum() == 5
+    by_rule = floored[floored["selected"] & ~floored["at_random"]]
+    assert set(by_rule["id"]) <= set(top[top["selected"]]["id"]) | set(floored[floored["at_random"]]["id"])
+    unchanged = select(signals, 20, "signals", SignalsConfig(), seed=3, selection=SelectionConfig())
+    assert unchanged["selected"].tolist() == top["selected"].tolist()  # no floor, top: as before
+
+
+def test_rank_sampling_buys_mostly_but_not_only_the_highest_priorities():
+    from tadistill.config import SelectionConfig
+
+    signals = _candidates(200)
+    picks = [select(signals, 20, "signals", SignalsConfig(), seed=s, selection=SelectionConfig(sampling="rank"))
+             for s in range(20)]
+    top = set(select(signals, 20, "signals", SignalsConfig(), seed=0).query("selected")["id"])
+    chosen = [set(p.query("selected")["id"]) for p in picks]
+    assert all(len(c) == 20 for c in chosen) and any(c != top for c in chosen)
+    mean_score = np.mean([p.query("selected")["score"].mean() for p in picks])
+    assert mean_score > signals.assign(score=picks[0]["score"])["score"].mean()  # rank-weighted: above the mean
+
+
+def test_progress_samples_each_group_in_proportion_to_its_weight():
+    signals = _candidates(400).assign(progress_weight=[1.0 / 100] * 100 + [0.0] * 300)
+    chosen = select(signals, 50, "progress", SignalsConfig(), seed=1)
+    assert chosen.query("selected").index.max() < 100  # only the group that showed progress
+    even = select(_candidates(400).assign(progress_weight=1.0), 200, "progress", SignalsConfig(), seed=1)
+    assert 70 < (even.query("selected").index < 200).sum() < 130  # about half from each half
+
+
+def test_shortest_buys_the_shortest_questions_first():
+    signals = _candidates(5).assign(question_length=[40, 10, 30, 20, 50])
+    chosen = select(signals, 2, "shortest", SignalsConfig(), seed=0)
+    assert sorted(chosen.query("selected")["question_length"]) == [10, 20]

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tadistill.config import TrustConfig, choices, load_config
-from tadistill.signals.trust import Placement, TrustMode, TrustScale, trust_weights
+from tadistill.config import ConfigError, TrustConfig, choices, load_config
+from tadistill.signals.trust import Placement, TrustMode, TrustScale, training_rows_for, trust_weights
 
 
 def test_trust_weights():
@@ -53,6 +53,33 @@ def test_modes_turn_one_placement_into_weights():
     assert list(mode("none").weights(placement, config)) == [1.0, 1.0, 1.0]
     assert list(mode("weight").weights(placement, config)) == pytest.approx([0.2, 0.6, 1.0])
     assert list(mode("filter").weights(placement, config)) == [0.0, 1.0, 1.0]
+    # The answer's weight is the one 'weight' gives the whole output.
+    assert list(mode("answer_weight").weights(placement, config)) == pytest.approx([0.2, 0.6, 1.0])
+
+
+def _rows(weights):
+    targets = [" 10 - 8 = 2. 2 + 7 = 9. The answer is 9.", " 2 + 7 = 9. So 9 pens.", " The answer is 4.",
+               " 3 + 3 = 6. The answer is 6."]
+    return pd.DataFrame({"id": list("abcd"), "prompt": "Question: ?\nAnswer:", "target": targets, "weight": weights})
+
+
+def test_a_whole_output_mode_drops_what_it_weighs_zero_and_adds_nothing():
+    rows = _rows([1.0, 0.0, 0.5, 0.0])
+    for mode in ("none", "weight", "filter"):
+        shaped = training_rows_for(rows, TrustConfig(mode=mode))
+        assert list(shaped.columns) == list(rows.columns) and list(shaped["id"]) == ["a", "c"]
+
+
+def test_answer_weight_rows_say_where_each_answer_starts():
+    rows = _rows([1.0, 0.3, 0.0, 0.0])
+    shaped = training_rows_for(rows, TrustConfig(mode="answer_weight"))
+    starts = dict(zip(shaped["id"], shaped["answer_start"]))
+    target = dict(zip(shaped["id"], shaped["target"]))
+    assert target["a"][starts["a"]:] == "The answer is 9."
+    # No answer stated: the weight scales the whole output, as under 'weight'.
+    assert starts["b"] == 0
+    # A weight of 0 silences only the answer: 'd' keeps its rationale, 'c' (all answer) has nothing left.
+    assert list(shaped["id"]) == ["a", "b", "d"] and target["d"][starts["d"]:] == "The answer is 6."
 
 
 def test_the_choice_table_feeds_the_config():
@@ -62,6 +89,8 @@ def test_the_choice_table_feeds_the_config():
     assert all(isinstance(choices.load("trust.scale", s)(), TrustScale) for s in choices.names("trust.scale"))
     with pytest.raises(Exception, match="trust.scale"):  # 'auto' is the config's, resolved before weighting
         load_config(overrides=["trust.scale=nope"])
+    with pytest.raises(ConfigError, match="trust.mode 'nope'"):
+        load_config(overrides=["trust.mode=nope"])
     assert load_config(overrides=["method=both_none"]).trusts_teacher is False
     # A scale that needs outputs known to be right: the synthetic task has them.
     assert load_config(overrides=["trust.scale=calibrated"]).calibrates_trust

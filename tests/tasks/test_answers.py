@@ -339,3 +339,25 @@ def test_last_number_fallback_is_used_only_when_asked_and_only_for_numbers():
     assert extract_for_row("The answer is 5. Then 9 more.", "number", None, "last_number") == "5"
     assert extract_for_row("Maybe 3", "choice", ["x", "y", "z"], "last_number") is None
     assert last_number("costs $1,250.50 in total") == "1250.5" and last_number("no digits") is None
+
+
+@pytest.mark.parametrize("text, answer", [
+    (" 10 - 8 = 2. 2 + 7 = 9. The answer is 9.", "The answer is 9."),  # the synthetic teacher's
+    ("3.5 + 2 = 5.5. So the answer is 5.5.", "So the answer is 5.5."),  # a decimal point ends no sentence
+    ("She had 72 clips.\n#### 72", "#### 72"),  # GSM8K: the answer's own line
+    ("Two steps.\nA: 18", "A: 18"),
+    ("Pick (b). So the answer is (c) dog.", "So the answer is (c) dog."),
+    ("the answer is 5. Wait, the answer is 6.", "Wait, the answer is 6."),  # the last commitment
+    ("The answer is 9.", "The answer is 9."),  # all answer
+])
+def test_the_answer_sentence_runs_from_the_last_commitments_sentence_to_the_end(text, answer):
+    from tadistill.tasks.answers import answer_sentence_start
+
+    assert text[answer_sentence_start(text):] == answer
+
+
+def test_a_text_that_commits_to_nothing_has_no_answer_sentence():
+    from tadistill.tasks.answers import answer_sentence_start
+
+    assert answer_sentence_start("2 + 7 = 9. So 9 pens.") is None
+    assert answer_sentence_start("") is None and answer_sentence_start(None) is None

@@ -1,4 +1,5 @@
-"""Weight averaging with the starting student (train.start_weight_share): real transformers models."""
+"""Weight averaging with the starting student (train.start_weight_share) and the final student's
+pick on the probe (train.final_pick 'best_on_probe'): real transformers models, real training."""
 
 import pandas as pd
 import pytest
@@ -77,3 +78,110 @@ def test_auto_reads_the_share_from_the_runs_checked_questions(synthetic_models, 
     assert info["start_weight_share"] > 0 and measured[info["start_weight_share"]] > measured[0.0]
     assert accuracy_of(str(drifted)) == measured[info["start_weight_share"]]  # the kept model is that average
     assert not list((tmp_path / "final").glob("tmp*"))  # the trial averages are gone
+
+
+def _probe(count, seed, min_steps, max_steps):
+    """Gold-labelled questions as the run's checked questions, and a model folder's real greedy accuracy on them."""
+    from tadistill.inference.backend import TransformersBackend
+    from tadistill.synthetic.problems import generate_problems, gold_solution
+    from tadistill.tasks.answers import extract_number
+    from tadistill.tasks.prompts import student_prompt
+    from tadistill.train.averaging import checked_questions
+
+    problems = generate_problems(count, seed=seed, min_steps=min_steps, max_steps=max_steps)
+    references = pd.DataFrame({"id": [f"cal-{i}" for i in range(count)], "question": [p.question() for p in problems],
+                               "text": [gold_solution(p) for p in problems]})
+    questions = checked_questions(references, "number")
+
+    def right(folder, asked):
+        texts = TransformersBackend(str(folder)).generate([student_prompt(q) for q in asked["question"]], 1, 0.0, 48)
+        return pd.Series([extract_number(t[0]) == g for t, g in zip(texts, asked["gold"])])
+
+    return questions, right
+
+
+def _train_on(tmp_path, start, problems, final_answer):
+    """A real final training (local launcher, DDP) on `problems` with `final_answer(problem)` stated,
+    four epochs with a checkpoint at each epoch's end; returns (its config, its metrics)."""
+    from tadistill.config import TrainConfig
+    from tadistill.synthetic.problems import render_solution
+    from tadistill.tasks.prompts import student_prompt, student_target
+    from tadistill.train.ray_trainer import train_stage
+
+    rows = pd.DataFrame({"prompt": [student_prompt(p.question()) for p in problems], "weight": 1.0,
+                         "target": [student_target(render_solution(p.start, p.steps, p.values, final_answer(p)))
+                                    for p in problems]})
+    config = TrainConfig(launcher="local", strategy="ddp", num_workers=1, epochs=4, lr=3e-3, global_batch_size=8,
+                         micro_batch_size=8, checkpoints_to_keep=2)
+    metrics = train_stage(rows, start, config, storage_path=tmp_path / "ray_train", name="final",
+                          model_out=tmp_path / "final" / "model")
+    return config, metrics
+
+
+def _kept(config, metrics, start):
+    from functools import partial
+
+    from tadistill.train.checkpoint_weights import checkpoint_state, kept_checkpoints
+
+    return [(f.name, partial(checkpoint_state, f, config, start)) for f in kept_checkpoints(metrics["ray_train_run"])]
+
+
+def test_a_student_trained_worse_than_its_start_on_the_probe_ends_as_the_start_exactly(synthetic_models, tmp_path):
+    """Training on wrong answers (a right chain, then a wrong final number) to short problems the
+    start knows makes every trained candidate, checkpoints and averages alike, worse on a probe of
+    such problems the start answers right: the final student is the start, tensor for tensor."""
+    from tadistill.synthetic.problems import generate_problems
+    from tadistill.train.averaging import pick_on_probe
+
+    start = synthetic_models["student"]
+    questions, right = _probe(60, 99, 1, 2)
+    known = questions[right(start, questions).to_numpy()].reset_index(drop=True)
+    assert len(known) >= 30  # the start knows most short problems
+    config, metrics = _train_on(tmp_path, start, generate_problems(64, seed=5, min_steps=1, max_steps=2),
+                                lambda p: p.answer + 3)
+    kept = _kept(config, metrics, start)
+    assert [name for name, _ in kept] == ["step_0000024", "step_0000016"]  # 8 steps an epoch, the newest two kept
+
+    final = tmp_path / "final" / "model"
+    info = pick_on_probe(final, start, lambda folder: right(folder, known).mean(), kept)
+    measured = info["probe_accuracy"]
+    assert info["probe_evaluations"] == len(measured) == 3 * 4 + 1  # (last + 2 kept) x 4 shares, and the start
+    assert {"last", "last@0.75", "step_0000016@0.25", "start"} <= set(measured)
+    assert info["final_pick"] == "start" and info["start_weight_share"] == 1.0 and measured["start"] == 1.0
+    assert max(a for name, a in measured.items() if name != "start") < 1.0
+
+    from tadistill.modeling import load_model
+
+    ended, began = load_model(str(final)).state_dict(), load_model(start).state_dict()
+    assert ended.keys() == began.keys() and all(torch.equal(ended[k], began[k]) for k in began)
+    assert right(final, known).all()  # the folder the run evaluates answers as the start does
+    assert not list((tmp_path / "final").glob("tmp*"))  # every other candidate is gone
+
+
+def test_a_student_that_learnt_keeps_its_training_and_the_best_checkpoint_is_the_one_kept(synthetic_models, tmp_path):
+    """The other way round: trained on right answers to longer problems the start gets wrong, a
+    trained candidate answers those better than the start, and the final folder is that candidate."""
+    from tadistill.synthetic.problems import generate_problems
+    from tadistill.train.averaging import pick_on_probe
+
+    start = synthetic_models["student"]
+    questions, right = _probe(60, 98, 3, 5)
+    unknown = questions[~right(start, questions).to_numpy()].reset_index(drop=True)
+    config, metrics = _train_on(tmp_path, start, generate_problems(64, seed=6, min_steps=3, max_steps=5),
+                                lambda p: p.answer)
+    final = tmp_path / "final" / "model"
+    info = pick_on_probe(final, start, lambda folder: right(folder, unknown).mean(), _kept(config, metrics, start))
+    measured = info["probe_accuracy"]
+    assert measured["start"] == 0.0 and info["final_pick"] != "start"
+    assert measured[info["final_pick"]] == max(measured.values()) > 0
+    # The folder the run evaluates is the chosen candidate (accuracies are recorded to 4 places).
+    assert right(final, unknown).mean() == pytest.approx(measured[info["final_pick"]], abs=1e-4)
+
+    from tadistill.report import _final_pick_lines
+
+    facts: dict = {}
+    (said, _) = _final_pick_lines({**info, "probe_questions": len(unknown)}, facts)
+    assert said.startswith(f"The final student is `{info['final_pick']}` (the ")
+    assert f"the best of 13 candidates on {len(unknown)} labelled probe questions" in said
+    assert "against 0.000 for the starting student" in said and "did not help" not in said
+    assert facts["final_pick"] == info["final_pick"] and facts["start_probe_accuracy"] == 0.0

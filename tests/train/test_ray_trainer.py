@@ -138,6 +138,32 @@ def _assert_same_weights(a, b, tolerance):
         assert torch.allclose(pa, pb, atol=tolerance), f"{name} differs by {float((pa - pb).abs().max())}"
 
 
+def test_a_zero2_checkpoint_reads_back_whole_from_both_workers_shards(reference, synthetic_models):
+    """What train.final_pick 'best_on_probe' weighs besides the last weights: a resumable ZeRO-2
+    checkpoint's fp32 weights, gathered from both ranks' optimizer shards, are the module rank 0 saved
+    whole (fp32 training: the master weights are the model's), and lie between start and last."""
+    from tadistill.train.checkpoint_weights import checkpoint_state, kept_checkpoints
+    from tadistill.train.engines import DEEPSPEED_TAG
+
+    metrics, model_dir = reference
+    kept = kept_checkpoints(metrics["ray_train_run"])
+    # A checkpoint every 4 steps of 24; Ray Train keeps 2 with model_final among them.
+    assert [folder.name for folder in kept] == ["step_0000020"]
+    state = checkpoint_state(kept[0], _config(), synthetic_models["student"])
+    module = torch.load(kept[0] / DEEPSPEED_TAG / "mp_rank_00_model_states.pt", map_location="cpu",
+                        weights_only=False)["module"]
+    assert all(torch.equal(state[name], module[name]) for name in module)
+
+    began, last = load_model(synthetic_models["student"]).state_dict(), load_model(str(model_dir)).state_dict()
+    assert state.keys() == began.keys()
+
+    def distance_to_last(weights):
+        with torch.no_grad():  # (DeepSpeed's gathered tensors still ask for gradients)
+            return sum(float((weights[k] - last[k]).norm()) for k in last if last[k].is_floating_point())
+
+    assert distance_to_last(began) > distance_to_last(state) > 0
+
+
 ENGINE_OPTIONS = {
     # DDP in bf16 with LoRA adapters.
     "ddp-bf16-lora": dict(strategy="ddp", precision="bf16", lora={"enabled": True, "r": 8}),
@@ -177,11 +203,18 @@ def test_a_stage_resumes_only_a_run_with_the_same_inputs(synthetic_models, tmp_p
     rows, config = _rows(16), _config()
     first = stage_fingerprint(rows, str(model), config)
     assert stage_fingerprint(rows.copy(), str(model), config) == first
-    # Cadence and tracking do not change what is learnt: a resumed run may change them.
+    # Cadence and tracking do not change what is learnt: a resumed run may change them; nor does which
+    # of its kept weights the final student ends with (train.final_pick picks after the training).
     assert stage_fingerprint(rows, str(model), _config(checkpoint_every_steps=2, max_failures=5,
                                                         tracking={"backends": ["tensorboard"]})) == first
+    assert stage_fingerprint(rows, str(model), _config(final_pick="best_on_probe")) == first
     assert stage_fingerprint(rows, str(model), _config(lr=1e-4)) != first
     assert stage_fingerprint(rows.assign(weight=0.3), str(model), config) != first
+    # The loss is learnt; gce_q only under 'gce'; the answers' starts (trust.mode 'answer_weight') too.
+    assert stage_fingerprint(rows, str(model), _config(gce_q=0.5)) == first
+    assert stage_fingerprint(rows, str(model), _config(loss="gce")) not in (
+        first, stage_fingerprint(rows, str(model), _config(loss="gce", gce_q=0.5)))
+    assert stage_fingerprint(rows.assign(answer_start=3), str(model), config) != first
     time.sleep(0.01)
     (model / "config.json").write_text((model / "config.json").read_text() + " ")  # stage 1 rewrote it
     assert stage_fingerprint(rows, str(model), config) != first
