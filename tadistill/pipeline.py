@@ -14,7 +14,6 @@ import time
 from typing import Optional
 
 from .interrupt import heard, kept
-from .artifacts import is_purchase_step
 from .config import Config
 from .console import LOG_ONLY
 from .context import RunContext

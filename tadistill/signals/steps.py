@@ -101,8 +101,7 @@ def _with_progress(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame,
     """The candidates with their length group and its weight, from the progress the round's
     student made on the labelled probe over the student before it (signals/progress.py); and what
     was measured and decided, for the manifest and the report."""
-    from ..evaluate import answer_test_set
-    from ..train.averaging import checked_questions
+    from ..evaluate import labelled_probe, probe_correct
     from .progress import group_of, item_weights, length_edges, measure_progress
 
     config = ctx.config
@@ -112,16 +111,10 @@ def _with_progress(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame,
     signals = signals.assign(group=signals["id"].map(group_of(lengths, edges)))
     if now is None:  # nothing was trained this round: nothing to measure
         return signals.assign(progress_weight=1.0), {"progress": "no round student to measure: bought at random"}
-    answer_type = str(ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0])
-    probe = checked_questions(ctx.run_dir.read_table(CALIBRATION), answer_type)
-
-    def correct(folder: str) -> pd.Series:
-        answered = answer_test_set(probe, folder, config.eval, ctx.executor)
-        return probe["id"].map(answered.set_index("id")["correct"]).fillna(False).astype(bool)
-
+    probe = labelled_probe(ctx)
     start = ctx.models()["student"] if before is None else str(ctx.run_dir.file(before))
-    progress = measure_progress(group_of(probe["question"].str.len(), edges), correct(start),
-                                correct(str(ctx.run_dir.file(now))), config.selection.evidence_z)
+    progress = measure_progress(group_of(probe["question"].str.len(), edges), probe_correct(ctx, probe, start),
+                                probe_correct(ctx, probe, str(ctx.run_dir.file(now))), config.selection.evidence_z)
     weights = item_weights(signals["group"], progress)
     return signals.assign(progress_weight=weights.to_numpy()), {
         "progress": progress.said(), "probe_questions": len(probe), "bought_at_random_for_lack_of_progress": progress.random}

@@ -90,18 +90,6 @@ def _mix(state: dict, base: dict, share: float) -> int:
 AUTO_SHARES = (0.0, 0.25, 0.5, 0.75)
 
 
-def checked_questions(references: pd.DataFrame, answer_type: str) -> pd.DataFrame:
-    """The run's outputs known to be right (the trust calibration's references) as questions with
-    gold answers, taken from the answer each reference states; references whose answer cannot be
-    read are left out."""
-    from ..tasks.answers import extract_answer
-
-    gold = [extract_answer(text, answer_type) for text in references["text"]]
-    frame = pd.DataFrame({"id": references["id"], "question": references["question"], "gold": gold,
-                          "answer_type": answer_type, "options": None})
-    return frame[frame["gold"].notna()].reset_index(drop=True)
-
-
 def require_probe(questions: pd.DataFrame, setting: str) -> None:
     if len(questions) == 0:
         raise ValueError(f"{setting} found no reference output with a readable answer to check the final student "

@@ -69,18 +69,12 @@ def step_train(ctx: "RunContext", stage: str, source: Artifact, init: Optional[F
 
 
 def _probe(ctx: "RunContext") -> tuple[pd.DataFrame, Callable[[str], float]]:
-    """The labelled probe the final student is chosen on: the run's outputs known to be right (the
-    trust calibration's references) as questions with gold answers, and a model folder's accuracy
-    on them. Never pool or test gold."""
-    from ..artifacts import CALIBRATION
-    from ..evaluate import accuracy, answer_test_set
-    from .averaging import checked_questions
+    """The labelled probe the final student is chosen on (evaluate.labelled_probe), and a model
+    folder's accuracy on it."""
+    from ..evaluate import labelled_probe, probe_correct
 
-    # The task's answer type, as the corpus step read it (the synthetic task's is 'number').
-    answer_type = str(ctx.run_dir.read_table(ROWS)["answer_type"].mode().iloc[0])
-    questions = checked_questions(ctx.run_dir.read_table(CALIBRATION), answer_type)
-    return questions, lambda folder: accuracy(
-        answer_test_set(questions, folder, ctx.config.eval, ctx.executor))["accuracy"]
+    questions = labelled_probe(ctx)
+    return questions, lambda folder: float(probe_correct(ctx, questions, folder).mean()) if len(questions) else 0.0
 
 
 def _checked_share(ctx: "RunContext", trained: "Path", start: str) -> dict:

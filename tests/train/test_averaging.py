@@ -48,7 +48,8 @@ def test_auto_reads_the_share_from_the_runs_checked_questions(synthetic_models, 
     from tadistill.synthetic.problems import generate_problems, gold_solution
     from tadistill.tasks.answers import extract_number
     from tadistill.tasks.prompts import student_prompt
-    from tadistill.train.averaging import checked_questions, choose_start_share
+    from tadistill.evaluate import checked_questions
+    from tadistill.train.averaging import choose_start_share
 
     start = synthetic_models["student"]
     drifted = tmp_path / "final" / "model"
@@ -86,7 +87,7 @@ def _probe(count, seed, min_steps, max_steps):
     from tadistill.synthetic.problems import generate_problems, gold_solution
     from tadistill.tasks.answers import extract_number
     from tadistill.tasks.prompts import student_prompt
-    from tadistill.train.averaging import checked_questions
+    from tadistill.evaluate import checked_questions
 
     problems = generate_problems(count, seed=seed, min_steps=min_steps, max_steps=max_steps)
     references = pd.DataFrame({"id": [f"cal-{i}" for i in range(count)], "question": [p.question() for p in problems],
