@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REPEAT_S = 3.0  # how long a stop may go unheard before it is raised again
@@ -30,15 +30,41 @@ _state = {"sigterm": False, "unheard": None}  # a SIGTERM was received; the stop
 _lock = threading.Lock()
 
 
+_drains: list[Callable[[], None]] = []  # what lets work on the wire land before a stop (draining())
+
+
 def _on_signal(signum, frame):
     with _lock:
         # Remembered as well as raised: a library that catches the raise (Ray's `ray.get` in C++)
         # raises a plain KeyboardInterrupt in its place.
         _state["sigterm"] = _state["sigterm"] or signum == signal.SIGTERM
-        if _state["unheard"] is None:
+        first = _state["unheard"] is None
+        if first:
             _state["unheard"] = signum
-            threading.Thread(target=_raise_again_until_heard, daemon=True, name="tadistill-stop").start()
+    if first:  # a second signal while this drains raises at once: the user insists
+        _drain()
+        threading.Thread(target=_raise_again_until_heard, daemon=True, name="tadistill-stop").start()
     raise Stopped() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _drain() -> None:
+    for drain in list(_drains):
+        try:
+            drain()
+        except Exception:  # noqa: BLE001 - a drain that fails must not stop the stop
+            pass
+
+
+@contextmanager
+def draining(drain: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, a stop first calls `drain` (in the signal handler, before the raise
+    that tears the block down): a teacher purchase stops sending and lets the requests on the
+    wire land and be stored, so none of them is paid again on resume. `drain` bounds its own wait."""
+    _drains.append(drain)
+    try:
+        yield
+    finally:
+        _drains.remove(drain)
 
 
 def _raise_again_until_heard() -> None:

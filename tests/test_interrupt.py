@@ -59,3 +59,26 @@ def test_handlers_a_library_installs_inside_a_step_are_put_back():
     proc = _python(KEPT)
     out, _ = proc.communicate(timeout=20)
     assert out.strip() == "True"
+
+
+DRAINED = textwrap.dedent("""
+    import time
+    from tadistill import interrupt
+
+    interrupt.install()
+    landed = []
+    try:
+        with interrupt.draining(lambda: landed.append("landed")):
+            print("ready", flush=True)
+            time.sleep(30)
+    except KeyboardInterrupt:
+        print(*landed, "stopped", flush=True)
+""")
+
+
+def test_a_stop_lets_what_is_on_the_wire_land_before_it_raises():
+    proc = _python(DRAINED)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert out.split() == ["landed", "stopped"], out

@@ -296,15 +296,18 @@ class TeacherClient:
         }
 
     async def _logged_try(self, row_id: str, key: str, messages: list[dict], gate: BudgetGate, bound: int):
-        """One try, logged before it leaves and closed by its outcome (cache.py): the entry, a
-        `_Refused` (closed as not paid), a `_MaybePaid` (closed as unknown), or None when the
-        purchase is halting and the try must not leave."""
+        """One try, logged before it leaves and closed by its outcome (cache.py): the entry (stored),
+        a `_Refused` (closed as not paid), a `_MaybePaid` (closed as unknown), or None when the
+        purchase is halting and the try must not leave. The budget counts it on the wire until its
+        outcome is on disk, so a purchase that halts waits for exactly that."""
         if not await gate.begin_try():
             return None
         try:
             await self.cache.mark_sent_async(key, row_id, bound)
             try:
-                return await self._attempt(row_id, key, messages)
+                entry = await self._attempt(row_id, key, messages)
+                await self.cache.put_async(entry)
+                return entry
             except _Refused as refused:
                 await self.cache.mark_failed_async(key)
                 return refused
@@ -376,7 +379,6 @@ class TeacherClient:
             if held:  # refused, given up, halted or stopped: what was reserved and not spent goes back
                 await gate.release(bound, worst_cost)
             raise
-        await self.cache.put_async(entry)
         await gate.settle(bound, worst_cost, entry["prompt_tokens"] + entry["completion_tokens"], entry["cost"])
         await gate.obtained()
         return _rows(row_id, key, entry, cached=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from ..artifacts import TEACHER_COLUMNS
 from ..config import TeacherConfig
+from ..interrupt import draining
 from .budget import PurchaseReport, Spend
 from .cache import ResponseCache
 from .client import BudgetGate, TeacherClient, TeacherError, summarise
@@ -102,16 +104,17 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
     bar = threading.Thread(target=_progress, args=(ledger, desc, stop, url, len(wanted), before), daemon=True)
     bar.start()
     try:
-        return ds.map_batches(
-            BuyFromTeacher,
-            fn_constructor_kwargs={
-                "config_json": config.model_dump_json(), "base_url": url, "cache_dir": str(cache_dir),
-                "system_prompt": system_prompt, "ledger": ledger, "price": price,
-                "share": 1.0 / workers,
-            },
-            batch_size=batch_size, batch_format="pandas",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.25,
-        ).to_pandas()
+        with draining(partial(_let_tries_land, ledger, min(LAND_WITHIN_S, config.timeout_s))):
+            return ds.map_batches(
+                BuyFromTeacher,
+                fn_constructor_kwargs={
+                    "config_json": config.model_dump_json(), "base_url": url, "cache_dir": str(cache_dir),
+                    "system_prompt": system_prompt, "ledger": ledger, "price": price,
+                    "share": 1.0 / workers,
+                },
+                batch_size=batch_size, batch_format="pandas",
+                compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.25,
+            ).to_pandas()
     except Exception as exc:
         teacher_said = _teacher_error_in(exc)
         if teacher_said is None:
@@ -123,6 +126,21 @@ def _buy_round(wanted: pd.DataFrame, config: TeacherConfig, url: str, cache_dir:
     finally:
         stop.set()
         bar.join()
+
+
+LAND_WITHIN_S = 10.0  # how long a stop waits for requests on the wire (teacher.timeout_s if shorter)
+
+
+def _let_tries_land(ledger, within_s: float) -> None:
+    """On Ctrl-C or SIGTERM during a purchase: no worker sends again, and the requests on the wire
+    are answered and stored before the workers are torn down (else each would be paid again on
+    resume), waiting at most `within_s`."""
+    import ray
+
+    ray.get(ledger.halt.remote(), timeout=within_s)
+    deadline = time.monotonic() + within_s
+    while ray.get(ledger.snapshot.remote(), timeout=within_s)["sending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _teacher_error_in(exc: BaseException) -> Optional[str]:
