@@ -27,6 +27,7 @@ stage-1 model, samples, scores and trust calibration are computed once and copie
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import time
@@ -139,13 +140,11 @@ VARIANTS = {
 # by the rule written in README.md here before any of their runs. Each is `progress_none` with
 # its rounds, random floor (ALP-GMM's 20%, not varied) and evidence threshold.
 AUTO_GRID = {"rounds": (1, 3), "random_floor": (0.2,), "evidence_z": (1.0, 2.0)}
-AUTO_CANDIDATES = [f"progress_r{r}_f{f}_z{z:g}" for r in AUTO_GRID["rounds"] for f in AUTO_GRID["random_floor"]
-                   for z in AUTO_GRID["evidence_z"]]
-for _r in AUTO_GRID["rounds"]:
-    for _f in AUTO_GRID["random_floor"]:
-        for _z in AUTO_GRID["evidence_z"]:
-            VARIANTS[f"progress_r{_r}_f{_f}_z{_z:g}"] = (
-                "progress_none", [f"budget.rounds={_r}", f"selection.random_floor={_f}", f"selection.evidence_z={_z}"], ())
+AUTO_CANDIDATES = []
+for _r, _f, _z in itertools.product(*AUTO_GRID.values()):
+    AUTO_CANDIDATES.append(f"progress_r{_r}_f{_f}_z{_z:g}")
+    VARIANTS[AUTO_CANDIDATES[-1]] = (
+        "progress_none", [f"budget.rounds={_r}", f"selection.random_floor={_f}", f"selection.evidence_z={_z}"], ())
 
 # Issue 28: two simulated teachers of the world (its teacher's profile at two error rates) at
 # prices 10x apart, one money budget. Each policy trains `none`'s way on what it bought, for the
