@@ -134,13 +134,11 @@ LAND_WITHIN_S = 10.0  # how long a stop waits for requests on the wire (teacher.
 def _let_tries_land(ledger, within_s: float) -> None:
     """On Ctrl-C or SIGTERM during a purchase: no worker sends again, and the requests on the wire
     are answered and stored before the workers are torn down (else each would be paid again on
-    resume), waiting at most `within_s`."""
-    import ray
+    resume), waiting at most `within_s`: what a purchase that gives up does (BudgetGate.halt),
+    here from the signal handler of a driver that runs no event loop."""
+    import asyncio
 
-    ray.get(ledger.halt.remote(), timeout=within_s)
-    deadline = time.monotonic() + within_s
-    while ray.get(ledger.snapshot.remote(), timeout=within_s)["sending"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    asyncio.run(BudgetGate(ledger).halt(within_s))
 
 
 def _teacher_error_in(exc: BaseException) -> Optional[str]:
