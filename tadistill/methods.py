@@ -62,6 +62,7 @@ SELECTIONS: dict[str, dict[str, Any]] = {
     "proximal": {"selection.strategy": "proximal", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
     "progress": {"selection.strategy": "progress"},
     "shortest": {"selection.strategy": "shortest"},
+    "regime": {"selection.strategy": "regime"},
 }
 SELECTION_SUMMARIES = {
     "random": "random stage-2 pick (the schedule alone)",
@@ -75,6 +76,8 @@ SELECTION_SUMMARIES = {
     "progress": "each round's pick spread over question-length groups by the probe accuracy the round's student "
                 "gained in each (measured against the student before it), random where no group gained clearly",
     "shortest": "stage-2 pick of the shortest questions (an easy-first baseline)",
+    "regime": "each round's pick the longest, the shortest or random questions, as probe students trained on what "
+              "was bought without each slice say the student learns most from (random unless the evidence is clear)",
 }
 TRUSTS = ("none", "weight", "filter", "answer_weight")
 TRUST_SUMMARIES = {

@@ -234,13 +234,17 @@ def _round(config: Config, k: int) -> list[Step]:
                  reads=(ROWS, samples(name)), writes=(samples_scored(name),)),
         ]
     measured = _measured_students(config, k) if config.selection_measures_progress else ()
+    sliced = _bought_before(config, k) if config.selection_probes_slices else None
     steps += [
-        Step(f"{name}.select", partial(step_select, k=k, students=measured), ("seed", "signals", "selection", "budget")
+        Step(f"{name}.select", partial(step_select, k=k, students=measured, sliced=sliced),
+             ("seed", "signals", "selection", "budget")
              + (("trust.calibration_quantile",) if config.selection_needs_calibration else ())
-             + (("eval",) + STUDENT_KEYS if measured else ()),
+             + (("eval",) + STUDENT_KEYS if measured else ())
+             + (("eval", "train") + STUDENT_KEYS if sliced else ()),
              reads=candidates + ((samples_scored(name),) if config.selection_uses_signals else ())
              + ((CALIBRATION,) if config.selection_needs_calibration else ())
-             + tuple(student for student in measured if student is not None),
+             + tuple(student for student in measured if student is not None)
+             + ((sliced,) if sliced and sliced not in candidates else ()),
              writes=(question_signals(name), picks(name))),
         _buy_step(config, name),
     ]
@@ -250,6 +254,15 @@ def _round(config: Config, k: int) -> list[Step]:
     else:
         steps.append(_trust_step(config, name, [(k, bought(name))], trusted(round_name(k - 1))))
     return steps
+
+
+def _bought_before(config: Config, k: int) -> Optional[Artifact]:
+    """Everything bought before round k, as the round's student would learn it (the warm-up as
+    bought before round 1, the last trust table after): what a regime test slices; None when
+    nothing was bought yet."""
+    if k == 1:
+        return bought(WARMUP) if config.warmup_requests() else None
+    return trusted(round_name(k - 1))
 
 
 def _measured_students(config: Config, k: int) -> tuple[Optional[Folder], Optional[Folder]]:

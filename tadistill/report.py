@@ -259,15 +259,22 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
 
 def _progress_lines(ctx: "RunContext") -> list[str]:
     """What a rule that measures progress measured and decided, round by round (from the manifest)."""
-    steps = ctx.run_dir.manifest()["steps"]
-    said = [(k, steps.get(f"{round_name(k)}.select", {}).get("progress")) for k in range(1, ctx.config.rounds + 1)]
+    steps, selection = ctx.run_dir.manifest()["steps"], ctx.config.selection
+    key = "regime" if ctx.config.selection_probes_slices else "progress"
+    said = [(k, steps.get(f"{round_name(k)}.select", {}).get(key)) for k in range(1, ctx.config.rounds + 1)]
     said = [f"- round {k}: {line}" for k, line in said if line]
     if not said:
         return []
+    if key == "regime":
+        how = (f"Probe accuracy (on the labelled probe) of a student trained on what was bought before the round "
+               f"without its longest, its shortest or a random {selection.slice_share:.0%}; a slice's value is what "
+               f"leaving it out cost beyond leaving the random one out, ± its standard error, and the round leaves "
+               f"random only where a value clears {selection.evidence_z:g} standard errors")
+    else:
+        how = ("Probe accuracy each length group (0: the shortest questions) gained over the student before, "
+               f"± its standard error; a group's share needs progress beyond {selection.evidence_z:g} standard errors")
     return ["## Why these questions were bought", "",
-            "Probe accuracy each length group (0: the shortest questions) gained over the student before, "
-            f"± its standard error; a group's share needs progress beyond {ctx.config.selection.evidence_z:g} "
-            f"standard errors; {ctx.config.selection.random_floor:.0%} of each purchase is random.", "", *said, ""]
+            f"{how}; {selection.random_floor:.0%} of each purchase is random.", "", *said, ""]
 
 
 def _learnt_lines(ctx: "RunContext") -> list[str]:

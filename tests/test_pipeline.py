@@ -148,6 +148,33 @@ def test_progress_measures_each_round_student_on_the_probe_and_says_why_it_bough
     assert "## Why these questions were bought" in report and "- round 2: group 0" in report
 
 
+def test_regime_trains_probe_students_without_slices_of_the_purchase_and_says_what_it_decided(
+        ray_local, synthetic_models, small_config):
+    """selection.strategy 'regime': no round student, no sampling; before each round three probe
+    students (the purchase so far without its longest, shortest, random third) answer the labelled
+    probe, and the round buys as they decided; the manifest and the report say so."""
+    ctx = run_pipeline(small_config("method=regime_none", "budget.rounds=2", "selection.random_floor=0.25",
+                                    "selection.evidence_z=0"))
+    run = ctx.run_dir.path
+    ran = [s["step"] for s in ctx.step_log]
+    assert not any(s.endswith((".sample", ".score")) or s.startswith("round") and s.endswith(".train") for s in ran)
+    steps = json.loads((run / "manifest.json").read_text())["steps"]
+    for k in (1, 2):
+        select = steps[f"round{k}.select"]
+        assert select["probe_students"] == 3 and select["probe_questions"] > 0
+        assert select["regime_decision"] in ("long", "short", "random") and "value of the long slice" in select["regime"]
+        chosen = pd.read_parquet(run / f"round{k}" / "question_signals.parquet")
+        assert "regime_priority" in chosen.columns and chosen["at_random"].sum() >= 1
+        if select["regime_decision"] == "long":  # what the rule picked beyond the random floor is the longest
+            ruled = chosen[chosen["selected"] & ~chosen["at_random"]]
+            assert ruled["question_length"].min() >= chosen.loc[~chosen["selected"], "question_length"].max()
+    assert not list(run.glob("regime-*"))  # the probe students are scratch
+    bought = pd.concat([pd.read_parquet(run / f"teacher/{p}.parquet") for p in ("warmup", "round1", "round2")])
+    assert len(bought) == 40 and not bought["id"].duplicated().any()
+    report = (run / "report.md").read_text()
+    assert "## Why these questions were bought" in report and "- round 2: long slice left out" in report
+
+
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
     # Sampling, scoring and test answers in the driver's process (the Serve path is the full test's).
     ctx = run_pipeline(small_config("method=full_one_stage", "inference.launcher=local"))

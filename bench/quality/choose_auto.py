@@ -6,7 +6,9 @@ rule written in README.md here before any development run:
     0.5 points of it are split by the mean over worlds of g(c, w), then by fewer rounds.
 
 Only worlds where every candidate and `none` have every seed count (a draw still running is
-reported as incomplete, never chosen on).
+reported as incomplete, never chosen on). Amended before the choice: the candidates are those run
+on the whole draw (`RUN_CANDIDATES`); the `progress` ones, stopped part-way, are reported on the
+worlds they completed and not chosen among.
 
     python -m bench.quality.choose_auto                  # docs/results/quality_worlds_dev.jsonl
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.quality.bench import AUTO_CANDIDATES, GRIDS, VARIANTS
+from bench.quality.bench import AUTO_CANDIDATES, GRIDS, RUN_CANDIDATES, VARIANTS
 
 TIE_POINTS = 0.005  # within half a point of the best worst-world gain
 
@@ -65,7 +67,12 @@ def main() -> None:
     parser.add_argument("records", nargs="?", default=str(GRIDS["issue38_dev"]["results"]))
     args = parser.parse_args()
     runs = pd.DataFrame([json.loads(line) for line in Path(args.records).read_text().splitlines() if line.strip()])
-    table = gains(runs, AUTO_CANDIDATES, GRIDS["issue38_dev"]["seeds"])
+    stopped = [c for c in AUTO_CANDIDATES if c not in RUN_CANDIDATES]
+    if stopped:
+        partial = pd.concat([gains(runs, [c], GRIDS["issue38_dev"]["seeds"]) for c in stopped], ignore_index=True)
+        print("stopped part-way, not chosen among; their gains on the worlds they completed:")
+        print(partial.pivot_table(index="world", columns="candidate", values="gain").round(3).to_string())
+    table = gains(runs, RUN_CANDIDATES, GRIDS["issue38_dev"]["seeds"])
     worlds = sorted(table["world"].unique())
     expected = len(GRIDS["issue38_dev"]["phases"])
     print(f"{len(worlds)} of {expected} development worlds complete: {', '.join(worlds) or 'none'}")

@@ -94,6 +94,13 @@ CHOICES: dict[str, dict[str, Choice]] = {
                            "group's share of the purchase follows the probe accuracy it gained beyond "
                            "selection.evidence_z standard errors, random within a group, and random where no group "
                            "gained clearly", {"uses_signals": False, "needs_reference": True, "measures_progress": True}),
+        "regime": Choice(_P + "signals.selection:RegimeTest",
+                         "hard, easy or random as the run's own evidence says: before each round, probe students "
+                         "trained on what was bought minus its longest, its shortest or a random slice "
+                         "(selection.slice_share) answer the labelled probe; the round buys the longest or shortest "
+                         "questions first where leaving that slice out cost clearly more than leaving a random one "
+                         "out (selection.evidence_z), at random otherwise",
+                         {"uses_signals": False, "needs_reference": True, "probes_slices": True}),
     },
     "signals.consistency": {
         "agreement": Choice(_P + "signals.compute:agreement", "share of samples agreeing with the majority answer"),

@@ -307,6 +307,12 @@ class Config(_Section):
         return self.two_stage and fact("selection.strategy", self.selection.strategy, "measures_progress")
 
     @property
+    def selection_probes_slices(self) -> bool:
+        """Whether selection.strategy trains probe students on what was bought minus slices of it
+        (signals/regime.py) before each round's purchase."""
+        return self.two_stage and fact("selection.strategy", self.selection.strategy, "probes_slices")
+
+    @property
     def selection_uses_signals(self) -> bool:
         """Whether selection.strategy needs the student's samples and the TA's scores of them."""
         return fact("selection.strategy", self.selection.strategy, "uses_signals")

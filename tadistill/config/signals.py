@@ -59,7 +59,15 @@ class SelectionConfig(_Section):
         1.0, ge=0,
         description=(
             "selection.strategy 'progress': a group earns a share of the purchase only with the progress it showed "
-            "beyond this many standard errors (over its paired probe answers); none clearing it: a random purchase."
+            "beyond this many standard errors (over its paired probe answers); 'regime': a slice's value must clear "
+            "this many standard errors before a round leaves random; nothing clearing it: a random purchase."
+        ),
+    )
+    slice_share: float = Field(
+        1 / 3, gt=0, le=0.5,
+        description=(
+            "selection.strategy 'regime': the share of what was bought each probe student leaves out (its longest, "
+            "its shortest, or a random slice of that size)."
         ),
     )
 

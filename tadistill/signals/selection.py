@@ -152,6 +152,18 @@ class LearningProgress(SelectionRule):
         return _weighted_keys(signals["progress_weight"].astype(float), np.random.default_rng(seed))
 
 
+class RegimeTest(SelectionRule):
+    """Buy hard, easy or random as the run's own regime test decided (signals/regime.py): each
+    candidate carries the priority the decision gives it (`regime_priority`: its length, minus it,
+    or a random key)."""
+
+    def priority(self, signals, config, seed):
+        if "regime_priority" not in signals:
+            raise ValueError("selection.strategy 'regime' needs each candidate's regime_priority, decided by probe "
+                             "students trained on what was bought")
+        return signals["regime_priority"].astype(float)
+
+
 def _weighted_keys(weights: pd.Series, rng: np.random.Generator) -> pd.Series:
     """Keys whose top k is a weighted random sample of k without replacement; weight 0 comes last."""
     u = rng.random(len(weights))

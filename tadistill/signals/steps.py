@@ -70,9 +70,10 @@ def step_score(ctx: "RunContext", k: int) -> dict:
     return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
 
 
-def step_select(ctx: "RunContext", k: int, students: tuple = ()) -> dict:
+def step_select(ctx: "RunContext", k: int, students: tuple = (), sliced: Optional[Artifact] = None) -> dict:
     """The round's purchase: its share of the budget, picked among the candidates by the rule.
-    `students`: (before, now), the students a rule that measures progress compares on the probe."""
+    `students`: (before, now), the students a rule that measures progress compares on the probe;
+    `sliced`: what was bought before the round, which a regime test trains its probe students on."""
     from .compute import question_signals as signals_of
     from .selection import select
 
@@ -89,6 +90,8 @@ def step_select(ctx: "RunContext", k: int, students: tuple = ()) -> dict:
     signals = signals.assign(question_length=signals["id"].map(pool.set_index("id")["question"].str.len()))
     if config.selection_measures_progress:
         signals, info = _with_progress(ctx, signals, pool, students)
+    if config.selection_probes_slices:
+        signals, info = _with_regime(ctx, signals, sliced, round_seed(config, k))
     chosen = select(signals, count, config.selection.strategy, config.signals, round_seed(config, k), config.selection)
     ctx.run_dir.write_table(question_signals(name), chosen)
     picked = chosen[chosen["selected"]].sort_values(["score", "id"], ascending=[False, True])
@@ -118,6 +121,62 @@ def _with_progress(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame,
     weights = item_weights(signals["group"], progress)
     return signals.assign(progress_weight=weights.to_numpy()), {
         "progress": progress.said(), "probe_questions": len(probe), "bought_at_random_for_lack_of_progress": progress.random}
+
+
+def _with_regime(ctx: "RunContext", signals: pd.DataFrame, sliced: Optional[Artifact], seed: int):
+    """The candidates with the priority the run's regime test gives them (signals/regime.py): probe
+    students trained on what was bought minus each slice answer the labelled probe; and what was
+    measured and decided, for the manifest and the report."""
+    from .regime import FEWEST_BOUGHT, decide, purchase_priority
+
+    config = ctx.config
+    lengths = signals["question_length"]
+    outputs = ctx.run_dir.read_table(sliced) if sliced is not None else pd.DataFrame()
+    if len(outputs) < FEWEST_BOUGHT:
+        return (signals.assign(regime_priority=purchase_priority(lengths, "random", seed).to_numpy()),
+                {"regime": f"{len(outputs)} outputs bought before this round, too few to slice: bought at random",
+                 "regime_decision": "random"})
+    correct, left_out = _probe_students_without_slices(ctx, outputs, seed)
+    regime = decide(correct, left_out, config.selection.evidence_z)
+    priority = purchase_priority(lengths, regime.decision, seed)
+    return signals.assign(regime_priority=priority.to_numpy()), {
+        "regime": regime.said(), "regime_decision": regime.decision, "probe_questions": len(next(iter(correct.values()))),
+        "probe_students": len(correct), "probe_examples": int(sum(len(outputs) - n for n in left_out.values()))}
+
+
+def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, seed: int):
+    """Per slice (signals/regime.py), a probe student trained from the base student on the bought
+    outputs without it, in this process and with the round students' settings, and its answers to
+    the labelled probe; and how many outputs each left out. The students are scratch: trained,
+    asked, deleted."""
+    import shutil
+    import tempfile
+
+    from ..evaluate import labelled_probe, probe_correct
+    from ..modeling import load_model, load_tokenizer
+    from ..train.loop import fit_local
+    from ..train.steps import training_rows
+    from .regime import slices
+
+    config, base = ctx.config, ctx.models()["student"]
+    rows = training_rows(ctx, outputs, outputs["weight"] if "weight" in outputs.columns else None)
+    questions = ctx.run_dir.read_table(ROWS).set_index("id")["question"]
+    cut = slices(rows["id"].map(questions).str.len(), config.selection.slice_share, seed)
+    probe = labelled_probe(ctx)
+    correct, left_out = {}, {}
+    scratch = Path(tempfile.mkdtemp(prefix="regime-", dir=ctx.run_dir.path))
+    try:
+        for name, leave in cut.items():
+            model, tokenizer = load_model(base), load_tokenizer(base, config.inference.chat_template)
+            kept = rows.drop(index=leave).to_dict(orient="records")
+            fit_local(model, tokenizer, kept, epochs=config.train.epochs, batch_size=config.train.global_batch_size,
+                      lr=config.train.lr, seed=seed, max_length=config.train.max_length)
+            model.save_pretrained(scratch / name)
+            tokenizer.save_pretrained(scratch / name)
+            correct[name], left_out[name] = probe_correct(ctx, probe, str(scratch / name)), len(leave)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return correct, left_out
 
 
 def calibration_level(ctx: "RunContext") -> float:

@@ -14,7 +14,7 @@ FACTS = {  # the facts a config may ask of each option's choices
     "teacher.source": {"charges_money", "needs_base_url", "answers_from_records"},
     "cascade.policy": {"uses_trust"},
     "inference.launcher": {"in_process"},
-    "selection.strategy": {"uses_signals", "needs_reference", "measures_progress"},
+    "selection.strategy": {"uses_signals", "needs_reference", "measures_progress", "probes_slices"},
     "trust.mode": {"uses_ta"},
     "trust.scale": {"needs_reference"},
     "trust.signal": {"uses_ta", "calibrates", "several_outputs", "learns", "trains_model"},
