@@ -13,8 +13,8 @@ with both numbers measured per kind of work: `--calibrate` fits them by least sq
 of finished runs (their manifests say each step's seconds and rows, their config.json the units),
 so the plan of a run is read off runs of the same kind: given neither --rates nor --calibrate, the
 plan fits the finished runs it finds whose KIND_KEYS (launchers, engines, device, models, teacher,
-corpus) agree with the config's, else takes the committed rates of that kind (cluster/plan/
-rates_*.json, config_kind). The teacher is bounded by its concurrency
+corpus) agree with the config's, else takes the committed rates of that kind (the packaged
+tadistill/resources/plan_rates/rates_*.json, config_kind). The teacher is bounded by its concurrency
 over its latency and by its rate limit. The plan says which step bounds
 the run, what each step needs of the cluster and whether it fits, and what the teacher costs at
 budget.prices. It is a model: it knows nothing of a cluster's autoscaling delays or of contention

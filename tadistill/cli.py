@@ -16,15 +16,15 @@ from .interrupt import exit_code, install as install_stop_handlers
 from .version import __version__
 from .config import ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
+from .resources import resource
 from .rundir import RunDir, RunDirError
 
 log = logging.getLogger("tadistill")
 
 DEMO_METHODS = ("none", "full")
-REPO = Path(__file__).resolve().parents[1]
 # The demo is one cell of the quality benchmark, as the benchmark runs it (the file says which).
-DEMO_CONFIG = REPO / "configs" / "demo_benchmark.yaml"
-WORLDS = REPO / "configs" / "worlds"
+DEMO_CONFIG = resource("demo_benchmark.yaml")
+WORLDS = resource("worlds")
 RUN_LOG = "run.log"
 
 
@@ -96,11 +96,11 @@ def cmd_demo(args) -> int:
     return 0
 
 
-BENCHMARK_SUMMARY = REPO / "docs" / "results" / "quality_summary.json"
+BENCHMARK_SUMMARY = resource("quality_summary.json")
 
 
 def benchmark_world(config) -> Optional[str]:
-    """The benchmark world (configs/worlds/) a config runs in: every knob the world file sets has
+    """The benchmark world (tadistill/resources/worlds/) a config runs in: every knob the world file sets has
     the world's value; None when it matches none of them."""
     import yaml
 
@@ -203,7 +203,7 @@ def cmd_data_inspect(args) -> int:
 # config_kind: launchers, engines, models, teacher, corpus), for a plan with no run of its kind to
 # calibrate on. A file without a kind (rates_gpu_assumed.json: assumed, not measured) is only
 # ever given by --rates.
-COMMITTED_RATES = REPO / "cluster" / "plan"
+COMMITTED_RATES = resource("plan_rates")
 DEMO_RUNS = Path("runs") / "demo"
 SKIPPED_SHOWN = 5  # runs of other kinds named one a line; more are counted on one line
 
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run 'none' and 'full' in one cell of the quality benchmark and compare")
     demo.add_argument("overrides", nargs="*", help="key=value overrides applied to both methods")
     demo.add_argument("--config", default=None,
-                      help="YAML config (default: configs/demo_benchmark.yaml, a cell of the quality benchmark)")
+                      help="YAML config (default: the packaged demo_benchmark.yaml, a cell of the quality benchmark)")
     demo.add_argument("--run-root", default="runs/demo", help="folder holding one run directory per method")
     demo.set_defaults(func=cmd_demo)
 

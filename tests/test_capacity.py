@@ -195,7 +195,7 @@ def test_with_no_run_of_its_kind_a_plan_uses_the_rates_committed_for_its_kind(tm
     out = capsys.readouterr().out
     assert f"skipped {tmp_path / 'local'}" in out
     assert "rates committed for this kind of config (rates_cpu_2core_serve.json" in out
-    assert main(["plan", "configs/demo_benchmark.yaml", f"run_dir={tmp_path / 'empty' / 'new'}"]) == 0
+    assert main(["plan", "tadistill/resources/demo_benchmark.yaml", f"run_dir={tmp_path / 'empty' / 'new'}"]) == 0
     assert "rates committed for this kind of config (rates_cpu_2core_local.json" in capsys.readouterr().out
     # A kind nothing was measured on (local training, Serve inference): one line naming what there is, exit 2.
     mixed = [f"run_dir={tmp_path / 'empty' / 'new'}", *LOCAL[:3]]
@@ -213,7 +213,7 @@ def test_the_one_million_question_plan_in_the_cluster_readme_is_what_the_command
 
     repo = Path(__file__).resolve().parents[1]
     assert main(["plan", str(repo / "cluster/plan/one_million.yaml"), "--rates",
-                 str(repo / "cluster/plan/rates_gpu_assumed.json"), "--nodes", "4", "--cpus-per-node", "96",
+                 str(repo / "tadistill/resources/plan_rates/rates_gpu_assumed.json"), "--nodes", "4", "--cpus-per-node", "96",
                  "--gpus-per-node", "8", "--pool", "1000000", "--test", "5000"]) == 0
     table = capsys.readouterr().out.strip()
     assert "bounded by `round1.buy`" in table

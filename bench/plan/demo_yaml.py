@@ -7,7 +7,7 @@ DeepSpeed, the synthetic teacher, on this machine), each made with
 and compared, step by step and in all, with what the plan of that budget says:
 
   - held out: rates calibrated on the runs at the other budget only (`--calibrate` them), the test;
-  - committed: the rates committed for demo.yaml's kind (cluster/plan/rates_cpu_2core_serve.json),
+  - committed: the rates committed for demo.yaml's kind (tadistill/resources/plan_rates/rates_cpu_2core_serve.json),
     what `tadistill plan` uses with no run of its kind at hand (say whether they were fitted on
     these very runs: then it is no test);
   - local kind: the rates committed for local launchers (rates_cpu_2core_local.json, before issue
@@ -90,9 +90,9 @@ def markdown(record: dict) -> str:
     lines = ["# `tadistill plan configs/demo.yaml` against measured runs", "",
              f"Recomputed by `{record['command']}`. Ratio: predicted / measured seconds. Held out: rates "
              "calibrated on the runs at the other budget only (the test). Committed: "
-             "cluster/plan/rates_cpu_2core_serve.json, "
+             "tadistill/resources/plan_rates/rates_cpu_2core_serve.json, "
              f"{record['committed_source']}; where they were fitted on these runs they are in-sample, a check of "
-             "the fit and not of prediction. Local kind: cluster/plan/rates_cpu_2core_local.json (local "
+             "the fit and not of prediction. Local kind: tadistill/resources/plan_rates/rates_cpu_2core_local.json (local "
              "launchers, another kind of config).", ""]
     for run in record["runs"]:
         lines += [f"## budget.requests={run['budget']} ({run['run_dir']})", "",

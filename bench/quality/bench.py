@@ -39,7 +39,7 @@ import pandas as pd
 from bench.quality.machine import arithmetic_key
 
 REPO = Path(__file__).resolve().parents[2]
-WORLDS = {name: REPO / "configs" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak", "long")}
+WORLDS = {name: REPO / "tadistill" / "resources" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak", "long")}
 RESULTS = REPO / "docs" / "results" / "quality.jsonl"
 MAIN_METHODS = ("base", "none", "oracle", "random", "full")
 
@@ -279,8 +279,19 @@ def run_record(run_dir: Path) -> dict:
         "examples_seen": manifest[final]["examples_seen"] if final else 0,
         "requests_paid": requests_paid(manifest),
         **_money(manifest),
+        # Issue 38: which weights the final student ended with (train.final_pick 'best_on_probe';
+        # 'start' is the report's "distillation did not help"), and what a regime test decided.
+        **({"final_pick": manifest[final]["final_pick"]} if final and "final_pick" in manifest[final] else {}),
+        **_decisions(manifest),
     }
     return {**record, **_purchase_stats(run_dir, rows)}
+
+
+def _decisions(manifest: dict) -> dict:
+    """Each round's regime decision, in round order, where the run's rule made one."""
+    said = [entry["regime_decision"] for name, entry in sorted(manifest.items())
+            if name.endswith(".select") and "regime_decision" in entry]
+    return {"regime_decisions": said} if said else {}
 
 
 def _money(manifest: dict) -> dict:
@@ -359,7 +370,7 @@ def _run(overrides: list[str], run_dir: Path, seed_from: Path | None) -> dict:
 
 
 def world_file(world: str) -> Path:
-    """A named world of configs/worlds/, a drawn one (`drawn<seed>`: bench/quality/worlds.py writes
+    """A named world of tadistill/resources/worlds/, a drawn one (`drawn<seed>`: bench/quality/worlds.py writes
     its file from its seed), or any config file (a real data set with a recorded teacher)."""
     from bench.quality.worlds import drawn_seed, draw_world, write_world
 

@@ -1,6 +1,6 @@
 """Issue 38, item 5: trust that costs nothing when the teacher is right.
 
-Two pairs, each differing in one setting, in world A (configs/worlds/shaped.yaml) at budget 300,
+Two pairs, each differing in one setting, in world A (tadistill/resources/worlds/shaped.yaml) at budget 300,
 with a teacher that is always right (error 0) and one wrong 40% of the time (error 0.4):
 
 - `full` (trust.mode 'weight': each output's whole loss scaled by its trust) against

@@ -1,6 +1,6 @@
 """Worlds drawn from a distribution (issue 38), not named and tuned one by one.
 
-A world seed gives a world file (configs/worlds/ format), its teacher's error rate and the
+A world seed gives a world file (tadistill/resources/worlds/ format), its teacher's error rate and the
 cell's budget, each knob drawn uniformly from RANGES, which were committed once, before any run
 of a drawn world. Two draws are pre-registered in README.md here: a development draw (every
 choice is made on its validation splits) and a measurement draw (never used for a choice).

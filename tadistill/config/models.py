@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import Field, model_validator
@@ -11,6 +13,14 @@ from .base import SYNTHETIC, _Section
 
 LAUNCHERS = names("inference.launcher")
 BACKEND_KINDS = names("inference.backend")
+
+
+def default_cache_dir() -> str:
+    """The user's cache folder for built models: $TADISTILL_CACHE, else $XDG_CACHE_HOME/tadistill,
+    else ~/.cache/tadistill."""
+    if os.environ.get("TADISTILL_CACHE"):
+        return os.environ["TADISTILL_CACHE"]
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tadistill")
 
 
 class SyntheticModelsConfig(_Section):
@@ -43,8 +53,12 @@ class ModelsConfig(_Section):
         SYNTHETIC, description="Teaching-assistant model: a local folder or hub name, or 'synthetic'."
     )
     cache_dir: str = Field(
-        ".cache/tadistill",
-        description="Where built synthetic models are cached, so later runs do not rebuild them.",
+        default_factory=lambda: default_cache_dir(),
+        description=(
+            "Where built synthetic models are cached, so later runs do not rebuild them: by default the user's cache "
+            "folder, $TADISTILL_CACHE, else $XDG_CACHE_HOME/tadistill, else ~/.cache/tadistill (as Hugging Face "
+            "keeps its own), never the folder a run is started in."
+        ),
     )
     synthetic: "SyntheticModelsConfig" = Field(default_factory=lambda: SyntheticModelsConfig())
 

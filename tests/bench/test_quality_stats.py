@@ -123,7 +123,7 @@ def test_any_synthetic_world_file_records_its_own_teacher(tmp_path):
 
     from bench.quality.bench import REPO, recorded_teacher
 
-    world = yaml.safe_load((REPO / "configs/worlds/weak.yaml").read_text())
+    world = yaml.safe_load((REPO / "tadistill/resources/worlds/weak.yaml").read_text())
     world["data"]["synthetic"].update(pool_size=50, test_size=10, validation_size=0)
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(world))
