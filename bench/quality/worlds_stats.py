@@ -1,0 +1,225 @@
+"""Issue 38's statistics, from the drawn worlds' per-run records alone (bench/quality/README.md):
+
+    .venv/bin/python -m bench.quality.worlds_stats [docs/results/quality_worlds.jsonl] [--method auto]
+
+Per world: `auto` (or --method) against `none`, `random` and the world's best static selection,
+each a paired difference over seeds with a paired-bootstrap 95% CI and the seeds it is ahead on;
+pooled over all worlds and seeds; the share of the best static rule's gain `auto` captures in the
+worlds where some static rule beats `none` clearly (the best rule picked on half the seeds, its
+gain and auto's measured on the other half, both ways, averaged); any method below the base
+student with its CI below 0 (and whether its report said distillation did not help); the extra
+compute a rule costs (its runs' seconds over `none`'s); and the figure of per-world gains of
+`auto` and `full` over `none`, worlds sorted. Writes <records stem>.md and .json beside the
+records, and docs/figures/<records stem>.png. The number of comparisons is printed with them
+(unadjusted CIs, as pre-registered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.quality.stats import paired
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINES = ("base", "none", "random")
+BOOTSTRAP = 10_000
+
+
+def load(path: Path) -> pd.DataFrame:
+    runs = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    return runs.drop_duplicates(["world", "error_rate", "budget", "seed", "method"], keep="last")
+
+
+def wide(runs: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """Per cell (world, error, budget): accuracy by seed x method (NaN where a run is missing;
+    each comparison pairs the seeds both of its methods have)."""
+    return {cell: part.pivot_table(index="seed", columns="method", values="accuracy")
+            for cell, part in runs.groupby(["world", "error_rate", "budget"], sort=True)}
+
+
+def pair(table: pd.DataFrame, a: str, b: str) -> dict:
+    both = table[[a, b]].dropna()
+    return paired(both[a].to_numpy(), both[b].to_numpy())
+
+
+def statics(table: pd.DataFrame, method: str) -> list[str]:
+    """The static selections of a cell: every method but the baselines and the one measured."""
+    return [m for m in table.columns if m not in (*BASELINES, method)]
+
+
+def _line(p: dict) -> str:
+    return f"{100 * p['rel']:+.1f}% [{100 * p['rel_ci'][0]:+.1f}, {100 * p['rel_ci'][1]:+.1f}], ahead {round(p['wins'] * p['n'])}/{p['n']}"
+
+
+def split_half_share(table: pd.DataFrame, method: str, rules: list[str]) -> dict:
+    """The best static rule picked on one half of the seeds (by mean gain over none), its gain and
+    `method`'s measured on the other half; both ways, averaged."""
+    table = table[[method, "none", *rules]].dropna()
+    seeds = list(table.index)
+    halves = (seeds[: len(seeds) // 2], seeds[len(seeds) // 2:])
+    best_gains, method_gains, picked = [], [], []
+    for pick_on, measure_on in (halves, halves[::-1]):
+        gain = lambda m, on: float(table.loc[on, m].mean() / table.loc[on, "none"].mean() - 1)  # noqa: E731
+        best = max(rules, key=lambda m: gain(m, pick_on))
+        picked.append(best)
+        best_gains.append(gain(best, measure_on))
+        method_gains.append(gain(method, measure_on))
+    best_gain, method_gain = float(np.mean(best_gains)), float(np.mean(method_gains))
+    return {"picked": picked, "best_static_gain": best_gain, "method_gain": method_gain,
+            "share": method_gain / best_gain if best_gain > 0 else None}
+
+
+def pooled(tables: dict, method: str, seed: int = 0) -> dict:
+    """`method` minus `none` over every world and seed: relative gain of the summed accuracies,
+    with a bootstrap that resamples seeds within each world."""
+    both = [t[[method, "none"]].dropna() for t in tables.values() if {method, "none"} <= set(t)]
+    pairs = [(t[method].to_numpy(), t["none"].to_numpy()) for t in both if len(t)]
+    rng = np.random.default_rng(seed)
+    rels, diffs = [], []
+    for _ in range(BOOTSTRAP):
+        a = b = 0.0
+        d = []
+        for x, y in pairs:
+            pick = rng.integers(0, len(x), len(x))
+            a, b = a + x[pick].sum(), b + y[pick].sum()
+            d.append(x[pick] - y[pick])
+        rels.append(a / b - 1)
+        diffs.append(np.concatenate(d).mean())
+    a = sum(x.sum() for x, _ in pairs)
+    b = sum(y.sum() for _, y in pairs)
+    ahead = sum(int((x > y).sum()) for x, y in pairs)
+    n = sum(len(x) for x, _ in pairs)
+    return {"worlds": len(pairs), "n": n, "ahead": ahead, "rel": float(a / b - 1),
+            "rel_ci": [float(np.percentile(rels, 2.5)), float(np.percentile(rels, 97.5))],
+            "abs": float(np.mean([(x - y).mean() for x, y in pairs])),
+            "abs_ci": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]}
+
+
+def below_base(runs: pd.DataFrame, tables: dict) -> list[dict]:
+    """Every (cell, method) whose final student is below the base student with the CI below 0,
+    and how many of its runs ended on the start ('distillation did not help' in the report)."""
+    out = []
+    for cell, table in tables.items():
+        if "base" not in table:
+            continue
+        for m in table.columns.drop("base"):
+            p = pair(table, m, "base")
+            if p["abs_ci"][1] < 0:
+                part = runs[(runs[["world", "error_rate", "budget"]].apply(tuple, axis=1) == cell) & (runs["method"] == m)]
+                said = int((part.get("final_pick", pd.Series(dtype=object)) == "start").sum())
+                out.append({"cell": list(cell), "method": m, "vs_base": _line(p), "runs": len(part),
+                            "said_did_not_help": said})
+    return out
+
+
+def compute_cost(runs: pd.DataFrame) -> dict:
+    """Each method's mean run seconds over `none`'s in the same (cell, seed): the extra compute a rule adds."""
+    t = runs.pivot_table(index=["world", "error_rate", "budget", "seed"], columns="method", values="seconds")
+    return {m: round(float((t[m] / t["none"]).mean()), 2) for m in t.columns if m != "none" and t[m].notna().any()}
+
+
+def summarise(runs: pd.DataFrame, method: str) -> tuple[str, dict]:
+    tables = wide(runs)
+    rows, per_world, comparisons, captured = [], [], 0, []
+    for cell, table in tables.items():
+        if method not in table or "none" not in table:
+            continue
+        rules = statics(table, method)
+        best = max(rules, key=lambda m: table[m].mean()) if rules else None
+        vs = {b: pair(table, method, b) for b in ("none", "random", best) if b in table}
+        comparisons += len(vs)
+        clear = [m for m in rules if pair(table, m, "none")["abs_ci"][0] > 0]
+        share = split_half_share(table, method, rules) if clear else None
+        if share:
+            captured.append(share)
+        seeds = int(table[method].notna().sum())
+        per_world.append({"cell": list(cell), "seeds": seeds, "best_static": best,
+                          "static_clearly_ahead_of_none": clear, "split_half": share,
+                          **{f"vs_{b if b in BASELINES else 'best_static'}": vs[b] for b in vs},
+                          "means": {m: round(float(table[m].mean()), 4) for m in table.columns}})
+        rows.append({"world": cell[0], "error": cell[1], "budget": cell[2], "seeds": seeds,
+                     **{m: f"{table[m].mean():.3f}" for m in ("base", "none", "random", method) if m in table},
+                     "best static": f"{best} {table[best].mean():.3f}" if best else "-",
+                     f"{method} vs none": _line(vs["none"]), f"{method} vs random": _line(vs["random"]) if "random" in vs else "-",
+                     f"{method} vs best static": _line(vs[best]) if best in vs else "-"})
+    pool = pooled({c: t for c, t in tables.items() if method in t}, method)
+    behind = [w for w in per_world if any(w.get(f"vs_{b}", {}).get("abs_ci", [0, 1])[1] < 0 for b in ("none", "random"))]
+    shares = [c["share"] for c in captured if c["share"] is not None]
+    summary = {
+        "method": method, "comparisons": comparisons + 1, "per_world": per_world, "pooled_vs_none": pool,
+        "worlds_behind_none_or_random": [w["cell"] for w in behind],
+        "share_captured": {"worlds": len(captured), "mean_share": float(np.mean(shares)) if shares else None,
+                           "mean_gain_ratio": (float(np.mean([c["method_gain"] for c in captured]) /
+                                                     np.mean([c["best_static_gain"] for c in captured]))
+                                               if captured else None)},
+        "below_base": below_base(runs, tables), "compute_vs_none": compute_cost(runs),
+    }
+    from tadistill.tables import markdown_table
+
+    text = "\n".join([
+        f"# {method} on the drawn worlds", "",
+        f"Paired by seed; 95% paired-bootstrap CIs over seeds, unadjusted; {summary['comparisons']} comparisons.", "",
+        markdown_table(pd.DataFrame(rows)), "",
+        f"Pooled over {pool['worlds']} worlds and {pool['n']} seeds: {method} vs none {100 * pool['rel']:+.1f}% "
+        f"[{100 * pool['rel_ci'][0]:+.1f}, {100 * pool['rel_ci'][1]:+.1f}], ahead on {pool['ahead']} of {pool['n']}.", "",
+        f"Worlds where {method} is behind none or random with the CI below 0: "
+        f"{', '.join(str(c[0]) for c in summary['worlds_behind_none_or_random']) or 'none'}.", "",
+        f"Share of the best static rule's gain captured (split-half), over {len(captured)} worlds where a static rule "
+        f"beats none clearly: " + (f"{100 * summary['share_captured']['mean_share']:.0f}% (mean of per-world shares)"
+                                   if shares else "no such world") + ".", "",
+        "Final students below the base student with the CI below 0: "
+        + ("; ".join(f"{b['cell'][0]} {b['method']} {b['vs_base']} ({b['said_did_not_help']} of {b['runs']} runs said "
+                     "distillation did not help)" for b in summary["below_base"]) or "none") + ".", "",
+        "Run time over `none`'s (mean ratio, same cell and seed): "
+        + ", ".join(f"{m} {r:g}x" for m, r in sorted(summary["compute_vs_none"].items())) + ".", ""])
+    return text, summary
+
+
+def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = wide(runs)
+    gains = []
+    for cell, table in tables.items():
+        if {method, "none"} <= set(table):
+            gain = lambda m: 100 * (table[m].mean() / table["none"].mean() - 1) if m in table else np.nan  # noqa: E731
+            gains.append((cell[0], gain(method), gain("full")))
+    gains.sort(key=lambda g: g[1])
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(gains)), 3.5))
+    x = np.arange(len(gains))
+    ax.bar(x - 0.2, [g[1] for g in gains], 0.4, label=method)
+    ax.bar(x + 0.2, [g[2] for g in gains], 0.4, label="full")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [g[0] for g in gains], rotation=45, ha="right")
+    ax.set_ylabel("accuracy gain over none (%)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("records", nargs="?", default=str(REPO / "docs" / "results" / "quality_worlds.jsonl"))
+    parser.add_argument("--method", default="auto")
+    parser.add_argument("--figures", default=str(REPO / "docs" / "figures"))
+    args = parser.parse_args()
+    path = Path(args.records)
+    runs = load(path)
+    text, summary = summarise(runs, args.method)
+    path.with_suffix(".md").write_text(text)
+    path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(summary, runs, args.method, Path(args.figures) / f"{path.stem}.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
