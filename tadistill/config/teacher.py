@@ -98,6 +98,38 @@ class RecordedTeacherConfig(_Section):
             raise ValueError("recorded.match is 'id' but recorded.fields.id is not set")
 
 
+class BatchConfig(_Section):
+    """Buying through the provider's Batch API (/v1/files + /v1/batches): answers within a day, at about
+    half the price."""
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Buy each purchase (the warm-up, each round, each cascade step) as Batch API jobs instead of one request "
+            "at a time: OpenAI, Azure OpenAI, Groq, Together and other OpenAI-compatible providers answer within "
+            "completion_window at a discount (budget.prices.<model>.batch_discount). Needs teacher.source 'openai'."
+        ),
+    )
+    completion_window: Literal["24h"] = Field(
+        "24h", description="The window the provider has to answer a batch (the Batch API takes only '24h')."
+    )
+    poll_s: float = Field(30.0, gt=0, description="Seconds between two looks at a running batch's status.")
+    max_requests: int = Field(
+        50_000, ge=1, le=50_000,
+        description=("Requests per batch (the provider's limit is 50,000); a purchase is also split where its "
+                     "input file would pass 200 MB."),
+    )
+    on_failed_lines: Literal["rebatch", "sync"] = Field(
+        "rebatch",
+        description=(
+            "Requests a batch did not answer (an error on their line, or the batch expired or was cancelled first): "
+            "'rebatch' buys them in the next batch, 'sync' buys them at once one request at a time (at the "
+            "synchronous price); either way within the same budget, and a line that failed in 3 batches stops "
+            "the purchase."
+        ),
+    )
+
+
 class TeacherConfig(_Section):
     source: Literal[TEACHER_SOURCES] = Field(  # type: ignore[valid-type]
         SYNTHETIC, description="Where teacher outputs come from (teacher/sources.py): " + described("teacher.source") + ".",
@@ -160,6 +192,7 @@ class TeacherConfig(_Section):
         ),
     )
     synthetic: SyntheticTeacherConfig = Field(default_factory=SyntheticTeacherConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
     recorded: RecordedTeacherConfig = Field(default_factory=RecordedTeacherConfig)
     http_port: int = Field(8731, ge=1, le=65535, description="Port of Serve's HTTP proxy (teacher.http_host).")
     http_host: str = Field(
@@ -177,6 +210,9 @@ class TeacherConfig(_Section):
             raise ValueError(f"base_url is required when source is {self.source!r}")
         if fact("teacher.source", self.source, "answers_from_records"):
             self.recorded.check_complete()
+        if self.batch.enabled and self.source != "openai":
+            raise ValueError(f"teacher.batch.enabled needs teacher.source 'openai' (an endpoint with the Batch API); "
+                             f"teacher.source is {self.source!r}")
         return self
 
 
@@ -207,9 +243,35 @@ class CascadeConfig(_Section):
 class Price(_Section):
     prompt: float = Field(..., ge=0, description="Price of a million prompt tokens.")
     completion: float = Field(..., ge=0, description="Price of a million completion tokens.")
+    batch_discount: Optional[float] = Field(
+        None, gt=0, le=1,
+        description=("Batch API price as a share of prompt and completion (teacher.batch); null: 0.5, what OpenAI "
+                     "and most providers charge, unless batch_prompt and batch_completion are given."),
+    )
+    batch_prompt: Optional[float] = Field(
+        None, ge=0, description="Batch API price of a million prompt tokens (with batch_completion; null: discounted)."
+    )
+    batch_completion: Optional[float] = Field(
+        None, ge=0, description="Batch API price of a million completion tokens (with batch_prompt; null: discounted)."
+    )
+
+    @model_validator(mode="after")
+    def _batch_price_is_whole(self):
+        if (self.batch_prompt is None) != (self.batch_completion is None):
+            raise ValueError("budget.prices: give batch_prompt and batch_completion together (or batch_discount)")
+        if self.batch_prompt is not None and self.batch_discount is not None:
+            raise ValueError("budget.prices: give batch_discount or batch_prompt and batch_completion, not both")
+        return self
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+    def batch_price(self) -> tuple[float, float]:
+        """(prompt, completion) per million tokens through the Batch API."""
+        if self.batch_prompt is not None:
+            return self.batch_prompt, self.batch_completion
+        share = 0.5 if self.batch_discount is None else self.batch_discount
+        return self.prompt * share, self.completion * share
 
 
 class BudgetConfig(_Section):

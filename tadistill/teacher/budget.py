@@ -71,6 +71,22 @@ class Budget:
             room = Spend(1, 0, 0.0) if self.pending else spend  # what settling could free: tokens and cost
             return "wait" if self.pending and self._fits(room) else "exhausted"
 
+    def try_reserve_each(self, worst: list[tuple[int, float, bool]]) -> list[str]:
+        """try_reserve for many requests in order, in one call (one message to the ledger actor): each
+        (tokens, cost, settles); an answer per request (a Batch API purchase reserves a batch at once)."""
+        answers = []
+        for tokens, cost, settles in worst:
+            with self._lock:
+                spend = Spend(1, tokens, cost)
+                if self._fits(spend):
+                    self.spent = self.spent + spend
+                    self.pending += int(settles)
+                    answers.append("reserved")
+                    continue
+                room = Spend(1, 0, 0.0) if self.pending else spend
+                answers.append("wait" if self.pending and self._fits(room) else "exhausted")
+        return answers
+
     def settle(self, reserved_tokens: int, reserved_cost: float, tokens: int, cost: float) -> None:
         """Replace a reservation's worst case by what the request really used."""
         with self._lock:
@@ -82,6 +98,13 @@ class Budget:
         with self._lock:
             self.spent = self.spent - Spend(1, tokens, cost)
             self.pending = max(0, self.pending - 1)
+
+    def settle_each(self, settled: list, released: list) -> None:
+        """Many settles (reserved tokens, reserved cost, tokens, cost) and releases (tokens, cost) in one call."""
+        for args in settled:
+            self.settle(*args)
+        for args in released:
+            self.release(*args)
 
     def give_back_beyond(self, requests: int, tokens: int, cost: float) -> int:
         """Lower the spend to what the response ledger shows was bought (never raise it): a
@@ -184,3 +207,4 @@ class PurchaseReport:
     cost: float = 0.0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    batches: list[dict] = field(default_factory=list)  # Batch API jobs of the purchase (teacher/batch.py)

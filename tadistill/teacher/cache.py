@@ -142,6 +142,13 @@ class ResponseCache:
     async def put_async(self, entry: dict) -> None:
         await self.append_async(entry)
 
+    def put_many(self, entries: list[dict]) -> None:
+        """Store responses durably from synchronous code, one fsync for all (a downloaded batch's answers)."""
+        if entries:
+            self._write_durably([json.dumps(entry) + "\n" for entry in entries])
+            for entry in entries:
+                self._record(entry)
+
     async def drain(self) -> None:
         """Wait for this loop's pending group commit, if any (see _GroupCommit.drain)."""
         if self._committer is not None and self._committer.running():

@@ -411,6 +411,11 @@ class TeacherClient:
         """Synchronous purchase in this process (tests, benchmarks, small runs)."""
         from ..console import progress as display
 
+        if self.config.batch.enabled:  # through the Batch API: the purchase is one call (teacher/batch.py)
+            from .batch import buy_in_batches
+            return buy_in_batches(rows, self.config, self._base_url, self.cache, self.system_prompt, budget, self.price,
+                                  desc=desc, progress=progress)
+
         started = time.time()
         with display(len(rows), desc, "req", disable=not progress) as bar:
             budget.reopen()

@@ -127,6 +127,11 @@ class LiveTeacher(Teacher):
         price = self.config.budget.prices.get(self.config.teacher.model)
         return (price.prompt, price.completion) if price else None
 
+    def batch_price(self) -> Optional[tuple[float, float]]:
+        """Its price through the Batch API (teacher.batch)."""
+        price = self.config.budget.prices.get(self.config.teacher.model)
+        return price.batch_price() if price else None
+
     def ledger_name(self) -> str:
         return "tadistill-budget-" + hashlib.sha256(str(self.run_dir.path.resolve()).encode()).hexdigest()[:12]
 
@@ -161,7 +166,7 @@ class LiveTeacher(Teacher):
         from .step import buy_with_ray_data
 
         return buy_with_ray_data(picks, self.config.teacher, self.endpoint, self.cache_dir(), system_prompt,
-                                 budget, self.price(), desc=desc)
+                                 budget, self.price(), desc=desc, batch_price=self.batch_price())
 
 
 def _orphans_said(kinds: dict[str, int]) -> str:

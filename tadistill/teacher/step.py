@@ -194,10 +194,17 @@ def _give_back_lost_reservations(ledger, before: dict, orphans_before: Spend, ou
 
 def buy_with_ray_data(rows: pd.DataFrame, config: TeacherConfig, base_url: Callable[[], str], cache_dir: Path,
                       system_prompt: str, ledger, price: Optional[tuple[float, float]] = None,
-                      desc: str = "teacher") -> tuple[pd.DataFrame, PurchaseReport]:
+                      desc: str = "teacher", batch_price: Optional[tuple[float, float]] = None
+                      ) -> tuple[pd.DataFrame, PurchaseReport]:
     """Outputs for rows (id, question) in order of preference, until the budget (`ledger`, the
-    run's budget actor, whose handle every worker gets) ends."""
+    run's budget actor, whose handle every worker gets) ends; through the Batch API, from the
+    driver, when teacher.batch is enabled (at `batch_price`)."""
     import ray
+
+    if config.batch.enabled:
+        from .batch import buy_in_batches
+
+        return buy_in_batches(rows, config, base_url, cache_dir, system_prompt, ledger, price, batch_price, desc=desc)
 
     started = time.time()
     snapshot = ray.get(ledger.snapshot.remote())

@@ -108,6 +108,7 @@ def step_buy(ctx: "RunContext", purchase: str, judge: Optional[Callable] = None)
     from ..config import choices
     from ..tasks.answers import add_answers
     from ..tasks.prompts import system_prompt
+    from .batch import batch_info
 
     chosen = ctx.run_dir.read_table(picks(purchase))
     rows = ctx.run_dir.read_table(ROWS)
@@ -133,4 +134,5 @@ def step_buy(ctx: "RunContext", purchase: str, judge: Optional[Callable] = None)
         "truncated": report.truncated, "prompt_tokens": report.prompt_tokens,
         "completion_tokens": report.completion_tokens, "cost": round(report.cost, 6),
         **({"by_teacher": bought_now.by_teacher} if bought_now.by_teacher else {}),
+        **batch_info(report),  # teacher.batch: each batch, its status history, its cost and the synchronous one
     }
