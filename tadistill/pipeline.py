@@ -1,8 +1,8 @@
 """Running a plan (plan.py) over the run directory: every unfinished step in order, finished ones
 skipped by fingerprint, the teacher checked before anything is paid, and one console line a step.
 
-Where each step's work lives: corpus/steps.py, teacher/steps.py (the pick and every purchase),
-signals/steps.py (sampling, scoring, selection, trust), train/steps.py, evaluate.py, report.py.
+Where each step's work lives: steps/corpus.py, steps/teacher.py (the pick and every purchase),
+steps/signals.py (sampling, scoring, selection, trust), steps/train.py, evaluate.py, report.py.
 """
 
 from __future__ import annotations

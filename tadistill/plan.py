@@ -30,12 +30,12 @@ from .artifacts import (ANSWERS, CALIBRATION, FINAL, LABELLED, LABELLED_PURCHASE
                         VERIFIER, samples, samples_scored, train_rows, trusted)
 from .config import Config
 from .config.choices import fact
-from .corpus.steps import step_corpus
+from .steps.corpus import step_corpus
 from .evaluate import step_evaluate
 from .report import step_report
-from .signals.steps import judge_outputs, step_calibrate_trust, step_learn_trust, step_sample, step_score, step_select, step_trust
-from .teacher.steps import earlier_purchases, step_buy, step_pick_labelled, step_pick_warmup, step_teacher_records
-from .train.steps import step_train
+from .steps.signals import judge_outputs, step_calibrate_trust, step_learn_trust, step_sample, step_score, step_select, step_trust
+from .steps.teacher import earlier_purchases, step_buy, step_pick_labelled, step_pick_warmup, step_teacher_records
+from .steps.train import step_train
 
 if TYPE_CHECKING:
     from .context import RunContext

@@ -6,7 +6,7 @@ import pytest
 
 from tadistill.config import load_config
 from tadistill.corpus import CorpusError
-from tadistill.signals.steps import calibration_references
+from tadistill.steps.signals import calibration_references
 
 
 def _user_config(tmp_path, *files):

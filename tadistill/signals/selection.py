@@ -100,7 +100,7 @@ class ProximalFirst(SelectionRule):
 
     A sample *looks right* when the TA is at least as confident in it as in the right outputs of
     the run's calibration (the level `trust.calibration_quantile` of them fall below, the same
-    line trust draws; signals/steps.py passes it in as `ta_pass_share`, the share of a question's
+    line trust draws; steps/signals.py passes it in as `ta_pass_share`, the share of a question's
     samples that look right). A question with some samples that look right and some that do not
     is one the student partly solves: one teacher output there completes what it half knows.
     Those come first (the least solved of them first, then the paper's priority). Then come the

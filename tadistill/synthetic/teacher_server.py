@@ -23,7 +23,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from ray import serve
 
-from ..teacher.recorded import word_tokens
+from ..tasks.tokens import word_tokens
 from .problems import MAX_NUMBER, Problem, UnparseableQuestion, parse_question, problem_id, render_solution
 
 log = logging.getLogger(__name__)

@@ -63,6 +63,14 @@ def discounted(price: Optional[tuple[float, float]], share: float = 0.5) -> Opti
     return (price[0] * share, price[1] * share) if price else None
 
 
+def buy_with(client, rows: pd.DataFrame, budget, desc: str = "teacher",
+             progress: bool = True) -> tuple[pd.DataFrame, PurchaseReport]:
+    """An in-process purchase through the Batch API with a TeacherClient's settings (its config,
+    endpoint, response cache, system prompt and price): what `client.buy` is for synchronous buying."""
+    return buy_in_batches(rows, client.config, client._base_url, client.cache, client.system_prompt, budget,
+                          client.price, desc=desc, progress=progress)
+
+
 def buy_in_batches(rows: pd.DataFrame, config: TeacherConfig, base_url: str | Callable[[], str],
                    cache: ResponseCache | Path, system_prompt: str, budget, price: Optional[tuple[float, float]] = None,
                    batch_price: Optional[tuple[float, float]] = None, desc: str = "teacher",

@@ -411,10 +411,8 @@ class TeacherClient:
         """Synchronous purchase in this process (tests, benchmarks, small runs)."""
         from ..console import progress as display
 
-        if self.config.batch.enabled:  # through the Batch API: the purchase is one call (teacher/batch.py)
-            from .batch import buy_in_batches
-            return buy_in_batches(rows, self.config, self._base_url, self.cache, self.system_prompt, budget, self.price,
-                                  desc=desc, progress=progress)
+        if self.config.batch.enabled:  # the Batch API's purchase sits above this client (teacher/batch.py)
+            raise ValueError("teacher.batch is enabled: buy through teacher.batch.buy_with(client, ...)")
 
         started = time.time()
         with display(len(rows), desc, "req", disable=not progress) as bar:

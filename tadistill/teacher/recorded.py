@@ -26,6 +26,7 @@ from ..artifacts import RECORD_COLUMNS, TEACHER_COLUMNS, UNMATCHED_COLUMNS
 from ..config import Price, RecordedTeacherConfig
 from ..corpus.canonical import question_key
 from ..corpus.files import DEFAULT_MAX_ROW_BYTES, CorpusError, get_path, parse_file, resolve_files
+from ..tasks.tokens import word_tokens
 from .budget import Budget, PurchaseReport
 
 
@@ -217,12 +218,6 @@ class RowIndex:
         if not ids:
             return None, "question text matches no corpus row"
         return None, f"question text matches {len(ids)} corpus rows"
-
-
-def word_tokens(text: str) -> int:
-    """Tokens estimated as words and sentence marks (what the simulated teacher counts): a
-    recorded output carries no token counts of its own."""
-    return len(str(text or "").replace(".", " .").replace("?", " ?").split())
 
 
 def _reserve(budget, tokens: int, cost: float) -> bool:

@@ -18,7 +18,7 @@ import pytest
 from tadistill.config import TeacherConfig
 from tadistill.synthetic.batch_server import BatchServer
 from tadistill.tasks.prompts import SYSTEM_PROMPTS
-from tadistill.teacher.batch import batch_info
+from tadistill.teacher.batch import batch_info, buy_with
 from tadistill.teacher.budget import Budget
 from tadistill.teacher.cache import ResponseCache
 from tadistill.teacher.client import TeacherClient, TeacherError
@@ -46,6 +46,11 @@ def _client(base_url: str, folder: Path, batch: bool = True, **batch_options) ->
                          SYSTEM_PROMPTS["number"], PRICE)
 
 
+def _buy(client: TeacherClient, rows, budget, **options):
+    """A purchase with the client's settings: through the Batch API where its config enables it."""
+    return buy_with(client, rows, budget, **options) if client.config.batch.enabled else client.buy(rows, budget, **options)
+
+
 def _stored(folder: Path) -> dict:
     """The response cache's answers, by key, without what differs between two purchases of one answer."""
     cache = ResponseCache(folder)
@@ -68,8 +73,8 @@ def test_a_purchase_in_batches_buys_what_the_synchronous_one_does_at_half_the_pr
     upstream, batches = servers
     rows = _rows(12)
     sync_budget, batch_budget = Budget(100, cost=1.0), Budget(100, cost=1.0)
-    sync_frame, sync_report = _client(upstream.base_url, tmp_path / "sync", batch=False).buy(rows, sync_budget)
-    frame, report = _client(batches.base_url, tmp_path / "batch", max_requests=5).buy(rows, batch_budget)
+    sync_frame, sync_report = _buy(_client(upstream.base_url, tmp_path / "sync", batch=False), rows, sync_budget)
+    frame, report = _buy(_client(batches.base_url, tmp_path / "batch", max_requests=5), rows, batch_budget)
 
     pd.testing.assert_frame_equal(frame, sync_frame)  # the same rows, columns and types (TEACHER_COLUMNS)
     assert _stored(tmp_path / "batch") == _stored(tmp_path / "sync")
@@ -86,7 +91,7 @@ def test_a_purchase_in_batches_buys_what_the_synchronous_one_does_at_half_the_pr
     assert info["cost"] == pytest.approx(report.cost) and info["sync_cost"] == pytest.approx(sync_report.cost)
     assert info["saved"] == pytest.approx(sync_report.cost / 2)
     # Bought again: every answer from the cache, nothing submitted.
-    again, again_report = _client(batches.base_url, tmp_path / "batch").buy(rows, Budget(100))
+    again, again_report = _buy(_client(batches.base_url, tmp_path / "batch"), rows, Budget(100))
     assert again_report.cache_hits == 12 and batches.create_calls == 3 and list(again["text"]) == list(frame["text"])
 
 
@@ -94,12 +99,12 @@ def test_a_purchase_in_batches_buys_what_the_synchronous_one_does_at_half_the_pr
 DRIVER = textwrap.dedent("""
     import json, logging, sys
     from pathlib import Path
-    from tests.teacher.test_batch import _client, _rows
+    from tests.teacher.test_batch import _buy, _client, _rows
     from tadistill.teacher.budget import Budget
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     base_url, folder, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    frame, report = _client(base_url, folder).buy(_rows(count), Budget(100), progress=True)
+    frame, report = _buy(_client(base_url, folder), _rows(count), Budget(100), progress=True)
     print(json.dumps({"bought": report.bought, "sent": report.sent}))
 """)
 
@@ -136,7 +141,7 @@ def test_a_driver_killed_while_its_batch_runs_reattaches_on_rerun_and_nothing_ex
     batches.release()
 
     budget = Budget(100, cost=1.0)
-    frame, report = _client(batches.base_url, tmp_path / "cache").buy(_rows(8), budget)
+    frame, report = _buy(_client(batches.base_url, tmp_path / "cache"), _rows(8), budget)
     assert batches.create_calls == 1 and batches.uploads == 1  # re-attached, nothing submitted again
     assert len(batches.executions) == 8 and set(batches.executions.values()) == {1}
     assert set(upstream.paid_per_question.values()) == {1}
@@ -172,7 +177,7 @@ def test_a_create_whose_answer_was_lost_is_found_at_the_provider_before_anything
     upstream, batches = servers
     rows = _rows(6)
     _journal_a_create_whose_answer_was_lost(tmp_path / "cache", batches, rows, created)
-    frame, report = _client(batches.base_url, tmp_path / "cache").buy(rows, Budget(100))
+    frame, report = _buy(_client(batches.base_url, tmp_path / "cache"), rows, Budget(100))
     assert batches.create_calls == 1  # the lost one adopted, or (none at the provider) one created now
     assert len(frame) == 6 and set(batches.executions.values()) == {1} and len(batches.executions) == 6
     assert report.batches[0]["resumed"] is created
@@ -184,7 +189,7 @@ def test_a_batch_that_expires_half_answered_ends_with_every_request_bought_once(
     # Expired after 4 of 8 lines; the rest listed in the error file as batch_expired, or nowhere.
     batches.plans = [{"expire_after": 4, "unanswered_listed": listed}]
     budget = Budget(100, cost=1.0)
-    frame, report = _client(batches.base_url, tmp_path / "cache").buy(_rows(8), budget)
+    frame, report = _buy(_client(batches.base_url, tmp_path / "cache"), _rows(8), budget)
     assert list(frame["id"]) == [f"r{i}" for i in range(8)] and report.sent == 8
     assert batches.create_calls == 2 and set(batches.executions.values()) == {1} and len(batches.executions) == 8
     assert [(b["status"], b["answered"], b["failed"]) for b in report.batches] == [("expired", 4, 4),
@@ -197,7 +202,7 @@ def test_lines_that_fail_inside_a_batch_are_bought_again_once(tmp_path, servers,
     upstream, batches = servers
     batches.plans = [{"fail_lines": [1, 4]}]  # HTTP 500 on those lines: not executed, not paid
     budget = Budget(100, cost=1.0)
-    frame, report = _client(batches.base_url, tmp_path / "cache", on_failed_lines=on_failed_lines).buy(_rows(6), budget)
+    frame, report = _buy(_client(batches.base_url, tmp_path / "cache", on_failed_lines=on_failed_lines), _rows(6), budget)
     assert list(frame["id"]) == [f"r{i}" for i in range(6)] and report.sent == 6 and budget.pending == 0
     assert set(upstream.paid_per_question.values()) == {1} and len(upstream.paid_per_question) == 6
     if on_failed_lines == "rebatch":
@@ -214,9 +219,9 @@ def test_a_line_the_provider_refuses_stops_the_purchase_naming_the_row_and_keeps
     batches.plans = [{"fail_lines": [2], "fail_status": 400}]
     budget = Budget(100, cost=1.0)
     with pytest.raises(TeacherError, match=r"refused row 'r2': HTTP 400: injected error on line 2\. 4 of the 5 "):
-        _client(batches.base_url, tmp_path / "cache").buy(_rows(5), budget)
+        _buy(_client(batches.base_url, tmp_path / "cache"), _rows(5), budget)
     assert budget.pending == 0 and budget.spent.requests == 4
-    again, report = _client(batches.base_url, tmp_path / "cache").buy(_rows(5), Budget(100))  # the provider lets it now
+    again, report = _buy(_client(batches.base_url, tmp_path / "cache"), _rows(5), Budget(100))  # the provider lets it now
     assert report.cache_hits == 4 and report.sent == 1 and set(batches.executions.values()) == {1}
 
 
@@ -226,14 +231,14 @@ def test_a_batch_rejected_at_validation_is_a_one_line_error_naming_the_reason_an
     batches.plans = [{"reject": "model 'test-model' is not available\nin the Batch API"}]
     budget = Budget(100, cost=1.0)
     with pytest.raises(TeacherError) as caught:
-        _client(batches.base_url, tmp_path / "cache").buy(_rows(5), budget)
+        _buy(_client(batches.base_url, tmp_path / "cache"), _rows(5), budget)
     said = str(caught.value)
     assert "\n" not in said and "rejected batch batch_" in said and "is not available in the Batch API" in said
     assert budget.spent.requests == 0 and budget.spent.cost == pytest.approx(0) and budget.pending == 0
     assert not upstream.paid_per_question
     # Nothing is re-attached: the rejected batch is done with, a rerun submits anew.
     batches.plans = []
-    frame, _ = _client(batches.base_url, tmp_path / "cache").buy(_rows(5), Budget(100))
+    frame, _ = _buy(_client(batches.base_url, tmp_path / "cache"), _rows(5), Budget(100))
     assert len(frame) == 5 and batches.create_calls == 2
 
 
@@ -242,7 +247,7 @@ def test_no_number_of_batches_passes_the_budget_and_a_money_cap_is_spent_to_its_
 
     upstream, batches = servers
     capped = Budget(7)
-    frame, report = _client(batches.base_url, tmp_path / "a").buy(_rows(20), capped)
+    frame, report = _buy(_client(batches.base_url, tmp_path / "a"), _rows(20), capped)
     assert len(frame) == 7 and report.not_bought_budget == 13 and batches.create_calls == 1 and capped.used == 7
     # Each request's worst case at the batch price (prompt bound + max_tokens) is far above what it costs
     # (0.0023): a batch holds only the worst cases that fit, the next one what settling made room for.
@@ -250,7 +255,7 @@ def test_no_number_of_batches_passes_the_budget_and_a_money_cap_is_spent_to_its_
     client = TeacherClient(config, batches.base_url, ResponseCache(tmp_path / "b"), SYSTEM_PROMPTS["number"], PRICE)
     worst = (prompt_token_bound(client.messages("question number 30")) * 50 + 16 * 150) / 1e6
     money = Budget(1000, cost=3 * worst)
-    frame, report = client.buy(_rows(20, offset=20), money)
+    frame, report = _buy(client, _rows(20, offset=20), money)
     assert money.spent.cost <= 3 * worst + 1e-12 and money.pending == 0
     assert len(frame) > 3 and money.spent.cost > 3 * worst - worst  # stopped within one worst case of the cap
     assert len(report.batches) > 1 and set(batches.executions.values()) == {1}
@@ -261,7 +266,7 @@ def test_a_console_that_is_no_terminal_gets_a_line_per_batch(tmp_path, servers, 
 
     upstream, batches = servers
     with caplog.at_level(logging.INFO, logger="tadistill.teacher"):
-        _client(batches.base_url, tmp_path / "cache", max_requests=3).buy(_rows(5), Budget(100), progress=True)
+        _buy(_client(batches.base_url, tmp_path / "cache", max_requests=3), _rows(5), Budget(100), progress=True)
     said = [r.getMessage() for r in caplog.records if "completed/failed/total" in r.getMessage()]
     for batch_id in {b["id"] for b in batches.list_batches(10, None)["data"]}:
         mine = [line for line in said if batch_id in line]
@@ -326,7 +331,7 @@ def test_a_malformed_answer_is_charged_as_maybe_paid_and_bought_again(tmp_path, 
     upstream, batches = servers
     batches.plans = [{"malformed_lines": [1]}]  # a 200 whose body has no choices: paid, and useless
     budget = Budget(100)
-    frame, report = _client(batches.base_url, tmp_path / "cache").buy(_rows(3), budget)
+    frame, report = _buy(_client(batches.base_url, tmp_path / "cache"), _rows(3), budget)
     assert list(frame["id"]) == ["r0", "r1", "r2"] and batches.create_calls == 2
     assert sorted(batches.executions.values()) == [1, 1, 2]  # the malformed one was paid and is bought again
     assert budget.spent.requests == 4 and budget.pending == 0  # charged: the lost answer's worst case stays

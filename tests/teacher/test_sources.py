@@ -85,7 +85,7 @@ def test_a_live_teacher_buys_through_its_budget_actor_and_its_cache(ray_local, t
 
 def test_a_priced_recorded_teacher_beside_a_live_one_charges_its_words_to_the_shared_ledger(ray_local, tmp_path):
     from tadistill.context import RunContext
-    from tadistill.teacher.recorded import word_tokens
+    from tadistill.tasks.tokens import word_tokens
 
     config = load_config(overrides=[
         "teachers=[{model: live, source: openai, base_url: 'http://127.0.0.1:9/v1'}, "

@@ -13,7 +13,7 @@ def tools(synthetic_models, tmp_path_factory):
     from tadistill.config import InferenceConfig
     from tadistill.inference.executor import LocalExecutor
     from tadistill.modeling import load_model, load_tokenizer
-    from tadistill.signals.steps import LearningTools
+    from tadistill.steps.signals import LearningTools
     from tadistill.train.loop import fit_local
 
     executor = LocalExecutor(InferenceConfig(launcher="local", batch_size=8), services=None)

@@ -18,7 +18,7 @@ from ..artifacts import (CALIBRATION, CALIBRATION_PARTS, LABELLED, LABELLED_PART
                          VERIFIER, Artifact, Folder, bought, picks, question_signals, round_name, samples, samples_parts,
                          samples_scored, scored_parts, trust_parts, trusted)
 from ..config import SYNTHETIC, Config
-from ..teacher.steps import bought_ids, earlier_purchases, pool_rows
+from .teacher import bought_ids, earlier_purchases, pool_rows
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -74,8 +74,8 @@ def step_select(ctx: "RunContext", k: int, students: tuple = (), sliced: Optiona
     """The round's purchase: its share of the budget, picked among the candidates by the rule.
     `students`: (before, now), the students a rule that measures progress compares on the probe;
     `sliced`: what was bought before the round, which a regime test trains its probe students on."""
-    from .compute import question_signals as signals_of
-    from .selection import select
+    from ..signals.compute import question_signals as signals_of
+    from ..signals.selection import select
 
     config, name = ctx.config, round_name(k)
     pool = candidates(ctx, k)
@@ -105,7 +105,7 @@ def _with_progress(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame,
     student made on the labelled probe over the student before it (signals/progress.py); and what
     was measured and decided, for the manifest and the report."""
     from ..evaluate import labelled_probe, probe_correct
-    from .progress import group_of, item_weights, length_edges, measure_progress
+    from ..signals.progress import group_of, item_weights, length_edges, measure_progress
 
     config = ctx.config
     before, now = students
@@ -127,7 +127,7 @@ def _with_regime(ctx: "RunContext", signals: pd.DataFrame, sliced: Optional[Arti
     """The candidates with the priority the run's regime test gives them (signals/regime.py): probe
     students trained on what was bought minus each slice answer the labelled probe; and what was
     measured and decided, for the manifest and the report."""
-    from .regime import FEWEST_BOUGHT, decide, purchase_priority
+    from ..signals.regime import FEWEST_BOUGHT, decide, purchase_priority
 
     config = ctx.config
     lengths = signals["question_length"]
@@ -155,8 +155,8 @@ def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, see
     from ..evaluate import labelled_probe, probe_correct
     from ..modeling import load_model, load_tokenizer
     from ..train.loop import fit_local
-    from ..train.steps import training_rows
-    from .regime import slices
+    from .train import training_rows
+    from ..signals.regime import slices
 
     config, base = ctx.config, ctx.models()["student"]
     rows = training_rows(ctx, outputs, outputs["weight"] if "weight" in outputs.columns else None)
@@ -247,7 +247,7 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
     valued; weights are placed on the whole set (a rank scale needs all of it). A signal that
     compares a question's several outputs values every output again, since a round may add to them."""
     from ..config import choices
-    from .trust import trust_weights
+    from ..signals.trust import trust_weights
 
     config = ctx.config
     fresh = [ctx.run_dir.read_table(table).assign(round=index) for index, table in new]

@@ -80,7 +80,7 @@ def _probe(ctx: "RunContext") -> tuple[pd.DataFrame, Callable[[str], float]]:
 def _checked_share(ctx: "RunContext", trained: "Path", start: str) -> dict:
     """train.start_weight_share 'auto': the share under which the final student best answers the
     run's outputs known to be right (train/averaging.py)."""
-    from .averaging import choose_start_share
+    from ..train.averaging import choose_start_share
 
     return choose_start_share(trained, start, *_probe(ctx))
 
@@ -90,8 +90,8 @@ def _best_on_probe(ctx: "RunContext", trained: "Path", start: str, train: "Train
     start, and the start itself, the one that best answers the probe (train/averaging.py)."""
     from functools import partial
 
-    from .averaging import pick_on_probe, require_probe
-    from .checkpoint_weights import checkpoint_state, kept_checkpoints
+    from ..train.averaging import pick_on_probe, require_probe
+    from ..train.checkpoint_weights import checkpoint_state, kept_checkpoints
 
     questions, accuracy_of = _probe(ctx)
     require_probe(questions, "train.final_pick 'best_on_probe'")
@@ -102,7 +102,7 @@ def _best_on_probe(ctx: "RunContext", trained: "Path", start: str, train: "Train
 def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, final: bool) -> dict:
     """Train one student. The final one, under the fair schedule, takes the same optimizer steps
     whatever the method bought or dropped (Config.final_steps)."""
-    from .ray_trainer import train_stage
+    from ..train.ray_trainer import train_stage
 
     ctx.services.ray()
     train = ctx.config.train
@@ -118,7 +118,7 @@ def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, f
     elif final and train.start_weight_share == "auto":
         metrics.update(_checked_share(ctx, ctx.run_dir.file(model(stage)), init_model))
     elif final and train.start_weight_share > 0:
-        from .averaging import average_with_start
+        from ..train.averaging import average_with_start
 
         metrics.update(average_with_start(ctx.run_dir.file(model(stage)), init_model, train.start_weight_share))
     ctx.tracker.stage_curve(stage, metrics["step_losses"], metrics["step_lrs"])

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def step_teacher_records(ctx: "RunContext", index: int = 0) -> dict:
     """Import the recorded outputs of the run's teacher `index` (the first, or one of `teachers`)
     and match them to corpus rows (no budget spent here)."""
-    from .recorded import import_records
+    from ..teacher.recorded import import_records
 
     teacher = ctx.config.teacher_list()[index]
     records_table, unmatched_table = teacher_records(teacher.model, index == 0)
@@ -108,7 +108,7 @@ def step_buy(ctx: "RunContext", purchase: str, judge: Optional[Callable] = None)
     from ..config import choices
     from ..tasks.answers import add_answers
     from ..tasks.prompts import system_prompt
-    from .batch import batch_info
+    from ..teacher.batch import batch_info
 
     chosen = ctx.run_dir.read_table(picks(purchase))
     rows = ctx.run_dir.read_table(ROWS)

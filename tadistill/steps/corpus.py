@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from ..artifacts import REJECTS, ROWS
 from ..config import SYNTHETIC
 from ..console import LOG_ONLY
-from .read import read_corpus
-from .synthetic import write_synthetic_source
+from ..corpus.read import read_corpus
+from ..corpus.synthetic import write_synthetic_source
 
 if TYPE_CHECKING:
     from ..context import RunContext
