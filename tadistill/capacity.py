@@ -114,6 +114,7 @@ class Plan:
     teacher_cost: Optional[float]
     shape: Shape
     rates_source: str
+    batch: Optional[dict] = None  # the purchases through the Batch API instead (teacher.batch): cost, time
 
     @property
     def seconds(self) -> float:
@@ -261,15 +262,41 @@ def plan_run(config: Config, rates: Rates, shape: Shape, pool: Optional[int] = N
         started = kind in ONCE_A_RUN and any(s.kind == kind for s in steps)
         steps.append(StepPlan(step, kind, work, units, throughput, 0.0 if started else rate.startup_s, needs, fits,
                               note))
-    return Plan(steps, config.budget.requests, _teacher_cost(config, rates), shape, rates.source)
+    plan = Plan(steps, config.budget.requests, _teacher_cost(config, rates), shape, rates.source)
+    plan.batch = _with_batches(config, rates, plan)
+    return plan
+
+
+def _per_request(rates: Rates, prompt: float, completion: float) -> float:
+    return (rates.teacher_prompt_tokens * prompt + rates.teacher_completion_tokens * completion) / 1e6
 
 
 def _teacher_cost(config: Config, rates: Rates) -> Optional[float]:
     price = config.budget.prices.get(config.teacher.model) if config.teacher.model else None
     if price is None or _from_records(config):
         return None
-    per_request = (rates.teacher_prompt_tokens * price.prompt + rates.teacher_completion_tokens * price.completion) / 1e6
-    return config.budget.requests * per_request
+    return config.budget.requests * _per_request(rates, price.prompt, price.completion)
+
+
+BATCH_WINDOW_S = 24 * 3600  # teacher.batch.completion_window: the longest a provider may take
+
+
+def _with_batches(config: Config, rates: Rates, plan: Plan) -> Optional[dict]:
+    """The same purchases through the Batch API (teacher.batch): their cost at the batch price,
+    the requests a money budget buys at each price, and the time: each purchase may wait its
+    completion window. None for a teacher without a price, or one answering from records."""
+    price = config.budget.prices.get(config.teacher.model) if config.teacher.model else None
+    if price is None or _from_records(config):
+        return None
+    sync, batch = _per_request(rates, price.prompt, price.completion), _per_request(rates, *price.batch_price())
+    purchases = [s for s in plan.steps if s.kind == "teacher"]
+    money = config.budget.cost
+    requests = lambda each: config.budget.requests if not money or not each else min(  # noqa: E731
+        config.budget.requests, int(money // each))
+    return {"enabled": config.teacher.batch.enabled, "cost": config.budget.requests * batch,
+            "requests_at_budget_cost": {"synchronous": requests(sync), "batch": requests(batch)} if money else None,
+            "purchases": len(purchases), "window_s": BATCH_WINDOW_S,
+            "synchronous_s": sum(s.seconds for s in purchases)}
 
 
 # -- rates from finished runs ----------------------------------------------------------------
@@ -444,10 +471,24 @@ def plan_markdown(plan: Plan) -> str:
     lines += ["", f"Total: **{_duration(total)}**, bounded by `{plan.bound.step}` ({_duration(plan.bound.seconds)})."]
     cost = "unknown (no budget.prices for teacher.model)" if plan.teacher_cost is None else f"{plan.teacher_cost:,.2f}"
     lines.append(f"Teacher: {plan.teacher_requests:,} requests, cost {cost}.")
+    if plan.batch:
+        lines.append(_batch_line(plan.batch))
     return "\n".join(lines)
+
+
+def _batch_line(batch: dict) -> str:
+    """The purchases with and without the Batch API, in one line."""
+    which = "Bought through the Batch API (teacher.batch)" if batch["enabled"] else "Through the Batch API instead"
+    line = (f"{which}: cost {batch['cost']:,.2f}; each of the {batch['purchases']} purchases may take up to "
+            f"{_duration(batch['window_s'])} (the completion window), against {_duration(batch['synchronous_s'])} "
+            f"in all synchronously.")
+    if batch["requests_at_budget_cost"]:
+        at = batch["requests_at_budget_cost"]
+        line += f" At budget.cost: {at['synchronous']:,} requests synchronously, {at['batch']:,} in batches."
+    return line
 
 
 def plan_json(plan: Plan) -> dict:
     return {"seconds": plan.seconds, "bound": plan.bound.step, "teacher_requests": plan.teacher_requests,
-            "teacher_cost": plan.teacher_cost, "shape": asdict(plan.shape), "rates": plan.rates_source,
+            "teacher_cost": plan.teacher_cost, "batch": plan.batch, "shape": asdict(plan.shape), "rates": plan.rates_source,
             "steps": [{**asdict(s), "seconds": s.seconds} for s in plan.steps]}

@@ -218,3 +218,22 @@ def test_the_one_million_question_plan_in_the_cluster_readme_is_what_the_command
     table = capsys.readouterr().out.strip()
     assert "bounded by `round1.buy`" in table
     assert table.split("\n", 2)[2] in (repo / "cluster/README.md").read_text()
+
+
+def test_the_plan_shows_the_purchases_through_the_batch_api_at_their_price_and_window():
+    from tadistill.capacity import plan_markdown
+
+    overrides = ["teacher.source=openai", "teacher.base_url=http://127.0.0.1:1/v1", "teacher.model=m",
+                 "budget.prices={m: {prompt: 2, completion: 8}}", "budget.requests=300", "budget.cost=0.06"]
+    config = load_config(None, overrides)
+    plan = plan_run(config, _rates(), Shape(1, 8, 0))
+    per_request = (100 * 2 + 50 * 8) / 1e6
+    assert plan.teacher_cost == pytest.approx(300 * per_request)
+    assert plan.batch["cost"] == pytest.approx(plan.teacher_cost / 2) and not plan.batch["enabled"]
+    assert plan.batch["requests_at_budget_cost"] == {"synchronous": 100, "batch": 200}
+    assert plan.batch["purchases"] == 2 and plan.batch["window_s"] == 24 * 3600
+    line = plan_markdown(plan).splitlines()[-1]
+    assert line.startswith("Through the Batch API instead: cost 0.09") and "100 requests synchronously, 200 in batches" in line
+    batched = plan_run(load_config(None, [*overrides, "teacher.batch.enabled=true"]), _rates(), Shape(1, 8, 0))
+    assert plan_markdown(batched).splitlines()[-1].startswith("Bought through the Batch API (teacher.batch)")
+
