@@ -498,3 +498,41 @@ def test_a_teacher_outage_given_up_twice_then_ended_charges_exactly_what_the_tea
     assert manifest["round1.buy"]["not_bought_budget"] == 0
     assert server.served == 10 and server.refused > 0
     assert "Requests used by this run: **10** of a budget of 10" in (run / "report.md").read_text()
+
+
+def test_a_run_bought_in_batches_gets_the_same_outputs_as_bought_one_by_one_at_half_the_money(synthetic_models, tmp_path,
+                                                                                               monkeypatch):
+    """teacher.batch through the CLI: the same config bought synchronously and through the Batch
+    API (a local Batch API server executing each line against the same OpenAI-compatible server)
+    buys the same questions with the same outputs, each executed once, for half the money."""
+    import pandas as pd
+    import yaml
+
+    from tadistill.synthetic.batch_server import BatchServer
+
+    from .conftest import MODEL_CACHE
+    from .teacher.openai_server import OpenAITestServer
+
+    monkeypatch.setenv("TADISTILL_TEST_KEY", "sk-test-not-a-real-key-4f9a")
+    bought, spent = {}, {}
+    with OpenAITestServer() as upstream, BatchServer(upstream.base_url) as batches:
+        for way, url in (("sync", upstream.base_url), ("batch", batches.base_url)):
+            run, config = tmp_path / way, tmp_path / f"{way}.yaml"
+            config.write_text(yaml.safe_dump({
+                "run_dir": str(run), "method": "none", "models": {"cache_dir": str(MODEL_CACHE)},
+                "data": {"synthetic": {"pool_size": 60, "test_size": 20}}, "budget": {
+                    "requests": 12, "prices": {"test-model": {"prompt": 2.0, "completion": 8.0}}},
+                "teacher": {"source": "openai", "base_url": url, "model": "test-model",
+                            "api_key_env": "TADISTILL_TEST_KEY", "concurrency": 4, "workers": 2,
+                            "batch": {"enabled": way == "batch", "poll_s": 0.1}},
+                **KILLED_RUN_SIZES,
+            }))
+            driver = _cli(config)
+            output, _ = driver.communicate(timeout=900)
+            assert driver.returncode == 0, output[-3000:]
+            table = pd.read_parquet(run / "teacher" / "warmup.parquet")
+            bought[way] = dict(zip(table["id"], table["text"]))
+            spent[way] = json.loads((run / "manifest.json").read_text())["steps"]["warmup.buy"]
+    assert len(bought["sync"]) == 12 and bought["batch"] == bought["sync"]
+    assert spent["batch"]["cost"] == pytest.approx(spent["sync"]["cost"] / 2, rel=1e-6) and spent["sync"]["cost"] > 0
+    assert sorted(batches.executions.values()) == [1] * 12 and spent["batch"]["batch"]["batches"]
