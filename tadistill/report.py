@@ -104,14 +104,14 @@ def _candidate_words(name: str) -> str:
 
 def _plot_trust(weighted: pd.DataFrame, out: Path) -> Optional[str]:
     plt = _pyplot()
-    if "teacher_correct" not in weighted or weighted["ta_conf_teacher"].isna().all():
+    if "teacher_correct" not in weighted or weighted["trust_value"].isna().all():
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    finite = weighted["ta_conf_teacher"].dropna()
+    finite = weighted["trust_value"].dropna()
     low, high = (0.0, 1.0) if finite.between(0, 1).all() else (float(finite.min()), float(finite.max()) + 1e-9)
     bins = np.linspace(low, high, 26)
     for correct, label in ((True, "teacher right"), (False, "teacher wrong")):
-        values = weighted.loc[weighted["teacher_correct"] == correct, "ta_conf_teacher"]
+        values = weighted.loc[weighted["teacher_correct"] == correct, "trust_value"]
         ax.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
     return _save(fig, ax, out, "trust signal of the teacher's output", "outputs")
 
@@ -162,7 +162,27 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
         f"**{ctx.teacher_sent}** ({ctx.teacher.provenance}).",
         "",
     ]
-    return lines
+    return lines + _batch_lines(ctx)
+
+
+def _batch_lines(ctx: "RunContext") -> list[str]:
+    """teacher.batch: per purchase, its Batch API jobs, their status history, their cost at the
+    batch price and what the same answers would have cost one request at a time."""
+    steps = ctx.run_dir.manifest()["steps"]
+    rows = []
+    for purchase in paid_purchases(ctx.config):
+        for job in steps.get(f"{purchase}.buy", {}).get("batch", {}).get("batches", []):
+            rows.append({"purchase": purchase, "batch": job["batch_id"], "requests": job["requests"],
+                         "answered": job["answered"], "failed": job["failed"],
+                         "status history": " -> ".join(str(h.get("status", h)) if isinstance(h, dict) else str(h)
+                                                       for h in job["history"]),
+                         "cost": f"{job['cost']:.4f}", "one by one": f"{job['sync_cost']:.4f}"})
+    if not rows:
+        return []
+    cost = sum(float(r["cost"]) for r in rows)
+    sync = sum(float(r["one by one"]) for r in rows)
+    return ["Bought through the Batch API (teacher.batch): "
+            f"{cost:.4f} against {sync:.4f} one request at a time.", "", markdown_table(pd.DataFrame(rows)), ""]
 
 
 def _teachers_lines(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
@@ -237,8 +257,8 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
     if trust is not None and ctx.run_dir.has(trust) and ctx.config.trusts_teacher:
         weighted = ctx.run_dir.read_table(trust)
         weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
-        right = weighted.loc[weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
-        wrong = weighted.loc[~weighted.teacher_correct, "ta_conf_teacher"].dropna().to_numpy()
+        right = weighted.loc[weighted.teacher_correct, "trust_value"].dropna().to_numpy()
+        wrong = weighted.loc[~weighted.teacher_correct, "trust_value"].dropna().to_numpy()
         facts.update({
             "trust_ta_auroc": auroc(right, wrong),
             "trust_weight_right": float(weighted.loc[weighted.teacher_correct, "weight"].mean()),
@@ -305,12 +325,12 @@ def _fmt(value) -> str:
 def _setup_line(config, teacher: str) -> str:
     """One sentence on what was run: models, teacher, budget and how it was spent."""
     budget = f"Budget {config.budget.requests} requests"
-    if config.two_stage:
+    if config.selects:
         rounds = f" in {config.rounds} rounds" if config.rounds > 1 else ""
         budget += (f", {config.budget.warmup_share:.0%} on the random warm-up; the rest{rounds} by "
                    f"selection `{config.selection.strategy}`, trust `{config.trust.mode}`.")
     else:
-        budget += ", all on a random pick (one stage)"
+        budget += ", all on a random pick (one purchase)"
         budget += f"; trust `{config.trust.mode}`." if config.trusts_teacher else "."
     return f"Student `{config.models.student}`, TA `{config.models.ta}`, teacher {teacher}. {budget}"
 

@@ -533,6 +533,8 @@ def test_a_run_bought_in_batches_gets_the_same_outputs_as_bought_one_by_one_at_h
             table = pd.read_parquet(run / "teacher" / "warmup.parquet")
             bought[way] = dict(zip(table["id"], table["text"]))
             spent[way] = json.loads((run / "manifest.json").read_text())["steps"]["warmup.buy"]
+            said = (run / "report.md").read_text()
+            assert ("Bought through the Batch API" in said and "completed" in said) == (way == "batch")
     assert len(bought["sync"]) == 12 and bought["batch"] == bought["sync"]
     assert spent["batch"]["cost"] == pytest.approx(spent["sync"]["cost"] / 2, rel=1e-6) and spent["sync"]["cost"] > 0
     assert sorted(batches.executions.values()) == [1] * 12 and spent["batch"]["batch"]["batches"]
