@@ -40,6 +40,8 @@ class Artifact:
     path: str  # relative to the run directory
     columns: tuple[str, ...]  # what every reader may rely on (a table may hold more)
     summary: str
+    # (old, new) names of columns a table written by an earlier tadistill may hold: renamed on read
+    renamed: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return self.path
@@ -104,8 +106,10 @@ ANSWERS = Artifact("eval/answers.parquet", ("id", "gold", "answer_type", "text",
 _PICK = ("id", "question")
 _BOUGHT = tuple(TEACHER_COLUMNS) + ("answer",)
 _TRAIN_ROWS = ("id", "prompt", "target", "weight")
-# `round`: 0 for the warm-up purchase, k for round k's.
-TRUSTED_COLUMNS = _BOUGHT + ("round", "ta_conf_teacher", "weight")
+# `round`: 0 for the warm-up purchase, k for round k's; `trust_value`: what trust.signal computed
+# for the output (the TA's confidence in it by default), `ta_conf_teacher` before it was renamed.
+TRUSTED_COLUMNS = _BOUGHT + ("round", "trust_value", "weight")
+TRUSTED_RENAMED = (("ta_conf_teacher", "trust_value"),)
 
 
 # -- per purchase (warmup, round1, ...) --------------------------------------------------
@@ -153,7 +157,8 @@ def question_signals(round_: str) -> Artifact:
 
 def trusted(name: str) -> Artifact:
     return Artifact(f"{name}/trust.parquet", TRUSTED_COLUMNS,
-                    f"every output bought up to {name}, with the TA's confidence and its trust weight")
+                    f"every output bought up to {name}, with its trust signal's value and its trust weight",
+                    renamed=TRUSTED_RENAMED)
 
 
 def trust_parts(name: str) -> Folder:

@@ -137,7 +137,7 @@ def _sizes(config: Config, pool: Optional[int], test: Optional[int]) -> tuple[in
 
 def _stage_examples(config: Config, bought: int) -> int:
     """Examples a round's student trains on: every epoch a whole number of global batches, the last
-    one filled up from the epoch's start (train/plan.py BatchPlan), so 18 rows are 2 batches an epoch."""
+    one filled up from the epoch's start (train/batch_plan.py BatchPlan), so 18 rows are 2 batches an epoch."""
     batch = config.train.global_batch_size
     return config.train.epochs * math.ceil(bought / batch) * batch
 
@@ -153,7 +153,7 @@ def _newly_trusted(config: Config, k: int, warmup: int, before: list[int], ends:
     if k == 0:
         return warmup
     if k == 1:
-        return ends[0] - (0 if config.train.stage2_data == "all" else warmup)
+        return ends[0] - (0 if config.train.final_data == "all" else warmup)
     return ends[k - 1] - before[k - 1]
 
 
@@ -212,7 +212,7 @@ def _units(config: Config, kind: str) -> tuple[int, float, float]:
     if kind in ("sample", "score", "answer"):
         return _inference_units(config)
     if kind == "teacher":
-        return config.teacher.workers, 0.25, 0.0  # the Ray Data actors of teacher/step.py
+        return config.teacher.workers, 0.25, 0.0  # the Ray Data actors of teacher/ray_purchase.py
     return 1, 1.0, 0.0
 
 

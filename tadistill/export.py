@@ -35,10 +35,10 @@ def bought_outputs(run_dir: RunDir, config: Config) -> pd.DataFrame:
     outputs = pd.concat(frames, ignore_index=True)
     trust = final_trust(config)
     if trust is not None and run_dir.has(trust):
-        weights = run_dir.read_table(trust)[["id", "k", "ta_conf_teacher", "weight"]]
+        weights = run_dir.read_table(trust)[["id", "k", "trust_value", "weight"]]
         outputs = outputs.merge(weights, on=["id", "k"], how="left")
     else:  # the final student learned the purchase as bought (or by gold, for the oracle)
-        outputs["ta_conf_teacher"] = float("nan")
+        outputs["trust_value"] = float("nan")
         outputs["weight"] = _trained_weights(run_dir, outputs)
     rows = run_dir.read_table(ROWS).set_index("id")
     outputs["question"] = outputs["id"].map(rows["question"])
@@ -48,7 +48,7 @@ def bought_outputs(run_dir: RunDir, config: Config) -> pd.DataFrame:
     outputs["cost"] = [_cost(config, m, p, c) for m, p, c in
                        zip(outputs["model"], outputs["prompt_tokens"], outputs["completion_tokens"])]
     columns = ["id", "question", "text", "answer", "gold", "correct", "model", "purchase", "prompt_tokens",
-               "completion_tokens", "cost", "cached", "ta_conf_teacher", "weight", "self_consistency",
+               "completion_tokens", "cost", "cached", "trust_value", "weight", "self_consistency",
                "ta_conf_student", "selection_score"]
     return outputs[columns].rename(columns={"text": "rationale", "model": "teacher", "weight": "trust_weight"})
 
@@ -109,7 +109,7 @@ def card(config: Config, run_dir: RunDir, outputs: pd.DataFrame) -> str:
         "## Columns", "",
         "`question`, `rationale` (the teacher's output), `answer` (read from it), `gold` and `correct` (where the "
         "corpus had gold), `teacher`, `purchase` (`warmup` or `round<k>`), tokens and `cost` (when "
-        "`budget.prices` priced the teacher), `ta_conf_teacher` (the trust signal's value, "
+        "`budget.prices` priced the teacher), `trust_value` (the trust signal's value, "
         f"`{config.trust.signal}`; by default the TA's confidence in the output), `trust_weight` "
         "(its weight in the final student's loss; 0: filtered), and for outputs a round picked by the student's "
         "signals, `self_consistency`, `ta_conf_student` and `selection_score`.", "",

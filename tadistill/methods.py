@@ -8,8 +8,8 @@ A method is a point in a small factorial, plus the reference rows a fair compari
 - `oracle`: the `none` purchase with the teacher's wrong answers dropped by gold (what perfect
   trust filtering would reach; needs pool gold);
 - `ta_teacher_only`: the `none` purchase weighted by the TA's trust in each output;
-- `<selection>_<trust>`: two stages (a random warm-up, then the rest of the budget picked by
-  `selection`), every output's loss shaped by `trust`. Selection is `random` (the schedule
+- `<selection>_<trust>`: a random warm-up, then rounds that buy the rest of the budget picked
+  by `selection`, every output's loss shaped by `trust`. Selection is `random` (the schedule
   alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples),
   `both`, `learnable` (least self-consistent first, ties to what the TA finds closest to
   right) or `frontier` (what the student partly solves first; signals/selection.py); trust is
@@ -51,12 +51,12 @@ def register(method: Method) -> Method:
     return method
 
 
-# Selection presets of stage 2, as config they set (signals/selection.py holds the rules).
+# Selection presets of the rounds, as config they set (signals/selection.py holds the rules).
 SELECTIONS: dict[str, dict[str, Any]] = {
     "random": {"selection.strategy": "random"},
-    "sc": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 0.0},
-    "ta": {"selection.strategy": "signals", "signals.w_sc": 0.0, "signals.w_ta": 1.0},
-    "both": {"selection.strategy": "signals", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
+    "sc": {"selection.strategy": "unsure_first", "signals.w_sc": 1.0, "signals.w_ta": 0.0},
+    "ta": {"selection.strategy": "unsure_first", "signals.w_sc": 0.0, "signals.w_ta": 1.0},
+    "both": {"selection.strategy": "unsure_first", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
     "learnable": {"selection.strategy": "learnable"},
     "frontier": {"selection.strategy": "frontier", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
     "proximal": {"selection.strategy": "proximal", "signals.w_sc": 1.0, "signals.w_ta": 1.0},
@@ -65,17 +65,17 @@ SELECTIONS: dict[str, dict[str, Any]] = {
     "regime": {"selection.strategy": "regime"},
 }
 SELECTION_SUMMARIES = {
-    "random": "random stage-2 pick (the schedule alone)",
-    "sc": "stage-2 pick by student self-consistency",
-    "ta": "stage-2 pick by TA confidence in the student's samples",
-    "both": "stage-2 pick by self-consistency and TA confidence in the student",
-    "learnable": "stage-2 pick of the least self-consistent questions, ties to those the TA finds closest to right",
-    "frontier": "stage-2 pick of the questions the student partly solves (some samples agree, not all), least sure first",
-    "proximal": "stage-2 pick in the student's zone of proximal development: partly solved by the TA's reading of "
+    "random": "a random pick each round (the schedule alone)",
+    "sc": "each round's pick by student self-consistency",
+    "ta": "each round's pick by TA confidence in the student's samples",
+    "both": "each round's pick by self-consistency and TA confidence in the student",
+    "learnable": "each round's pick of the least self-consistent questions, ties to those the TA finds closest to right",
+    "frontier": "each round's pick of the questions the student partly solves (some samples agree, not all), least sure first",
+    "proximal": "each round's pick in the student's zone of proximal development: partly solved by the TA's reading of "
                 "its samples first, then the nearest of what is beyond it",
     "progress": "each round's pick spread over question-length groups by the probe accuracy the round's student "
                 "gained in each (measured against the student before it), random where no group gained clearly",
-    "shortest": "stage-2 pick of the shortest questions (an easy-first baseline)",
+    "shortest": "each round's pick of the shortest questions (an easy-first baseline)",
     "regime": "each round's pick the longest, the shortest or random questions, as probe students trained on what "
               "was bought without each slice say the student learns most from (random unless the evidence is clear)",
 }

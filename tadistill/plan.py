@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 TEACHER_KEYS = ("teacher.source", "teacher.base_url", "teacher.model", "teacher.temperature",
                 "teacher.max_tokens", "teacher.system_prompt", "teacher.synthetic", "teacher.recorded")
 STUDENT_KEYS = ("models.student", "models.synthetic", "inference.chat_template")
-TRUST_KEYS = ("trust", "models.ta", "inference", "train.stage2_data", "train.schedule")
+TRUST_KEYS = ("trust", "models.ta", "inference", "train.final_data", "train.schedule")
 
 
 @dataclass
@@ -204,7 +204,7 @@ def _round_student(config: Config, k: int) -> Optional[tuple[Artifact, Optional[
     round 1's student learns the warm-up as bought, a later round's everything bought so far as
     trusted; none is trained where nothing reads it (a rule that needs no samples, unless the final
     student continues from it) or where nothing has been bought yet."""
-    continues = config.train.stage2_init == "stage1"
+    continues = config.train.final_init == "previous_round"
     if not (config.selection_uses_signals or config.selection_measures_progress or continues):
         return None
     if k == 1:
@@ -249,7 +249,7 @@ def _round(config: Config, k: int) -> list[Step]:
         _buy_step(config, name),
     ]
     if k == 1:  # the first trust table takes the warm-up too, unless the final student learns the rounds' only
-        warmup = [(0, bought(WARMUP))] if config.warmup_requests() and config.train.stage2_data == "all" else []
+        warmup = [(0, bought(WARMUP))] if config.warmup_requests() and config.train.final_data == "all" else []
         steps.append(_trust_step(config, name, warmup + [(1, bought(name))], None))
     else:
         steps.append(_trust_step(config, name, [(k, bought(name))], trusted(round_name(k - 1))))
@@ -291,7 +291,7 @@ def _end(config: Config, source: Optional[Artifact]) -> list[Step]:
         evaluate = Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, reads=(ROWS,), writes=(ANSWERS,))
         return [evaluate, Step("report", step_report, (), reads=(ROWS, ANSWERS))]
     init = None
-    if config.rounds and config.train.stage2_init == "stage1" and _round_student(config, config.rounds):
+    if config.rounds and config.train.final_init == "previous_round" and _round_student(config, config.rounds):
         init = model(round_name(config.rounds))
     return [
         Step(f"{FINAL}.train", partial(step_train, stage=FINAL, source=source, init=init, final=True),

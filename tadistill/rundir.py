@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import time
@@ -78,6 +79,23 @@ def _check_columns(artifact, columns, how: str) -> None:
     if missing:
         raise RunDirError(f"{artifact} {how} lacks column(s) {', '.join(missing)} that artifacts.py declares; "
                           "delete the run directory's step output to redo it")
+
+
+_RENAMES_SAID: set[Path] = set()  # the run directories whose old column names were reported
+
+
+def _renamed_columns(artifact, frame: pd.DataFrame, run_path: Path) -> pd.DataFrame:
+    """A table an earlier tadistill wrote, its columns under today's names (the artifact's
+    `renamed`), said once per run directory: nothing is redone for a name."""
+    old = {o: n for o, n in getattr(artifact, "renamed", ()) if o in frame.columns and n not in frame.columns}
+    if not old:
+        return frame
+    if run_path not in _RENAMES_SAID:
+        _RENAMES_SAID.add(run_path)
+        logging.getLogger(__name__).warning(
+            "%s was written by an earlier tadistill: its column(s) %s are read as %s", run_path,
+            ", ".join(old), ", ".join(old.values()))
+    return frame.rename(columns=old)
 
 
 class RunDir:
@@ -182,7 +200,7 @@ class RunDir:
         target = self.path / str(artifact)
         if not target.exists():
             raise RunDirError(f"{target} is missing: the step that writes it has not finished")
-        frame = pq.read_table(target).to_pandas()
+        frame = _renamed_columns(artifact, pq.read_table(target).to_pandas(), self.path)
         _check_columns(artifact, frame.columns, f"read from {target}")
         return frame
 

@@ -12,12 +12,12 @@ from tadistill.rundir import RunDir, RunDirError
 
 @pytest.mark.parametrize("overrides", [
     [f"method={m}"] for m in METHODS
-] + [["method=full", "budget.warmup_share=0", "train.stage2_init=base"],
+] + [["method=full", "budget.warmup_share=0", "train.final_init=base"],
      ["method=full", "teacher.source=recorded", "teacher.recorded.files=[t.jsonl]", "trust.scale=rank"],
      ["method=none", "teachers=[{model: a, source: recorded, recorded: {files: [a.jsonl]}}, "
       "{model: b, source: recorded, recorded: {files: [b.jsonl]}}]", "cascade.teacher=b"],
      ["method=full", "budget.rounds=3"], ["method=random", "budget.rounds=2"],
-     ["method=full", "budget.rounds=2", "train.schedule=epochs", "train.stage2_init=stage1"]])
+     ["method=full", "budget.rounds=2", "train.schedule=epochs", "train.final_init=previous_round"]])
 def test_every_artifact_read_is_written_by_an_earlier_step(overrides):
     config = load_config(overrides=overrides)
     written: dict[str, str] = {}

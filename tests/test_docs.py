@@ -76,3 +76,16 @@ def test_an_option_without_a_description_fails_the_reference_with_its_key():
         part: Documented = Field(default_factory=Documented)
 
     assert "| `part.forgotten` | int | `2` | Now it has one. |" in reference_markdown(Fixed)
+
+
+def test_the_renamed_options_page_lists_every_old_name_the_code_still_accepts():
+    from tadistill.artifacts import TRUSTED_RENAMED
+    from tadistill.config.renamed import RENAMED_KEYS, RENAMED_VALUES
+
+    text = (REPO / "docs" / "renamed.md").read_text()
+    for old, new in RENAMED_KEYS.items():
+        assert f"| config key | `{old}` | `{new}` |" in text
+    for (key, old), new in RENAMED_VALUES.items():
+        assert f"| value of `{key}` | `{old}` | `{new}` |" in text
+    for old, new in TRUSTED_RENAMED:
+        assert f"| `{old}` | `{new}` |" in text

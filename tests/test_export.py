@@ -39,7 +39,7 @@ def _finished_run(path):
         "id": ["c", "d", "e"], "self_consistency": [0.25, 0.5, 1.0], "ta_conf_student": [0.1, 0.2, 0.9],
         "score": [0.9, 0.7, 0.1], "selected": [True, True, False]}))
     trust = pd.concat([_teacher(["a", "b"]).assign(round=0), _teacher(["c", "d"]).assign(round=1)])
-    run.write_table(trusted("round1"), trust.assign(ta_conf_teacher=[0.9, 0.8, 0.01, 0.7], weight=[1.0, 1.0, 0.0, 0.6]))
+    run.write_table(trusted("round1"), trust.assign(trust_value=[0.9, 0.8, 0.01, 0.7], weight=[1.0, 1.0, 0.0, 0.6]))
     (path / "manifest.json").write_text(json.dumps({"steps": {
         "warmup.buy": {"rows": 2}, "round1.buy": {"rows": 2}, "evaluate": {"accuracy": 0.4, "correct": 2, "total": 5}}}))
     (path / "final" / "model").mkdir(parents=True)
@@ -54,7 +54,7 @@ def test_export_writes_a_dataset_folder_jsonl_and_a_card_that_load_back(tmp_path
     data = load_from_disk(str(tmp_path / "out" / "dataset")).to_pandas().set_index("id")
     assert list(data.index) == ["a", "b", "c", "d"]
     assert list(data["purchase"]) == ["warmup", "warmup", "round1", "round1"]
-    assert list(data["trust_weight"]) == [1.0, 1.0, 0.0, 0.6] and data.loc["c", "ta_conf_teacher"] == 0.01
+    assert list(data["trust_weight"]) == [1.0, 1.0, 0.0, 0.6] and data.loc["c", "trust_value"] == 0.01
     assert list(data["correct"]) == [True, True, False, False]  # gold 0, 1, 9, 9 against answers 0, 1, 0, 1
     assert data.loc["d", "self_consistency"] == 0.5 and pd.isna(data.loc["a", "self_consistency"])  # warm-up: random
     assert data.loc["a", "cost"] == pytest.approx((100 * 2.0 + 50 * 8.0) / 1e6)

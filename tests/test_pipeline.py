@@ -44,7 +44,7 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
 
     weighted = pd.read_parquet(run / "round1/trust.parquet")
     assert len(weighted) == 40 and weighted["weight"].between(0.1, 1.0).all()
-    assert weighted["ta_conf_teacher"].notna().all()
+    assert weighted["trust_value"].notna().all()
 
     manifest = json.loads((run / "manifest.json").read_text())["steps"]
     assert manifest["evaluate"]["total"] == 40
@@ -105,7 +105,7 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     assert trusted.teacher_sent == 0
     weighted = pd.read_parquet(run / "warmup/trust.parquet")
     trained = pd.read_parquet(run / "final/train_rows.parquet")
-    assert len(weighted) == len(trained) == 40 and weighted["ta_conf_teacher"].notna().all()
+    assert len(weighted) == len(trained) == 40 and weighted["trust_value"].notna().all()
     assert sorted(trained["weight"]) == sorted(weighted["weight"])
     # Calibrated trust: right outputs keep (nearly) full weight, wrong ones lose most of theirs.
     is_right = weighted["id"].isin(right)
@@ -121,7 +121,7 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     committed = sum(split_at_answer(t) is not None for t in bought["text"])
     assert step["signal"] == "answer_confidence" and step["ta_scored"] == 2 * committed
     weighted = pd.read_parquet(run / "warmup/trust.parquet")
-    assert weighted["ta_conf_teacher"].between(0, 1).all() and weighted["weight"].between(0.1, 1).all()
+    assert weighted["trust_value"].between(0, 1).all() and weighted["weight"].between(0.1, 1).all()
     # (It does not tell the simulated teacher's slips from right outputs: a slipped step carried
     # through the chain leaves an answer that follows from the rationale. No claim on the weights.)
     assert "signal `answer_confidence`" in (run / "report.md").read_text()
@@ -250,7 +250,7 @@ def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_wei
     assert set(learn["coefficients"]) >= {"ta_likelihood", "answer_confidence", "length", "intercept"}
     # The pool's outputs valued by what was learnt; right ones keep more weight than wrong ones.
     weighted = pd.read_parquet(run / "warmup/trust.parquet")
-    assert weighted["ta_conf_teacher"].between(0, 1).all() and manifest["warmup.trust"]["ta_scored"] == 120
+    assert weighted["trust_value"].between(0, 1).all() and manifest["warmup.trust"]["ta_scored"] == 120
     right = weighted["answer"] == weighted["id"].map(rows["gold"])
     assert weighted.loc[right, "weight"].mean() > weighted.loc[~right, "weight"].mean()
     report = (run / "report.md").read_text()
@@ -269,7 +269,7 @@ def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_wei
     steps = json.loads((run / "manifest.json").read_text())["steps"]
     assert steps["trust.learn"]["verdicts"] == ["+", "-"] and (run / "trust/verifier/config.json").exists()
     assert steps["warmup.trust"]["signal"] == "verifier" and steps["warmup.trust"]["ta_scored"] == 80
-    assert pd.read_parquet(run / "warmup/trust.parquet")["ta_conf_teacher"].between(0, 1).all()
+    assert pd.read_parquet(run / "warmup/trust.parquet")["trust_value"].between(0, 1).all()
     assert "The TA fine-tuned to end a right output with '+'" in (run / "report.md").read_text()
 
 
@@ -318,7 +318,7 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
     assert stage1.groupby("id").size().eq(2).all()
     weighted = pd.read_parquet(run / "round1/trust.parquet")
     assert len(weighted) == 80 and weighted.set_index(["id", "k"]).index.is_unique
-    assert weighted["ta_conf_teacher"].notna().all()
+    assert weighted["trust_value"].notna().all()
     assert len(pd.read_parquet(run / "trust/calibration.parquet")) == 30
     assert "answered from the recorded outputs" in (run / "report.md").read_text()
     again = run_pipeline(config)
@@ -330,9 +330,9 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
     agreed = run_pipeline(small_config(*overrides, "trust.signal=teacher_agreement"))
     assert agreed.teacher_sent == 0 and agreed.config.trust_scale == "rank"
     weighted = pd.read_parquet(run / "round1/trust.parquet")
-    assert len(weighted) == 80 and set(weighted["ta_conf_teacher"]) <= {0.0, 1.0}
+    assert len(weighted) == 80 and set(weighted["trust_value"]) <= {0.0, 1.0}
     same = weighted.groupby("id")["answer"].transform(lambda a: a.notna().all() and a.nunique() == 1)
-    assert (weighted["ta_conf_teacher"] == same.astype(float)).all()
+    assert (weighted["trust_value"] == same.astype(float)).all()
     step = json.loads((run / "manifest.json").read_text())["steps"]["round1.trust"]
     assert step["signal"] == "teacher_agreement" and step["ta_scored"] == 0
 

@@ -36,6 +36,22 @@ def test_a_choice_tasks_arrow_list_column_reads_back(tmp_path):
     assert [list(o) for o in run.read_table("rows.parquet")["options"]] == [["a", "b"], ["c"]]
 
 
+def test_a_trust_table_written_before_the_column_rename_reads_with_one_warning_per_run(tmp_path, caplog):
+    from tadistill.artifacts import TEACHER_COLUMNS, trusted
+
+    run = RunDir(tmp_path / "old_run")
+    old = pd.DataFrame({**{c: ["x"] for c in TEACHER_COLUMNS}, "answer": ["4"], "round": [0],
+                        "ta_conf_teacher": [0.75], "weight": [1.0]})
+    for name in ("warmup", "round1"):  # as an earlier tadistill wrote them, column and all
+        (run.path / name).mkdir()
+        old.to_parquet(run.path / str(trusted(name)))
+    with caplog.at_level("WARNING", logger="tadistill.rundir"):
+        frames = [run.read_table(trusted(name)) for name in ("warmup", "round1", "round1")]
+    assert all(f["trust_value"].tolist() == [0.75] and "ta_conf_teacher" not in f for f in frames)
+    said = [r.getMessage() for r in caplog.records if r.name == "tadistill.rundir"]
+    assert len(said) == 1 and "ta_conf_teacher are read as trust_value" in said[0]
+
+
 def test_missing_artifact_names_the_path(tmp_path):
     with pytest.raises(RunDirError, match="missing.parquet"):
         RunDir(tmp_path).read_table("missing.parquet")

@@ -127,7 +127,7 @@ def _served(model_path: str, frame, config, op: str) -> tuple[float, int]:
 def measure(name: str, model_path: str, frame, config, peak: float, serve_too: bool) -> list[dict]:
     import torch
 
-    from tadistill.inference.backend import TransformersBackend
+    from tadistill.inference.transformers_backend import TransformersBackend
 
     torch.set_num_threads(config.torch_threads)
     backend = TransformersBackend(model_path, torch_threads=config.torch_threads)

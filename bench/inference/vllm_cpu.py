@@ -54,7 +54,7 @@ def measure(name: str, path: str, questions: int, batch_size: int, threads: int,
             device: str = "cpu") -> list[dict]:
     import torch
 
-    from tadistill.inference.backend import TransformersBackend
+    from tadistill.inference.transformers_backend import TransformersBackend
     from tadistill.inference.vllm_backend import VLLMBackend
 
     torch.set_num_threads(threads)

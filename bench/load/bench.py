@@ -102,12 +102,12 @@ def row_counts(run_dir: Path) -> dict[str, int]:
 
     corpus = table(ROWS, ["split"])
     teacher = table(bought(WARMUP), ["id"])
-    trust = table(trusted(WARMUP), ["id", "ta_conf_teacher"])
+    trust = table(trusted(WARMUP), ["id", "trust_value"])
     return {
         "pool": int((corpus["split"] == "train").sum()),
         "picked": rows(picks(WARMUP)),
         "teacher_outputs": len(teacher), "teacher_unique_ids": int(teacher["id"].nunique()),
-        "ta_scored": int(trust["ta_conf_teacher"].notna().sum()), "trust_unique_ids": int(trust["id"].nunique()),
+        "ta_scored": int(trust["trust_value"].notna().sum()), "trust_unique_ids": int(trust["id"].nunique()),
         "trained": rows(train_rows(FINAL)),
     }
 

@@ -147,7 +147,8 @@ def summarise(runs: pd.DataFrame, method: str) -> tuple[str, dict]:
                      "best static": f"{best} {table[best].mean():.3f}" if best else "-",
                      f"{method} vs none": _line(vs["none"]), f"{method} vs random": _line(vs["random"]) if "random" in vs else "-",
                      f"{method} vs best static": _line(vs[best]) if best in vs else "-"})
-    pool = pooled({c: t for c, t in tables.items() if method in t}, method)
+    # Pooled over the drawn worlds only: a named world (A at 600) is a goal of its own.
+    pool = pooled({c: t for c, t in tables.items() if method in t and str(c[0]).startswith("drawn")}, method)
     behind = [w for w in per_world if any(w.get(f"vs_{b}", {}).get("abs_ci", [0, 1])[1] < 0 for b in ("none", "random"))]
     shares = [c["share"] for c in captured if c["share"] is not None]
     summary = {

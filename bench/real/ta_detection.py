@@ -119,7 +119,7 @@ def adapt(base: Path, rows: pd.DataFrame, records: pd.DataFrame, count: int, out
 
 
 def confidences(model: Path, rows: pd.DataFrame, outputs: pd.DataFrame, confidence: str) -> np.ndarray:
-    from tadistill.inference.backend import TransformersBackend
+    from tadistill.inference.transformers_backend import TransformersBackend
     from tadistill.tasks.prompts import student_prompt, student_target
 
     backend = TransformersBackend(str(model))

@@ -54,7 +54,7 @@ class TA:
     scorings' difference: `check_against_pipeline` compares the two on some outputs)."""
 
     def __init__(self, path: Path):
-        from tadistill.inference.backend import TransformersBackend
+        from tadistill.inference.transformers_backend import TransformersBackend
 
         self.backend = TransformersBackend(str(path))
         self.forward_passes = 0

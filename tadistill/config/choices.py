@@ -67,18 +67,18 @@ CHOICES: dict[str, dict[str, Choice]] = {
     },
     "selection.strategy": {
         "random": Choice(_P + "signals.selection:RandomPick",
-                         "a seeded random pick among the candidates (the two-stage schedule alone)",
+                         "a seeded random pick among the candidates (the rounds' schedule alone)",
                          {"uses_signals": False}),
-        "signals": Choice(_P + "signals.selection:UnsureFirst",
-                          "where the student is least sure: w_sc x (1 - self-consistency) + w_ta x (1 - TA confidence "
-                          "in the student's samples), each rank-normalised so their scales never matter",
-                          {"uses_signals": True}),
+        "unsure_first": Choice(_P + "signals.selection:UnsureFirst",
+                               "where the student is least sure first: w_sc x (1 - self-consistency) + w_ta x (1 - TA "
+                               "confidence in the student's samples), each rank-normalised so their scales never "
+                               "matter (formerly 'signals')", {"uses_signals": True}),
         "learnable": Choice(_P + "signals.selection:UnsureButLearnable",
                             "lowest self-consistency first; ties broken by the highest TA confidence in the student's "
                             "samples (unsure but learnable; w_sc and w_ta are not used)", {"uses_signals": True}),
         "frontier": Choice(_P + "signals.selection:PartlySolvedFirst",
                            "questions the student partly solves first (some of its samples agree, not all), then "
-                           "those beyond it (all samples differ), then the settled ones; the 'signals' priority "
+                           "those beyond it (all samples differ), then the settled ones; the 'unsure_first' priority "
                            "orders within each", {"uses_signals": True}),
         "proximal": Choice(_P + "signals.selection:ProximalFirst",
                            "the student's zone of proximal development: questions some of whose samples look right "

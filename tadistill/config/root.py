@@ -15,6 +15,7 @@ from .choices import fact
 from .base import SYNTHETIC, _Section, _copy_tree, _get_dotted, _has_dotted, _set_dotted
 from .data import DataConfig, RayConfig
 from .models import InferenceConfig, ModelsConfig
+from .renamed import renamed
 from .signals import SelectionConfig, SignalsConfig, TrustConfig
 from .teacher import BudgetConfig, CascadeConfig, TeacherConfig
 from .train import EvalConfig, TrainConfig
@@ -53,9 +54,11 @@ class Config(_Section):
     @classmethod
     def _method_preset(cls, data: Any) -> Any:
         """What `method` means, filled in wherever a config is built (Config(...), load_config,
-        model_validate): keys the user set explicitly still win."""
+        model_validate): keys the user set explicitly still win. Old names (config/renamed.py) are
+        read as the new ones first, so they meet the preset as the new ones would."""
         if not isinstance(data, dict):
             return data
+        data = renamed(data)
         method = data.get("method", "full")
         preset = METHOD_PRESETS.get(method, {}) if isinstance(method, str) else {}
         if not preset:
@@ -133,9 +136,10 @@ class Config(_Section):
         return value
 
     @model_validator(mode="after")
-    def _no_warmup_means_no_stage1_model(self):
-        if self.two_stage and self.budget.warmup_share == 0 and self.train.stage2_init == "stage1":
-            raise ValueError("budget.warmup_share 0 trains no stage-1 model: set train.stage2_init to 'base'")
+    def _no_warmup_means_no_round_student_to_start_from(self):
+        if self.selects and self.budget.warmup_share == 0 and self.train.final_init == "previous_round":
+            raise ValueError("budget.warmup_share 0 trains no student before the first round's purchase: set "
+                             "train.final_init to 'base'")
         return self
 
     @model_validator(mode="after")
@@ -203,18 +207,18 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _rounds_need_a_selecting_method(self):
-        if self.budget.rounds > 1 and not self.two_stage:
+        if self.budget.rounds > 1 and not self.selects:
             raise ValueError(f"budget.rounds {self.budget.rounds}: method {self.method!r} buys once, at random, and "
                              "has no rounds; rounds need a method that selects (full, random, <selection>_<trust>)")
         return self
 
     @model_validator(mode="after")
     def _fair_schedule_starts_from_base(self):
-        if self.train.schedule == "fair" and (self.train.stage2_init != "base" or self.train.stage2_data != "all"):
+        if self.train.schedule == "fair" and (self.train.final_init != "base" or self.train.final_data != "all"):
             raise ValueError(
                 "train.schedule 'fair' trains the final student from the base model on every bought output "
-                "(train.stage2_init 'base', train.stage2_data 'all'); for the stage-1 continuation set "
-                "train.schedule 'epochs'"
+                "(train.final_init 'base', train.final_data 'all'); to continue from the previous round's student "
+                "set train.schedule 'epochs'"
             )
         return self
 
@@ -230,7 +234,7 @@ class Config(_Section):
     def warmup_requests(self) -> int:
         """Requests of the random purchase: the warm-up share of a method that selects (at least one
         when the share is above 0), the whole budget of a one-stage method."""
-        if not self.two_stage:
+        if not self.selects:
             return self.pool_requests()
         if self.budget.warmup_share == 0:
             return 0
@@ -298,19 +302,19 @@ class Config(_Section):
     @property
     def selection_needs_calibration(self) -> bool:
         """Whether selection.strategy reads the TA's confidence in samples against the calibration."""
-        return self.two_stage and fact("selection.strategy", self.selection.strategy, "needs_reference")
+        return self.selects and fact("selection.strategy", self.selection.strategy, "needs_reference")
 
     @property
     def selection_measures_progress(self) -> bool:
         """Whether selection.strategy measures each round's student on the labelled probe (a round
         student is then trained even though no sample is drawn)."""
-        return self.two_stage and fact("selection.strategy", self.selection.strategy, "measures_progress")
+        return self.selects and fact("selection.strategy", self.selection.strategy, "measures_progress")
 
     @property
     def selection_probes_slices(self) -> bool:
         """Whether selection.strategy trains probe students on what was bought minus slices of it
         (signals/regime.py) before each round's purchase."""
-        return self.two_stage and fact("selection.strategy", self.selection.strategy, "probes_slices")
+        return self.selects and fact("selection.strategy", self.selection.strategy, "probes_slices")
 
     @property
     def selection_uses_signals(self) -> bool:
@@ -335,11 +339,12 @@ class Config(_Section):
     @property
     def rounds(self) -> int:
         """Rounds of select / buy / train after the warm-up: budget.rounds for a method that selects, else 0."""
-        return self.budget.rounds if self.two_stage else 0
+        return self.budget.rounds if self.selects else 0
 
     @property
-    def two_stage(self) -> bool:
-        """Whether signals pick a second purchase (every method but the one-stage baselines)."""
+    def selects(self) -> bool:
+        """Whether rounds of selected purchases follow the warm-up (every method but the one-purchase
+        baselines)."""
         return self.stages == 2
 
     @property

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .choices import described, names
 from .base import _Section
+from .renamed import renamed
 
 SELECTION_STRATEGIES = names("selection.strategy")
 TRUST_MODE_NAMES = names("trust.mode")
@@ -27,12 +28,12 @@ class SignalsConfig(_Section):
 
 class SelectionConfig(_Section):
     strategy: Literal[SELECTION_STRATEGIES] = Field(  # type: ignore[valid-type]
-        "signals", description="How each round's questions are picked (signals/selection.py): " + described("selection.strategy") + "."
+        "unsure_first", description="How each round's questions are picked (signals/selection.py): " + described("selection.strategy") + "."
     )
     candidates: Optional[int] = Field(
         None, ge=1,
         description=(
-            "Stage-2 candidates: a seeded random sample of this many pool questions left after the warm-up, "
+            "Each round's candidates: a seeded random sample of this many pool questions left after the warm-up, "
             "which the student samples and the TA scores (and random selection draws from); null: all of them. "
             "Bounds the cost of the signals on a large pool."
         ),
@@ -70,6 +71,12 @@ class SelectionConfig(_Section):
             "its shortest, or a random slice of that size)."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """selection.strategy 'signals' and the like, for a section built on its own (config/renamed.py)."""
+        return renamed(data, "selection.")
 
 
 class VerifierConfig(_Section):

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .choices import described, fact, names
 from .base import _Section
+from .renamed import renamed
 
 TRACKER_NAMES = names("train.tracking.backends")
 LOSS_NAMES = names("train.loss")
@@ -195,24 +196,31 @@ class TrainConfig(_Section):
             "same optimizer steps at the same budget (train.steps, or train.epochs passes over budget.requests "
             "rows), so methods differ only in what they bought and how they weight it; the rounds' students "
             "only steer the signals. 'epochs': each student trains train.epochs passes over its own rows, the "
-            "final one from train.stage2_init (methods with rounds then train more steps than 'none')."
+            "final one from train.final_init (methods with rounds then train more steps than 'none')."
         ),
     )
     steps: Optional[int] = Field(
         None, ge=1,
         description="Optimizer steps of the final student under the fair schedule; null: train.epochs x budget.requests / global_batch_size.",
     )
-    stage2_init: Literal["stage1", "base"] = Field(
+    final_init: Literal["previous_round", "base"] = Field(
         "base",
         description=("The final student (and each later round's) starts from the base model, or (schedule 'epochs' "
-                     "only, 'stage1') from the previous round's student."),
+                     "only, 'previous_round') from the previous round's student. Formerly train.stage2_init "
+                     "('previous_round' formerly 'stage1')."),
     )
-    stage2_data: Literal["all", "selected"] = Field(
+    final_data: Literal["all", "selected"] = Field(
         "all",
         description=("The final student trains on every bought output ('all') or (schedule 'epochs' only, "
-                     "'selected') on the rounds' purchases without the warm-up."),
+                     "'selected') on the rounds' purchases without the warm-up. Formerly train.stage2_data."),
     )
     seed: int = Field(0, description="Seed of initialisation, data order and dropout.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """train.stage2_init and the like, for a section built on its own (config/renamed.py)."""
+        return renamed(data, "train.")
 
     @model_validator(mode="after")
     def _batch_sizes_divide(self):

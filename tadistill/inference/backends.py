@@ -5,7 +5,7 @@ backend from it: the registered kind, or a TA served elsewhere when `inference.t
 set. Each kind imports its implementation only when built, so loading a config needs neither
 torch nor vLLM. A new backend is one class here, its line in the config's choice table
 (config/choices.py), its implementation (same `generate` and `score` as
-backend.TransformersBackend) and its test.
+transformers_backend.TransformersBackend) and its test.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Transformers(Backend):
 
     @classmethod
     def build(cls, model_path, torch_threads, device, gpu_memory_utilization, chat_template):
-        from .backend import TransformersBackend
+        from .transformers_backend import TransformersBackend
 
         return TransformersBackend(model_path, torch_threads=torch_threads, device=device, chat_template=chat_template)
 

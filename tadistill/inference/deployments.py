@@ -44,7 +44,7 @@ class StudentSampler:
 
     def reconfigure(self, user_config: dict) -> None:
         """Serve the checkpoint in user_config['model_path'] (Serve calls this on deploy and
-        whenever the user_config changes): after stage 1 the sampler app serves the new
+        whenever the user_config changes): after a round's training the sampler app serves the new
         checkpoint without a restart of Serve or the cluster."""
         path = user_config["model_path"]
         if self.backend is None or self.backend.model_path != path:

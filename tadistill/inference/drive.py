@@ -84,7 +84,7 @@ class SampleStudent:
     model at `model_path`, loaded here, sampled as `settings` (an InferenceConfig) says."""
 
     def __init__(self, model_path: str, settings: "InferenceConfig", answer_fallback: str = "none"):
-        from .backend import TransformersBackend
+        from .transformers_backend import TransformersBackend
 
         self.answer_fallback = answer_fallback
         self.backend = TransformersBackend(model_path, chat_template=settings.chat_template)
@@ -116,7 +116,7 @@ class ScoreWithTA:
     from the TA at `local_model`, loaded here."""
 
     def __init__(self, local_model: str, confidence: str = "mean", chat_template: bool = True):
-        from .backend import TransformersBackend
+        from .transformers_backend import TransformersBackend
 
         self.backend = TransformersBackend(local_model, chat_template=chat_template)
         self.confidence = confidence

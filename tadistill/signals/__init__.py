@@ -1,1 +1,1 @@
-"""The three signals, their combination, stage-2 selection and trust weights."""
+"""The three signals, their combination, each round's selection and trust weights."""

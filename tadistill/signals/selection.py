@@ -36,7 +36,7 @@ def rank_normalise(values: pd.Series) -> pd.Series:
 
 
 class RandomPick(SelectionRule):
-    """A seeded random pick: the two-stage schedule alone."""
+    """A seeded random pick: the rounds' schedule alone."""
 
     def priority(self, signals, config, seed):
         return pd.Series(np.random.default_rng(seed).random(len(signals)), index=signals.index)

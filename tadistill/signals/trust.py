@@ -112,17 +112,17 @@ class WeightAnswerByTrust(WeightByTrust):
         return rows[(rows["weight"] > 0) | (rows["answer_start"] > 0)].reset_index(drop=True)
 
 
-def trust_weights(ta_conf_teacher: pd.Series, config: "TrustConfig",
+def trust_weights(values: pd.Series, config: "TrustConfig",
                   reference: Optional[np.ndarray] = None) -> pd.Series:
     """Per bought teacher output: its weight in the loss (0 drops it)."""
-    if not choices.fact("trust.mode", config.mode, "uses_ta") or len(ta_conf_teacher) == 0:
-        return pd.Series(1.0, index=ta_conf_teacher.index)
+    if not choices.fact("trust.mode", config.mode, "uses_ta") or len(values) == 0:
+        return pd.Series(1.0, index=values.index)
     if config.scale not in choices.names("trust.scale"):
         raise ValueError(f"trust.scale {config.scale!r} is resolved by the run's config (Config.trust_scale) "
                          "before weighting")
-    placement = choices.load("trust.scale", config.scale)().place(ta_conf_teacher, config, reference)
+    placement = choices.load("trust.scale", config.scale)().place(values, config, reference)
     mode = choices.load("trust.mode", config.mode)()
-    return pd.Series(mode.weights(placement, config), index=ta_conf_teacher.index)
+    return pd.Series(mode.weights(placement, config), index=values.index)
 
 
 def training_rows_for(rows: pd.DataFrame, config: "TrustConfig") -> pd.DataFrame:

@@ -241,7 +241,7 @@ def _signal_reference(ctx: "RunContext", signal, score, answer_type: str) -> Opt
 
 
 def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], previous: Optional[Artifact]) -> dict:
-    """Every output bought so far with its trust signal (`ta_conf_teacher`: trust.signal's value,
+    """Every output bought so far with its trust signal (`trust_value`: trust.signal's value,
     the TA's confidence in the output by default) and its trust weight: the `previous` trust
     table's outputs keep the values they had, the `new` purchases (round index, outputs) are
     valued; weights are placed on the whole set (a rank scale needs all of it). A signal that
@@ -254,24 +254,24 @@ def step_trust(ctx: "RunContext", name: str, new: list[tuple[int, Artifact]], pr
     added = pd.concat([frame for frame in fresh if len(frame)] or fresh[:1], ignore_index=True)
     kept = ctx.run_dir.read_table(previous).drop(columns=["weight"]) if previous is not None else None
     if not config.trust_uses_ta:
-        added["ta_conf_teacher"] = np.nan
+        added["trust_value"] = np.nan
         reference, info = None, {"scored": 0}
     else:
         signal = _trust_signal(ctx)
         if kept is not None and choices.fact("trust.signal", config.trust.signal, "several_outputs"):
             # The earlier outputs are valued again with the new ones (a round may add to a question's).
-            added, kept = pd.concat([kept.drop(columns=["ta_conf_teacher"]), added], ignore_index=True), None
+            added, kept = pd.concat([kept.drop(columns=["trust_value"]), added], ignore_index=True), None
         rows = ctx.run_dir.read_table(ROWS)[["id", "question", "answer_type"]]
         score = _signal_scorer(ctx, ctx.parts(trust_parts(name)))
         valued = signal.values(added.merge(rows, on="id", how="left"), score)
-        added["ta_conf_teacher"] = valued.values.to_numpy(dtype=float)
+        added["trust_value"] = valued.values.to_numpy(dtype=float)
         reference = _signal_reference(ctx, signal, score, rows["answer_type"].mode().iloc[0])
         info = {"scored": valued.ta_scored, "signal": config.trust.signal, "ta_scored": valued.ta_scored,
                 **({"notes": valued.notes} if valued.notes else {})}
     if kept is not None:
         added = pd.concat([kept, added], ignore_index=True)
     trust = config.trust.model_copy(update={"scale": config.trust_scale})
-    added["weight"] = trust_weights(added["ta_conf_teacher"], trust, reference).to_numpy()
+    added["weight"] = trust_weights(added["trust_value"], trust, reference).to_numpy()
     ctx.run_dir.write_table(trusted(name), added)
     return {"rows": len(added), **info, "dropped": int((added["weight"] == 0).sum()),
             "mean_weight": float(added["weight"].mean())}

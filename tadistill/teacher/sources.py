@@ -5,7 +5,7 @@ Every source makes the run's budget once (`make_budget`) and buys with one call,
 tadistill/teacher/ branches on where the outputs come from.
 
 - `openai`: any OpenAI-compatible endpoint, called by a Ray Data actor pool of asyncio
-  clients (teacher/step.py) that all reserve from one named budget actor;
+  clients (teacher/ray_purchase.py) that all reserve from one named budget actor;
 - `synthetic`: the same client against the simulated teacher, deployed on Ray Serve when the
   first request must be sent and taken down by `close()`;
 - `recorded`: outputs collected earlier (teacher/recorded.py), charged to a budget in the
@@ -163,7 +163,7 @@ class LiveTeacher(Teacher):
         raise NotImplementedError
 
     def buy(self, picks, system_prompt, budget, desc):
-        from .step import buy_with_ray_data
+        from .ray_purchase import buy_with_ray_data
 
         return buy_with_ray_data(picks, self.config.teacher, self.endpoint, self.cache_dir(), system_prompt,
                                  budget, self.price(), desc=desc, batch_price=self.batch_price())

@@ -50,8 +50,8 @@ def stage_fingerprint(rows: pd.DataFrame, init_model: str, config: TrainConfig, 
 
 
 def _model_identity(path: str) -> str:
-    """A local folder by its files' names, sizes and times (stage 1's output is rewritten in
-    place when stage 1 reruns); a hub name by itself."""
+    """A local folder by its files' names, sizes and times (a round student is rewritten in
+    place when its step reruns); a hub name by itself."""
     folder = Path(path)
     if not folder.is_dir():
         return path

@@ -1,6 +1,6 @@
 """The loop every Ray Train worker runs for one training stage.
 
-It loads the stage's tokenised rows from Ray Data, follows the batch plan (``plan.py``),
+It loads the stage's tokenised rows from Ray Data, follows the batch plan (``batch_plan.py``),
 drives the configured engine (``engines.py``), and reports through ``ray.train.report``:
 a resumable checkpoint every ``checkpoint_every_steps`` optimizer steps and at each epoch
 end, and at the very end the trained model as a plain Hugging Face folder.
@@ -128,7 +128,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
 def run_training(session, stage: StageSpec) -> None:
     from ..modeling import is_seq2seq_path, load_tokenizer
-    from .plan import BatchPlan
+    from .batch_plan import BatchPlan
 
     config = stage.train
     rank, world = session.rank, session.world

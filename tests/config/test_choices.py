@@ -53,7 +53,7 @@ def _literal_values(annotation):
 
 
 def test_an_unknown_name_names_the_option_and_its_choices():
-    with pytest.raises(ValueError, match="unknown selection.strategy 'best'; one of random, signals, learnable"):
+    with pytest.raises(ValueError, match="unknown selection.strategy 'best'; one of random, unsure_first, learnable"):
         choices.load("selection.strategy", "best")
     with pytest.raises(Exception, match="selection.strategy"):
         load_config(None, ["selection.strategy=best"])
@@ -89,5 +89,5 @@ def test_loading_a_config_imports_no_implementation():
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert json.loads(loaded) == sorted(["tadistill", "tadistill.config", "tadistill.methods", "tadistill.version"]
                                   + [f"tadistill.config.{m}" for m in
-                                     ("base", "choices", "data", "load", "models", "root", "signals", "teacher",
-                                      "train")])
+                                     ("base", "choices", "data", "load", "models", "renamed", "root", "signals",
+                                      "teacher", "train")])

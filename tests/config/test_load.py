@@ -90,7 +90,7 @@ def test_method_presets(method):
     config = load_config(None, [f"method={method}"])
     entry = REGISTRY[method]
     assert config.stages == entry.stages
-    assert config.two_stage == (method not in ("base", "none", "oracle", "ta_teacher_only"))
+    assert config.selects == (method not in ("base", "none", "oracle", "ta_teacher_only"))
     for key, value in entry.preset.items():
         node = config
         for part in key.split("."):
@@ -103,7 +103,7 @@ def test_method_presets(method):
     if method == "full":
         assert config.trust.mode == "weight" and config.signals.w_sc == config.signals.w_ta == 1
     if method == "full_one_stage":
-        assert config.budget.warmup_share == 0 and config.train.stage2_init == "base"
+        assert config.budget.warmup_share == 0 and config.train.final_init == "base"
 
 
 def test_the_factorial_is_every_selection_with_every_trust_mode():
@@ -125,16 +125,16 @@ def test_fair_schedule_gives_every_method_the_same_steps():
     assert load_config(None, ["train.steps=50"]).final_steps() == 50
 
 
-def test_fair_schedule_refuses_a_stage1_continuation():
+def test_fair_schedule_refuses_a_continuation_from_the_previous_round():
     with pytest.raises(ConfigError, match="train.schedule"):
-        load_config(None, ["train.stage2_init=stage1"])
-    config = load_config(None, ["train.schedule=epochs", "train.stage2_init=stage1"])
-    assert config.train.stage2_init == "stage1"
+        load_config(None, ["train.final_init=previous_round"])
+    config = load_config(None, ["train.schedule=epochs", "train.final_init=previous_round"])
+    assert config.train.final_init == "previous_round"
 
 
-def test_no_warmup_needs_stage2_to_start_from_the_base_model():
-    with pytest.raises(ConfigError, match="train.stage2_init"):
-        load_config(None, ["budget.warmup_share=0", "train.schedule=epochs", "train.stage2_init=stage1"])
+def test_no_warmup_needs_the_final_student_to_start_from_the_base_model():
+    with pytest.raises(ConfigError, match="train.final_init"):
+        load_config(None, ["budget.warmup_share=0", "train.schedule=epochs", "train.final_init=previous_round"])
 
 
 def test_calibrated_trust_on_a_users_data_needs_reference_outputs(tmp_path):
@@ -288,3 +288,63 @@ def test_a_check_over_several_keys_says_what_is_wrong_without_dumping_the_sectio
     with pytest.raises(ConfigError, match=r"budget.requests \(command line: budget.requests=0\): Input should be "
                                           r"greater than or equal to 1 \(got 0\)"):
         load_config(None, ["budget.requests=0"])
+
+
+# -- renamed options (config/renamed.py): the old names load, warn once, and never mix with the new ----
+
+@pytest.fixture
+def renames_said(monkeypatch, caplog):
+    """The deprecation warnings config loading gives (logger tadistill.config), none said before."""
+    from tadistill.config import renamed
+
+    monkeypatch.setattr(renamed, "_SAID", set())
+    caplog.set_level("WARNING", logger="tadistill.config")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == "tadistill.config"]
+
+
+def test_an_old_key_in_a_file_loads_as_the_new_one_with_one_warning_naming_it(tmp_path, renames_said):
+    path = tmp_path / "old.yaml"
+    path.write_text("train:\n  schedule: epochs\n  stage2_data: selected\n")
+    config = load_config(path)
+    assert config.train.final_data == "selected"
+    assert renames_said() == ["config key train.stage2_data is deprecated: it is now train.final_data "
+                              "(the old name still works, for now)"]
+    load_config(path)  # once: a second load says nothing more
+    assert len(renames_said()) == 1
+    assert "stage2_data" not in config.model_dump_json()  # a run's saved config holds the new name only
+
+
+def test_an_old_key_with_an_old_value_on_the_command_line_gives_one_warning_naming_both_new_names(renames_said):
+    config = load_config(None, ["train.schedule=epochs", "train.stage2_init=stage1"])
+    assert config.train.final_init == "previous_round"
+    [said] = renames_said()
+    assert "train.final_init" in said and "'previous_round'" in said
+
+
+def test_an_old_value_loads_as_the_new_one_with_one_warning_and_meets_the_method_preset(renames_said):
+    config = load_config(None, ["selection.strategy=signals"])
+    assert config.selection.strategy == "unsure_first"
+    # The method's preset sets the new name: the old one given beside it agrees with it.
+    assert load_config(None, ["method=sc_none", "selection.strategy=signals"]).selection.strategy == "unsure_first"
+    assert renames_said() == ["selection.strategy 'signals' is deprecated: it is now selection.strategy "
+                              "'unsure_first' (the old value still works, for now)"]
+
+
+def test_a_section_built_on_its_own_takes_the_old_names_too(renames_said):
+    from tadistill.config.signals import SelectionConfig
+    from tadistill.config.train import TrainConfig
+
+    assert SelectionConfig(strategy="signals").strategy == "unsure_first"
+    assert TrainConfig(stage2_init="stage1", schedule="epochs").final_init == "previous_round"
+    assert Config(train={"stage2_data": "all"}).train.final_data == "all"
+    assert len(renames_said()) == 3
+
+
+def test_an_old_and_a_new_name_together_are_an_error_naming_both(tmp_path, renames_said):
+    with pytest.raises(ConfigError, match=r"train.stage2_init and train.final_init are both set: "
+                                          r"train.stage2_init is the old name of train.final_init"):
+        load_config(None, ["train.stage2_init=base", "train.final_init=base"])
+    path = tmp_path / "old.yaml"
+    path.write_text("train:\n  stage2_data: all\n")
+    with pytest.raises(ConfigError, match="train.stage2_data and train.final_data are both set"):
+        load_config(path, ["train.final_data=all"])

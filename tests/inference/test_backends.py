@@ -3,7 +3,7 @@
 import pytest
 
 from tadistill.config import ConfigError, load_config
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.config import choices
 from tadistill.inference.backends import Backend, BackendSpec
 

@@ -5,7 +5,7 @@ import pytest
 from ray import serve
 
 from tadistill.config import InferenceConfig, load_config
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.inference.deployments import SAMPLER_APP
 from tadistill.config import choices
 from tadistill.inference.executor import LocalExecutor, ServeExecutor, executor_for

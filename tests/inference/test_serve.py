@@ -5,7 +5,7 @@ import pytest
 from ray import serve
 
 from tadistill.config import InferenceConfig
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.inference.deployments import SAMPLER_APP, SCORER_APP, deploy_sampler, deploy_scorer
 from tadistill.inference.drive import sample_pool, score_texts
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.synthetic.problems import generate_problems, gold_solution
 from tadistill.tasks.prompts import student_prompt, student_target
 

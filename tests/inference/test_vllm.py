@@ -17,7 +17,7 @@ OUTPUTS = [" Tom has 3 + 4 = 7 apples. The answer is 7.", " Ann has 10 - 2 = 8 p
 
 @pytest.fixture(scope="module")
 def backends(synthetic_models):
-    from tadistill.inference.backend import TransformersBackend
+    from tadistill.inference.transformers_backend import TransformersBackend
     from tadistill.inference.vllm_backend import VLLMBackend
 
     path = synthetic_models["ta"]

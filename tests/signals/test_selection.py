@@ -18,19 +18,19 @@ def test_rank_normalise_handles_ties_and_singletons():
 
 def test_the_paper_rule_picks_the_unsure():
     signals = question_signals(three_questions(), SignalsConfig())
-    chosen = select(signals, 1, "signals", SignalsConfig(), seed=0)
+    chosen = select(signals, 1, "unsure_first", SignalsConfig(), seed=0)
     assert list(chosen.loc[chosen.selected, "id"]) == ["q3"]
     assert chosen["score"].is_monotonic_increasing
 
 
 def test_each_signal_alone_decides_alone():
     signals = pd.DataFrame({"id": ["a", "b"], "self_consistency": [1.0, 0.2], "ta_conf_student": [0.1, 0.9]})
-    by_sc = select(signals, 1, "signals", SignalsConfig(w_ta=0.0), seed=0)
-    by_ta = select(signals, 1, "signals", SignalsConfig(w_sc=0.0), seed=0)
+    by_sc = select(signals, 1, "unsure_first", SignalsConfig(w_ta=0.0), seed=0)
+    by_ta = select(signals, 1, "unsure_first", SignalsConfig(w_sc=0.0), seed=0)
     assert by_sc.loc[by_sc.selected, "id"].item() == "b"
     assert by_ta.loc[by_ta.selected, "id"].item() == "a"
     with pytest.raises(ValueError, match="both 0"):
-        select(signals, 1, "signals", SignalsConfig(w_sc=0.0, w_ta=0.0), seed=0)
+        select(signals, 1, "unsure_first", SignalsConfig(w_sc=0.0, w_ta=0.0), seed=0)
 
 
 def test_random_selection_is_seeded_and_exact_in_count():
@@ -56,7 +56,7 @@ def test_learnable_is_unsure_first_then_closest_to_right():
 
 
 def test_rules_come_from_the_choice_table_and_are_named_in_errors():
-    assert {"random", "signals", "learnable"} <= set(choices.names("selection.strategy"))
+    assert {"random", "unsure_first", "learnable"} <= set(choices.names("selection.strategy"))
     assert all(isinstance(rule_named(name), SelectionRule) for name in choices.names("selection.strategy"))
     with pytest.raises(ValueError, match="unknown selection.strategy 'nope'"):
         rule_named("nope")
@@ -64,7 +64,7 @@ def test_rules_come_from_the_choice_table_and_are_named_in_errors():
 
 def test_config_knows_which_rules_need_the_students_samples():
     for name in choices.names("selection.strategy"):
-        config = load_config(overrides=[f"method={'both' if name == 'signals' else name}_none"])
+        config = load_config(overrides=[f"method={'both' if name == 'unsure_first' else name}_none"])
         assert config.selection.strategy == name
         assert config.selection_uses_signals == (name not in ("random", "progress", "shortest", "regime"))
         assert config.selection_measures_progress == (name == "progress")  # trains round students, samples none
@@ -166,12 +166,12 @@ def test_a_random_floor_buys_its_share_at_random_and_the_rule_picks_the_rest():
     from tadistill.config import SelectionConfig
 
     signals = _candidates(100)
-    top = select(signals, 20, "signals", SignalsConfig(), seed=3)
-    floored = select(signals, 20, "signals", SignalsConfig(), seed=3, selection=SelectionConfig(random_floor=0.25))
+    top = select(signals, 20, "unsure_first", SignalsConfig(), seed=3)
+    floored = select(signals, 20, "unsure_first", SignalsConfig(), seed=3, selection=SelectionConfig(random_floor=0.25))
     assert floored["selected"].sum() == 20 and floored["at_random"].sum() == 5
     by_rule = floored[floored["selected"] & ~floored["at_random"]]
     assert set(by_rule["id"]) <= set(top[top["selected"]]["id"]) | set(floored[floored["at_random"]]["id"])
-    unchanged = select(signals, 20, "signals", SignalsConfig(), seed=3, selection=SelectionConfig())
+    unchanged = select(signals, 20, "unsure_first", SignalsConfig(), seed=3, selection=SelectionConfig())
     assert unchanged["selected"].tolist() == top["selected"].tolist()  # no floor, top: as before
 
 
@@ -179,9 +179,9 @@ def test_rank_sampling_buys_mostly_but_not_only_the_highest_priorities():
     from tadistill.config import SelectionConfig
 
     signals = _candidates(200)
-    picks = [select(signals, 20, "signals", SignalsConfig(), seed=s, selection=SelectionConfig(sampling="rank"))
+    picks = [select(signals, 20, "unsure_first", SignalsConfig(), seed=s, selection=SelectionConfig(sampling="rank"))
              for s in range(20)]
-    top = set(select(signals, 20, "signals", SignalsConfig(), seed=0).query("selected")["id"])
+    top = set(select(signals, 20, "unsure_first", SignalsConfig(), seed=0).query("selected")["id"])
     chosen = [set(p.query("selected")["id"]) for p in picks]
     assert all(len(c) == 20 for c in chosen) and any(c != top for c in chosen)
     mean_score = np.mean([p.query("selected")["score"].mean() for p in picks])

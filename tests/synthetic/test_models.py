@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.synthetic.models import ensure_synthetic_models
 from tadistill.synthetic.problems import generate_problems
 from tadistill.synthetic.teacher_server import TeacherProfile, teacher_solution

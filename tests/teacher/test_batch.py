@@ -279,7 +279,7 @@ def test_the_run_path_routes_to_batches_and_reserves_from_the_ledger_actor_at_th
 
     import ray
 
-    from tadistill.teacher.step import buy_with_ray_data
+    from tadistill.teacher.ray_purchase import buy_with_ray_data
 
     class Handle:  # a Ray actor handle as a caller sees one: method.remote(*args), its result through ray.get
         def __init__(self, budget):

@@ -5,7 +5,7 @@ import pandas as pd
 from tadistill.config import TeacherConfig
 from tadistill.tasks.prompts import SYSTEM_PROMPTS
 from tadistill.teacher.budget import Spend, ledger_actor
-from tadistill.teacher.step import buy_with_ray_data
+from tadistill.teacher.ray_purchase import buy_with_ray_data
 
 from .openai_server import OpenAITestServer
 
@@ -61,7 +61,7 @@ def test_a_failing_teacher_is_visible_and_giving_up_says_what_was_bought_and_how
 
     import pytest
 
-    from tadistill.teacher import step
+    from tadistill.teacher import ray_purchase
     from tadistill.teacher.client import TeacherError
 
     config = TeacherConfig(source="openai", base_url="http://x/v1", model="m", api_key_env="TADISTILL_TEST_KEY",
@@ -71,7 +71,7 @@ def test_a_failing_teacher_is_visible_and_giving_up_says_what_was_bought_and_how
         server.faults = [("ok",)] * 8
         server.outage(600, from_first_request=False)  # down from the start; the 8 'ok's go first
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="tadistill.teacher.step"), \
+        with caplog.at_level(logging.WARNING, logger="tadistill.teacher.ray_purchase"), \
                 pytest.raises(TeacherError) as failure:
             buy_with_ray_data(_rows(20), config, lambda: server.base_url, tmp_path / "cache",
                               SYSTEM_PROMPTS["number"], ledger)
@@ -86,7 +86,7 @@ def test_a_failing_teacher_is_visible_and_giving_up_says_what_was_bought_and_how
     assert retried and server.base_url in retried[0]
     # A log is not a terminal: the first failure is said at once, then a line per TROUBLE_EVERY_S
     # (30 s) at most, however often the display looks (twice a second).
-    assert step.TROUBLE_EVERY_S == 30 and len(retried) <= 1 + took // step.TROUBLE_EVERY_S, retried
+    assert ray_purchase.TROUBLE_EVERY_S == 30 and len(retried) <= 1 + took // ray_purchase.TROUBLE_EVERY_S, retried
 
 
 # A purchase as a run's driver makes it, in a process of its own whose terminal is a real pty:
@@ -101,7 +101,7 @@ from tadistill.config import TeacherConfig
 from tadistill.tasks.prompts import SYSTEM_PROMPTS
 from tadistill.teacher.budget import Spend, ledger_actor
 from tadistill.teacher.client import TeacherError
-from tadistill.teacher.step import buy_with_ray_data
+from tadistill.teacher.ray_purchase import buy_with_ray_data
 
 address, url, cache, log = sys.argv[1:5]
 console.setup_logging(verbose=False)
@@ -158,7 +158,7 @@ def test_the_teachers_message_inside_a_remote_failure_is_one_line(ray_local):
     import pytest
 
     from tadistill.teacher.client import TeacherError
-    from tadistill.teacher.step import _teacher_error_in
+    from tadistill.teacher.ray_purchase import _teacher_error_in
 
     @ray_local.remote
     def ask():

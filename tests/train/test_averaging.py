@@ -44,7 +44,7 @@ def test_auto_reads_the_share_from_the_runs_checked_questions(synthetic_models, 
     by the share that answers them best, measured with the real model answering real questions."""
     import shutil
 
-    from tadistill.inference.backend import TransformersBackend
+    from tadistill.inference.transformers_backend import TransformersBackend
     from tadistill.synthetic.problems import generate_problems, gold_solution
     from tadistill.tasks.answers import extract_number
     from tadistill.tasks.prompts import student_prompt
@@ -83,7 +83,7 @@ def test_auto_reads_the_share_from_the_runs_checked_questions(synthetic_models, 
 
 def _probe(count, seed, min_steps, max_steps):
     """Gold-labelled questions as the run's checked questions, and a model folder's real greedy accuracy on them."""
-    from tadistill.inference.backend import TransformersBackend
+    from tadistill.inference.transformers_backend import TransformersBackend
     from tadistill.synthetic.problems import generate_problems, gold_solution
     from tadistill.tasks.answers import extract_number
     from tadistill.tasks.prompts import student_prompt

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tadistill.train.plan import BatchPlan
+from tadistill.train.batch_plan import BatchPlan
 
 
 def _step_rows(plan: BatchPlan, epoch: int, step: int) -> list[int]:

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from tadistill.config import TrainConfig
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.modeling import load_model
 from tadistill.synthetic.models import gold_rows
 

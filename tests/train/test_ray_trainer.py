@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tadistill.config import TrainConfig
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.modeling import load_model
 from tadistill.synthetic.models import gold_rows
 

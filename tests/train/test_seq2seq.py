@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tadistill.config import TrainConfig
-from tadistill.inference.backend import TransformersBackend
+from tadistill.inference.transformers_backend import TransformersBackend
 from tadistill.modeling import encode_pair, load_model, load_tokenizer, weighted_lm_loss
 from tadistill.synthetic.models import gold_rows
 from tadistill.train.loop import fit_local, rows_to_batch
