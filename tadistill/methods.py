@@ -100,6 +100,14 @@ for _selection, _settings in SELECTIONS.items():
                         {**_settings, "trust.mode": _trust}))
 register(Method("full", 2, "the paper's method, = both_weight", METHODS["both_weight"].preset))
 register(Method("random", 2, "the schedule-only control, = random_none", METHODS["random_none"].preset))
+# Issue 38: the rule chosen on the development draw of worlds, by the rule written before any of
+# its runs (bench/quality/README.md, bench/quality/choose_auto.py): the regime test after a
+# random warm-up, one round, a fifth of the round bought at random, the rest sampled in
+# proportion to rank among the longest or shortest questions only where the evidence is clear.
+AUTO = {"selection.strategy": "regime", "selection.random_floor": 0.2, "selection.evidence_z": 2.0,
+        "selection.sampling": "rank", "trust.mode": "none"}
+register(Method("auto", 2, "the round bought as the run's own regime test says (hard, easy or random; random unless "
+                           "the evidence is clear), chosen on a development draw of worlds", AUTO))
 register(Method("full_one_stage", 2, "full's signals from the base student, no warm-up",
                 {**METHODS["both_weight"].preset, "budget.warmup_share": 0.0}))
 
