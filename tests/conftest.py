@@ -139,3 +139,49 @@ def run_in_terminal(argv: list[str], columns: int, timeout: float = 300, env: di
         reader.join(timeout=30)
         os.close(master)
     return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+# -- skips CI does not accept --------------------------------------------------------------
+# With TADISTILL_STRICT_SKIPS=1 (.ci/run), a skipped test that tests/allowed_skips.txt does not
+# list fails the run: a test that could run here and silently did not is a hole in CI.
+
+_SKIPPED: list[tuple[str, str]] = []
+
+
+def _allowed_skips() -> list[str]:
+    lines = (Path(__file__).with_name("allowed_skips.txt")).read_text().splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def _note_skip(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append((report.nodeid, reason))
+
+
+def pytest_runtest_logreport(report):
+    _note_skip(report)
+
+
+def pytest_collectreport(report):
+    _note_skip(report)
+
+
+def _unlisted_skips() -> list[tuple[str, str]]:
+    if os.environ.get("TADISTILL_STRICT_SKIPS") != "1":
+        return []
+    allowed = _allowed_skips()
+    return [(node, why) for node, why in _SKIPPED if not any(node.startswith(prefix) for prefix in allowed)]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _unlisted_skips():
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    unlisted = _unlisted_skips()
+    if unlisted:
+        terminalreporter.write_sep("=", f"{len(unlisted)} skipped test(s) not in tests/allowed_skips.txt", red=True)
+        for node, why in unlisted:
+            terminalreporter.write_line(f"{node}: {why}")

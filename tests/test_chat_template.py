@@ -63,7 +63,7 @@ SMOLLM2 = Path(os.environ.get("TADISTILL_SMOLLM2", Path.home() / ".cache/tadisti
 
 
 @pytest.mark.skipif(not (SMOLLM2 / "model.safetensors").exists(),
-                    reason="SmolLM2-135M-Instruct not prepared (bench/quality/smollm2.py prepare)")
+                    reason="SmolLM2-135M-Instruct not prepared (python -m bench.quality.smollm2 weights)")
 def test_smollm2_instruct_is_prompted_in_its_chat_format_and_stops_at_the_end_of_its_turn():
     from tadistill.inference.transformers_backend import TransformersBackend
 

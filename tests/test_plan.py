@@ -70,14 +70,24 @@ def test_round_options_are_checked_on_load():
         load_config(None, ["method=none", "budget.rounds=2"])
 
 
+# What a pin holds on a machine whose arithmetic differs from the one it was captured on (another
+# BLAS, thread count or CPU builds slightly different synthetic models, so the student's samples,
+# the TA's scores, the losses and what the signals pick move): exactly, the step counts, each
+# purchase's size, the seeded random purchases (every warm-up; the whole purchase of a method that
+# reads no signal) and the rows they train on; within these stated bounds, the floats (measured
+# between two machines of this project: a loss moved 21%, an accuracy 0.07).
+PIN_TOLERANCE = {"accuracy": 0.15, "final_loss_relative": 0.3, "mean_weight": 0.15}
+SEEDED_PICKS = {"none", "random", "ta_teacher_only"}  # their purchases read no signal
+
+
 @pytest.mark.parametrize("method", ["full", "none", "ta_teacher_only", "random", "sc_filter"])
 def test_one_round_computes_what_the_two_fixed_stages_computed(ray_local, synthetic_models, tmp_path, method):
     """Recorded with the two-stage code before the round layout (same world, same seed): the same
-    picks, the same training rows and trust weights, the same loss and test accuracy."""
+    picks, the same training rows and trust weights, the same loss and test accuracy; exactly on
+    the machine the pin was captured on, within PIN_TOLERANCE on any other."""
     pins = json.loads(PIN.read_text())["by_arithmetic"]
-    if arithmetic_key() not in pins:
-        pytest.skip(f"no pin captured for this machine's arithmetic ({arithmetic_key()}): "
-                    "see tests/data/capture_one_round_pin.py")
+    same_machine = arithmetic_key() in pins
+    pin = pins[arithmetic_key()][method] if same_machine else next(iter(pins.values()))[method]
     from tadistill.corpus.synthetic import synthetic_splits
     from tadistill.pipeline import run_pipeline
     from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
@@ -101,7 +111,20 @@ def test_one_round_computes_what_the_two_fixed_stages_computed(ray_local, synthe
         "picks": [pd.read_parquet(run_dir / f"picks/{p}.parquet")["id"].tolist() for p in purchases],
         "train_rows": sorted([i, round(float(w), 6)] for i, w in zip(rows["id"], rows["weight"])),
     }
-    assert measured == pins[arithmetic_key()][method]
+    if same_machine:
+        assert measured == pin
+        return
+    assert measured["optimizer_steps"] == pin["optimizer_steps"]
+    assert [len(p) for p in measured["picks"]] == [len(p) for p in pin["picks"]]
+    assert measured["picks"][0] == pin["picks"][0]  # the warm-up is a seeded random purchase
+    if method in SEEDED_PICKS:
+        assert measured["picks"] == pin["picks"]
+        assert [i for i, _ in measured["train_rows"]] == [i for i, _ in pin["train_rows"]]
+    mean_weight = lambda rows: sum(w for _, w in rows) / len(rows)  # noqa: E731
+    assert mean_weight(measured["train_rows"]) == pytest.approx(mean_weight(pin["train_rows"]),
+                                                                abs=PIN_TOLERANCE["mean_weight"])
+    assert measured["accuracy"] == pytest.approx(pin["accuracy"], abs=PIN_TOLERANCE["accuracy"])
+    assert measured["final_loss"] == pytest.approx(pin["final_loss"], rel=PIN_TOLERANCE["final_loss_relative"])
 
 
 def test_a_run_directory_of_the_two_stage_layout_is_rerun_with_a_warning(tmp_path, caplog):

