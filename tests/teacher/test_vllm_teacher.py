@@ -121,3 +121,27 @@ def test_a_run_buys_from_vllm_with_n_seed_and_stop_and_a_rerun_pays_nothing(teac
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     assert json.loads(rerun.stdout[rerun.stdout.index("{"):])["sent this run"] == 0
     assert served_token_counts(teacher_url) == settled
+
+
+def test_a_purchase_through_the_batch_api_executes_each_line_once_on_vllm_at_half_the_price(teacher_url, tmp_path):
+    """teacher.batch against vLLM's own server: the local Batch API server executes each line of
+    the purchase's batches on it once, the outputs are vLLM's, and the budget charges half of
+    what the server's own counters say was used."""
+    from tadistill.synthetic.batch_server import BatchServer
+
+    before = served_token_counts(teacher_url)
+    with BatchServer(teacher_url) as batches:
+        config = _config(tmp_path, batches.base_url)
+        settings = yaml.safe_load(config.read_text())
+        settings["teacher"]["batch"] = {"enabled": True, "poll_s": 0.2}
+        config.write_text(yaml.safe_dump(settings))
+        done = _tadistill("run", str(config))
+        executions = dict(batches.executions)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    served = {k: served_token_counts(teacher_url)[k] - before[k] for k in before}
+    bought = pd.read_parquet(tmp_path / "run" / "teacher/warmup.parquet")
+    assert len(bought) == 12 * N and sorted(executions.values()) == [1] * 12 and served["finished"] == 12 * N
+    purchase = json.loads((tmp_path / "run" / "manifest.json").read_text())["steps"]["warmup.buy"]
+    assert purchase["prompt_tokens"] * N == served["prompt"] and purchase["completion_tokens"] == served["generated"]
+    full_price = (purchase["prompt_tokens"] * PRICE["prompt"] + purchase["completion_tokens"] * PRICE["completion"]) / 1e6
+    assert purchase["cost"] == pytest.approx(full_price / 2, abs=1e-6) and purchase["batch"]["batches"]
