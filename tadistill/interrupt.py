@@ -70,13 +70,20 @@ def draining(drain: Callable[[], None]) -> Iterator[None]:
 def _raise_again_until_heard() -> None:
     while True:
         threading.Event().wait(REPEAT_S)
-        with _lock:
-            signum = _state["unheard"]
-        if signum is None:
+        if not raise_again():
             return
-        # A real signal to the main thread (not _thread.interrupt_main, which waits for a
-        # blocking call to return by itself): it wakes from a sleep or a wait, and runs _on_signal.
-        signal.pthread_kill(threading.main_thread().ident, signum)
+
+
+def raise_again() -> bool:
+    """Raise the stop in the main thread again if the run has not heard it; whether it did."""
+    with _lock:
+        signum = _state["unheard"]
+    if signum is None:
+        return False
+    # A real signal to the main thread (not _thread.interrupt_main, which waits for a blocking
+    # call to return by itself): it wakes from a sleep or a wait, and runs _on_signal.
+    signal.pthread_kill(threading.main_thread().ident, signum)
+    return True
 
 
 def heard() -> None:
