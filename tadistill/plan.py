@@ -207,10 +207,11 @@ def _round_student(config: Config, k: int) -> Optional[tuple[Artifact, Optional[
     continues = config.train.final_init == "previous_round"
     if not (config.selection_uses_signals or config.selection_measures_progress or continues):
         return None
-    if k == 1:
-        return (bought(WARMUP), None) if config.warmup_requests() else None
+    source = _bought_before(config, k)
+    if k == 1 or source is None:
+        return (source, None) if source is not None else None
     previous = _round_student(config, k - 1)
-    return trusted(round_name(k - 1)), (model(round_name(k - 1)) if continues and previous else None)
+    return source, (model(round_name(k - 1)) if continues and previous else None)
 
 
 def _round(config: Config, k: int) -> list[Step]:

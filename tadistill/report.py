@@ -174,8 +174,7 @@ def _batch_lines(ctx: "RunContext") -> list[str]:
         for job in steps.get(f"{purchase}.buy", {}).get("batch", {}).get("batches", []):
             rows.append({"purchase": purchase, "batch": job["batch_id"], "requests": job["requests"],
                          "answered": job["answered"], "failed": job["failed"],
-                         "status history": " -> ".join(str(h.get("status", h)) if isinstance(h, dict) else str(h)
-                                                       for h in job["history"]),
+                         "status history": " -> ".join(h["status"] for h in job["history"]),
                          "cost": f"{job['cost']:.4f}", "one by one": f"{job['sync_cost']:.4f}"})
     if not rows:
         return []

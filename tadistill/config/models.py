@@ -53,7 +53,7 @@ class ModelsConfig(_Section):
         SYNTHETIC, description="Teaching-assistant model: a local folder or hub name, or 'synthetic'."
     )
     cache_dir: str = Field(
-        default_factory=lambda: default_cache_dir(),
+        default_factory=default_cache_dir,
         description=(
             "Where built synthetic models are cached, so later runs do not rebuild them: by default the user's cache "
             "folder, $TADISTILL_CACHE, else $XDG_CACHE_HOME/tadistill, else ~/.cache/tadistill (as Hugging Face "

@@ -98,6 +98,9 @@ class RecordedTeacherConfig(_Section):
             raise ValueError("recorded.match is 'id' but recorded.fields.id is not set")
 
 
+BATCH_DISCOUNT = 0.5  # the Batch API's price as a share of the synchronous one, at OpenAI and most providers
+
+
 class BatchConfig(_Section):
     """Buying through the provider's Batch API (/v1/files + /v1/batches): answers within a day, at about
     half the price."""
@@ -270,7 +273,7 @@ class Price(_Section):
         """(prompt, completion) per million tokens through the Batch API."""
         if self.batch_prompt is not None:
             return self.batch_prompt, self.batch_completion
-        share = 0.5 if self.batch_discount is None else self.batch_discount
+        share = BATCH_DISCOUNT if self.batch_discount is None else self.batch_discount
         return self.prompt * share, self.completion * share
 
 

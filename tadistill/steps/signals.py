@@ -153,8 +153,6 @@ def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, see
     import tempfile
 
     from ..evaluate import labelled_probe, probe_correct
-    from ..modeling import load_model, load_tokenizer
-    from ..train.loop import fit_local
     from .train import training_rows
     from ..signals.regime import slices
 
@@ -167,12 +165,9 @@ def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, see
     scratch = Path(tempfile.mkdtemp(prefix="regime-", dir=ctx.run_dir.path))
     try:
         for name, leave in cut.items():
-            model, tokenizer = load_model(base), load_tokenizer(base, config.inference.chat_template)
-            kept = rows.drop(index=leave).to_dict(orient="records")
-            fit_local(model, tokenizer, kept, epochs=config.train.epochs, batch_size=config.train.global_batch_size,
-                      lr=config.train.lr, seed=seed, max_length=config.train.max_length)
-            model.save_pretrained(scratch / name)
-            tokenizer.save_pretrained(scratch / name)
+            _fine_tune_in_process(ctx, base, rows.drop(index=leave), scratch / name, epochs=config.train.epochs,
+                                  batch_size=config.train.global_batch_size, lr=config.train.lr, seed=seed,
+                                  max_length=config.train.max_length)
             correct[name], left_out[name] = probe_correct(ctx, probe, str(scratch / name)), len(leave)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -329,19 +324,24 @@ class LearningTools:
 def _learning_tools(ctx: "RunContext") -> LearningTools:
     def fine_tune(rows: pd.DataFrame, out: Path) -> None:
         """Fine-tune the TA on rows (prompt, given, target, weight) into `out` (trust.verifier's settings)."""
-        from ..modeling import load_model, load_tokenizer
-        from ..train.loop import fit_local
-
-        settings, ta = ctx.config.trust.verifier, ctx.models()["ta"]
-        model, tokenizer = load_model(ta), load_tokenizer(ta, ctx.config.inference.chat_template)
-        examples = rows.to_dict(orient="records")
-        fit_local(model, tokenizer, examples, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                  seed=ctx.config.seed, max_length=settings.max_length)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        settings = ctx.config.trust.verifier
+        _fine_tune_in_process(ctx, ctx.models()["ta"], rows, out, epochs=settings.epochs, batch_size=settings.batch_size,
+                              lr=settings.lr, seed=ctx.config.seed, max_length=settings.max_length)
 
     return LearningTools(ctx.models()["ta"], ctx.run_dir.path / VERIFIER, fine_tune,
                          lambda path: _ta_scorer(ctx, None, path))
+
+
+def _fine_tune_in_process(ctx: "RunContext", start: str, rows: pd.DataFrame, out: Path, **settings) -> None:
+    """A model fine-tuned from `start` on rows (prompt, target, weight, given) in this process,
+    saved with its tokenizer into `out` (train/loop.py fit_local's settings)."""
+    from ..modeling import load_model, load_tokenizer
+    from ..train.loop import fit_local
+
+    model, tokenizer = load_model(start), load_tokenizer(start, ctx.config.inference.chat_template)
+    fit_local(model, tokenizer, rows.to_dict(orient="records"), **settings)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def _trust_signal_class(config: Config):

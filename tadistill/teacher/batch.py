@@ -26,12 +26,14 @@ from typing import Callable, Optional
 import pandas as pd
 
 from ..config import TeacherConfig
+from ..config.teacher import BATCH_DISCOUNT
 from ..tasks.prompts import teacher_messages
 from .batch_api import (TERMINAL, GaveUp, Journal, Part, Provider, Watch, line_failure, output_lines,
                         request_line)
 from .budget import Budget, PurchaseReport
 from .cache import ResponseCache
-from .client import TeacherError, _rows, prompt_token_bound, read_api_key, request_key, request_params, summarise
+from .client import (TeacherError, _rows, prompt_token_bound, read_api_key, request_cost, request_key, request_params,
+                     summarise)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def batch_info(report: PurchaseReport) -> dict:
                       "saved": round(sync_cost - cost, 6)}}
 
 
-def discounted(price: Optional[tuple[float, float]], share: float = 0.5) -> Optional[tuple[float, float]]:
+def discounted(price: Optional[tuple[float, float]], share: float = BATCH_DISCOUNT) -> Optional[tuple[float, float]]:
     return (price[0] * share, price[1] * share) if price else None
 
 
@@ -113,10 +115,6 @@ def _ledger(budget) -> Callable:
     return lambda method, *args: ray.get(getattr(budget, method).remote(*args))
 
 
-def _cost(price: Optional[tuple[float, float]], prompt_tokens: int, completion_tokens: int) -> float:
-    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6 if price else 0.0
-
-
 class _Purchase:
     def __init__(self, rows, config: TeacherConfig, base_url, cache: ResponseCache, system_prompt: str, budget,
                  price, batch_price, desc: str, progress: bool):
@@ -150,7 +148,7 @@ class _Purchase:
 
     def worst(self, messages: list[dict], completion_limit: int, n: int) -> tuple[int, float]:
         prompt, completion = prompt_token_bound(messages), n * completion_limit
-        return prompt + completion, _cost(self.batch_price, prompt, completion)
+        return prompt + completion, request_cost(self.batch_price, prompt, completion)
 
     # -- the purchase -----------------------------------------------------------------------
 
@@ -410,7 +408,7 @@ class _Purchase:
             "finish_reason": choices[0].get("finish_reason") or "",
             "finish_reasons": [c.get("finish_reason") or "" for c in choices],
             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "cost": _cost(self.batch_price, prompt_tokens, completion_tokens), "response_id": body.get("id", ""),
+            "cost": request_cost(self.batch_price, prompt_tokens, completion_tokens), "response_id": body.get("id", ""),
             "paid_at": time.time(), "batch_id": batch_id,
         }
 
@@ -422,7 +420,7 @@ class _Purchase:
                 "resumed": not part.submitted_here, "history": [dict(h) for h in part.history],
                 "prompt_tokens": prompt, "completion_tokens": completion,
                 "cost": round(sum(e["cost"] for e in stored), 6),
-                "sync_cost": round(_cost(self.price, prompt, completion), 6)}
+                "sync_cost": round(request_cost(self.price, prompt, completion), 6)}
 
     def buy_one_by_one(self, again: list[int]) -> None:
         """`on_failed_lines: sync`: the rows a batch left, bought one request at a time (the

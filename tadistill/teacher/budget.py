@@ -74,18 +74,7 @@ class Budget:
     def try_reserve_each(self, worst: list[tuple[int, float, bool]]) -> list[str]:
         """try_reserve for many requests in order, in one call (one message to the ledger actor): each
         (tokens, cost, settles); an answer per request (a Batch API purchase reserves a batch at once)."""
-        answers = []
-        for tokens, cost, settles in worst:
-            with self._lock:
-                spend = Spend(1, tokens, cost)
-                if self._fits(spend):
-                    self.spent = self.spent + spend
-                    self.pending += int(settles)
-                    answers.append("reserved")
-                    continue
-                room = Spend(1, 0, 0.0) if self.pending else spend
-                answers.append("wait" if self.pending and self._fits(room) else "exhausted")
-        return answers
+        return [self.try_reserve(tokens, cost, settles) for tokens, cost, settles in worst]
 
     def settle(self, reserved_tokens: int, reserved_cost: float, tokens: int, cost: float) -> None:
         """Replace a reservation's worst case by what the request really used."""

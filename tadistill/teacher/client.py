@@ -99,6 +99,11 @@ async def _wait_to_retry(retry: RetryClock, failure: str, server_asks: Optional[
     await asyncio.sleep(delay)
 
 
+def request_cost(price: Optional[tuple[float, float]], prompt_tokens: int, completion_tokens: int) -> float:
+    """What a request costs at (prompt, completion) per million tokens; 0 without a price."""
+    return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6 if price else 0.0
+
+
 def request_key(model: str, messages: list[dict], params: dict) -> str:
     payload = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -241,9 +246,7 @@ class TeacherClient:
         return self._limiters
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        if not self.price:
-            return 0.0
-        return (prompt_tokens * self.price[0] + completion_tokens * self.price[1]) / 1e6
+        return request_cost(self.price, prompt_tokens, completion_tokens)
 
     def messages(self, question: str) -> list[dict]:
         return teacher_messages(question, self.system_prompt)
