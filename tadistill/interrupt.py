@@ -26,7 +26,8 @@ class Stopped(KeyboardInterrupt):
     """SIGTERM (a scheduler, `kill`, a preempted node): stop as on Ctrl-C."""
 
 
-_state = {"sigterm": False, "unheard": None}  # a SIGTERM was received; the stop not yet heard (its signal)
+# A SIGTERM was received; the stop not yet heard (its signal); repeats sent and not yet handled.
+_state = {"sigterm": False, "unheard": None, "repeats": 0}
 _lock = threading.Lock()
 
 
@@ -35,6 +36,10 @@ _drains: list[Callable[[], None]] = []  # what lets work on the wire land before
 
 def _on_signal(signum, frame):
     with _lock:
+        repeat = _state["repeats"] > 0
+        _state["repeats"] = max(0, _state["repeats"] - 1)
+        if repeat and _state["unheard"] is None:
+            return  # a repeat sent just before the run heard the stop: nothing left to raise
         # Remembered as well as raised: a library that catches the raise (Ray's `ray.get` in C++)
         # raises a plain KeyboardInterrupt in its place.
         _state["sigterm"] = _state["sigterm"] or signum == signal.SIGTERM
@@ -78,10 +83,12 @@ def raise_again() -> bool:
     """Raise the stop in the main thread again if the run has not heard it; whether it did."""
     with _lock:
         signum = _state["unheard"]
-    if signum is None:
-        return False
+        if signum is None:
+            return False
+        _state["repeats"] += 1
     # A real signal to the main thread (not _thread.interrupt_main, which waits for a blocking
-    # call to return by itself): it wakes from a sleep or a wait, and runs _on_signal.
+    # call to return by itself): it wakes from a sleep or a wait, and runs _on_signal. A signal
+    # that lands just before the main thread blocks does not wake it: the next repeat does.
     signal.pthread_kill(threading.main_thread().ident, signum)
     return True
 

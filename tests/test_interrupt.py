@@ -11,8 +11,9 @@ import textwrap
 
 from .conftest import REPO
 
-# The repeat is raised by hand, once the first raise was swallowed, so what the test sees does not
-# depend on how long anything takes: the timer that repeats it in a run never fires here.
+# The repeat is raised by hand once the first raise was swallowed (the timer that repeats it in a
+# run never fires here), and again until heard: a signal that lands just before the main thread
+# blocks does not wake it, which is why a run repeats. What the test sees does not depend on time.
 SWALLOWED_ONCE = textwrap.dedent("""
     import threading
     from tadistill import interrupt
@@ -21,11 +22,12 @@ SWALLOWED_ONCE = textwrap.dedent("""
     interrupt.install()
     swallowed = threading.Event()
 
-    def repeat_once():
+    def repeat_until_heard():
         swallowed.wait()
-        interrupt.raise_again()
+        while interrupt.raise_again():
+            threading.Event().wait(0.05)
 
-    threading.Thread(target=repeat_once, daemon=True).start()
+    threading.Thread(target=repeat_until_heard, daemon=True).start()
     try:
         print("ready", flush=True)
         threading.Event().wait()  # only a signal ends this

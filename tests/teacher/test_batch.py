@@ -151,6 +151,33 @@ def test_a_driver_killed_while_its_batch_runs_reattaches_on_rerun_and_nothing_ex
     assert budget.spent.cost == pytest.approx(8 * 0.0046 / 2)
 
 
+def test_a_stop_inside_the_journal_write_of_a_create_still_names_the_batch_and_the_rerun_adopts_it(
+        tmp_path, servers, monkeypatch, caplog):
+    """The stop lands after the `created` event is in the journal's file, inside its fsync: what
+    the console says is what the file says (the batch id), and the rerun re-attaches to it."""
+    import os
+
+    upstream, batches = servers
+    journal = tmp_path / "cache" / "batches" / "journal.jsonl"
+    fsync = os.fsync
+
+    def stop_inside_the_created_write(fd):
+        fsync(fd)
+        if journal.exists() and json.loads(journal.read_text().splitlines()[-1])["event"] == "created":
+            monkeypatch.setattr(os, "fsync", fsync)  # one stop
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", stop_inside_the_created_write)
+    with caplog.at_level("WARNING"), pytest.raises(KeyboardInterrupt):
+        _buy(_client(batches.base_url, tmp_path / "cache"), _rows(4), Budget(100))
+    created = [e for e in map(json.loads, journal.read_text().splitlines()) if e["event"] == "created"]
+    assert len(created) == 1 and created[0]["batch_id"] in caplog.text and "resume them" in caplog.text
+
+    frame, report = _buy(_client(batches.base_url, tmp_path / "cache"), _rows(4), Budget(100))
+    assert batches.create_calls == 1 and report.batches[0]["resumed"] and len(frame) == 4
+    assert set(batches.executions.values()) == {1}
+
+
 def _journal_a_create_whose_answer_was_lost(folder: Path, batches: BatchServer, rows: pd.DataFrame, created: bool):
     """What a driver killed inside `batches.create` leaves: the part uploaded and the create
     journaled, and at the provider a batch of it (the create went through) or none."""
