@@ -42,6 +42,8 @@ class Artifact:
     summary: str
     # (old, new) names of columns a table written by an earlier tadistill may hold: renamed on read
     renamed: tuple[tuple[str, str], ...] = ()
+    kind: str = ""  # what sort of table (KINDS): how the plan finds, say, every purchase's outputs
+    of: str = ""  # the purchase, round or student it belongs to ("" for a run's one table)
 
     def __str__(self) -> str:
         return self.path
@@ -56,6 +58,8 @@ class Folder:
 
     path: str
     summary: str
+    kind: str = ""
+    of: str = ""
 
     def __str__(self) -> str:
         return self.path
@@ -63,6 +67,15 @@ class Folder:
     def __fspath__(self) -> str:  # run_dir / artifact works like a path
         return self.path
 
+
+class Document(Folder):
+    """One text file a step writes whole (JSON, Markdown) for people and for later steps: read and
+    written as text (StepView.read_text, write_text), not as a table or a folder."""
+
+
+# The kinds the plan is asked about (plan.Plan.written): a purchase's outputs as bought and every
+# teacher's offers, a round's question signals, a trust table, a trained student, its metrics.
+BOUGHT, OFFERS, SIGNALS, TRUSTED, MODEL, METRICS = "bought", "offers", "question_signals", "trusted", "model", "metrics"
 
 ROWS = Artifact("corpus/rows.parquet", tuple(CANONICAL_COLUMNS), "every split's canonical rows")
 REJECTS = Artifact("corpus/rejects.parquet", tuple(REJECT_COLUMNS), "rows the corpus rejected, with the reason")
@@ -114,19 +127,26 @@ TRUSTED_RENAMED = (("ta_conf_teacher", "trust_value"),)
 
 # -- per purchase (warmup, round1, ...) --------------------------------------------------
 
+REPORT = Document("report.md", "the run's report: what was bought, how the signals and trust did, the result")
+SUMMARY = Document("summary.json", "the run's facts in numbers (the report's)")
+FIGURES = Folder("figures", "the report's plots")
+
+
 def picks(purchase: str) -> Artifact:
     return Artifact(f"picks/{purchase}.parquet", _PICK, f"the questions picked for purchase {purchase}, "
                     "most preferred first")
 
 
 def bought(purchase: str) -> Artifact:
-    return Artifact(f"teacher/{purchase}.parquet", _BOUGHT, f"teacher outputs bought in purchase {purchase}")
+    return Artifact(f"teacher/{purchase}.parquet", _BOUGHT, f"teacher outputs bought in purchase {purchase}",
+                    kind=BOUGHT, of=purchase)
 
 
 def offers(purchase: str) -> Artifact:
     return Artifact(f"teacher/{purchase}_offers.parquet", _BOUGHT + ("trust_weight", "level", "kept"),
                     f"everything a cascade bought in purchase {purchase}, each teacher's outputs (level: its place "
-                    "among the teachers) with their trust weight and whether the purchase kept them")
+                    "among the teachers) with their trust weight and whether the purchase kept them",
+                    kind=OFFERS, of=purchase)
 
 
 # -- per round (its student's signals, and trust in what was bought so far) ---------------
@@ -152,13 +172,14 @@ def scored_parts(round_: str) -> Folder:
 def question_signals(round_: str) -> Artifact:
     return Artifact(f"{round_}/question_signals.parquet",
                     ("id", "self_consistency", "ta_conf_student", "score", "selected"),
-                    f"per {round_} candidate: its signals, selection score and whether it was picked")
+                    f"per {round_} candidate: its signals, selection score and whether it was picked",
+                    kind=SIGNALS, of=round_)
 
 
 def trusted(name: str) -> Artifact:
     return Artifact(f"{name}/trust.parquet", TRUSTED_COLUMNS,
                     f"every output bought up to {name}, with its trust signal's value and its trust weight",
-                    renamed=TRUSTED_RENAMED)
+                    renamed=TRUSTED_RENAMED, kind=TRUSTED, of=name)
 
 
 def trust_parts(name: str) -> Folder:
@@ -172,10 +193,19 @@ def train_rows(stage: str) -> Artifact:
 
 
 def model(stage: str) -> Folder:
-    return Folder(f"{stage}/model", f"the {stage} student")
+    return Folder(f"{stage}/model", f"the {stage} student", kind=MODEL, of=stage)
 
 
-def catalogue(rounds: int = 2) -> list[Artifact | Folder]:
+def metrics(stage: str) -> Document:
+    return Document(f"{stage}/metrics.json", f"the {stage} student's training: losses, steps, what its checks chose",
+                    kind=METRICS, of=stage)
+
+
+def model_card(stage: str) -> Document:
+    return Document(f"{stage}/model/README.md", f"the {stage} student's model card")
+
+
+def catalogue(rounds: int = 2) -> list[Artifact | Folder | Document]:
     """Every artifact of a run with `rounds` rounds, for documentation and tests."""
     fixed = [ROWS, REJECTS, RECORDS, UNMATCHED, CALIBRATION, CALIBRATION_PARTS, LABELLED, LEARNED, LABELLED_PARTS, VERIFIER,
              picks(LABELLED_PURCHASE), bought(LABELLED_PURCHASE), ANSWERS]
@@ -184,11 +214,12 @@ def catalogue(rounds: int = 2) -> list[Artifact | Folder]:
     per_round = [make(round_name(k)) for k in range(1, rounds + 1)
                  for make in (samples, samples_parts, samples_scored, scored_parts, question_signals)]
     trusts = [make(name) for name in purchases for make in (trusted, trust_parts)]
-    stages = [make(s) for s in [round_name(k) for k in range(1, rounds + 1)] + [FINAL] for make in (train_rows, model)]
-    return fixed + per_purchase + per_round + trusts + stages
+    stages = [make(s) for s in [round_name(k) for k in range(1, rounds + 1)] + [FINAL]
+              for make in (train_rows, model, metrics)]
+    return fixed + per_purchase + per_round + trusts + stages + [model_card(FINAL), REPORT, SUMMARY, FIGURES]
 
 
-# -- what a run holds, by its config ------------------------------------------------------
+# -- purchase steps, as the manifest names them ---------------------------------------
 
 BUY = "buy"  # the step of a purchase is "<purchase>.buy"
 
@@ -204,27 +235,3 @@ def is_purchase_step(step: str) -> bool:
 def requests_paid(steps: dict) -> int:
     """Teacher requests a run has used, over every invocation, from its manifest's steps."""
     return sum(entry.get("rows", 0) for name, entry in steps.items() if is_purchase_step(name))
-
-
-def purchases(config) -> list[str]:
-    """The run's purchases in order: the warm-up (when it buys anything), then each round's."""
-    first = [WARMUP] if config.stages and config.warmup_requests() else []
-    return first + [round_name(k) for k in range(1, config.rounds + 1)]
-
-
-def paid_purchases(config) -> list[str]:
-    """Every purchase the budget pays for: the calibration purchase of a learning trust signal
-    (never trained on), then the run's purchases."""
-    return ([LABELLED_PURCHASE] if config.calibration_requests() else []) + purchases(config)
-
-
-def final_trust(config) -> "Artifact | None":
-    """The trust table the final student trains on (None: it trains on the purchase as bought)."""
-    if config.rounds:
-        return trusted(round_name(config.rounds))
-    return trusted(WARMUP) if config.one_stage_trust else None
-
-
-def trained_stages(config) -> list[str]:
-    """The students a run may train, in order: each round's (where it needs one), then the final one."""
-    return [round_name(k) for k in range(1, config.rounds + 1)] + ([FINAL] if config.stages else [])

@@ -1,8 +1,10 @@
 """What every step of a run is handed: the config, the run directory, and the run's variants
 (teacher, executor, tracker, models), each built once from the config when first asked for.
 
-Steps exchange data only through the run directory's declared artifacts (artifacts.py); this
-context carries what is not data: where the models are, whom to pay, and where the models answer.
+Steps exchange data only through the run directory's declared artifacts (artifacts.py), and
+`run_dir` holds them to it: while a step runs it is that step's view (rundir.StepView), which
+refuses an artifact the step does not declare. The context carries what is not data: where the
+models are, whom to pay, and where the models answer.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 
 from .artifacts import FINAL, is_purchase_step, model
 from .config import SYNTHETIC, Config
-from .rundir import RunDir
+from .rundir import RunDir, StepView
 
 if TYPE_CHECKING:
     from .services import Services
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 @dataclass
 class RunContext:
     config: Config
-    run_dir: RunDir
+    run_dir: StepView  # a RunDir given here is viewed: the runner sets the running step
     services: "Services"
     fingerprints: dict[str, str] = field(default_factory=dict)
     teacher_sent: int = 0  # requests actually paid in this invocation
@@ -33,6 +35,10 @@ class RunContext:
     _teachers: Optional[list] = None
     _executor: object = None
     _tracker: object = None
+
+    def __post_init__(self):
+        if isinstance(self.run_dir, RunDir):
+            self.run_dir = StepView(self.run_dir)
 
     def models(self) -> dict[str, str]:
         """Resolved student and TA paths (the synthetic ones are built once, then cached)."""
@@ -102,7 +108,7 @@ class RunContext:
         """The student the run ends with: the final one it trained, or the base student for `base`."""
         if self.config.stages == 0:
             return self.models()["student"]
-        return str(self.run_dir.path / model(FINAL))
+        return str(self.run_dir.location(model(FINAL)))
 
     def parts(self, folder):
         """Where the running step writes its output block by block, and the fingerprint the blocks

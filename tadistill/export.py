@@ -16,8 +16,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from .artifacts import (FINAL, ROWS, bought, final_trust, purchases, question_signals, requests_paid, round_name,
-                        train_rows)
+from .artifacts import BOUGHT, FINAL, LABELLED_PURCHASE, ROWS, SIGNALS, requests_paid, train_rows
 from .config import Config
 from .rundir import RunDir, RunDirError
 
@@ -28,13 +27,16 @@ CARD = "README.md"
 
 def bought_outputs(run_dir: RunDir, config: Config) -> pd.DataFrame:
     """Every output the run bought, one row each, with its trust, signals, cost and gold."""
-    bought_so_far = [p for p in purchases(config) if run_dir.has(bought(p))]
+    from .plan import plan
+
+    steps = plan(config)  # what the run holds: its purchases, the trust table its final student learns from
+    bought_so_far = [table for table in steps.written(BOUGHT) if table.of != LABELLED_PURCHASE and run_dir.has(table)]
     if not bought_so_far:
         raise RunDirError(f"{run_dir.path}: nothing bought yet (no teacher/<purchase>.parquet); run it first")
-    frames = [run_dir.read_table(bought(p)).assign(purchase=p) for p in bought_so_far]
+    frames = [run_dir.read_table(table).assign(purchase=table.of) for table in bought_so_far]
     outputs = pd.concat(frames, ignore_index=True)
-    trust = final_trust(config)
-    if trust is not None and run_dir.has(trust):
+    trust = steps.final_source()
+    if trust is not None and trust.kind != BOUGHT and run_dir.has(trust):
         weights = run_dir.read_table(trust)[["id", "k", "trust_value", "weight"]]
         outputs = outputs.merge(weights, on=["id", "k"], how="left")
     else:  # the final student learned the purchase as bought (or by gold, for the oracle)
@@ -44,7 +46,7 @@ def bought_outputs(run_dir: RunDir, config: Config) -> pd.DataFrame:
     outputs["question"] = outputs["id"].map(rows["question"])
     outputs["gold"] = outputs["id"].map(rows["gold"]) if "gold" in rows else None
     outputs["correct"] = [None if g is None or g != g else bool(a == g) for a, g in zip(outputs["answer"], outputs["gold"])]
-    outputs = outputs.merge(_picked_signals(run_dir, config), on="id", how="left")
+    outputs = outputs.merge(_picked_signals(run_dir, steps.written(SIGNALS)), on="id", how="left")
     outputs["cost"] = [_cost(config, m, p, c) for m, p, c in
                        zip(outputs["model"], outputs["prompt_tokens"], outputs["completion_tokens"])]
     columns = ["id", "question", "text", "answer", "gold", "correct", "model", "purchase", "prompt_tokens",
@@ -61,11 +63,10 @@ def _trained_weights(run_dir: RunDir, outputs: pd.DataFrame) -> pd.Series:
     return outputs["id"].map(kept).fillna(0.0)
 
 
-def _picked_signals(run_dir: RunDir, config: Config) -> pd.DataFrame:
+def _picked_signals(run_dir: RunDir, tables: list) -> pd.DataFrame:
     """The student's signals on the questions a round picked (NaN for warm-up picks)."""
     frames = []
-    for k in range(1, config.rounds + 1):
-        table = question_signals(round_name(k))
+    for table in tables:
         if run_dir.has(table):
             signals = run_dir.read_table(table)
             frames.append(signals[signals["selected"]][["id", "self_consistency", "ta_conf_student", "score"]])

@@ -46,8 +46,3 @@ def card_text(ctx: "RunContext", model: Path) -> str:
         f"`{ctx.run_dir.path / 'config.json'}`.", "",
     ])
 
-
-def write_model_card(ctx: "RunContext", model: Path) -> Path:
-    card = model / "README.md"
-    card.write_text(card_text(ctx, model))
-    return card

@@ -19,7 +19,7 @@ from .console import LOG_ONLY
 from .context import RunContext
 from .plan import Step, plan
 from .preflight import check_before_running
-from .rundir import STORAGE_ERRNOS, RunDir, storage_problem
+from .rundir import STORAGE_ERRNOS, RunDir, StepView, storage_problem
 from .services import Services
 from .version import __version__
 
@@ -55,12 +55,14 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
     own_services = services is None
     services = services or Services(config)
     run_dir.write_text("config.json", config.model_dump_json(indent=2))
-    ctx = RunContext(config=config, run_dir=run_dir, services=services)
+    view = StepView(run_dir)  # each step sees only what it declares (plan.py)
+    ctx = RunContext(config=config, run_dir=view, services=services)
     steps = plan(config)
     for step in steps:  # fingerprints first, so the budget knows which purchases still count
         ctx.fingerprints[step.name] = fingerprint(config, step, [ctx.fingerprints[s.name] for s in steps.upstream(step)])
     _say_if_earlier_layout(run_dir)
-    unfinished = [s.name for s in steps if s.name != "report" and not run_dir.finished(s.name, ctx.fingerprints[s.name])]
+    unfinished = [s.name for s in steps
+                  if not s.every_invocation and not run_dir.finished(s.name, ctx.fingerprints[s.name])]
     check_before_running(ctx, unfinished)  # a bad model, data file, resource need or endpoint: before any money
     try:
         for step in steps:
@@ -69,7 +71,7 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
             if done and not all(run_dir.has(out) for out in step.writes):
                 log.warning("step %-16s finished earlier but its output is gone; running it again", step.name)
                 done = None
-            if done and step.name != "report":
+            if done and not step.every_invocation:
                 ctx.step_log.append({"step": step.name, "status": "skipped", **_summary(done)})
                 log.info("%-16s skipped (finished earlier)", step.name)
                 continue
@@ -77,7 +79,8 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
             started = time.time()
             ctx.step = step.name
             try:
-                with kept():  # a handler a library installed in the step ends with it
+                # kept(): a handler a library installed in the step ends with it
+                with kept(), view.running(step.name, step.reads, step.writes):
                     info = step.run(ctx)
             except KeyboardInterrupt:
                 heard()  # Ctrl-C or SIGTERM reached the run: stop it, take down what it started
@@ -88,7 +91,7 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
                 raise storage_problem(run_dir.path, f"step {step.name}", exc) from exc
             seconds = round(time.time() - started, 1)
             entry = {"fingerprint": fp, "seconds": seconds, **info}
-            if step.name != "report":
+            if not step.every_invocation:
                 run_dir.record(step.name, entry)
             ctx.step_log.append({"step": step.name, "status": "ran", **_summary(entry)})
             log.info("%-16s done in %5.1f s  %s", step.name, seconds, _headline(info))

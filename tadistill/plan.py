@@ -16,7 +16,9 @@ order is derived from those declarations (the way Kedro orders nodes by their da
 checked when the plan is built: every artifact is written by one step, every read is written by
 some step of the plan, and there is no cycle. A step's fingerprint hashes its config keys and the
 fingerprints of the steps that wrote what it reads, so a rerun skips a finished step and a
-changed option redoes only what depends on it.
+changed option redoes only what depends on it. The runner holds each step to its declarations
+(rundir.StepView), and what a run holds (its purchases, the final trust table, its students) is
+read off the built plan (`Plan.written`, `Plan.final_source`), never decided a second time.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from .artifacts import (ANSWERS, CALIBRATION, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, REJECTS, ROWS,
-                        WARMUP, file_tag, teacher_records, Artifact, Folder, bought, model, offers, picks, question_signals, round_name,
-                        VERIFIER, samples, samples_scored, train_rows, trusted)
+from .artifacts import (ANSWERS, BOUGHT, CALIBRATION, FIGURES, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, METRICS,
+                        MODEL, OFFERS, REJECTS, REPORT, ROWS, SIGNALS, SUMMARY, TRUSTED, VERIFIER, WARMUP, Artifact,
+                        Folder, bought, file_tag, metrics, model, model_card, offers, picks, question_signals,
+                        round_name, samples, samples_scored, teacher_records, train_rows, trusted)
 from .config import Config
 from .config.choices import fact
 from .steps.corpus import step_corpus
 from .evaluate import step_evaluate
-from .report import step_report
+from .report import ReportInputs, step_report
 from .steps.signals import judge_outputs, step_calibrate_trust, step_learn_trust, step_sample, step_score, step_select, step_trust
 from .steps.teacher import earlier_purchases, step_buy, step_pick_labelled, step_pick_warmup, step_teacher_records
 from .steps.train import step_train
@@ -56,6 +59,9 @@ class Step:
     derived: Optional[Callable[[Config], Any]] = None
     reads: tuple = ()  # artifacts (artifacts.py); the steps that write them run first
     writes: tuple = ()
+    # Runs in every invocation, finished or not, and is never recorded as finished (the report:
+    # it tells what this invocation did); it is no work left undone before anything is paid.
+    every_invocation: bool = False
 
 
 class PlanError(ValueError):
@@ -97,6 +103,20 @@ class Plan:
     def names(self) -> list[str]:
         return [step.name for step in self.steps]
 
+    def written(self, kind: str) -> list:
+        """The artifacts of one kind (artifacts.KINDS) the plan's steps write, in the order they run:
+        its purchases (BOUGHT), the trust tables (TRUSTED), the students it trains (MODEL)."""
+        return [artifact for step in self.steps for artifact in step.writes if getattr(artifact, "kind", "") == kind]
+
+    def final_source(self):
+        """What the final student trains on (the last trust table, or the one purchase as bought):
+        what the step that writes the final student reads besides the corpus and a start; None for a
+        plan without one (base)."""
+        for step in self.steps:
+            if model(FINAL) in step.writes:
+                return next(a for a in step.reads if getattr(a, "kind", "") in (TRUSTED, BOUGHT))
+        return None
+
 
 def _ordered(steps: list[Step], upstream: Callable[[Step], list[Step]]) -> list[Step]:
     """A topological order (Kahn's), ties kept in the order the steps were declared."""
@@ -120,11 +140,13 @@ def plan(config: Config) -> Plan:
     """Every step of the run `config` describes, in the order its artifacts require."""
     steps = [Step("corpus", step_corpus, ("data",), writes=(ROWS, REJECTS))]
     if config.stages == 0:  # base: the student as it came, evaluated
-        return Plan(steps + _end(config, None))
-    steps += _setup(config)
-    for k in range(1, config.rounds + 1):
-        steps += _round(config, k)
-    return Plan(steps + _end(config, _final_source(config)))
+        steps += _end(config, None)
+    else:
+        steps += _setup(config)
+        for k in range(1, config.rounds + 1):
+            steps += _round(config, k)
+        steps += _end(config, _final_source(config))
+    return Plan(steps + [_report_step(config, Plan(steps))])
 
 
 def _recorded(config: Config) -> list[tuple[int, str]]:
@@ -178,7 +200,8 @@ def _learnt(config: Config) -> tuple:
 def _buy_step(config: Config, purchase: str) -> Step:
     """A purchase from the run's teacher; with several teachers (`teachers`) the cascade's choice
     of whom to pay depends on them all and, for a cascade, on trust in what each answered."""
-    keys, reads, writes = TEACHER_KEYS, (ROWS, picks(purchase)), (bought(purchase),)
+    # The pool's reads too: a recorded teacher answers from its records.
+    keys, reads, writes = TEACHER_KEYS, _pool_reads(config) + (picks(purchase),), (bought(purchase),)
     escalates = config.cascade_trusts and purchase != LABELLED_PURCHASE
     if config.teachers:
         keys += ("teachers", "cascade")
@@ -222,7 +245,8 @@ def _round(config: Config, k: int) -> list[Step]:
         source, init = student
         steps.append(Step(f"{name}.train", partial(step_train, stage=name, source=source, init=init, final=False),
                           ("train",) + STUDENT_KEYS,
-                          reads=(ROWS, source) + ((init,) if init else ()), writes=(train_rows(name), model(name))))
+                          reads=(ROWS, source) + ((init,) if init else ()),
+                          writes=(train_rows(name), model(name), metrics(name))))
     candidates = _pool_reads(config) + tuple(earlier_purchases(config, k))
     if config.selection_uses_signals:
         sampler = model(name) if student is not None else None
@@ -289,8 +313,7 @@ def _final_role(config: Config) -> dict:
 
 def _end(config: Config, source: Optional[Artifact]) -> list[Step]:
     if source is None:  # base: the student as it came
-        evaluate = Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, reads=(ROWS,), writes=(ANSWERS,))
-        return [evaluate, Step("report", step_report, (), reads=(ROWS, ANSWERS))]
+        return [Step("evaluate", step_evaluate, ("eval",) + STUDENT_KEYS, reads=(ROWS,), writes=(ANSWERS,))]
     init = None
     if config.rounds and config.train.final_init == "previous_round" and _round_student(config, config.rounds):
         init = model(round_name(config.rounds))
@@ -298,7 +321,21 @@ def _end(config: Config, source: Optional[Artifact]) -> list[Step]:
         Step(f"{FINAL}.train", partial(step_train, stage=FINAL, source=source, init=init, final=True),
              ("train",) + STUDENT_KEYS, derived=_final_role,
              reads=(ROWS, source) + ((init,) if init else ()) + ((CALIBRATION,) if config.checks_start_share else ()),
-             writes=(train_rows(FINAL), model(FINAL))),
+             writes=(train_rows(FINAL), model(FINAL), metrics(FINAL))),
         Step("evaluate", step_evaluate, ("eval",), reads=(ROWS, model(FINAL)), writes=(ANSWERS,)),
-        Step("report", step_report, (), reads=(ROWS, ANSWERS)),
     ]
+
+
+def _report_step(config: Config, steps: Plan) -> Step:
+    """The report reads what the plan's other steps wrote that it shows: each purchase (its offers
+    where a cascade made them), the rounds' signals, the final trust table, a learnt signal, each
+    student's training metrics and the final student; the plan alone says which there are."""
+    final = steps.final_source()
+    shown = ReportInputs.of(steps, final, config.selection_uses_signals)
+    reads = ((ROWS, ANSWERS) + tuple(steps.written(BOUGHT)) + tuple(steps.written(OFFERS))
+             + shown.signals + ((final,) if final is not None and final.kind == TRUSTED else ())
+             + tuple(a for a in _learnt(config) if a == LEARNED) + tuple(steps.written(METRICS))
+             + tuple(a for a in steps.written(MODEL) if a == model(FINAL)))
+    writes = (REPORT, SUMMARY, FIGURES) + ((model_card(FINAL),) if model(FINAL) in steps.written(MODEL) else ())
+    return Step("report", partial(step_report, shown=shown), (), reads=reads, writes=writes,
+                every_invocation=True)

@@ -8,18 +8,40 @@ right ones. The method itself never reads pool gold; only this diagnosis does.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
 
-from .artifacts import (FINAL, LEARNED, ROWS, bought, final_trust, offers, paid_purchases, purchase_step,
-                        question_signals, round_name, trained_stages)
+from .artifacts import (BOUGHT, FIGURES, FINAL, LEARNED, METRICS, MODEL, OFFERS, REPORT, ROWS, SIGNALS, SUMMARY,
+                        Artifact, Document, Folder, model, model_card, purchase_step, round_name)
 from .tables import auroc, markdown_table
 
 if TYPE_CHECKING:
     from .context import RunContext
+    from .plan import Plan
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the report shows, as the plan made it (plan._report_step declares each as a read)."""
+
+    purchases: tuple[tuple[str, Artifact, Optional[Artifact]], ...]  # (purchase, bought, a cascade's offers)
+    signals: tuple[Artifact, ...]  # each round's question signals, where the rule reads signals
+    trust: Optional[Artifact]  # the trust table the final student learns from (None: as bought)
+    metrics: tuple[Document, ...]  # each trained student's metrics, in training order
+    final_model: Optional[Folder]  # the final student (None for `base`)
+
+    @classmethod
+    def of(cls, steps: "Plan", final: Optional[Artifact], uses_signals: bool) -> "ReportInputs":
+        offers = {a.of: a for a in steps.written(OFFERS)}
+        return cls(purchases=tuple((a.of, a, offers.get(a.of)) for a in steps.written(BOUGHT)),
+                   signals=tuple(steps.written(SIGNALS)) if uses_signals else (),
+                   trust=final if final is not None and final.kind != BOUGHT else None,
+                   metrics=tuple(steps.written(METRICS)),
+                   final_model=model(FINAL) if model(FINAL) in steps.written(MODEL) else None)
 
 
 def _pyplot():
@@ -31,13 +53,8 @@ def _pyplot():
     return plt
 
 
-def _stage_metrics(run_path: Path, stages: list[str]) -> dict[str, dict]:
-    found = {}
-    for stage in stages:
-        path = run_path / stage / "metrics.json"
-        if path.exists():
-            found[stage] = json.loads(path.read_text())
-    return found
+def _stage_metrics(ctx: "RunContext", metrics: tuple[Document, ...]) -> dict[str, dict]:
+    return {doc.of: json.loads(ctx.run_dir.read_text(doc)) for doc in metrics if ctx.run_dir.location(doc).exists()}
 
 
 def _plot_curves(stages: dict[str, dict], key: str, ylabel: str, out: Path) -> Optional[str]:
@@ -54,8 +71,9 @@ def _plot_curves(stages: dict[str, dict], key: str, ylabel: str, out: Path) -> O
     return _save(fig, ax, out, "optimizer step", ylabel)
 
 
-def _training_section(run_path: Path, figures: Path, trained: list[str], facts: Optional[dict] = None) -> list[str]:
-    stages = _stage_metrics(run_path, trained)
+def _training_section(ctx: "RunContext", figures: Path, trained: tuple[Document, ...],
+                      facts: Optional[dict] = None) -> list[str]:
+    stages = _stage_metrics(ctx, trained)
     if not stages:
         return []
     table = pd.DataFrame([{
@@ -127,11 +145,11 @@ def _save(fig, ax, out: Path, xlabel: str, ylabel: str) -> str:
     return out.name
 
 
-def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
+def _teacher_section(ctx: "RunContext", shown: ReportInputs, gold: pd.Series, facts: dict) -> list[str]:
     lines = ["## Teacher", ""]
     parts = []
-    for purchase in paid_purchases(ctx.config):
-        stage, artifact = purchase_step(purchase), bought(purchase)
+    for purchase, artifact, _ in shown.purchases:
+        stage = purchase_step(purchase)
         if ctx.run_dir.has(artifact) and ctx.run_dir.finished(stage, ctx.fingerprints.get(stage, "")):
             frame = ctx.run_dir.read_table(artifact)
             frame["teacher_correct"] = frame["answer"].notna() & (frame["answer"] == frame["id"].map(gold))
@@ -144,7 +162,7 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
             })
     if parts:
         lines += [markdown_table(pd.DataFrame(parts)), ""]
-    lines += _teachers_lines(ctx, gold, facts)
+    lines += _teachers_lines(ctx, shown, gold, facts)
     bought_requests = sum(p["requests used"] for p in parts)
     # Sent and never answered (timed out, cut off, in flight at a stop): maybe paid, so charged.
     unanswered = sum(t.maybe_paid().requests for t in ctx.teachers)
@@ -162,16 +180,16 @@ def _teacher_section(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[st
         f"**{ctx.teacher_sent}** ({ctx.teacher.provenance}).",
         "",
     ]
-    return lines + _batch_lines(ctx)
+    return lines + _batch_lines(ctx, shown)
 
 
-def _batch_lines(ctx: "RunContext") -> list[str]:
+def _batch_lines(ctx: "RunContext", shown: ReportInputs) -> list[str]:
     """teacher.batch: per purchase, its Batch API jobs, their status history, their cost at the
     batch price and what the same answers would have cost one request at a time."""
     steps = ctx.run_dir.manifest()["steps"]
     rows = []
-    for purchase in paid_purchases(ctx.config):
-        for job in steps.get(f"{purchase}.buy", {}).get("batch", {}).get("batches", []):
+    for purchase, _, _ in shown.purchases:
+        for job in steps.get(purchase_step(purchase), {}).get("batch", {}).get("batches", []):
             rows.append({"purchase": purchase, "batch": job["batch_id"], "requests": job["requests"],
                          "answered": job["answered"], "failed": job["failed"],
                          "status history": " -> ".join(h["status"] for h in job["history"]),
@@ -184,19 +202,19 @@ def _batch_lines(ctx: "RunContext") -> list[str]:
             f"{cost:.4f} against {sync:.4f} one request at a time.", "", markdown_table(pd.DataFrame(rows)), ""]
 
 
-def _teachers_lines(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str]:
+def _teachers_lines(ctx: "RunContext", shown: ReportInputs, gold: pd.Series, facts: dict) -> list[str]:
     """With several teachers: per teacher, what it was asked, how often the cascade escalated past
     it, whose outputs were kept, its cost, and its accuracy against gold where gold exists."""
     if not ctx.config.teachers:
         return []
     steps = ctx.run_dir.manifest()["steps"]
     table: dict[str, dict] = {}
-    for purchase in paid_purchases(ctx.config):
+    for purchase, bought, offers in shown.purchases:
         entry = steps.get(purchase_step(purchase), {})
-        if ctx.run_dir.has(offers(purchase)):
-            bought_all = ctx.run_dir.read_table(offers(purchase))
-        elif ctx.run_dir.has(bought(purchase)):
-            bought_all = ctx.run_dir.read_table(bought(purchase)).assign(kept=True)
+        if offers is not None and ctx.run_dir.has(offers):
+            bought_all = ctx.run_dir.read_table(offers)
+        elif ctx.run_dir.has(bought):
+            bought_all = ctx.run_dir.read_table(bought).assign(kept=True)
         else:
             continue
         bought_all["right"] = bought_all["answer"].notna() & (bought_all["answer"] == bought_all["id"].map(gold))
@@ -222,11 +240,12 @@ def _teachers_lines(ctx: "RunContext", gold: pd.Series, facts: dict) -> list[str
             markdown_table(pd.DataFrame(rows)), ""]
 
 
-def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: dict) -> list[str]:
+def _signals_section(ctx: "RunContext", shown: ReportInputs, gold: pd.Series, figures: Path,
+                     facts: dict) -> list[str]:
     lines = []
-    rounds = [round_name(k) for k in range(1, ctx.config.rounds + 1)]
-    if ctx.config.selection_uses_signals and rounds and all(ctx.run_dir.has(question_signals(r)) for r in rounds):
-        signals = pd.concat([ctx.run_dir.read_table(question_signals(r)).assign(round=r) for r in rounds],
+    rounds = [table.of for table in shown.signals]
+    if shown.signals and all(ctx.run_dir.has(table) for table in shown.signals):
+        signals = pd.concat([ctx.run_dir.read_table(table).assign(round=table.of) for table in shown.signals],
                             ignore_index=True)
         signals["student_right"] = signals["student_majority"] == signals["id"].map(gold)
         table = signals.groupby(["round", "selected"] if len(rounds) > 1 else "selected").agg(
@@ -252,7 +271,7 @@ def _signals_section(ctx: "RunContext", gold: pd.Series, figures: Path, facts: d
             f"{_fmt(facts['selection_ta_auroc'])}.",
             "",
         ]
-    trust = final_trust(ctx.config)
+    trust = shown.trust
     if trust is not None and ctx.run_dir.has(trust) and ctx.config.trusts_teacher:
         weighted = ctx.run_dir.read_table(trust)
         weighted["teacher_correct"] = weighted["answer"].notna() & (weighted["answer"] == weighted["id"].map(gold))
@@ -334,10 +353,10 @@ def _setup_line(config, teacher: str) -> str:
     return f"Student `{config.models.student}`, TA `{config.models.ta}`, teacher {teacher}. {budget}"
 
 
-def write_report(ctx: "RunContext") -> tuple[Path, dict]:
+def write_report(ctx: "RunContext", shown: ReportInputs) -> tuple[Path, dict]:
     """report.md in the run directory, and the run's facts in numbers (summary.json, the trackers)."""
     run_path = ctx.run_dir.path
-    figures = run_path / "figures"
+    figures = ctx.run_dir.location(FIGURES, write=True)
     figures.mkdir(exist_ok=True)
     rows = ctx.run_dir.read_table(ROWS)
     gold = rows.set_index("id")["gold"]
@@ -358,24 +377,23 @@ def write_report(ctx: "RunContext") -> tuple[Path, dict]:
     ]
     facts = {"method": ctx.config.method, "budget": ctx.config.budget.requests,
              "accuracy": evaluation.get("accuracy"), "test_questions": evaluation.get("total")}
-    lines += _teacher_section(ctx, gold, facts)
-    lines += _signals_section(ctx, gold, figures, facts)
+    lines += _teacher_section(ctx, shown, gold, facts)
+    lines += _signals_section(ctx, shown, gold, figures, facts)
     lines += _progress_lines(ctx)
-    lines += _training_section(run_path, figures, trained_stages(ctx.config), facts)
-    report = run_path / "report.md"
-    report.write_text("\n".join(lines))
+    lines += _training_section(ctx, figures, shown.metrics, facts)
+    report = ctx.run_dir.write_text(REPORT, "\n".join(lines))
     facts = {k: v for k, v in facts.items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
-    (run_path / "summary.json").write_text(json.dumps(facts, indent=2) + "\n")
+    ctx.run_dir.write_text(SUMMARY, json.dumps(facts, indent=2) + "\n")
     return report, facts
 
 
-def step_report(ctx: "RunContext") -> dict:
+def step_report(ctx: "RunContext", shown: ReportInputs) -> dict:
     """report.md and summary.json, the final student's model card, and the trackers' results."""
-    from .model_card import write_model_card
+    from .model_card import card_text
 
-    path, facts = write_report(ctx)
-    model = Path(ctx.final_model_path()) if ctx.config.stages else None
+    path, facts = write_report(ctx, shown)
+    model = ctx.run_dir.location(shown.final_model) if shown.final_model is not None else None
     if model is not None:  # a trained student: its folder explains itself
-        write_model_card(ctx, model)
+        ctx.run_dir.write_text(model_card(shown.final_model.of), card_text(ctx, model))
     ctx.tracker.result(facts, model)
     return {"path": str(path)}

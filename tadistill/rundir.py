@@ -228,3 +228,83 @@ class RunDir:
                 handle.flush()
                 os.fsync(handle.fileno())  # the manifest must not be renamed into place half-flushed
             os.replace(tmp, path)
+
+
+class UndeclaredArtifact(RunDirError):
+    """A step touched an artifact its declaration in plan.py does not name: a bug in the step or
+    in the plan, found the first time the step runs."""
+
+
+class StepView:
+    """The run directory as the running step sees it: the artifacts the step declares (plan.py)
+    and nothing else. A read of one it does not declare, or a write of one it does not declare
+    writing, raises UndeclaredArtifact naming both, so the plan's order and fingerprints can
+    rely on the declarations (Kedro holds its nodes to theirs the same way).
+
+    Outside a step (before the first, after the last) it is the whole run directory. The run's
+    records (the manifest) are open to every step; places that are no artifact (a step's resumable
+    blocks, its scratch, the teacher's response cache) are reached through `path`."""
+
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
+        self.step: Optional[str] = None
+        self._reads: frozenset[str] = frozenset()
+        self._writes: frozenset[str] = frozenset()
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir.path
+
+    @contextlib.contextmanager
+    def running(self, step: str, reads: tuple = (), writes: tuple = ()):
+        """Hold the block to what `step` declares."""
+        self.step, self._reads, self._writes = step, frozenset(map(str, reads)), frozenset(map(str, writes))
+        try:
+            yield self
+        finally:
+            self.step, self._reads, self._writes = None, frozenset(), frozenset()
+
+    def _allow(self, artifact, write: bool) -> None:
+        if self.step is None:
+            return
+        name = str(artifact)
+        if name in self._writes or (not write and name in self._reads):
+            return
+        how = "writes" if write else "reads"
+        raise UndeclaredArtifact(f"step {self.step} {how} {name}, which its declaration in plan.py does not name "
+                                 f"(it reads {', '.join(sorted(self._reads)) or 'nothing'}; writes "
+                                 f"{', '.join(sorted(self._writes)) or 'nothing'})")
+
+    # -- declared artifacts ---------------------------------------------------------
+    def read_table(self, artifact) -> pd.DataFrame:
+        self._allow(artifact, write=False)
+        return self.run_dir.read_table(artifact)
+
+    def write_table(self, artifact, frame: pd.DataFrame | pa.Table) -> Path:
+        self._allow(artifact, write=True)
+        return self.run_dir.write_table(artifact, frame)
+
+    def has(self, artifact) -> bool:
+        self._allow(artifact, write=False)
+        return self.run_dir.has(artifact)
+
+    def location(self, artifact, write: bool = False) -> Path:
+        """Where a folder or document artifact lives (a model, the verifier), to read it, or
+        (write=True) to write it: its parent folder is made."""
+        self._allow(artifact, write)
+        return self.run_dir.file(str(artifact)) if write else self.path / str(artifact)
+
+    def read_text(self, artifact) -> str:
+        self._allow(artifact, write=False)
+        return (self.path / str(artifact)).read_text()
+
+    def write_text(self, artifact, text: str) -> Path:
+        self._allow(artifact, write=True)
+        return self.run_dir.write_text(str(artifact), text)
+
+    # -- the run's records ----------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        return self.run_dir.manifest()
+
+    def finished(self, step: str, fingerprint: str) -> Optional[dict]:
+        return self.run_dir.finished(step, fingerprint)

@@ -319,11 +319,12 @@ def _money(manifest: dict) -> dict:
 
 def final_trust_path(run_dir: Path) -> Path | None:
     """The trust table the run's final student learned from, or None (it learned the purchase as bought)."""
-    from tadistill.artifacts import final_trust
+    from tadistill.artifacts import TRUSTED
     from tadistill.config import Config
+    from tadistill.plan import plan
 
-    trust = final_trust(Config.model_validate_json((run_dir / "config.json").read_text()))
-    return None if trust is None else run_dir / trust
+    trust = plan(Config.model_validate_json((run_dir / "config.json").read_text())).final_source()
+    return run_dir / trust if trust is not None and trust.kind == TRUSTED else None
 
 
 def _purchase_stats(run_dir: Path, rows: pd.DataFrame) -> dict:

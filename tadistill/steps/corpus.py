@@ -25,7 +25,7 @@ def step_corpus(ctx: "RunContext") -> dict:
     corpus = read_corpus(data)
     ctx.run_dir.write_table(ROWS, corpus.rows)
     ctx.run_dir.write_table(REJECTS, corpus.rejects)
-    rejects_path = str(ctx.run_dir.path / REJECTS)
+    rejects_path = str(ctx.run_dir.location(REJECTS))
     for split, count in corpus.counts.items():
         log.info("corpus: split %-10s %6d rows in, %6d kept, %5d rejected", split, count["rows_in"], count["kept"],
                  count["rejected"], extra=None if count["rejected"] else LOG_ONLY)

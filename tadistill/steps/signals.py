@@ -45,7 +45,7 @@ def round_seed(config: Config, k: int) -> int:
 def step_sample(ctx: "RunContext", k: int, student: Optional[Folder]) -> dict:
     """The round's student (the base student when it trained none) samples every candidate."""
     name = round_name(k)
-    model = str(ctx.run_dir.path / student) if student else ctx.models()["student"]
+    model = str(ctx.run_dir.location(student)) if student else ctx.models()["student"]
     drawn = ctx.executor.sample(model, candidates(ctx, k), ctx.parts(samples_parts(name)))
     ctx.run_dir.write_table(samples(name), drawn)
     return {"rows": len(drawn), "questions": int(drawn["id"].nunique()),
@@ -115,9 +115,9 @@ def _with_progress(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame,
     if now is None:  # nothing was trained this round: nothing to measure
         return signals.assign(progress_weight=1.0), {"progress": "no round student to measure: bought at random"}
     probe = labelled_probe(ctx)
-    start = ctx.models()["student"] if before is None else str(ctx.run_dir.file(before))
+    start = ctx.models()["student"] if before is None else str(ctx.run_dir.location(before))
     progress = measure_progress(group_of(probe["question"].str.len(), edges), probe_correct(ctx, probe, start),
-                                probe_correct(ctx, probe, str(ctx.run_dir.file(now))), config.selection.evidence_z)
+                                probe_correct(ctx, probe, str(ctx.run_dir.location(now))), config.selection.evidence_z)
     weights = item_weights(signals["group"], progress)
     return signals.assign(progress_weight=weights.to_numpy()), {
         "progress": progress.said(), "probe_questions": len(probe), "bought_at_random_for_lack_of_progress": progress.random}
@@ -212,7 +212,7 @@ def _signal_scorer(ctx: "RunContext", parts):
     if not choices.fact("trust.signal", ctx.config.trust.signal, "uses_ta"):
         return None
     trained = choices.fact("trust.signal", ctx.config.trust.signal, "trains_model") and ctx.config.learns_trust
-    return _ta_scorer(ctx, parts, str(ctx.run_dir.path / VERIFIER) if trained else None)
+    return _ta_scorer(ctx, parts, str(ctx.run_dir.location(VERIFIER)) if trained else None)
 
 
 def _signal_reference(ctx: "RunContext", signal, score, answer_type: str) -> Optional[np.ndarray]:
@@ -316,7 +316,7 @@ class LearningTools:
     goes, a fine-tuning in this process, and a scorer for any model folder."""
 
     ta: str
-    folder: Path
+    folder: Optional[Path]  # where a signal that trains a model (the verifier) writes it; None for others
     fine_tune: Callable[[pd.DataFrame, Path], None]
     scorer_for: Callable[[str], Callable]
 
@@ -328,7 +328,10 @@ def _learning_tools(ctx: "RunContext") -> LearningTools:
         _fine_tune_in_process(ctx, ctx.models()["ta"], rows, out, epochs=settings.epochs, batch_size=settings.batch_size,
                               lr=settings.lr, seed=ctx.config.seed, max_length=settings.max_length)
 
-    return LearningTools(ctx.models()["ta"], ctx.run_dir.path / VERIFIER, fine_tune,
+    from ..config import choices
+
+    trains = choices.fact("trust.signal", ctx.config.trust.signal, "trains_model")
+    return LearningTools(ctx.models()["ta"], ctx.run_dir.location(VERIFIER, write=True) if trains else None, fine_tune,
                          lambda path: _ta_scorer(ctx, None, path))
 
 

@@ -38,7 +38,7 @@ def step_teacher_records(ctx: "RunContext", index: int = 0) -> dict:
     whose = "recorded teacher" if len(ctx.config.teacher_list()) == 1 else f"recorded teacher {teacher.model}"
     if len(unmatched):
         log.warning("%s: %d output(s) match no corpus row; see %s", whose, len(unmatched),
-                    ctx.run_dir.path / unmatched_table)
+                    ctx.run_dir.location(unmatched_table))
     if without:
         log.warning("%s: %d of %d pool questions have no recorded output and cannot be bought",
                     whose, without, len(pool))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import pandas as pd
 
 from ..artifacts import ROWS, Artifact, Folder, model, train_rows
+from ..artifacts import metrics as metrics_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,7 +64,7 @@ def step_train(ctx: "RunContext", stage: str, source: Artifact, init: Optional[F
         weights = gold_weights(ctx, teacher)
     else:
         weights = teacher["weight"] if "weight" in source.columns else None
-    start = str(ctx.run_dir.path / init) if init else ctx.models()["student"]
+    start = str(ctx.run_dir.location(init)) if init else ctx.models()["student"]
     result = _train(ctx, stage, training_rows(ctx, teacher, weights), start, final)
     return {**result, "rationales_outside_majority": outside} if ctx.config.train.rationales == "majority" else result
 
@@ -106,24 +107,25 @@ def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, f
 
     ctx.services.ray()
     train = ctx.config.train
+    out = ctx.run_dir.location(model(stage), write=True)
     fixed = final and train.schedule == "fair"
     train = train.model_copy(update={"steps": ctx.config.final_steps() if fixed else None})
     metrics = train_stage(
         rows, init_model, train,
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
-        model_out=ctx.run_dir.file(model(stage)), chat_template=ctx.config.inference.chat_template,
+        model_out=out, chat_template=ctx.config.inference.chat_template,
     )
     if final and train.final_pick == "best_on_probe":
-        metrics.update(_best_on_probe(ctx, ctx.run_dir.file(model(stage)), init_model, train, metrics["ray_train_run"]))
+        metrics.update(_best_on_probe(ctx, out, init_model, train, metrics["ray_train_run"]))
     elif final and train.start_weight_share == "auto":
-        metrics.update(_checked_share(ctx, ctx.run_dir.file(model(stage)), init_model))
+        metrics.update(_checked_share(ctx, out, init_model))
     elif final and train.start_weight_share > 0:
         from ..train.averaging import average_with_start
 
-        metrics.update(average_with_start(ctx.run_dir.file(model(stage)), init_model, train.start_weight_share))
+        metrics.update(average_with_start(out, init_model, train.start_weight_share))
     ctx.tracker.stage_curve(stage, metrics["step_losses"], metrics["step_lrs"])
     ctx.run_dir.write_table(train_rows(stage), rows)
     metrics["optimizer_steps"] = metrics["steps"]
     metrics["examples_seen"] = metrics["steps"] * train.global_batch_size
-    (ctx.run_dir.path / stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ctx.run_dir.write_text(metrics_of(stage), json.dumps(metrics, indent=2))
     return {k: v for k, v in metrics.items() if k not in ("step_losses", "step_lrs")}

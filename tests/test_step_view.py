@@ -1,0 +1,112 @@
+"""The plan checks itself: each step runs with a view of the run directory that allows only the
+artifacts it declares (rundir.StepView), so the declarations plan.py orders and fingerprints the
+run by cannot drift from what the steps do."""
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from tadistill.artifacts import ANSWERS, BOUGHT, METRICS, MODEL, ROWS, TRUSTED, model, round_name
+from tadistill.config import load_config
+from tadistill.methods import METHODS
+from tadistill.plan import plan
+from tadistill.rundir import RunDir, StepView, UndeclaredArtifact
+
+from .conftest import MODEL_CACHE
+
+FRAME = pd.DataFrame({c: [] for c in ROWS.columns})
+
+
+def test_a_step_may_touch_only_what_it_declares_and_the_error_names_both(tmp_path):
+    view = StepView(RunDir(tmp_path))
+    view.write_table(ROWS, FRAME)  # outside a step: the whole run directory
+    with view.running("evaluate", reads=(model("final"),), writes=(ANSWERS,)):
+        assert view.location(model("final")) == tmp_path / "final" / "model"
+        with pytest.raises(UndeclaredArtifact, match="step evaluate reads corpus/rows.parquet, which its "
+                                                     "declaration in plan.py does not name"):
+            view.read_table(ROWS)
+        with pytest.raises(UndeclaredArtifact, match="step evaluate writes corpus/rows.parquet"):
+            view.write_table(ROWS, FRAME)
+        with pytest.raises(UndeclaredArtifact, match="step evaluate writes final/model"):
+            view.location(model("final"), write=True)  # declared as read, not as written
+    assert len(view.read_table(ROWS)) == 0  # the step ended: the whole run directory again
+
+
+def _tiny(run_dir, records, method: str) -> list[str]:
+    """A whole run at the smallest size that still reaches every step: seconds a method."""
+    return ["data.synthetic.pool_size=60", "data.synthetic.test_size=8", f"models.cache_dir={MODEL_CACHE}",
+            "budget.requests=16", "train.epochs=1", "train.launcher=local", "train.strategy=ddp",
+            "train.num_workers=1", "train.global_batch_size=8", "train.micro_batch_size=8",
+            "inference.launcher=local", "inference.num_samples=2", "selection.candidates=30",
+            "trust.calibration_size=10", "teacher.source=recorded", f"teacher.recorded.files=[{records}]",
+            "teacher.recorded.format=records", "teacher.recorded.match=id", "teacher.recorded.fields.id=id",
+            f"method={method}", f"run_dir={run_dir}"]
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory, synthetic_models):
+    from tadistill.corpus.synthetic import synthetic_splits
+    from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
+
+    base = load_config(None, ["data.synthetic.pool_size=60", "data.synthetic.test_size=8"])
+    return write_teacher_records(synthetic_splits(base.data)["train"],
+                                 TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
+                                 tmp_path_factory.mktemp("teacher") / "records.jsonl")
+
+
+def test_every_method_runs_its_plan_under_the_enforcing_view(ray_local, records, tmp_path):
+    """Every registered method, end to end at the smallest size, in one run directory so the steps
+    methods agree on run once; every step that runs is held to its declaration."""
+    from tadistill.pipeline import run_pipeline
+    from tadistill.services import Services
+
+    run_dir, ran = tmp_path / "run", set()
+    services = Services(load_config(None, _tiny(run_dir, records, "none")))
+    try:
+        for name in METHODS:
+            config = load_config(None, _tiny(run_dir, records, name))
+            ctx = run_pipeline(config, services)
+            ran |= {entry["step"] for entry in ctx.step_log if entry["status"] == "ran"}
+            summary = json.loads((run_dir / "summary.json").read_text())
+            assert summary["method"] == name and 0 <= summary["accuracy"] <= 1, name
+    finally:
+        services.shutdown()
+    # What ran is every kind of step a method has: purchases, rounds, trust, training, the report.
+    assert {"corpus", "warmup.pick", "warmup.buy", "calibrate_trust", "round1.train", "round1.sample",
+            "round1.score", "round1.select", "round1.buy", "round1.trust", "warmup.trust", "final.train",
+            "evaluate", "report"} <= ran
+
+
+def test_a_step_that_reads_an_artifact_it_does_not_declare_stops_the_run_naming_both(
+        ray_local, records, tmp_path, monkeypatch):
+    """A plan whose evaluate step forgot that it reads the corpus: the run stops at that step."""
+    import tadistill.pipeline as pipeline
+
+    def forgetful(config):
+        steps = plan(config)
+        evaluate = next(s for s in steps if s.name == "evaluate")
+        steps.steps[steps.steps.index(evaluate)] = dataclasses.replace(
+            evaluate, reads=tuple(a for a in evaluate.reads if a != ROWS))
+        return steps
+
+    monkeypatch.setattr(pipeline, "plan", forgetful)
+    with pytest.raises(UndeclaredArtifact, match="step evaluate reads corpus/rows.parquet"):
+        pipeline.run_pipeline(load_config(None, _tiny(tmp_path / "run", records, "base")))
+
+
+def test_the_built_plan_alone_says_what_the_run_holds():
+    """Purchases, the final student's trust table and the trained students come from the plan's
+    steps (what the report and the export read), not from a second reading of the config."""
+    full = plan(load_config(None, ["method=full", "budget.rounds=2"]))
+    assert [a.of for a in full.written(BOUGHT)] == ["warmup", "round1", "round2"]
+    assert full.final_source().kind == TRUSTED and full.final_source().of == round_name(2)
+    assert [a.of for a in full.written(MODEL)] == ["round1", "round2", "final"]
+    assert [a.of for a in full.written(METRICS)] == ["round1", "round2", "final"]
+    none = plan(load_config(None, ["method=none"]))
+    assert none.final_source().kind == BOUGHT and [a.of for a in none.written(BOUGHT)] == ["warmup"]
+    assert plan(load_config(None, ["method=base"])).final_source() is None
+    report = {s.name: s for s in full}["report"]
+    assert {str(a) for a in full.written(BOUGHT)} <= {str(a) for a in report.reads}
+    assert report.every_invocation and "round2/trust.parquet" in {str(a) for a in report.reads}
