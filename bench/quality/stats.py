@@ -1,6 +1,6 @@
 """The quality benchmark's figures, from its per-run records alone.
 
-    .venv/bin/python -m bench.quality.stats [docs/results/quality.jsonl] [--readme README.md]
+    .venv/bin/python -m bench.quality.stats [docs/results/quality.jsonl] [--readme docs/benchmarks/quality.md]
 
 Reads one JSON object per run (bench.py writes them) and writes:
 
@@ -13,7 +13,7 @@ Reads one JSON object per run (bench.py writes them) and writes:
   `none` needs to match full's accuracy (spend saved, interpolated over the grid's budgets);
 - docs/figures/quality_cells.png (accuracy per method per cell) and
   docs/figures/quality_factorial.png (the factorial's gains over none);
-- with --readme, the README's table between its `quality:begin` / `quality:end` markers.
+- with --readme, the page's table between its `quality:begin` / `quality:end` markers.
 
 Pairing: a seed fixes the same warm-up purchase, test set and teacher for every method of a
 cell, so differences are taken within a seed, then resampled over seeds.

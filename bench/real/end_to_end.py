@@ -4,7 +4,7 @@ CommonsenseQA from PaLM's recorded rationales, by `none`, `random` and `full` at
     .venv/bin/python -m bench.quality.smollm2 prepare      # once: the SmolLM2 safetensors folder
     .venv/bin/python -m bench.real.end_to_end prepare      # data, TA and run config under --work
     .venv/bin/python -m bench.real.end_to_end run          # the grid below (resumes where it stopped)
-    .venv/bin/python -m bench.real.end_to_end report --readme README.md
+    .venv/bin/python -m bench.real.end_to_end report --readme docs/benchmarks/real-teachers.md
 
 The design, fixed before the measured run (issue 18, item 2):
 

@@ -3,7 +3,7 @@ disjoint part of a data set, tell a real teacher's wrong rationales from its rig
 
     .venv/bin/python -m bench.quality.smollm2 prepare          # once: the SmolLM2 safetensors folder
     .venv/bin/python -m bench.real.ta_detection [--only svamp-palm ...] [--eval 300] [--adapt 160]
-    .venv/bin/python -m bench.real.ta_detection --readme README.md   # the README's table from real.json
+    .venv/bin/python -m bench.real.ta_detection --readme docs/benchmarks/real-teachers.md   # the README's table from real.json
 
 For every data set in ../shared/data with recorded teacher outputs (configs/datasets/*.yaml read
 them, as a run would): the questions with outputs are split by a hash of their id into an

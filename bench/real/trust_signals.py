@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.quality.smollm2 prepare            # once: the SmolLM2 safetensors folder
     .venv/bin/python -m bench.real.trust_signals [--only svamp-palm ...] [--eval 300] [--calibration 200]
-    .venv/bin/python -m bench.real.trust_signals --readme README.md   # the README's table from real.json
+    .venv/bin/python -m bench.real.trust_signals --readme docs/benchmarks/real-teachers.md   # the README's table from real.json
 
 Per data set of bench/real/ta_detection (the same loading, the same split by a hash of the id,
 the same TA: SmolLM2-135M-Instruct adapted for one epoch on up to 160 right rationales of the
