@@ -28,7 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from .artifacts import (ANSWERS, BOUGHT, CALIBRATION, FIGURES, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, METRICS,
-                        MODEL, OFFERS, REJECTS, REPORT, ROWS, SIGNALS, SUMMARY, TRUSTED, VERIFIER, WARMUP, Artifact,
+                        MODEL, OFFERS, REJECTS, REPORT, ROWS, SUMMARY, TRUSTED, VERIFIER, WARMUP, Artifact,
                         Folder, bought, file_tag, metrics, model, model_card, offers, picks, question_signals,
                         round_name, samples, samples_scored, teacher_records, train_rows, trusted)
 from .config import Config
