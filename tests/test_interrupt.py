@@ -11,10 +11,24 @@ import textwrap
 
 from .conftest import REPO
 
-# The repeat is raised by hand once the first raise was swallowed (the timer that repeats it in a
-# run never fires here), and again until heard: a signal that lands just before the main thread
-# blocks does not wake it, which is why a run repeats. What the test sees does not depend on time.
-SWALLOWED_ONCE = textwrap.dedent("""
+# How the child processes wait for a signal: on the read end of the signal wakeup fd, so a signal
+# wakes the wait whenever it lands and whichever thread the kernel hands it to. A lock's wait
+# (threading.Event) is woken only by a signal to the main thread while it blocks: one that lands a
+# moment before is lost, and the test would hang instead of failing.
+WAIT_FOR_A_SIGNAL = """
+    import os, signal
+    _wake_r, _wake_w = os.pipe()
+    os.set_blocking(_wake_w, False)
+    signal.set_wakeup_fd(_wake_w)
+
+    def wait_for_a_signal():
+        while True:  # a byte left by an earlier signal only goes round once more
+            os.read(_wake_r, 1)
+"""
+
+# The repeat is raised by hand, once, after the first raise was swallowed (the timer that repeats
+# it in a run never fires here), so nothing the test sees depends on time.
+SWALLOWED_ONCE = textwrap.dedent(WAIT_FOR_A_SIGNAL + """
     import threading
     from tadistill import interrupt
 
@@ -22,20 +36,19 @@ SWALLOWED_ONCE = textwrap.dedent("""
     interrupt.install()
     swallowed = threading.Event()
 
-    def repeat_until_heard():
+    def repeat_once():
         swallowed.wait()
-        while interrupt.raise_again():
-            threading.Event().wait(0.05)
+        interrupt.raise_again()
 
-    threading.Thread(target=repeat_until_heard, daemon=True).start()
+    threading.Thread(target=repeat_once, daemon=True).start()
     try:
         print("ready", flush=True)
-        threading.Event().wait()  # only a signal ends this
+        wait_for_a_signal()
     except BaseException:  # a library's catch-all swallows the first raise
         print("swallowed", flush=True)
     try:
         swallowed.set()
-        threading.Event().wait()  # only the stop raised again ends this
+        wait_for_a_signal()  # only the stop raised again ends this
     except KeyboardInterrupt as stop:
         print("stopped", interrupt.exit_code(stop), interrupt.raise_again(), flush=True)
 """)
@@ -74,8 +87,7 @@ def test_handlers_a_library_installs_inside_a_step_are_put_back():
     assert out.strip() == "True"
 
 
-DRAINED = textwrap.dedent("""
-    import threading
+DRAINED = textwrap.dedent(WAIT_FOR_A_SIGNAL + """
     from tadistill import interrupt
 
     interrupt.install()
@@ -83,7 +95,7 @@ DRAINED = textwrap.dedent("""
     try:
         with interrupt.draining(lambda: landed.append("landed")):
             print("ready", flush=True)
-            threading.Event().wait()  # only a signal ends this
+            wait_for_a_signal()
     except KeyboardInterrupt:
         print(*landed, "stopped", flush=True)
 """)
