@@ -315,9 +315,7 @@ class _Purchase:
 
     def say_stopped(self) -> None:
         """On Ctrl-C or SIGTERM: which batches keep running at the provider, and how to resume them."""
-        # Read from disk, not from memory: a stop that lands inside a journal write (its fsync) comes
-        # after the event is in the file but before this process applied it.
-        running = [p for p in Journal(self.cache.folder).unfinished() if p.batch_id or p.create_at]
+        running = [p for p in self.journal.unfinished() if p.batch_id or p.create_at]
         if running:
             said = ", ".join(p.batch_id or f"{p.part} (being created)" for p in running)
             log.warning("%s: stopped while batch(es) %s run at %s. Run the same command again to resume them: "

@@ -99,9 +99,11 @@ class Journal:
         entry = {"event": event, "part": part, "at": time.time(), **fields}
         with open(self.path, "a") as handle:
             handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self._apply(entry)
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:  # written (closing flushes it) whatever stops the fsync: what this process knows follows the file
+                self._apply(entry)
 
     def _apply(self, entry: dict) -> None:
         event, name = entry["event"], entry["part"]
