@@ -28,7 +28,6 @@ class RunContext:
     fingerprints: dict[str, str] = field(default_factory=dict)
     teacher_sent: int = 0  # requests actually paid in this invocation
     step_log: list[dict] = field(default_factory=list)
-    step: str = ""  # the step running now (the runner sets it)
     memo: dict = field(default_factory=dict)  # what a step computes once an invocation (a cascade's trust scale)
     _models: Optional[dict[str, str]] = None
     _budget: object = None
@@ -39,6 +38,11 @@ class RunContext:
     def __post_init__(self):
         if isinstance(self.run_dir, RunDir):
             self.run_dir = StepView(self.run_dir)
+
+    @property
+    def step(self) -> Optional[str]:
+        """The step running now (the runner sets it on the view)."""
+        return self.run_dir.step
 
     def models(self) -> dict[str, str]:
         """Resolved student and TA paths (the synthetic ones are built once, then cached)."""

@@ -19,7 +19,7 @@ from .console import LOG_ONLY
 from .context import RunContext
 from .plan import Step, plan
 from .preflight import check_before_running
-from .rundir import STORAGE_ERRNOS, RunDir, StepView, storage_problem
+from .rundir import STORAGE_ERRNOS, RunDir, storage_problem
 from .services import Services
 from .version import __version__
 
@@ -55,8 +55,7 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
     own_services = services is None
     services = services or Services(config)
     run_dir.write_text("config.json", config.model_dump_json(indent=2))
-    view = StepView(run_dir)  # each step sees only what it declares (plan.py)
-    ctx = RunContext(config=config, run_dir=view, services=services)
+    ctx = RunContext(config=config, run_dir=run_dir, services=services)  # its run_dir: the running step's view
     steps = plan(config)
     for step in steps:  # fingerprints first, so the budget knows which purchases still count
         ctx.fingerprints[step.name] = fingerprint(config, step, [ctx.fingerprints[s.name] for s in steps.upstream(step)])
@@ -77,10 +76,9 @@ def _run_steps(config: Config, run_dir: RunDir, services: Optional[Services]) ->
                 continue
             log.info("step %-16s running", step.name, extra=LOG_ONLY)
             started = time.time()
-            ctx.step = step.name
             try:
                 # kept(): a handler a library installed in the step ends with it
-                with kept(), view.running(step.name, step.reads, step.writes):
+                with kept(), ctx.run_dir.running(step.name, step.reads, step.writes):
                     info = step.run(ctx)
             except KeyboardInterrupt:
                 heard()  # Ctrl-C or SIGTERM reached the run: stop it, take down what it started

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from .artifacts import (ANSWERS, BOUGHT, CALIBRATION, FIGURES, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED, METRICS,
-                        MODEL, OFFERS, REJECTS, REPORT, ROWS, SUMMARY, TRUSTED, VERIFIER, WARMUP, Artifact,
+from .artifacts import (ANSWERS, BOUGHT, CALIBRATION, FIGURES, FINAL, LABELLED, LABELLED_PURCHASE, LEARNED,
+                        REJECTS, REPORT, ROWS, SUMMARY, TRUSTED, VERIFIER, WARMUP, Artifact,
                         Folder, bought, file_tag, metrics, model, model_card, offers, picks, question_signals,
                         round_name, samples, samples_scored, teacher_records, train_rows, trusted)
 from .config import Config
@@ -106,7 +106,7 @@ class Plan:
     def written(self, kind: str) -> list:
         """The artifacts of one kind (artifacts.KINDS) the plan's steps write, in the order they run:
         its purchases (BOUGHT), the trust tables (TRUSTED), the students it trains (MODEL)."""
-        return [artifact for step in self.steps for artifact in step.writes if getattr(artifact, "kind", "") == kind]
+        return [artifact for step in self.steps for artifact in step.writes if artifact.kind == kind]
 
     def final_source(self):
         """What the final student trains on (the last trust table, or the one purchase as bought):
@@ -114,7 +114,7 @@ class Plan:
         plan without one (base)."""
         for step in self.steps:
             if model(FINAL) in step.writes:
-                return next(a for a in step.reads if getattr(a, "kind", "") in (TRUSTED, BOUGHT))
+                return next(a for a in step.reads if a.kind in (TRUSTED, BOUGHT))
         return None
 
 
@@ -330,12 +330,7 @@ def _report_step(config: Config, steps: Plan) -> Step:
     """The report reads what the plan's other steps wrote that it shows: each purchase (its offers
     where a cascade made them), the rounds' signals, the final trust table, a learnt signal, each
     student's training metrics and the final student; the plan alone says which there are."""
-    final = steps.final_source()
-    shown = ReportInputs.of(steps, final, config.selection_uses_signals)
-    reads = ((ROWS, ANSWERS) + tuple(steps.written(BOUGHT)) + tuple(steps.written(OFFERS))
-             + shown.signals + ((final,) if final is not None and final.kind == TRUSTED else ())
-             + tuple(a for a in _learnt(config) if a == LEARNED) + tuple(steps.written(METRICS))
-             + tuple(a for a in steps.written(MODEL) if a == model(FINAL)))
-    writes = (REPORT, SUMMARY, FIGURES) + ((model_card(FINAL),) if model(FINAL) in steps.written(MODEL) else ())
-    return Step("report", partial(step_report, shown=shown), (), reads=reads, writes=writes,
+    shown = ReportInputs.of(steps, config.selection_uses_signals)
+    writes = (REPORT, SUMMARY, FIGURES) + ((model_card(shown.final_model.of),) if shown.final_model else ())
+    return Step("report", partial(step_report, shown=shown), (), reads=(ROWS, ANSWERS) + shown.reads(), writes=writes,
                 every_invocation=True)

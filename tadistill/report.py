@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from .artifacts import (BOUGHT, FIGURES, FINAL, LEARNED, METRICS, MODEL, OFFERS, REPORT, ROWS, SIGNALS, SUMMARY,
+from .artifacts import (BOUGHT, FIGURES, FINAL, LEARNED, METRICS, MODEL, OFFERS, REPORT, ROWS, SIGNALS, SUMMARY, TRUSTED,
                         Artifact, Document, Folder, model, model_card, purchase_step, round_name)
 from .tables import auroc, markdown_table
 
@@ -31,17 +31,26 @@ class ReportInputs:
     purchases: tuple[tuple[str, Artifact, Optional[Artifact]], ...]  # (purchase, bought, a cascade's offers)
     signals: tuple[Artifact, ...]  # each round's question signals, where the rule reads signals
     trust: Optional[Artifact]  # the trust table the final student learns from (None: as bought)
+    learnt: Optional[Artifact]  # a learning trust signal's fitted model
     metrics: tuple[Document, ...]  # each trained student's metrics, in training order
     final_model: Optional[Folder]  # the final student (None for `base`)
 
     @classmethod
-    def of(cls, steps: "Plan", final: Optional[Artifact], uses_signals: bool) -> "ReportInputs":
+    def of(cls, steps: "Plan", uses_signals: bool) -> "ReportInputs":
         offers = {a.of: a for a in steps.written(OFFERS)}
+        final = steps.final_source()
         return cls(purchases=tuple((a.of, a, offers.get(a.of)) for a in steps.written(BOUGHT)),
                    signals=tuple(steps.written(SIGNALS)) if uses_signals else (),
-                   trust=final if final is not None and final.kind != BOUGHT else None,
+                   trust=final if final is not None and final.kind == TRUSTED else None,
+                   learnt=LEARNED if str(LEARNED) in steps.producer else None,
                    metrics=tuple(steps.written(METRICS)),
                    final_model=model(FINAL) if model(FINAL) in steps.written(MODEL) else None)
+
+    def reads(self) -> tuple:
+        """Every artifact the report reads, for its declaration."""
+        optional = (self.trust, self.learnt, self.final_model)
+        return (tuple(table for _, bought, offers in self.purchases for table in (bought, offers) if table is not None)
+                + self.signals + self.metrics + tuple(a for a in optional if a is not None))
 
 
 def _pyplot():
@@ -288,7 +297,7 @@ def _signals_section(ctx: "RunContext", shown: ReportInputs, gold: pd.Series, fi
             f"right teacher outputs from wrong ones: **{_fmt(facts['trust_ta_auroc'])}**. Mean loss weight of right outputs "
             f"{_fmt(facts['trust_weight_right'])}, of wrong ones {_fmt(facts['trust_weight_wrong'])}.", "",
         ]
-        lines += _learnt_lines(ctx)
+        lines += _learnt_lines(ctx, shown)
         figure = _plot_trust(weighted, figures / "trust.png")
         if figure:
             lines += [f"![TA confidence in teacher outputs]({figures.name}/{figure})", ""]
@@ -315,12 +324,12 @@ def _progress_lines(ctx: "RunContext") -> list[str]:
             f"{how}; {selection.random_floor:.0%} of each purchase is random.", "", *said, ""]
 
 
-def _learnt_lines(ctx: "RunContext") -> list[str]:
+def _learnt_lines(ctx: "RunContext", shown: ReportInputs) -> list[str]:
     """A learning trust signal's fit: on what, how well (cross-fitted), and its coefficients."""
-    if not (ctx.config.learns_trust and ctx.run_dir.has(LEARNED)):
+    if shown.learnt is None or not ctx.run_dir.has(shown.learnt):
         return []
     fit = ctx.run_dir.manifest()["steps"].get("trust.learn", {})
-    model = ctx.run_dir.read_table(LEARNED)
+    model = ctx.run_dir.read_table(shown.learnt)
     lines = [f"The signal learnt from {fit.get('right', '?')} right and {fit.get('wrong', '?')} wrong teacher outputs "
              f"of split `{ctx.config.trust.calibration_split}` (labelled by gold, never trained on the student); "
              f"AUROC of its cross-fitted values there {_fmt(fit.get('cross_fitted_auroc'))}."]
