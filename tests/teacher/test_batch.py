@@ -95,16 +95,24 @@ def test_a_purchase_in_batches_buys_what_the_synchronous_one_does_at_half_the_pr
     assert again_report.cache_hits == 12 and batches.create_calls == 3 and list(again["text"]) == list(frame["text"])
 
 
-# A purchase in a process of its own (what a killed driver is): rows, then the report as JSON.
+# A purchase in a process of its own (what a killed driver is): rows, then the report as JSON. It
+# stops on Ctrl-C as `tadistill` does (its handlers raise the stop again should a library swallow
+# it), and SIGUSR1 prints where it is (what the test shows if it does not end).
 DRIVER = textwrap.dedent("""
-    import json, logging, sys
+    import faulthandler, json, logging, signal, sys
     from pathlib import Path
     from tests.teacher.test_batch import _buy, _client, _rows
+    from tadistill import interrupt
     from tadistill.teacher.budget import Budget
 
+    interrupt.install()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     base_url, folder, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    frame, report = _buy(_client(base_url, folder), _rows(count), Budget(100), progress=True)
+    try:
+        frame, report = _buy(_client(base_url, folder), _rows(count), Budget(100), progress=True)
+    except KeyboardInterrupt as stop:
+        sys.exit(interrupt.exit_code(stop))
     print(json.dumps({"bought": report.bought, "sent": report.sent}))
 """)
 
@@ -112,6 +120,22 @@ DRIVER = textwrap.dedent("""
 def _driver(base_url: str, folder: Path, count: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", DRIVER, base_url, str(folder), str(count)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ended(driver: subprocess.Popen, timeout_s: float = 60.0) -> str:
+    """The driver's stderr once it has exited; if it does not, where it hangs (every thread's
+    stack), then it is killed and the test fails with that."""
+    try:
+        return driver.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        driver.send_signal(signal.SIGUSR1)
+        try:
+            _, err = driver.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+            _, err = driver.communicate()
+        driver.kill()
+        raise AssertionError(f"the driver did not end within {timeout_s:g} s of its stop:\n{err[-6000:]}") from None
 
 
 def _journaled(folder: Path, event: str, timeout_s: float = 60.0) -> list[dict]:
@@ -135,7 +159,7 @@ def test_a_driver_killed_while_its_batch_runs_reattaches_on_rerun_and_nothing_ex
     created = _journaled(tmp_path / "cache", "created")
     batches.wait_for("in_progress")
     driver.send_signal(stop)
-    _, err = driver.communicate(timeout=60)
+    err = _ended(driver)
     if stop == signal.SIGINT:  # Ctrl-C: the batch ids, and that the same command resumes them
         assert created[0]["batch_id"] in err and "Run the same command again to resume them" in err
     batches.release()
