@@ -383,9 +383,10 @@ KILLED_RUN_SIZES = {
 }
 
 # (rounds, the purchase the kill lands in, requests bought before it, requests bought when it ends):
-# 12 random warm-up requests of 40, the other 28 picked by the signals in one round, or in three
-# (9, 10 and 9 requests).
-KILLS = {1: ("round1", 12, 40), 3: ("round2", 12 + 9, 12 + 19)}
+# 12 random warm-up requests of 40, the other 28 picked by the signals in three rounds (9, 10 and 9
+# requests), the kill in the second. (A kill in a one-round run's purchase runs the same code; it
+# was a second whole run here, dropped for CI's time.)
+KILLS = {3: ("round2", 12 + 9, 12 + 19)}
 
 
 @pytest.mark.parametrize("rounds", sorted(KILLS))

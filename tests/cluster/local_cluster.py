@@ -25,6 +25,7 @@ from tests.conftest import free_port
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 
+STOP_S = 10  # how long a node is given to stop by itself at the end of a test
 WORKER_PORTS: dict[str, int] = {}  # worker node name -> the first of its worker processes' ports
 
 JOB_INFO = """
@@ -195,10 +196,27 @@ class LocalCluster:
         return names
 
     def stop(self) -> None:
-        for process, *_ in self.workers.values():
-            _stop(process)
-        if self.head is not None:
-            _stop(self.head)
+        # Every node is asked at once: `ray start --block` takes up to a minute over its own
+        # shutdown, so what has not ended within STOP_S is killed with its whole process group, as
+        # kill_worker does.
+        nodes = [process for process, *_ in self.workers.values()] + ([self.head] if self.head else [])
+        for process in nodes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + STOP_S
+        for process in nodes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:  # the node's last processes too, whether or not `ray start` itself has ended
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=60)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
