@@ -203,6 +203,7 @@ def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     ax.set_ylabel("accuracy gain over none (%)")
     ax.legend()
     fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)  # --figures may name a folder not made yet
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
