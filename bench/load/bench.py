@@ -30,9 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL_CACHE = REPO / ".cache" / "tadistill"
 
 
-def run_config(questions: int, run_dir: Path, http_port: int) -> dict:
-    """A run whose every row goes through the teacher and the TA; the test split stays small."""
-    return {
+def run_config(questions: int, run_dir: Path, http_port: int, train_steps: int | None = None) -> dict:
+    """A run whose every row goes through the teacher and the TA; the test split stays small.
+    train_steps caps the final training (null: one pass over every row)."""
+    config = {
         "run_dir": str(run_dir), "method": "ta_teacher_only", "models": {"cache_dir": str(MODEL_CACHE)},
         "data": {"synthetic": {"pool_size": questions, "test_size": 40}},
         "budget": {"requests": questions},
@@ -42,6 +43,9 @@ def run_config(questions: int, run_dir: Path, http_port: int) -> dict:
                   "global_batch_size": 64, "micro_batch_size": 64},
         "eval": {"batch_size": 40},
     }
+    if train_steps is not None:
+        config["train"]["steps"] = train_steps
+    return config
 
 
 class MemoryWatch:
@@ -112,12 +116,12 @@ def row_counts(run_dir: Path) -> dict[str, int]:
     }
 
 
-def run_size(questions: int, out: Path, http_port: int = 8761) -> dict:
+def run_size(questions: int, out: Path, http_port: int = 8761, train_steps: int | None = None) -> dict:
     """One whole run of `questions` questions; its rows, seconds and peak memory."""
     run_dir = out / f"q{questions}" / "run"
     config_path = out / f"q{questions}" / "config.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(run_config(questions, run_dir, http_port)))
+    config_path.write_text(yaml.safe_dump(run_config(questions, run_dir, http_port, train_steps)))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.monotonic()
     with open(out / f"q{questions}" / "run.log", "w") as log:
