@@ -16,10 +16,12 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-REPEAT_S = 3.0  # how long a stop may go unheard before it is raised again
+# How long a stop may go unheard before it is raised again; None: only raise_again() raises it
+# again (a test that drives the repeat itself, so nothing it sees depends on time).
+REPEAT_S: Optional[float] = 3.0
 
 
 class Stopped(KeyboardInterrupt):
@@ -29,6 +31,7 @@ class Stopped(KeyboardInterrupt):
 # A SIGTERM was received; the stop not yet heard (its signal); repeats sent and not yet handled.
 _state = {"sigterm": False, "unheard": None, "repeats": 0}
 _lock = threading.Lock()
+_heard = threading.Event()  # set once the run has heard the stop: the thread that repeats it ends
 
 
 _drains: list[Callable[[], None]] = []  # what lets work on the wire land before a stop (draining())
@@ -46,6 +49,7 @@ def _on_signal(signum, frame):
         first = _state["unheard"] is None
         if first:
             _state["unheard"] = signum
+            _heard.clear()
     if first:  # a second signal while this drains raises at once: the user insists
         _drain()
         threading.Thread(target=_raise_again_until_heard, daemon=True, name="tadistill-stop").start()
@@ -73,8 +77,7 @@ def draining(drain: Callable[[], None]) -> Iterator[None]:
 
 
 def _raise_again_until_heard() -> None:
-    while True:
-        threading.Event().wait(REPEAT_S)
+    while not _heard.wait(REPEAT_S):
         if not raise_again():
             return
 
@@ -97,6 +100,7 @@ def heard() -> None:
     """The run is stopping: the stop signal reached code that honours it."""
     with _lock:
         _state["unheard"] = None
+        _heard.set()
 
 
 def install() -> None:

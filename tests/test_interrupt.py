@@ -26,13 +26,13 @@ WAIT_FOR_A_SIGNAL = """
             os.read(_wake_r, 1)
 """
 
-# The repeat is raised by hand, once, after the first raise was swallowed (the timer that repeats
-# it in a run never fires here), so nothing the test sees depends on time.
+# The repeat is raised by hand, once, after the first raise was swallowed: with REPEAT_S None no
+# timer repeats it, so nothing the test sees depends on time.
 SWALLOWED_ONCE = textwrap.dedent(WAIT_FOR_A_SIGNAL + """
     import threading
     from tadistill import interrupt
 
-    interrupt.REPEAT_S = 24 * 3600
+    interrupt.REPEAT_S = None
     interrupt.install()
     swallowed = threading.Event()
 
