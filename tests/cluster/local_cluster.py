@@ -92,16 +92,11 @@ def wait_for_dashboard(address: str, head: subprocess.Popen, env: dict, timeout:
     wait_until(up, timeout, f"the job API at {address} coming up")
 
 
-def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
-    if process.poll() is not None:
-        return
+def _signal_node(process: subprocess.Popen, sig: int) -> None:
+    """`sig` to a node's whole process group (its raylet and every process it started)."""
     try:
         os.killpg(process.pid, sig)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
-    except ProcessLookupError:
+    except ProcessLookupError:  # every process of the node has already gone
         pass
 
 
@@ -164,7 +159,8 @@ class LocalCluster:
     def kill_worker(self, name: str) -> None:
         """The node is gone at once, as a preempted spot instance: SIGKILL to its whole group."""
         process = self.workers[name][0]
-        _stop(process, signal.SIGKILL)
+        _signal_node(process, signal.SIGKILL)
+        process.wait(timeout=60)
 
     def restart_worker(self, name: str) -> None:
         _, num_cpus, worker_env = self.workers.pop(name)
@@ -201,21 +197,14 @@ class LocalCluster:
         # kill_worker does.
         nodes = [process for process, *_ in self.workers.values()] + ([self.head] if self.head else [])
         for process in nodes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            _signal_node(process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_S
         for process in nodes:
             try:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-            try:  # the node's last processes too, whether or not `ray start` itself has ended
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal_node(process, signal.SIGKILL)  # its last processes too, whether or not `ray start` has ended
             process.wait(timeout=60)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 

@@ -128,13 +128,12 @@ def _ended(driver: subprocess.Popen, timeout_s: float = 60.0) -> str:
     try:
         return driver.communicate(timeout=timeout_s)[1]
     except subprocess.TimeoutExpired:
-        driver.send_signal(signal.SIGUSR1)
+        driver.send_signal(signal.SIGUSR1)  # faulthandler writes every thread's stack to stderr
         try:
-            _, err = driver.communicate(timeout=10)
+            driver.wait(timeout=10)
         except subprocess.TimeoutExpired:
             driver.kill()
-            _, err = driver.communicate()
-        driver.kill()
+        err = driver.communicate()[1]
         raise AssertionError(f"the driver did not end within {timeout_s:g} s of its stop:\n{err[-6000:]}") from None
 
 
