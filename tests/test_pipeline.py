@@ -10,6 +10,12 @@ from tadistill.plan import plan
 
 pytestmark = pytest.mark.slow
 
+# Training and inference in the driver's process, for the runs that test what is bought and how it
+# is trusted: the full method's test runs Ray Train and Serve, and each launcher has its own tests
+# (tests/train, tests/inference); a worker and a deployment started for every student would cost
+# CI minutes and check nothing new.
+IN_DRIVER = ("train.launcher=local", "inference.launcher=local")
+
 
 def _paid(run_dir) -> int:
     """Responses stored in the run's teacher cache shards (each one paid once)."""
@@ -78,7 +84,7 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
 
 
 def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_models, small_config):
-    config = small_config("method=none")
+    config = small_config("method=none", *IN_DRIVER)
     ctx = run_pipeline(config)
     run = ctx.run_dir.path
     assert [s["step"] for s in ctx.step_log] == [
@@ -89,7 +95,7 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
 
     # The oracle baseline on the same purchase: only the training (and what follows) is redone,
     # with the teacher's wrong answers weighted out by gold.
-    oracle = run_pipeline(small_config("method=oracle"))
+    oracle = run_pipeline(small_config("method=oracle", *IN_DRIVER))
     assert [s["step"] for s in oracle.step_log if s["status"] == "ran"] == ["final.train", "evaluate", "report"]
     assert oracle.teacher_sent == 0
     bought = pd.read_parquet(run / "teacher/warmup.parquet")
@@ -99,7 +105,7 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     assert set(trained["id"]) == right and 0 < len(right) < 40  # the simulated teacher errs
 
     # TA trust alone, on the same purchase: the TA scores it and its weights scale the loss.
-    trusted = run_pipeline(small_config("method=ta_teacher_only"))
+    trusted = run_pipeline(small_config("method=ta_teacher_only", *IN_DRIVER))
     assert [s["step"] for s in trusted.step_log if s["status"] == "ran"] == [
         "calibrate_trust", "warmup.trust", "final.train", "evaluate", "report"]
     assert trusted.teacher_sent == 0
@@ -114,7 +120,7 @@ def test_none_baseline_spends_the_same_budget_in_one_stage(ray_local, synthetic_
     # Another trust signal on the same purchase: only the trust step and what follows run again.
     from tadistill.signals.trust_signals.answer_confidence import split_at_answer
 
-    answered = run_pipeline(small_config("method=ta_teacher_only", "trust.signal=answer_confidence"))
+    answered = run_pipeline(small_config("method=ta_teacher_only", "trust.signal=answer_confidence", *IN_DRIVER))
     assert [s["step"] for s in answered.step_log if s["status"] == "ran"] == [
         "warmup.trust", "final.train", "evaluate", "report"]
     step = json.loads((run / "manifest.json").read_text())["steps"]["warmup.trust"]
@@ -132,7 +138,8 @@ def test_progress_measures_each_round_student_on_the_probe_and_says_why_it_bough
     """selection.strategy 'progress': a round student is trained (no sampling, no scoring), it and
     the student before it answer the labelled probe, and the purchase follows the groups' gains;
     the manifest and the report say what was measured and decided."""
-    ctx = run_pipeline(small_config("method=progress_none", "budget.rounds=2", "selection.random_floor=0.25"))
+    ctx = run_pipeline(small_config("method=progress_none", "budget.rounds=2", "selection.random_floor=0.25",
+                                    *IN_DRIVER))
     run = ctx.run_dir.path
     ran = [s["step"] for s in ctx.step_log]
     assert "round1.train" in ran and "round2.train" in ran and not any(s.endswith((".sample", ".score")) for s in ran)
@@ -153,7 +160,8 @@ def test_regime_trains_probe_students_without_slices_of_the_purchase_and_says_wh
     """selection.strategy 'regime': no round student, no sampling; before each round three probe
     students (the purchase so far without its longest, shortest, random third) answer the labelled
     probe, and the round buys as they decided; the manifest and the report say so."""
-    ctx = run_pipeline(small_config("method=regime_none", "selection.random_floor=0.25", "selection.evidence_z=0"))
+    ctx = run_pipeline(small_config("method=regime_none", "selection.random_floor=0.25", "selection.evidence_z=0",
+                                       *IN_DRIVER))
     run = ctx.run_dir.path
     ran = [s["step"] for s in ctx.step_log]
     assert not any(s.endswith((".sample", ".score")) or s.startswith("round") and s.endswith(".train") for s in ran)
@@ -226,7 +234,7 @@ def test_a_final_student_made_worse_by_its_purchase_ends_as_the_start_and_the_re
 
 def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_weights_by_them(
         ray_local, synthetic_models, small_config):
-    config = small_config("method=ta_teacher_only", "inference.launcher=local", "budget.requests=70",
+    config = small_config("method=ta_teacher_only", *IN_DRIVER, "budget.requests=70",
                           "teacher.synthetic.error_rate=0.4", "data.synthetic.validation_size=60",
                           "trust.signal=combined", "trust.calibration_split=validation",
                           "trust.calibration_questions=30")
@@ -258,7 +266,7 @@ def test_a_learnt_trust_signal_buys_its_labelled_outputs_from_the_budget_and_wei
     assert again.teacher_sent == 0 and _paid(run) == 70
 
     # The verifier on the same labelled outputs: the TA fine-tuned to tell them apart, then asked.
-    verified = run_pipeline(small_config("method=ta_teacher_only", "inference.launcher=local", "budget.requests=70",
+    verified = run_pipeline(small_config("method=ta_teacher_only", *IN_DRIVER, "budget.requests=70",
                                          "teacher.synthetic.error_rate=0.4", "data.synthetic.validation_size=60",
                                          "trust.signal=verifier", "trust.calibration_split=validation",
                                          "trust.calibration_questions=30", "trust.verifier.lr=0.001"))
@@ -300,7 +308,7 @@ def test_user_files_with_a_recorded_teacher_end_to_end(ray_local, synthetic_mode
         "data.answer_type=number", "data.max_reject_share=0.2",
         "teacher.source=recorded", "teacher.recorded.files=[teacher.jsonl]",
         "teacher.recorded.fields={question: question, rationale: outputs}",
-        "trust.calibration_files=[calibration.jsonl]",
+        "trust.calibration_files=[calibration.jsonl]", *IN_DRIVER,
     )
     config = small_config(*overrides)
     ctx = run_pipeline(config)

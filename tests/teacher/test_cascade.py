@@ -10,6 +10,7 @@ from tadistill.config import ConfigError, load_config
 from tadistill.teacher.cascade import kept_offers
 
 from ..conftest import TEST_HTTP_PORT
+from ..test_pipeline import IN_DRIVER  # students trained and asked in the driver: the purchase is tested here
 
 TWO = (f"teachers=[{{model: cheap, http_port: {TEST_HTTP_PORT}, synthetic: {{error_rate: 0.6}}}}, "
        f"{{model: dear, http_port: {TEST_HTTP_PORT}, synthetic: {{error_rate: 0.05, seed: 8}}}}]")
@@ -48,7 +49,7 @@ def test_the_cascade_buys_cheap_escalates_what_trust_doubts_and_a_rerun_pays_not
     from tadistill.pipeline import run_pipeline
 
     config = small_config(TWO, "cascade.policy=cascade", "cascade.batch=10", "method=none",
-                          "inference.launcher=local", "budget.requests=60", "budget.cost=30",
+                          *IN_DRIVER, "budget.requests=60", "budget.cost=30",
                           "budget.prices={cheap: {prompt: 100, completion: 100}, dear: {prompt: 2000, completion: 2000}}")
     ctx = run_pipeline(config)
     run = ctx.run_dir.path
@@ -82,7 +83,7 @@ def test_the_cascade_buys_cheap_escalates_what_trust_doubts_and_a_rerun_pays_not
 
     # Expensive-only, with less money: a policy change re-buys, from the dear teacher alone, and
     # the money binds before the 60 requests do.
-    fixed = run_pipeline(small_config(TWO, "cascade.teacher=dear", "method=none", "inference.launcher=local",
+    fixed = run_pipeline(small_config(TWO, "cascade.teacher=dear", "method=none", *IN_DRIVER,
                                       "budget.requests=60", "budget.cost=2",
                                       "budget.prices={cheap: {prompt: 100, completion: 100}, "
                                       "dear: {prompt: 2000, completion: 2000}}"))
@@ -168,7 +169,7 @@ def test_recorded_teachers_cascade_under_one_money_budget_from_the_questions_bot
         "data.files={train: train.jsonl, test: test.jsonl}", "data.fields={id: qid, question: text, answer: gold}",
         "data.answer_type=number", "data.max_reject_share=0.2", "trust.calibration_files=[calibration.jsonl]",
         f"teachers=[{_recorded('cheap')}, {_recorded('dear')}]", "cascade.policy=cascade", "cascade.batch=10",
-        "inference.launcher=local", "budget.requests=60", "budget.cost=1",
+        *IN_DRIVER, "budget.requests=60", "budget.cost=1",
         "budget.prices={cheap: {prompt: 100, completion: 100}, dear: {prompt: 1000, completion: 1000}}")
     ctx = run_pipeline(config)
     run = ctx.run_dir.path
