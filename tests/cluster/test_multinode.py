@@ -3,25 +3,25 @@ worker nodes, `a` and `b`, each its own raylet on 127.0.0.1 with a custom resour
 
 - A whole run submitted with `ray job submit` spreads over both workers: Ray's state API shows
   teacher workers, Serve replicas and Ray Train workers on `a` and on `b`, nothing heavy on the
-  head, and the driver, the budget and the training progress actors on the head; its rows are
-  those of the same run on one local node.
-- Node loss: in one run, worker `b` is killed (SIGKILL to its raylet and every process it started,
-  a spot instance taken back) in the middle of the teacher purchase, then of TA scoring, then of
-  the final training, and each time comes back 15 s later as a new node (the autoscaler's
-  replacement). The run either carries on by itself or stops, and the same command resumes it;
-  either way no row is lost, no stored teacher response is bought again, and training resumes
-  from a checkpoint.
+  head, and the driver, the budget and the training progress actors on the head.
+- Node loss: the same run again, in which worker `b` is killed (SIGKILL to its raylet and every
+  process it started, a spot instance taken back) in the middle of the teacher purchase, then of
+  TA scoring, then of the final training, and each time comes back 15 s later as a new node (the
+  autoscaler's replacement). The run either carries on by itself or stops, and the same command
+  resumes it; either way its rows are those of the run that lost nothing (bar questions the budget
+  could no longer buy after paying twice for requests in flight on the lost node), no stored
+  teacher response is bought again, and training resumes from a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -40,15 +40,16 @@ WORKER_CPUS = 3
 RUNTIME_ENV = json.dumps({k: v for k, v in yaml.safe_load((REPO / "jobs" / "runtime_env.yaml").read_text()).items()
                           if k != "pip"})
 BUDGET = 40
-SPREAD_EPOCHS = 4  # 10 optimizer steps a student: placement needs no longer training
-TADISTILL = str(Path(sys.executable).with_name("tadistill"))
+# The final training's optimizer steps in the run that loses b: long enough to lose a node in the
+# middle of it. (The run that loses nothing trains 10, as its round-1 student does: the final
+# training writes none of the rows the two runs compare.)
+STEPS_TO_LOSE_A_NODE_IN = 50
 
 
-def run_overrides(run_dir: Path, teacher_url: str, epochs: int = 20) -> list[str]:
+def run_overrides(run_dir: Path, teacher_url: str, final_steps: int | None = None) -> list[str]:
     """A small whole run whose every step can spread: two teacher workers, two replicas of each
     deployment (at most one a node), two Ray Train workers placed SPREAD, a checkpoint every 10
-    steps. 20 epochs give the final training 50 steps, long enough to lose a node in the middle;
-    a run that loses none trains fewer (CI's time)."""
+    steps. Each student trains 4 epochs (10 optimizer steps), the final one `final_steps` if given."""
     return [
         "configs/demo.yaml", f"run_dir={run_dir}", f"models.cache_dir={MODEL_CACHE}",
         "teacher.source=openai", f"teacher.base_url={teacher_url}", "teacher.model=cluster-teacher",
@@ -56,7 +57,8 @@ def run_overrides(run_dir: Path, teacher_url: str, epochs: int = 20) -> list[str
         "data.synthetic.pool_size=200", "data.synthetic.test_size=40", "data.num_blocks=8",
         f"budget.requests={BUDGET}", "selection.candidates=120",
         "train.launcher=ray_train", "train.strategy=ddp", "train.num_workers=2", "train.placement_strategy=SPREAD",
-        f"train.epochs={epochs}", "train.global_batch_size=16", "train.micro_batch_size=8", "train.checkpoint_every_steps=10",
+        "train.epochs=4", f"train.steps={'null' if final_steps is None else final_steps}",
+        "train.global_batch_size=16", "train.micro_batch_size=8", "train.checkpoint_every_steps=10",
         "inference.launcher=serve", "inference.replicas=2", "inference.max_replicas_per_node=1",
         "inference.num_cpus=1", "inference.num_samples=4", "inference.batch_size=4",
     ]
@@ -110,18 +112,26 @@ def _rows(run_dir: Path) -> dict[str, set]:
     }
 
 
-def test_a_run_spreads_over_two_worker_nodes_and_leaves_the_head_to_the_driver(cluster, tmp_path):
+@pytest.fixture(scope="module")
+def undisturbed(cluster, tmp_path_factory) -> SimpleNamespace:
+    """The run that loses nothing, submitted once: the spread test reads where its work ran, the
+    node-loss test compares its own rows with this run's."""
+    run_dir = tmp_path_factory.mktemp("undisturbed") / "run"
     with OpenAITestServer() as teacher:
-        job_id, done = _submit_run(cluster, run_overrides(tmp_path / "run", teacher.base_url, SPREAD_EPOCHS))
+        job_id, done = _submit_run(cluster, run_overrides(run_dir, teacher.base_url))
         paid = teacher.served
     job = job_info(cluster.address, job_id, cluster.env)
     assert job["status"] == "SUCCEEDED", f"{job['message']}\n{job['logs'][-4000:]}\n{done.stderr[-2000:]}"
-    assert paid == BUDGET
-
     placement = cluster.placement()
-    names = cluster.node_names(placement)
+    return SimpleNamespace(run_dir=run_dir, job=job, paid=paid, placement=placement,
+                           names=cluster.node_names(placement))
+
+
+def test_a_run_spreads_over_two_worker_nodes_and_leaves_the_head_to_the_driver(undisturbed):
+    assert undisturbed.paid == BUDGET
+    names = undisturbed.names
     where: dict[str, set] = {}
-    for actor in placement["actors"]:
+    for actor in undisturbed.placement["actors"]:
         where.setdefault(actor["class_name"], set()).add(names.get(actor["node_id"], "?"))
     teacher_workers = set().union(*(n for c, n in where.items() if c.startswith("MapWorker") or "MapWorker" in c))
     replicas = set().union(*(n for c, n in where.items() if c.startswith("ServeReplica")))
@@ -130,18 +140,17 @@ def test_a_run_spreads_over_two_worker_nodes_and_leaves_the_head_to_the_driver(c
     assert replicas == {"a", "b"}, where
     assert trainers == {"a", "b"}, where
     # The head (num-cpus 0) ran the driver and its bookkeeping, nothing heavy.
-    assert names[job["driver_node_id"]] == "head"
+    assert names[undisturbed.job["driver_node_id"]] == "head"
     assert where["Budget"] == {"head"} and where["StageProgress"] == {"head"}, where
     assert "head" not in teacher_workers | replicas | trainers
-
-    # The same run on one local node (its own Ray) produces the same rows at every step.
-    with OpenAITestServer() as teacher:
-        overrides = run_overrides(tmp_path / "one-node", teacher.base_url, SPREAD_EPOCHS)
-        # One node takes both replicas of a deployment.
-        local = subprocess.run([TADISTILL, "run", *overrides, "ray.num_cpus=6", "inference.max_replicas_per_node=null"],
-                               cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=1500)
-    assert local.returncode == 0, local.stderr[-3000:]
-    assert _rows(tmp_path / "run") == _rows(tmp_path / "one-node")
+    # Every row of every step, once: each candidate sampled 4 times and each sample scored, the
+    # budget bought and each bought output weighted, each test question answered.
+    splits = pd.read_parquet(undisturbed.run_dir / "corpus/rows.parquet", columns=["split"])["split"]
+    assert splits.value_counts().to_dict() == {"train": 200, "test": 40}
+    rows = _rows(undisturbed.run_dir)
+    assert len(rows["teacher"]) == BUDGET == len(rows["weighted"])
+    assert rows["weighted"] == rows["teacher"] and len(rows["answers"]) == 40
+    assert rows["scored"] == rows["samples"] and len(rows["samples"]) == 4 * len({i for i, _ in rows["samples"]})
 
 
 def _manifest(run_dir: Path) -> dict:
@@ -165,15 +174,15 @@ KILLS = {
 }
 
 
-def test_losing_a_worker_node_in_each_step_loses_no_row_and_pays_no_response_twice(cluster, tmp_path,
+def test_losing_a_worker_node_in_each_step_loses_no_row_and_pays_no_response_twice(cluster, undisturbed, tmp_path,
                                                                                    record_property):
     """One run loses worker b three times: in the teacher purchase, in TA scoring and in the final
     training (one run rather than three: CI's time). Each time b comes back 15 s later; a run that
-    stopped is resubmitted with the same command once b is back."""
+    stopped is resubmitted with the same command once b is back. Its rows are the undisturbed run's."""
     run_dir = tmp_path / "run"
     behaviour = []
     with OpenAITestServer(latency=0.5) as teacher:
-        overrides = run_overrides(run_dir, teacher.base_url)
+        overrides = run_overrides(run_dir, teacher.base_url, final_steps=STEPS_TO_LOSE_A_NODE_IN)
         job_id, _ = _submit_run(cluster, overrides, wait=False)
         back = None
         for step, (trigger, must_be_running) in KILLS.items():
@@ -201,15 +210,17 @@ def test_losing_a_worker_node_in_each_step_loses_no_row_and_pays_no_response_twi
     record_property("behaviour", "; ".join(behaviour))
     manifest = _manifest(run_dir)
     assert "evaluate" in manifest
-    rows = _rows(run_dir)
-    assert len(rows["answers"]) == 40
-    assert len(rows["scored"]) == len(rows["samples"]) and {i for i, _ in rows["scored"]} == {
-        i for i, _ in rows["samples"]}
-    # A response stored before a kill is never bought again; only requests in flight on the lost
-    # node (at most teacher.concurrency) may have been paid twice, and those count against the
-    # budget, which the teacher never serves past.
+    rows, expected = _rows(run_dir), _rows(undisturbed.run_dir)
+    # Every step's rows are those of the run that lost nothing: the same corpus, the same questions
+    # sampled and scored (each sample once), the same test answers, and the same purchase...
+    for step in ("corpus", "samples", "scored", "answers"):
+        assert rows[step] == expected[step], f"{step}: {len(rows[step] ^ expected[step])} rows differ"
+    # ...bar what the budget could no longer buy: a response stored before a kill is never bought
+    # again; only requests in flight on the lost node (at most teacher.concurrency) may have been
+    # paid twice, and those count against the budget, which the teacher never serves past.
     assert len(paid_twice) <= 2 and served <= BUDGET, paid_twice
-    assert len(rows["teacher"]) >= BUDGET - len(paid_twice)
+    assert rows["teacher"] <= expected["teacher"] and len(rows["teacher"]) >= BUDGET - len(paid_twice)
+    assert rows["weighted"] == rows["teacher"]
     assert manifest["final.train"]["resumed_at"], "the final training restarted from scratch, not from its checkpoint"
     print(f"{'; '.join(behaviour)}; {served} requests served, {len(paid_twice)} paid twice")
 
