@@ -63,6 +63,7 @@ SELECTIONS: dict[str, dict[str, Any]] = {
     "progress": {"selection.strategy": "progress"},
     "shortest": {"selection.strategy": "shortest"},
     "regime": {"selection.strategy": "regime"},
+    "committee": {"selection.strategy": "committee"},
 }
 SELECTION_SUMMARIES = {
     "random": "a random pick each round (the schedule alone)",
@@ -78,6 +79,8 @@ SELECTION_SUMMARIES = {
     "shortest": "each round's pick of the shortest questions (an easy-first baseline)",
     "regime": "each round's pick the longest, the shortest or random questions, as probe students trained on what "
               "was bought without each slice say the student learns most from (random unless the evidence is clear)",
+    "committee": "each round's pick where students trained on resamples of what was bought disagree most (mutual "
+                 "information between answer and member), not where all of them are equally unsure",
 }
 TRUSTS = ("none", "weight", "filter", "answer_weight")
 TRUST_SUMMARIES = {

@@ -259,17 +259,20 @@ def _round(config: Config, k: int) -> list[Step]:
                  reads=(ROWS, samples(name)), writes=(samples_scored(name),)),
         ]
     measured = _measured_students(config, k) if config.selection_measures_progress else ()
-    sliced = _bought_before(config, k) if config.selection_probes_slices else None
+    # What a regime test's probe students or a committee's members train on (each without a slice, or resampled).
+    trained_on = (_bought_before(config, k)
+                  if config.selection_probes_slices or config.selection_trains_committee else None)
     steps += [
-        Step(f"{name}.select", partial(step_select, k=k, students=measured, sliced=sliced),
+        Step(f"{name}.select", partial(step_select, k=k, students=measured, trained_on=trained_on),
              ("seed", "signals", "selection", "budget")
              + (("trust.calibration_quantile",) if config.selection_needs_calibration else ())
              + (("eval",) + STUDENT_KEYS if measured else ())
-             + (("eval", "train") + STUDENT_KEYS if sliced else ()),
+             + (("eval", "train") + STUDENT_KEYS if trained_on and config.selection_probes_slices else ())
+             + (("train", "inference") + STUDENT_KEYS if trained_on and config.selection_trains_committee else ()),
              reads=candidates + ((samples_scored(name),) if config.selection_uses_signals else ())
              + ((CALIBRATION,) if config.selection_needs_calibration else ())
              + tuple(student for student in measured if student is not None)
-             + ((sliced,) if sliced and sliced not in candidates else ()),
+             + ((trained_on,) if trained_on and trained_on not in candidates else ()),
              writes=(question_signals(name), picks(name))),
         _buy_step(config, name),
     ]

@@ -307,12 +307,17 @@ def _signals_section(ctx: "RunContext", shown: ReportInputs, gold: pd.Series, fi
 def _progress_lines(ctx: "RunContext") -> list[str]:
     """What a rule that measures progress measured and decided, round by round (from the manifest)."""
     steps, selection = ctx.run_dir.manifest()["steps"], ctx.config.selection
-    key = "regime" if ctx.config.selection_probes_slices else "progress"
+    key = "regime" if ctx.config.selection_probes_slices else "committee" if ctx.config.selection_trains_committee \
+        else "progress"
     said = [(k, steps.get(f"{round_name(k)}.select", {}).get(key)) for k in range(1, ctx.config.rounds + 1)]
     said = [f"- round {k}: {line}" for k, line in said if line]
     if not said:
         return []
-    if key == "regime":
+    if key == "committee":
+        how = (f"{selection.committee_size} students trained from the base student on bootstrap resamples of what "
+               "was bought before the round each sample every candidate; a candidate's disagreement is the mutual "
+               "information between the answer and the student who gave it (0 where all answer alike, sure or not)")
+    elif key == "regime":
         how = (f"Probe accuracy (on the labelled probe) of a student trained on what was bought before the round "
                f"without its longest, its shortest or a random {selection.slice_share:.0%}; a slice's value is what "
                f"leaving it out cost beyond leaving the random one out, ± its standard error, and the round leaves "

@@ -185,3 +185,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_sep("=", f"{len(unlisted)} skipped test(s) not in tests/allowed_skips.txt", red=True)
         for node, why in unlisted:
             terminalreporter.write_line(f"{node}: {why}")
+
+
+def tiny_run(run_dir, records, method: str, *overrides: str) -> list[str]:
+    """A whole run at the smallest size that still reaches every step, in the driver's process,
+    buying from `records` (the recorded_teacher fixture): seconds a method."""
+    return ["data.synthetic.pool_size=60", "data.synthetic.test_size=8", f"models.cache_dir={MODEL_CACHE}",
+            "budget.requests=16", "train.epochs=1", "train.launcher=local", "train.strategy=ddp",
+            "train.num_workers=1", "train.global_batch_size=8", "train.micro_batch_size=8",
+            "inference.launcher=local", "inference.num_samples=2", "selection.candidates=30",
+            "trust.calibration_size=10", "teacher.source=recorded", f"teacher.recorded.files=[{records}]",
+            "teacher.recorded.format=records", "teacher.recorded.match=id", "teacher.recorded.fields.id=id",
+            f"method={method}", f"run_dir={run_dir}", *overrides]
+
+
+@pytest.fixture(scope="session")
+def recorded_teacher(tmp_path_factory, synthetic_models):
+    """The simulated teacher's outputs for tiny_run's pool, recorded once: a purchase reads them."""
+    from tadistill.config import load_config
+    from tadistill.corpus.synthetic import synthetic_splits
+    from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
+
+    base = load_config(None, ["data.synthetic.pool_size=60", "data.synthetic.test_size=8"])
+    return write_teacher_records(synthetic_splits(base.data)["train"],
+                                 TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
+                                 tmp_path_factory.mktemp("teacher") / "records.jsonl")

@@ -14,7 +14,7 @@ from tadistill.methods import METHODS
 from tadistill.plan import plan
 from tadistill.rundir import RunDir, StepView, UndeclaredArtifact
 
-from .conftest import MODEL_CACHE
+from .conftest import tiny_run
 
 FRAME = pd.DataFrame({c: [] for c in ROWS.columns})
 
@@ -34,39 +34,17 @@ def test_a_step_may_touch_only_what_it_declares_and_the_error_names_both(tmp_pat
     assert len(view.read_table(ROWS)) == 0  # the step ended: the whole run directory again
 
 
-def _tiny(run_dir, records, method: str) -> list[str]:
-    """A whole run at the smallest size that still reaches every step: seconds a method."""
-    return ["data.synthetic.pool_size=60", "data.synthetic.test_size=8", f"models.cache_dir={MODEL_CACHE}",
-            "budget.requests=16", "train.epochs=1", "train.launcher=local", "train.strategy=ddp",
-            "train.num_workers=1", "train.global_batch_size=8", "train.micro_batch_size=8",
-            "inference.launcher=local", "inference.num_samples=2", "selection.candidates=30",
-            "trust.calibration_size=10", "teacher.source=recorded", f"teacher.recorded.files=[{records}]",
-            "teacher.recorded.format=records", "teacher.recorded.match=id", "teacher.recorded.fields.id=id",
-            f"method={method}", f"run_dir={run_dir}"]
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory, synthetic_models):
-    from tadistill.corpus.synthetic import synthetic_splits
-    from tadistill.synthetic.teacher_server import TeacherProfile, write_teacher_records
-
-    base = load_config(None, ["data.synthetic.pool_size=60", "data.synthetic.test_size=8"])
-    return write_teacher_records(synthetic_splits(base.data)["train"],
-                                 TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
-                                 tmp_path_factory.mktemp("teacher") / "records.jsonl")
-
-
-def test_every_method_runs_its_plan_under_the_enforcing_view(ray_local, records, tmp_path):
+def test_every_method_runs_its_plan_under_the_enforcing_view(ray_local, recorded_teacher, tmp_path):
     """Every registered method, end to end at the smallest size, in one run directory so the steps
     methods agree on run once; every step that runs is held to its declaration."""
     from tadistill.pipeline import run_pipeline
     from tadistill.services import Services
 
     run_dir, ran = tmp_path / "run", set()
-    services = Services(load_config(None, _tiny(run_dir, records, "none")))
+    services = Services(load_config(None, tiny_run(run_dir, recorded_teacher, "none")))
     try:
         for name in METHODS:
-            config = load_config(None, _tiny(run_dir, records, name))
+            config = load_config(None, tiny_run(run_dir, recorded_teacher, name))
             ctx = run_pipeline(config, services)
             ran |= {entry["step"] for entry in ctx.step_log if entry["status"] == "ran"}
             summary = json.loads((run_dir / "summary.json").read_text())
@@ -80,7 +58,7 @@ def test_every_method_runs_its_plan_under_the_enforcing_view(ray_local, records,
 
 
 def test_a_step_that_reads_an_artifact_it_does_not_declare_stops_the_run_naming_both(
-        ray_local, records, tmp_path, monkeypatch):
+        ray_local, recorded_teacher, tmp_path, monkeypatch):
     """A plan whose evaluate step forgot that it reads the corpus: the run stops at that step."""
     import tadistill.pipeline as pipeline
 
@@ -93,7 +71,7 @@ def test_a_step_that_reads_an_artifact_it_does_not_declare_stops_the_run_naming_
 
     monkeypatch.setattr(pipeline, "plan", forgetful)
     with pytest.raises(UndeclaredArtifact, match="step evaluate reads corpus/rows.parquet"):
-        pipeline.run_pipeline(load_config(None, _tiny(tmp_path / "run", records, "base")))
+        pipeline.run_pipeline(load_config(None, tiny_run(tmp_path / "run", recorded_teacher, "base")))
 
 
 def test_the_built_plan_alone_says_what_the_run_holds():

@@ -101,6 +101,13 @@ CHOICES: dict[str, dict[str, Choice]] = {
                          "questions first where leaving that slice out cost clearly more than leaving a random one "
                          "out (selection.evidence_z), at random otherwise",
                          {"uses_signals": False, "needs_reference": True, "probes_slices": True}),
+        "committee": Choice(_P + "signals.selection:CommitteeDisagreement",
+                            "where a committee disagrees (query by committee): before each round, "
+                            "selection.committee_size students trained on bootstrap resamples of what was bought "
+                            "sample every candidate; the round buys first where the answer depends most on the "
+                            "member (the mutual information between answer and member), so what every member "
+                            "finds equally hard is not mistaken for what one more output would teach",
+                            {"uses_signals": False, "trains_committee": True}),
     },
     "signals.consistency": {
         "agreement": Choice(_P + "signals.compute:agreement", "share of samples agreeing with the majority answer"),

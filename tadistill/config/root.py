@@ -317,6 +317,12 @@ class Config(_Section):
         return self.selects and fact("selection.strategy", self.selection.strategy, "probes_slices")
 
     @property
+    def selection_trains_committee(self) -> bool:
+        """Whether selection.strategy trains a committee on resamples of what was bought (signals/committee.py)
+        before each round's purchase."""
+        return self.selects and fact("selection.strategy", self.selection.strategy, "trains_committee")
+
+    @property
     def selection_uses_signals(self) -> bool:
         """Whether selection.strategy needs the student's samples and the TA's scores of them."""
         return fact("selection.strategy", self.selection.strategy, "uses_signals")

@@ -71,6 +71,14 @@ class SelectionConfig(_Section):
             "its shortest, or a random slice of that size)."
         ),
     )
+    committee_size: int = Field(
+        3, ge=2, le=4,
+        description=(
+            "selection.strategy 'committee': students trained (each in the driver's process, with the round "
+            "students' settings) on bootstrap resamples of what was bought; each samples inference.num_samples "
+            "answers to every candidate, so a round costs this many trainings and samplings, and no teacher money."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

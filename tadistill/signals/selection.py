@@ -164,6 +164,18 @@ class RegimeTest(SelectionRule):
         return signals["regime_priority"].astype(float)
 
 
+class CommitteeDisagreement(SelectionRule):
+    """Buy where students trained on resamples of the purchase so far disagree (signals/committee.py):
+    each candidate carries the priority its measured disagreement gives it (`committee_priority`:
+    the most disputed first, ties in a seeded random order)."""
+
+    def priority(self, signals, config, seed):
+        if "committee_priority" not in signals:
+            raise ValueError("selection.strategy 'committee' needs each candidate's committee_priority, measured by "
+                             "students trained on resamples of what was bought")
+        return signals["committee_priority"].astype(float)
+
+
 def _weighted_keys(weights: pd.Series, rng: np.random.Generator) -> pd.Series:
     """Keys whose top k is a weighted random sample of k without replacement; weight 0 comes last."""
     u = rng.random(len(weights))

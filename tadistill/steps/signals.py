@@ -70,10 +70,11 @@ def step_score(ctx: "RunContext", k: int) -> dict:
     return {"rows": len(scored), "mean_ta_conf": float(scored["ta_conf"].mean())}
 
 
-def step_select(ctx: "RunContext", k: int, students: tuple = (), sliced: Optional[Artifact] = None) -> dict:
+def step_select(ctx: "RunContext", k: int, students: tuple = (), trained_on: Optional[Artifact] = None) -> dict:
     """The round's purchase: its share of the budget, picked among the candidates by the rule.
     `students`: (before, now), the students a rule that measures progress compares on the probe;
-    `sliced`: what was bought before the round, which a regime test trains its probe students on."""
+    `trained_on`: what was bought before the round, which a regime test trains its probe students
+    on (each without a slice of it) and a committee its members (each on a resample of it)."""
     from ..signals.compute import question_signals as signals_of
     from ..signals.selection import select
 
@@ -91,7 +92,11 @@ def step_select(ctx: "RunContext", k: int, students: tuple = (), sliced: Optiona
     if config.selection_measures_progress:
         signals, info = _with_progress(ctx, signals, pool, students)
     if config.selection_probes_slices:
-        signals, info = _with_regime(ctx, signals, sliced, round_seed(config, k))
+        signals, info = _with_regime(ctx, signals, trained_on, round_seed(config, k))
+    if config.selection_trains_committee:
+        from .committee import with_committee
+
+        signals, info = with_committee(ctx, signals, pool, trained_on, round_seed(config, k))
     chosen = select(signals, count, config.selection.strategy, config.signals, round_seed(config, k), config.selection)
     ctx.run_dir.write_table(question_signals(name), chosen)
     picked = chosen[chosen["selected"]].sort_values(["score", "id"], ascending=[False, True])
@@ -149,12 +154,10 @@ def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, see
     outputs without it, in this process and with the round students' settings, and its answers to
     the labelled probe; and how many outputs each left out. The students are scratch: trained,
     asked, deleted."""
-    import shutil
-    import tempfile
-
     from ..evaluate import labelled_probe, probe_correct
     from .train import training_rows
     from ..signals.regime import slices
+    from .scratch import fine_tune_in_process, round_student_settings, scratch_folder
 
     config, base = ctx.config, ctx.models()["student"]
     rows = training_rows(ctx, outputs, outputs["weight"] if "weight" in outputs.columns else None)
@@ -162,15 +165,11 @@ def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, see
     cut = slices(rows["id"].map(questions).str.len(), config.selection.slice_share, seed)
     probe = labelled_probe(ctx)
     correct, left_out = {}, {}
-    scratch = Path(tempfile.mkdtemp(prefix="regime-", dir=ctx.run_dir.path))
-    try:
+    with scratch_folder(ctx, "regime-") as scratch:
         for name, leave in cut.items():
-            _fine_tune_in_process(ctx, base, rows.drop(index=leave), scratch / name, epochs=config.train.epochs,
-                                  batch_size=config.train.global_batch_size, lr=config.train.lr, seed=seed,
-                                  max_length=config.train.max_length)
+            fine_tune_in_process(ctx, base, rows.drop(index=leave), scratch / name,
+                                 **round_student_settings(config, seed))
             correct[name], left_out[name] = probe_correct(ctx, probe, str(scratch / name)), len(leave)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return correct, left_out
 
 
@@ -324,27 +323,17 @@ class LearningTools:
 def _learning_tools(ctx: "RunContext") -> LearningTools:
     def fine_tune(rows: pd.DataFrame, out: Path) -> None:
         """Fine-tune the TA on rows (prompt, given, target, weight) into `out` (trust.verifier's settings)."""
+        from .scratch import fine_tune_in_process
+
         settings = ctx.config.trust.verifier
-        _fine_tune_in_process(ctx, ctx.models()["ta"], rows, out, epochs=settings.epochs, batch_size=settings.batch_size,
-                              lr=settings.lr, seed=ctx.config.seed, max_length=settings.max_length)
+        fine_tune_in_process(ctx, ctx.models()["ta"], rows, out, epochs=settings.epochs, batch_size=settings.batch_size,
+                             lr=settings.lr, seed=ctx.config.seed, max_length=settings.max_length)
 
     from ..config import choices
 
     trains = choices.fact("trust.signal", ctx.config.trust.signal, "trains_model")
     return LearningTools(ctx.models()["ta"], ctx.run_dir.location(VERIFIER, write=True) if trains else None, fine_tune,
                          lambda path: _ta_scorer(ctx, None, path))
-
-
-def _fine_tune_in_process(ctx: "RunContext", start: str, rows: pd.DataFrame, out: Path, **settings) -> None:
-    """A model fine-tuned from `start` on rows (prompt, target, weight, given) in this process,
-    saved with its tokenizer into `out` (train/loop.py fit_local's settings)."""
-    from ..modeling import load_model, load_tokenizer
-    from ..train.loop import fit_local
-
-    model, tokenizer = load_model(start), load_tokenizer(start, ctx.config.inference.chat_template)
-    fit_local(model, tokenizer, rows.to_dict(orient="records"), **settings)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
 
 
 def _trust_signal_class(config: Config):

@@ -66,9 +66,10 @@ def test_config_knows_which_rules_need_the_students_samples():
     for name in choices.names("selection.strategy"):
         config = load_config(overrides=[f"method={'both' if name == 'unsure_first' else name}_none"])
         assert config.selection.strategy == name
-        assert config.selection_uses_signals == (name not in ("random", "progress", "shortest", "regime"))
+        assert config.selection_uses_signals == (name not in ("random", "progress", "shortest", "regime", "committee"))
         assert config.selection_measures_progress == (name == "progress")  # trains round students, samples none
         assert config.selection_probes_slices == (name == "regime")  # trains probe students, no round student
+        assert config.selection_trains_committee == (name == "committee")  # members sample, no round student
 
 
 def test_frontier_buys_what_the_student_partly_solves_before_what_is_beyond_it():
