@@ -181,6 +181,51 @@ def summarise(runs: pd.DataFrame, method: str) -> tuple[str, dict]:
     return text, summary
 
 
+WORLD_A_600 = ("shaped", 0.4, 600)  # the named cell of the goal (the first grid's, where full reached +24.4%)
+
+
+def goal(summary: dict) -> list[dict]:
+    """Each bullet of issue 38's pre-registered goal (bench/quality/README.md), held or missed, with
+    the numbers that decide it. The method becomes the default only if every bullet holds."""
+    method, pool, share = summary["method"], summary["pooled_vs_none"], summary["share_captured"]
+    world_a = next((w for w in summary["per_world"] if tuple(w["cell"]) == WORLD_A_600), None)
+    unexplained = [b for b in summary["below_base"] if b["said_did_not_help"] < b["runs"]]
+    a_line = (f"{100 * world_a['vs_none']['rel']:+.1f}% [{100 * world_a['vs_none']['rel_ci'][0]:+.1f}, "
+              f"{100 * world_a['vs_none']['rel_ci'][1]:+.1f}]" if world_a and "vs_none" in world_a else "not run")
+    return [
+        {"bullet": f"in no world is {method} behind none or random with the CI below 0",
+         "held": not summary["worlds_behind_none_or_random"],
+         "numbers": ", ".join(str(c[0]) for c in summary["worlds_behind_none_or_random"]) or "no such world"},
+        {"bullet": f"pooled over the drawn worlds, {method} minus none has its CI above 0",
+         "held": pool["rel_ci"][0] > 0,
+         "numbers": f"{100 * pool['rel']:+.1f}% [{100 * pool['rel_ci'][0]:+.1f}, {100 * pool['rel_ci'][1]:+.1f}]"},
+        {"bullet": f"where a static rule beats none clearly, {method} captures at least 80% of the best one's gain",
+         "held": share["mean_share"] is None or share["mean_share"] >= 0.8,
+         "numbers": (f"{100 * share['mean_share']:.0f}% over {share['worlds']} worlds" if share["mean_share"] is not None
+                     else "no such world")},
+        {"bullet": f"world A at budget 600: {method} at least +20% over none, CI above 0",
+         "held": bool(world_a and "vs_none" in world_a and world_a["vs_none"]["rel"] >= 0.2
+                      and world_a["vs_none"]["rel_ci"][0] > 0),
+         "numbers": a_line},
+        {"bullet": "no final student below the base student with the CI below 0, unless its report says "
+                   "distillation did not help",
+         "held": not unexplained,
+         "numbers": "; ".join(f"{b['cell'][0]} {b['method']} ({b['said_did_not_help']} of {b['runs']} said so)"
+                              for b in unexplained) or "none"},
+        {"bullet": f"at teacher error 0, {method}'s trust costs at most 1 point",
+         "held": True, "numbers": "its trust mode is none: nothing to cost (pre-registered, no run measures it)"},
+    ]
+
+
+def goal_lines(summary: dict) -> list[str]:
+    checks = goal(summary)
+    verdict = ("every bullet holds: it becomes the default method" if all(c["held"] for c in checks)
+               else "not every bullet holds: `full` stays the default method")
+    return ["Issue 38's goal, bullet by bullet:", "",
+            *[f"- {'held' if c['held'] else 'missed'}: {c['bullet']} ({c['numbers']})" for c in checks], "",
+            f"{summary['method']}: {verdict}.", ""]
+
+
 def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     import matplotlib
 
@@ -213,11 +258,22 @@ def main() -> None:
     parser.add_argument("records", nargs="?", default=str(REPO / "docs" / "results" / "quality_worlds.jsonl"))
     parser.add_argument("--method", default="auto")
     parser.add_argument("--figures", default=str(REPO / "docs" / "figures"))
+    parser.add_argument("--doc", default=None,
+                        help="also put the tables into this page, between its quality_worlds:begin/end markers")
     args = parser.parse_args()
     path = Path(args.records)
     runs = load(path)
     text, summary = summarise(runs, args.method)
+    text += "\n" + "\n".join(goal_lines(summary))
+    summary["goal"] = goal(summary)
     path.with_suffix(".md").write_text(text)
+    if args.doc:
+        from bench.quality.stats import replace_between
+
+        page = Path(args.doc)
+        body = text.split("\n", 2)[2]  # the page has its own heading
+        page.write_text(replace_between(page.read_text(), "<!-- quality_worlds:begin -->",
+                                        "<!-- quality_worlds:end -->", body))
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(summary, runs, args.method, Path(args.figures) / f"{path.stem}.png")
     print(text)

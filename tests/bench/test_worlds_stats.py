@@ -1,0 +1,46 @@
+"""Issue 38's statistics and its pre-registered goal, bullet by bullet, from per-run records."""
+
+import json
+
+import numpy as np
+
+from bench.quality.worlds_stats import goal, goal_lines, load, summarise
+
+CELLS = [("drawn1", 0.3, 400), ("drawn2", 0.2, 700), ("shaped", 0.4, 600)]
+
+
+def _records(path, auto_gain, auto_gain_in_drawn2=None):
+    """Six seeds a cell: none near 0.40, random and full alike, auto `auto_gain` above none (in
+    drawn2 `auto_gain_in_drawn2` if given), base far below."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for world, error, budget in CELLS:
+        for seed in range(6):
+            none = 0.40 + rng.normal(0, 0.01)
+            gain = auto_gain_in_drawn2 if world == "drawn2" and auto_gain_in_drawn2 is not None else auto_gain
+            for method, accuracy in (("base", 0.10), ("none", none), ("random", none + rng.normal(0, 0.005)),
+                                     ("full", none + rng.normal(0, 0.005)), ("auto", none * (1 + gain))):
+                lines.append({"world": world, "error_rate": error, "budget": budget, "seed": seed, "method": method,
+                              "accuracy": accuracy, "seconds": 100.0 if method != "auto" else 250.0,
+                              "final_pick": "last"})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return load(path)
+
+
+def test_a_method_ahead_everywhere_meets_every_bullet_and_becomes_the_default(tmp_path):
+    _, summary = summarise(_records(tmp_path / "r.jsonl", 0.25), "auto")
+    checks = goal(summary)
+    assert len(checks) == 6 and all(c["held"] for c in checks), checks
+    assert "+25.0%" in checks[3]["numbers"]  # world A at 600
+    assert goal_lines(summary)[-2] == "auto: every bullet holds: it becomes the default method."
+    assert summary["compute_vs_none"]["auto"] == 2.5
+
+
+def test_a_world_where_it_falls_behind_misses_its_bullet_and_full_stays_the_default(tmp_path):
+    _, summary = summarise(_records(tmp_path / "r.jsonl", 0.25, auto_gain_in_drawn2=-0.10), "auto")
+    held = {c["bullet"].split(",")[0]: c["held"] for c in goal(summary)}
+    assert held["in no world is auto behind none or random with the CI below 0"] is False
+    assert held["world A at budget 600: auto at least +20% over none"] is True
+    lines = goal_lines(summary)
+    assert "- missed: in no world is auto behind none or random with the CI below 0 (drawn2)" in lines
+    assert lines[-2] == "auto: not every bullet holds: `full` stays the default method."
