@@ -96,7 +96,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
-BENCHMARK_SUMMARY = resource("quality_summary.json")
+BENCHMARK_SUMMARY = resource("quality_summary.json")  # the first grids' (bench/quality/stats.py): headline and cells
+WORLDS_SUMMARY = resource("quality_worlds_summary.json")  # the drawn worlds' cells (bench/quality/worlds_stats.py)
 
 
 def benchmark_world(config) -> Optional[str]:
@@ -119,33 +120,38 @@ def benchmark_world(config) -> Optional[str]:
 def _comparison_text(found: dict, other: str) -> str:
     lo, hi = found["rel_ci"]
     wins = f", ahead on {round(found['wins'] * found['n'])} of {found['n']} seeds" if "wins" in found else ""
-    return f"full vs {other} {100 * found['rel']:+.1f}% (95% CI {100 * lo:+.1f} to {100 * hi:+.1f}{wins})"
+    return (f"{found.get('a', 'full')} vs {other} {100 * found['rel']:+.1f}% "
+            f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}{wins})")
 
 
-def _benchmark_line(config=None) -> Optional[str]:
-    """One run says little: what the quality benchmark measured over its seeds in the demo's own
-    cell (world, teacher error, budget), or at its headline cell when the demo runs elsewhere."""
+def _benchmark_line(config=None, method: str = DEMO_METHODS[-1]) -> Optional[str]:
+    """One run says little: what the quality benchmark measured over its seeds for `method` in the
+    demo's own cell (world, teacher error, budget: a named world's grids or the drawn worlds'), or
+    at its headline cell when the demo runs elsewhere."""
     if not BENCHMARK_SUMMARY.exists():
         return None
-    summary = json.loads(BENCHMARK_SUMMARY.read_text())
-    head = summary.get("headline", {})
-    cell = dict(head.get("cell", {}))
+    head = json.loads(BENCHMARK_SUMMARY.read_text()).get("headline", {})
+    cell, report = dict(head.get("cell", {})), "docs/results/quality.md"
     found = {other: head.get(f"full_vs_{other}") for other in ("none", "random")}
     where = "its headline cell"
     world = benchmark_world(config) if config is not None else None
     if world is not None:
         here = {"world": world, "error_rate": config.teacher.synthetic.error_rate, "budget": config.budget.requests}
-        mine = {c["b"]: c for c in summary.get("comparisons", [])
-                if c["a"] == "full" and all(c.get(k) == v for k, v in here.items())}
-        if mine:
-            cell, found, where = here, {other: mine.get(other) for other in ("none", "random")}, "this cell"
+        for source in (BENCHMARK_SUMMARY, WORLDS_SUMMARY):
+            summary = json.loads(source.read_text()) if source.exists() else {}
+            mine = {c["b"]: c for c in summary.get("comparisons", [])
+                    if c["a"] == method and all(c.get(k) == v for k, v in here.items())}
+            if mine:
+                cell, found, where = here, {other: mine.get(other) for other in ("none", "random")}, "this cell"
+                report = summary.get("report", report)
+                break
     parts = [_comparison_text(f, other) for other, f in found.items() if f]
     if not parts:
         return None
     n = next(f["n"] for f in found.values() if f)
     return (f"one run is one seed; the quality benchmark in {where} (world {cell.get('world')}, teacher error "
             f"{cell.get('error_rate')}, budget {cell.get('budget')}), over {n} seeds: " + "; ".join(parts)
-            + " (docs/results/quality.md)")
+            + f" ({report})")
 
 
 def cmd_config_show(args) -> int:

@@ -55,3 +55,25 @@ def test_the_committed_summary_has_the_demos_cell():
         pytest.skip("no committed benchmark summary")
     line = cli._benchmark_line(load_config(cli.DEMO_CONFIG))
     assert "in this cell" in line and "ahead on" in line
+
+
+def test_a_run_in_a_drawn_world_cites_that_worlds_records(tmp_path, monkeypatch):
+    import yaml
+
+    worlds = tmp_path / "worlds"
+    worlds.mkdir()
+    (worlds / "drawn9.yaml").write_text(yaml.safe_dump({"data": {"synthetic": {"max_steps": 7, "seed": 99}}}))
+    comparison = {"world": "drawn9", "error_rate": 0.4, "budget": 580, "a": "full", "n": 6}
+    (tmp_path / "worlds_summary.json").write_text(json.dumps({"report": "docs/results/quality_worlds.md", "comparisons": [
+        {**comparison, "b": "none", "wins": 5 / 6, "rel": 0.05, "rel_ci": [0.01, 0.09]},
+        {**comparison, "b": "random", "wins": 0.5, "rel": 0.01, "rel_ci": [-0.03, 0.05]}]}))
+    monkeypatch.setattr(cli, "WORLDS", worlds)
+    monkeypatch.setattr(cli, "WORLDS_SUMMARY", tmp_path / "worlds_summary.json")
+    config = load_config(None, ["data.synthetic.max_steps=7", "data.synthetic.seed=99",
+                                "teacher.synthetic.error_rate=0.4", "budget.requests=580"])
+    line = cli._benchmark_line(config)
+    assert ("in this cell (world drawn9, teacher error 0.4, budget 580), over 6 seeds: full vs none +5.0% "
+            "(95% CI +1.0 to +9.0, ahead on 5 of 6 seeds); full vs random +1.0%") in line
+    assert line.endswith("(docs/results/quality_worlds.md)")
+    # A method the records have no comparison for in this cell: the benchmark's headline instead.
+    assert "in its headline cell" in cli._benchmark_line(config, method="auto")

@@ -9,8 +9,10 @@ worlds where some static rule beats `none` clearly (the best rule picked on half
 gain and auto's measured on the other half, both ways, averaged); any method below the base
 student with its CI below 0 (and whether its report said distillation did not help); the extra
 compute a rule costs (its runs' seconds over `none`'s); and the figure of per-world gains of
-`auto` and `full` over `none`, worlds sorted. Writes <records stem>.md and .json beside the
-records, and docs/figures/<records stem>.png. The number of comparisons is printed with them
+`auto` and `full` over `none`, worlds sorted; the pre-registered goal, bullet by bullet. Writes
+<records stem>.md and .json beside the records, docs/figures/<records stem>.png, and each cell's
+`auto` and `full` against `none` and `random` into tadistill/resources/quality_worlds_summary.json
+(what `tadistill demo` cites for a run in that cell). The number of comparisons is printed with them
 (unadjusted CIs, as pre-registered).
 """
 
@@ -181,6 +183,22 @@ def summarise(runs: pd.DataFrame, method: str) -> tuple[str, dict]:
     return text, summary
 
 
+PACKAGE_SUMMARY = REPO / "tadistill" / "resources" / "quality_worlds_summary.json"  # what `tadistill demo` cites
+
+
+def cell_comparisons(runs: pd.DataFrame, methods: tuple, against: tuple = ("none", "random")) -> list[dict]:
+    """Per cell, each of `methods` against each of `against`: the paired difference over seeds (the
+    fields `tadistill demo` prints under its table for a run in that cell)."""
+    out = []
+    for (world, error, budget), table in wide(runs).items():
+        for a in methods:
+            for b in against:
+                if {a, b} <= set(table):
+                    out.append({"world": world, "error_rate": error, "budget": int(budget), "a": a, "b": b,
+                                **pair(table, a, b)})
+    return out
+
+
 WORLD_A_600 = ("shaped", 0.4, 600)  # the named cell of the goal (the first grid's, where full reached +24.4%)
 
 
@@ -267,6 +285,9 @@ def main() -> None:
     text += "\n" + "\n".join(goal_lines(summary))
     summary["goal"] = goal(summary)
     path.with_suffix(".md").write_text(text)
+    PACKAGE_SUMMARY.write_text(json.dumps({
+        "report": f"docs/results/{path.stem}.md",
+        "comparisons": cell_comparisons(runs, tuple(dict.fromkeys((args.method, "full"))))}, indent=1) + "\n")
     if args.doc:
         from bench.quality.stats import replace_between
 

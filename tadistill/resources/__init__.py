@@ -5,6 +5,8 @@ and the plan's measured rates. Read through importlib.resources, never through a
 - demo_benchmark.yaml: `tadistill demo`'s config;
 - worlds/*.yaml: the benchmark's named worlds (A-D and the legacy one);
 - quality_summary.json: the quality benchmark's summary (bench/quality/stats.py writes it);
+- quality_worlds_summary.json, once the drawn worlds' grid is complete: each of their cells' paired
+  comparisons (bench/quality/worlds_stats.py writes it);
 - plan_rates/rates_*.json: rates measured per kind of config for `tadistill plan`.
 """
 

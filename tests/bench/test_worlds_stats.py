@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from bench.quality.worlds_stats import goal, goal_lines, load, summarise
+from bench.quality.worlds_stats import cell_comparisons, goal, goal_lines, load, summarise
 
 CELLS = [("drawn1", 0.3, 400), ("drawn2", 0.2, 700), ("shaped", 0.4, 600)]
 
@@ -44,3 +44,13 @@ def test_a_world_where_it_falls_behind_misses_its_bullet_and_full_stays_the_defa
     lines = goal_lines(summary)
     assert "- missed: in no world is auto behind none or random with the CI below 0 (drawn2)" in lines
     assert lines[-2] == "auto: not every bullet holds: `full` stays the default method."
+
+
+def test_each_cells_comparisons_carry_what_the_demo_prints(tmp_path):
+    import tadistill.cli as cli
+
+    found = cell_comparisons(_records(tmp_path / "r.jsonl", 0.25), ("auto", "full"))
+    assert len(found) == len(CELLS) * 2 * 2
+    mine = next(c for c in found if (c["world"], c["a"], c["b"]) == ("drawn2", "auto", "none"))
+    assert mine["budget"] == 700 and mine["n"] == 6 and mine["wins"] == 1.0 and mine["rel"] > 0.2
+    assert cli._comparison_text(mine, "none").startswith("auto vs none +")
