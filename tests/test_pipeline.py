@@ -68,11 +68,12 @@ def test_full_method_end_to_end_then_a_rerun_pays_nothing(ray_local, synthetic_m
     assert [s["status"] for s in again.step_log] == ["skipped"] * (len(steps) - 1) + ["ran"]
     assert "in this invocation: **0**" in (run / "report.md").read_text()
 
-    # A finished step whose declared output is gone runs again, and only it (and the report).
-    (run / "eval/answers.parquet").unlink()
+    # A finished step whose declared output is gone runs again, and only it (and the report): the
+    # round's pick (a step with no model to load, so the check costs CI no training or serving).
+    (run / "round1/question_signals.parquet").unlink()
     again = run_pipeline(config)
-    assert [s["step"] for s in again.step_log if s["status"] == "ran"] == ["evaluate", "report"]
-    assert again.teacher_sent == 0
+    assert [s["step"] for s in again.step_log if s["status"] == "ran"] == ["round1.select", "report"]
+    assert again.teacher_sent == 0 and (run / "round1/question_signals.parquet").exists()
 
     # A changed trust option redoes only what depends on it (the same run, to save a whole run).
     ctx = run_pipeline(small_config("method=both_filter"))  # full with trust filter
@@ -183,8 +184,8 @@ def test_regime_trains_probe_students_without_slices_of_the_purchase_and_says_wh
 
 
 def test_full_method_in_one_stage_takes_its_signals_from_the_base_student(ray_local, synthetic_models, small_config):
-    # Sampling, scoring and test answers in the driver's process (the Serve path is the full test's).
-    ctx = run_pipeline(small_config("method=full_one_stage", "inference.launcher=local"))
+    # Sampling, scoring, training and test answers in the driver's process (the Ray paths are the full test's).
+    ctx = run_pipeline(small_config("method=full_one_stage", *IN_DRIVER))
     run = ctx.run_dir.path
     assert [s["step"] for s in ctx.step_log] == [s.name for s in plan(ctx.config)]
     assert not (run / "round1/model").exists() and not (run / "teacher/warmup.parquet").exists()
