@@ -130,15 +130,15 @@ def _benchmark_line(config=None, method: str = DEMO_METHODS[-1]) -> Optional[str
     at its headline cell when the demo runs elsewhere."""
     if not BENCHMARK_SUMMARY.exists():
         return None
-    head = json.loads(BENCHMARK_SUMMARY.read_text()).get("headline", {})
+    summaries = [json.loads(path.read_text()) for path in (BENCHMARK_SUMMARY, WORLDS_SUMMARY) if path.exists()]
+    head = summaries[0].get("headline", {})
     cell, report = dict(head.get("cell", {})), "docs/results/quality.md"
     found = {other: head.get(f"full_vs_{other}") for other in ("none", "random")}
     where = "its headline cell"
     world = benchmark_world(config) if config is not None else None
     if world is not None:
         here = {"world": world, "error_rate": config.teacher.synthetic.error_rate, "budget": config.budget.requests}
-        for source in (BENCHMARK_SUMMARY, WORLDS_SUMMARY):
-            summary = json.loads(source.read_text()) if source.exists() else {}
+        for summary in summaries:
             mine = {c["b"]: c for c in summary.get("comparisons", [])
                     if c["a"] == method and all(c.get(k) == v for k, v in here.items())}
             if mine:

@@ -304,27 +304,32 @@ def _signals_section(ctx: "RunContext", shown: ReportInputs, gold: pd.Series, fi
     return lines
 
 
+def _how_each_rule_measured(selection) -> dict[str, str]:
+    """What a rule that measures reads, by its name: the name its select step files its line a round under."""
+    return {
+        "progress": ("Probe accuracy each length group (0: the shortest questions) gained over the student before, "
+                     f"± its standard error; a group's share needs progress beyond {selection.evidence_z:g} standard "
+                     "errors"),
+        "regime": (f"Probe accuracy (on the labelled probe) of a student trained on what was bought before the round "
+                   f"without its longest, its shortest or a random {selection.slice_share:.0%}; a slice's value is "
+                   f"what leaving it out cost beyond leaving the random one out, ± its standard error, and the round "
+                   f"leaves random only where a value clears {selection.evidence_z:g} standard errors"),
+        "committee": (f"{selection.committee_size} students trained from the base student on bootstrap resamples of "
+                      "what was bought before the round each sample every candidate; a candidate's disagreement is "
+                      "the mutual information between the answer and the student who gave it (0 where all answer "
+                      "alike, sure or not)"),
+    }
+
+
 def _progress_lines(ctx: "RunContext") -> list[str]:
-    """What a rule that measures progress measured and decided, round by round (from the manifest)."""
+    """What a rule that measures measured and decided, round by round (from the manifest)."""
     steps, selection = ctx.run_dir.manifest()["steps"], ctx.config.selection
-    key = "regime" if ctx.config.selection_probes_slices else "committee" if ctx.config.selection_trains_committee \
-        else "progress"
-    said = [(k, steps.get(f"{round_name(k)}.select", {}).get(key)) for k in range(1, ctx.config.rounds + 1)]
+    how = _how_each_rule_measured(selection).get(selection.strategy)
+    said = [(k, steps.get(f"{round_name(k)}.select", {}).get(selection.strategy))
+            for k in range(1, ctx.config.rounds + 1)]
     said = [f"- round {k}: {line}" for k, line in said if line]
-    if not said:
+    if how is None or not said:
         return []
-    if key == "committee":
-        how = (f"{selection.committee_size} students trained from the base student on bootstrap resamples of what "
-               "was bought before the round each sample every candidate; a candidate's disagreement is the mutual "
-               "information between the answer and the student who gave it (0 where all answer alike, sure or not)")
-    elif key == "regime":
-        how = (f"Probe accuracy (on the labelled probe) of a student trained on what was bought before the round "
-               f"without its longest, its shortest or a random {selection.slice_share:.0%}; a slice's value is what "
-               f"leaving it out cost beyond leaving the random one out, ± its standard error, and the round leaves "
-               f"random only where a value clears {selection.evidence_z:g} standard errors")
-    else:
-        how = ("Probe accuracy each length group (0: the shortest questions) gained over the student before, "
-               f"± its standard error; a group's share needs progress beyond {selection.evidence_z:g} standard errors")
     return ["## Why these questions were bought", "",
             f"{how}; {selection.random_floor:.0%} of each purchase is random.", "", *said, ""]
 

@@ -21,9 +21,9 @@ def with_committee(ctx: "RunContext", signals: pd.DataFrame, pool: pd.DataFrame,
     from ..signals.committee import FEWEST_BOUGHT, Committee, disagreement, purchase_priority
 
     outputs = ctx.run_dir.read_table(bought_so_far) if bought_so_far is not None else pd.DataFrame()
-    if len(outputs) < FEWEST_BOUGHT:
-        keys = np.random.default_rng((seed, 7)).random(len(signals))
-        return signals.assign(committee_disagreement=np.nan, committee_priority=keys), {
+    if len(outputs) < FEWEST_BOUGHT:  # nothing measured: every candidate ties, bought in a seeded random order
+        keys = purchase_priority(pd.Series(0.0, index=signals.index), seed)
+        return signals.assign(committee_disagreement=np.nan, committee_priority=keys.to_numpy()), {
             "committee": f"{len(outputs)} outputs bought before this round, too few to resample: bought at random"}
     answers = _members_answers(ctx, outputs, pool, seed)
     committee = Committee(disagreement(answers), ctx.config.selection.committee_size, len(outputs))
@@ -37,11 +37,10 @@ def _members_answers(ctx: "RunContext", outputs: pd.DataFrame, pool: pd.DataFram
     """Each member's sampled answers to every candidate (id, member, answer): member m trained
     from the base student on the m-th bootstrap resample, with the round students' settings."""
     from ..signals.committee import bootstrap_resamples
-    from .scratch import fine_tune_in_process, round_student_settings, scratch_folder
-    from .train import training_rows
+    from .scratch import bought_rows, fine_tune_in_process, round_student_settings, scratch_folder
 
     config, base = ctx.config, ctx.models()["student"]
-    rows = training_rows(ctx, outputs, outputs["weight"] if "weight" in outputs.columns else None)
+    rows = bought_rows(ctx, outputs)
     answers = []
     with scratch_folder(ctx, "committee-") as scratch:
         for member, drawn in enumerate(bootstrap_resamples(len(rows), config.selection.committee_size, seed)):

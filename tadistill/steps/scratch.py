@@ -27,6 +27,14 @@ def scratch_folder(ctx: "RunContext", prefix: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def bought_rows(ctx: "RunContext", outputs: pd.DataFrame) -> pd.DataFrame:
+    """What was bought so far as a throwaway student learns it: training rows, weighted by trust
+    where the table carries weights (a trust table), in full where it does not (a purchase)."""
+    from .train import training_rows
+
+    return training_rows(ctx, outputs, outputs["weight"] if "weight" in outputs.columns else None)
+
+
 def round_student_settings(config: "Config", seed: int) -> dict:
     """fine_tune_in_process's settings for a throwaway student: the round students' own."""
     return {"epochs": config.train.epochs, "batch_size": config.train.global_batch_size, "lr": config.train.lr,

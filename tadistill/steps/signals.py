@@ -155,12 +155,11 @@ def _probe_students_without_slices(ctx: "RunContext", outputs: pd.DataFrame, see
     the labelled probe; and how many outputs each left out. The students are scratch: trained,
     asked, deleted."""
     from ..evaluate import labelled_probe, probe_correct
-    from .train import training_rows
     from ..signals.regime import slices
-    from .scratch import fine_tune_in_process, round_student_settings, scratch_folder
+    from .scratch import bought_rows, fine_tune_in_process, round_student_settings, scratch_folder
 
     config, base = ctx.config, ctx.models()["student"]
-    rows = training_rows(ctx, outputs, outputs["weight"] if "weight" in outputs.columns else None)
+    rows = bought_rows(ctx, outputs)
     questions = ctx.run_dir.read_table(ROWS).set_index("id")["question"]
     cut = slices(rows["id"].map(questions).str.len(), config.selection.slice_share, seed)
     probe = labelled_probe(ctx)
