@@ -186,11 +186,21 @@ def summarise(runs: pd.DataFrame, method: str) -> tuple[str, dict]:
 PACKAGE_SUMMARY = REPO / "tadistill" / "resources" / "quality_worlds_summary.json"  # what `tadistill demo` cites
 
 
-def cell_comparisons(runs: pd.DataFrame, methods: tuple, against: tuple = ("none", "random")) -> list[dict]:
+def complete(table: pd.DataFrame, seeds: int) -> bool:
+    """A cell every method of has run on all its seeds (a grid runs seed-major, so a cell part-way
+    through has a seed with a method missing, or fewer seeds)."""
+    return len(table) >= seeds and not table.isna().to_numpy().any()
+
+
+def cell_comparisons(runs: pd.DataFrame, methods: tuple, against: tuple = ("none", "random"),
+                     seeds: int = 0) -> list[dict]:
     """Per cell, each of `methods` against each of `against`: the paired difference over seeds (the
-    fields `tadistill demo` prints under its table for a run in that cell)."""
+    fields `tadistill demo` prints under its table for a run in that cell); only cells complete
+    over `seeds` seeds, so a cell the grid is still running is never cited."""
     out = []
     for (world, error, budget), table in wide(runs).items():
+        if not complete(table, seeds):
+            continue
         for a in methods:
             for b in against:
                 if {a, b} <= set(table):
@@ -271,6 +281,17 @@ def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     plt.close(fig)
 
 
+def write_package_summary(runs: pd.DataFrame, path: Path, method: str, report: Path) -> None:
+    """The complete cells' comparisons `tadistill demo` cites, pointing at `report` (the records
+    themselves while the grid runs; the report written from them once it is done)."""
+    from bench.quality.bench import GRIDS
+
+    seeds = len(GRIDS["issue38"]["seeds"])
+    PACKAGE_SUMMARY.write_text(json.dumps({
+        "report": report.resolve().relative_to(REPO).as_posix(),
+        "comparisons": cell_comparisons(runs, tuple(dict.fromkeys((method, "full"))), seeds=seeds)}, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("records", nargs="?", default=str(REPO / "docs" / "results" / "quality_worlds.jsonl"))
@@ -278,16 +299,20 @@ def main() -> None:
     parser.add_argument("--figures", default=str(REPO / "docs" / "figures"))
     parser.add_argument("--doc", default=None,
                         help="also put the tables into this page, between its quality_worlds:begin/end markers")
+    parser.add_argument("--package-only", action="store_true",
+                        help="write only the package summary `tadistill demo` cites, from the complete cells "
+                             "(while the grid runs: no table, goal or figure from a part of it)")
     args = parser.parse_args()
     path = Path(args.records)
     runs = load(path)
+    write_package_summary(runs, path, args.method, path if args.package_only else path.with_suffix(".md"))
+    if args.package_only:
+        print(f"{PACKAGE_SUMMARY}: the complete cells of {path}")
+        return
     text, summary = summarise(runs, args.method)
     text += "\n" + "\n".join(goal_lines(summary))
     summary["goal"] = goal(summary)
     path.with_suffix(".md").write_text(text)
-    PACKAGE_SUMMARY.write_text(json.dumps({
-        "report": f"docs/results/{path.stem}.md",
-        "comparisons": cell_comparisons(runs, tuple(dict.fromkeys((args.method, "full"))))}, indent=1) + "\n")
     if args.doc:
         from bench.quality.stats import replace_between
 

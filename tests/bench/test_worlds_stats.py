@@ -49,8 +49,18 @@ def test_a_world_where_it_falls_behind_misses_its_bullet_and_full_stays_the_defa
 def test_each_cells_comparisons_carry_what_the_demo_prints(tmp_path):
     import tadistill.cli as cli
 
-    found = cell_comparisons(_records(tmp_path / "r.jsonl", 0.25), ("auto", "full"))
+    found = cell_comparisons(_records(tmp_path / "r.jsonl", 0.25), ("auto", "full"), seeds=6)
     assert len(found) == len(CELLS) * 2 * 2
     mine = next(c for c in found if (c["world"], c["a"], c["b"]) == ("drawn2", "auto", "none"))
     assert mine["budget"] == 700 and mine["n"] == 6 and mine["wins"] == 1.0 and mine["rel"] > 0.2
     assert cli._comparison_text(mine, "none").startswith("auto vs none +")
+
+
+def test_a_cell_the_grid_is_still_running_is_never_cited(tmp_path):
+    runs = _records(tmp_path / "r.jsonl", 0.25)
+    # drawn1's last seed has no auto yet; drawn2 has only five seeds.
+    unfinished = ((runs.world == "drawn1") & (runs.seed == 5) & (runs.method == "auto")) | (
+        (runs.world == "drawn2") & (runs.seed == 5))
+    cited = {c["world"] for c in cell_comparisons(runs[~unfinished], ("auto", "full"), seeds=6)}
+    assert cited == {"shaped"}
+    assert {c["world"] for c in cell_comparisons(runs[~unfinished], ("auto", "full"), seeds=5)} == {"drawn2", "shaped"}
