@@ -13,7 +13,8 @@ compute a rule costs (its runs' seconds over `none`'s); and the figure of per-wo
 <records stem>.md and .json beside the records, docs/figures/<records stem>.png, and each cell's
 `auto` and `full` against `none` and `random` into tadistill/resources/quality_worlds_summary.json
 (what `tadistill demo` cites for a run in that cell). The number of comparisons is printed with them
-(unadjusted CIs, as pre-registered).
+(unadjusted CIs, as pre-registered). While the grid runs, `--package-only` writes only that summary,
+from the cells complete over every seed, pointing at the records themselves.
 """
 
 from __future__ import annotations
