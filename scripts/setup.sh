@@ -14,8 +14,15 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
+# The CPU build: a wheel pip can already see without an index (a local wheel house, as on our CI
+# machines) is used as is; otherwise PyTorch's CPU index, since PyPI's Linux torch is the CUDA build.
+TORCH="torch==2.13.0"
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-    .venv/bin/python -m pip install --quiet "torch==2.13.0"
+    if .venv/bin/python -m pip install --quiet --no-index --no-deps "$TORCH" 2>/dev/null; then
+        .venv/bin/python -m pip install --quiet "$TORCH"  # its dependencies, from the usual index
+    else
+        .venv/bin/python -m pip install --quiet "$TORCH" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+    fi
 fi
 .venv/bin/python -m pip install --quiet -e ".[test]"
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, ray; print(f"torch {torch.__version__}, ray {ray.__version__}")'))"

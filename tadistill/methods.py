@@ -10,13 +10,13 @@ A method is a point in a small factorial, plus the reference rows a fair compari
 - `ta_teacher_only`: the `none` purchase weighted by the TA's trust in each output;
 - `<selection>_<trust>`: a random warm-up, then rounds that buy the rest of the budget picked
   by `selection`, every output's loss shaped by `trust`. Selection is `random` (the schedule
-  alone), `sc` (student self-consistency), `ta` (TA confidence in the student's samples),
-  `both`, `learnable` (least self-consistent first, ties to what the TA finds closest to
-  right) or `frontier` (what the student partly solves first; signals/selection.py); trust is
+  alone) or one of SELECTIONS below (SELECTION_SUMMARIES says what each buys: the student's
+  self-consistency, the TA's confidence, the frontier, the zone of proximal development, learning
+  progress per group, the shortest first, the regime test, committee disagreement); trust is
   `none`, `weight`, `filter` or `answer_weight` (signals/trust.py);
 - `full` is `both_weight`, the paper's method; `random` is `random_none`, the control that
   changes only the schedule; `full_one_stage` takes the full method's signals from the base
-  student, with no warm-up.
+  student, with no warm-up; `auto` is the regime test as issue 38's development draw chose it.
 
 Under `train.schedule: fair` (the default) every method's final student trains from the base
 student on everything bought for the same number of optimizer steps, so methods differ only
