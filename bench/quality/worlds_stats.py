@@ -30,6 +30,7 @@ from bench.quality.stats import paired
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINES = ("base", "none", "random")
+PREREGISTERED = "auto"  # the method issue 38's goal is about (bench/quality/README.md); any other is reported beside it
 BOOTSTRAP = 10_000
 
 
@@ -282,14 +283,15 @@ def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     plt.close(fig)
 
 
-def write_package_summary(runs: pd.DataFrame, path: Path, method: str, report: Path) -> None:
+def write_package_summary(runs: pd.DataFrame, path: Path, method: str, report: Path, out: Path = PACKAGE_SUMMARY) -> None:
     """The complete cells' comparisons `tadistill demo` cites, pointing at `report` (the records
     themselves while the grid runs; the report written from them once it is done)."""
     from bench.quality.bench import GRIDS
 
     seeds = len(GRIDS["issue38"]["seeds"])
-    PACKAGE_SUMMARY.write_text(json.dumps({
-        "report": report.resolve().relative_to(REPO).as_posix(),
+    out.write_text(json.dumps({
+        "report": (report.resolve().relative_to(REPO).as_posix() if report.resolve().is_relative_to(REPO)
+                   else str(report.resolve())),
         "comparisons": cell_comparisons(runs, tuple(dict.fromkeys((method, "full"))), seeds=seeds)}, indent=1) + "\n")
 
 
@@ -299,30 +301,37 @@ def main() -> None:
     parser.add_argument("--method", default="auto")
     parser.add_argument("--figures", default=str(REPO / "docs" / "figures"))
     parser.add_argument("--doc", default=None,
-                        help="also put the tables into this page, between its quality_worlds:begin/end markers")
+                        help="also put the tables into this page, between its <records stem>:begin/end markers "
+                             "(<records stem>_<method> for a method other than auto)")
+    parser.add_argument("--package-summary", default=str(PACKAGE_SUMMARY),
+                        help="where the summary `tadistill demo` cites goes (default: the package's)")
     parser.add_argument("--package-only", action="store_true",
                         help="write only the package summary `tadistill demo` cites, from the complete cells "
                              "(while the grid runs: no table, goal or figure from a part of it)")
     args = parser.parse_args()
     path = Path(args.records)
     runs = load(path)
-    write_package_summary(runs, path, args.method, path if args.package_only else path.with_suffix(".md"))
+    if args.method == PREREGISTERED or args.package_only:
+        write_package_summary(runs, path, PREREGISTERED, path if args.package_only else path.with_suffix(".md"),
+                              Path(args.package_summary))
     if args.package_only:
-        print(f"{PACKAGE_SUMMARY}: the complete cells of {path}")
+        print(f"{args.package_summary}: the complete cells of {path}")
         return
     text, summary = summarise(runs, args.method)
-    text += "\n" + "\n".join(goal_lines(summary))
-    summary["goal"] = goal(summary)
-    path.with_suffix(".md").write_text(text)
+    if args.method == PREREGISTERED:  # the goal is the pre-registered method's; another is reported beside it
+        text += "\n" + "\n".join(goal_lines(summary))
+        summary["goal"] = goal(summary)
+    stem = path.stem + ("" if args.method == PREREGISTERED else f"_{args.method}")
+    path.with_name(f"{stem}.md").write_text(text)
     if args.doc:
         from bench.quality.stats import replace_between
 
         page = Path(args.doc)
         body = text.split("\n", 2)[2]  # the page has its own heading
-        page.write_text(replace_between(page.read_text(), "<!-- quality_worlds:begin -->",
-                                        "<!-- quality_worlds:end -->", body))
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    plot(summary, runs, args.method, Path(args.figures) / f"{path.stem}.png")
+        page.write_text(replace_between(page.read_text(), f"<!-- {stem}:begin -->", f"<!-- {stem}:end -->", body))
+    path.with_name(f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.method == PREREGISTERED:  # the figure has the default method's bars beside it already
+        plot(summary, runs, args.method, Path(args.figures) / f"{stem}.png")
     print(text)
 
 

@@ -64,3 +64,22 @@ def test_a_cell_the_grid_is_still_running_is_never_cited(tmp_path):
     cited = {c["world"] for c in cell_comparisons(runs[~unfinished], ("auto", "full"), seeds=6)}
     assert cited == {"shaped"}
     assert {c["world"] for c in cell_comparisons(runs[~unfinished], ("auto", "full"), seeds=5)} == {"drawn2", "shaped"}
+
+
+def test_another_method_is_reported_beside_the_preregistered_one_without_its_goal(tmp_path, monkeypatch):
+    import sys
+
+    from bench.quality import worlds_stats
+
+    _records(tmp_path / "r.jsonl", 0.25)
+    page = tmp_path / "page.md"
+    page.write_text("# p\n\n<!-- r_full:begin -->\n<!-- r_full:end -->\n")
+    package = tmp_path / "package.json"
+    monkeypatch.setattr(sys, "argv", ["worlds_stats", str(tmp_path / "r.jsonl"), "--method", "full", "--figures",
+                                      str(tmp_path), "--doc", str(page), "--package-summary", str(package)])
+    worlds_stats.main()
+    text = (tmp_path / "r_full.md").read_text()
+    assert "| full vs none |" in text and "goal" not in text
+    assert "| full vs none |" in page.read_text()
+    # The pre-registered method's files, its figure and what the demo cites are left alone.
+    assert not (tmp_path / "r.md").exists() and not (tmp_path / "r_full.png").exists() and not package.exists()
