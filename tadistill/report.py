@@ -92,7 +92,7 @@ def _training_section(ctx: "RunContext", figures: Path, trained: tuple[Document,
         "seconds": m.get("seconds"), "resumed at step": ", ".join(map(str, m.get("resumed_at", []))) or "-",
     } for stage, m in stages.items()])
     lines = ["## Training", "", markdown_table(table), ""]
-    lines += _final_pick_lines(stages.get(FINAL, {}), facts if facts is not None else {})
+    lines += _final_pick_lines(stages.get(FINAL, {}), facts if facts is not None else {}, ctx.config)
     for key, label, name in (("step_losses", "weighted loss (all workers)", "loss.png"),
                              ("step_lrs", "learning rate", "lr.png")):
         figure = _plot_curves(stages, key, label, figures / name)
@@ -101,19 +101,26 @@ def _training_section(ctx: "RunContext", figures: Path, trained: tuple[Document,
     return lines
 
 
-def _final_pick_lines(metrics: dict, facts: dict) -> list[str]:
+def _final_pick_lines(metrics: dict, facts: dict, config) -> list[str]:
     """train.final_pick 'best_on_probe': which weights the final student is, in one sentence; said
-    plainly where none of the trained candidates answered the probe better than the start."""
+    plainly where none of the trained candidates answered the probe better than the start, and
+    where the default could not check it at all."""
     from .train.averaging import START
 
     measured = metrics.get("probe_accuracy")
+    if metrics and config.train.final_pick == "auto" and not config.checks_start_share:
+        why = (f"train.start_weight_share {config.train.start_weight_share} fixes its weights"
+               if config.train.start_weight_share != 0 else
+               "the run has no labelled probe (trust.calibration_files gives it one)")
+        return [f"The final student was not checked against the student it started from: {why}; it may answer "
+                "worse than where it began.", ""]
     if not measured or "final_pick" not in metrics:
         return []
     chosen, start = metrics["final_pick"], measured[START]
     best_trained = max(a for name, a in measured.items() if name != START)
     facts.update({"final_pick": chosen, "final_pick_probe_accuracy": measured[chosen], "start_probe_accuracy": start})
     on = (f"the best of {len(measured)} candidates on {metrics.get('probe_questions', '?')} labelled probe questions "
-          "(train.final_pick `best_on_probe`)")
+          f"(train.final_pick `{config.train.final_pick}`)")
     if chosen == START:
         return [f"Distillation did not help on this data: the final student is the starting student (probe accuracy "
                 f"{_fmt(start)} vs {_fmt(best_trained)} for the best trained candidate), {on}.", ""]

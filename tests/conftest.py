@@ -96,6 +96,9 @@ def small_config(tmp_path):
             "train.micro_batch_size=8",
             "inference.num_samples=3",
             "inference.batch_size=32",
+            # The final pick on the probe (the default) answers 500 references 13 times; it has its own
+            # tests (tests/train/test_averaging.py, the enforcing view's run of every method).
+            "train.final_pick=last",
             # With several teachers each names its own port (the simulated ones share the first's).
             *([] if any(o.startswith("teachers=") for o in overrides) else [f"teacher.http_port={TEST_HTTP_PORT}"]),
             *overrides,

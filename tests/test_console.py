@@ -73,7 +73,8 @@ def test_a_run_prints_one_line_per_step_and_keeps_ray_in_its_log(synthetic_model
     run = tmp_path / "run"
     overrides = [f"run_dir={run}", f"models.cache_dir={MODEL_CACHE}", "method=none", "budget.requests=32",
                  "data.synthetic.pool_size=64", "data.synthetic.test_size=32", "train.strategy=ddp",
-                 "train.num_workers=1", "train.epochs=1", "inference.launcher=local", "ray.num_cpus=2"]
+                 "train.num_workers=1", "train.epochs=1", "inference.launcher=local", "ray.num_cpus=2",
+                 "trust.calibration_size=16"]  # the default final pick's probe, kept small
     every_step = [step.name for step in plan(load_config(repo / "configs" / "demo.yaml", overrides))]
     done = subprocess.run(
         [sys.executable, "-m", "tadistill.cli", "run", str(repo / "configs" / "demo.yaml"), *overrides],

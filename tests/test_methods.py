@@ -25,12 +25,14 @@ def test_base_evaluates_the_student_as_it_came():
 
 @pytest.mark.parametrize("name", FACTORIAL)
 def test_factorial_methods_plan_their_signals_and_trust(name):
-    config = load_config(None, [f"method={name}"])
+    config = load_config(None, [f"method={name}", "train.final_pick=last"])
     steps = [s.name for s in plan(config)]
     selection, trust = name.rsplit("_", 1)
     assert ("round1.sample" in steps) == (selection != "random")
-    assert ("calibrate_trust" in steps) == (trust != "none")
+    assert ("calibrate_trust" in steps) == (trust != "none" or config.selection_needs_calibration)
     assert steps[-3:] == ["final.train", "evaluate", "report"]
+    # By default the final student is checked on the probe, so every method scores the references.
+    assert "calibrate_trust" in [s.name for s in plan(load_config(None, [f"method={name}"]))]
 
 
 def test_aliases_mean_what_the_factorial_means():

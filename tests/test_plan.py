@@ -101,7 +101,8 @@ def test_one_round_computes_what_the_two_fixed_stages_computed(ray_local, synthe
                                     TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),
                                     tmp_path / "teacher.jsonl")
     run_dir = tmp_path / method
-    run_pipeline(load_config(None, run_overrides(MODEL_CACHE, records, method, run_dir)))
+    # The two-stage code kept the final training's last weights (train.final_pick 'auto' came later).
+    run_pipeline(load_config(None, [*run_overrides(MODEL_CACHE, records, method, run_dir), "train.final_pick=last"]))
     steps = json.loads((run_dir / "manifest.json").read_text())["steps"]
     rows = pd.read_parquet(run_dir / "final/train_rows.parquet")
     purchases = ["warmup", "round1"] if "round1.select" in steps else ["warmup"]

@@ -34,6 +34,9 @@ def test_a_step_may_touch_only_what_it_declares_and_the_error_names_both(tmp_pat
     assert len(view.read_table(ROWS)) == 0  # the step ended: the whole run directory again
 
 
+DEFAULT_PICK = ("none", "full")
+
+
 def test_every_method_runs_its_plan_under_the_enforcing_view(ray_local, recorded_teacher, tmp_path):
     """Every registered method, end to end at the smallest size, in one run directory so the steps
     methods agree on run once; every step that runs is held to its declaration."""
@@ -44,11 +47,16 @@ def test_every_method_runs_its_plan_under_the_enforcing_view(ray_local, recorded
     services = Services(load_config(None, tiny_run(run_dir, recorded_teacher, "none")))
     try:
         for name in METHODS:
-            config = load_config(None, tiny_run(run_dir, recorded_teacher, name))
+            # The default final pick reads the probe (13 candidates answer it: seconds a method); two
+            # methods, one purchase and rounds, hold its declaration to it, the rest keep the last weights.
+            pick = [] if name in DEFAULT_PICK else ["train.final_pick=last"]
+            config = load_config(None, tiny_run(run_dir, recorded_teacher, name, *pick))
             ctx = run_pipeline(config, services)
             ran |= {entry["step"] for entry in ctx.step_log if entry["status"] == "ran"}
             summary = json.loads((run_dir / "summary.json").read_text())
             assert summary["method"] == name and 0 <= summary["accuracy"] <= 1, name
+            final = json.loads((run_dir / "manifest.json").read_text())["steps"].get("final.train")
+            assert final is None or ("final_pick" in final) == (not pick), name  # the default picked on the probe
     finally:
         services.shutdown()
     # What ran is every kind of step a method has: purchases, rounds, trust, training, the report.

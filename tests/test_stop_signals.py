@@ -55,7 +55,7 @@ def _config(path: Path, run: Path, server: OpenAITestServer, method: str, train:
         "budget": {"requests": 40, "rounds": 1},
         "teacher": {"source": "openai", "base_url": server.base_url, "model": "test-model",
                     "api_key_env": "TADISTILL_TEST_KEY", "concurrency": 2, "http_port": free_port()},
-        "train": {"epochs": 2, "global_batch_size": 16, "micro_batch_size": 8, **train},
+        "train": {"epochs": 2, "global_batch_size": 16, "micro_batch_size": 8, "final_pick": "last", **train},
         "inference": {"launcher": "serve", "num_samples": 3, "batch_size": 16},
         "ray": {"num_cpus": 4},
     }))

@@ -50,6 +50,9 @@ SETTINGS = [
     "train.launcher=local", "train.strategy=ddp", "train.num_workers=1",
     "train.global_batch_size=16", "train.micro_batch_size=16",
     "inference.launcher=local", "inference.num_samples=4", "selection.candidates=1200",
+    # Every grid before issue 38's kept the final training's last weights (the default then); issue
+    # 38's grid sets best_on_probe for every method, as its pre-registration says.
+    "train.final_pick=last",
 ]
 
 # The pre-registered grid (bench/quality/README.md): phases of (world, teacher error, budget,

@@ -184,7 +184,7 @@ class Config(_Section):
                 "(JSONL with question and rationale), or trust.scale 'rank'"
             )
         if self.checks_start_share and not self._has_calibration_references:
-            setting = ("train.final_pick 'best_on_probe'" if self.train.final_pick == "best_on_probe"
+            setting = ("train.final_pick 'best_on_probe'" if self.picks_final_on_probe
                        else "train.start_weight_share 'auto'")
             raise ValueError(f"{setting} checks the final student on outputs known to be right: set "
                              "trust.calibration_files (JSONL with question and rationale), or train.final_pick "
@@ -199,7 +199,7 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _one_way_to_the_final_weights(self):
-        if self.train.final_pick == "best_on_probe" and self.train.start_weight_share != 0:
+        if self.train.final_pick == "best_on_probe" and self.train.start_weight_share != 0:  # 'auto' gives way
             raise ValueError(f"train.final_pick 'best_on_probe' picks the share of the start's weights itself (0, "
                              f"0.25, 0.5, 0.75 or the start alone): drop train.start_weight_share "
                              f"{self.train.start_weight_share!r}, or set train.final_pick 'last'")
@@ -296,8 +296,16 @@ class Config(_Section):
     def checks_start_share(self) -> bool:
         """Whether the final student's averaging share (and, with train.final_pick 'best_on_probe', its
         checkpoint, or the start itself) is read from the run's outputs known to be right."""
-        picks = self.train.start_weight_share == "auto" or self.train.final_pick == "best_on_probe"
+        picks = self.train.start_weight_share == "auto" or self.picks_final_on_probe
         return picks and self.stages > 0
+
+    @property
+    def picks_final_on_probe(self) -> bool:
+        """train.final_pick resolved: 'best_on_probe' as set, or 'auto' where the run has a labelled probe
+        and no fixed averaging share (a run without one keeps its last weights, and its report says so)."""
+        if self.train.final_pick == "auto":
+            return self._has_calibration_references and self.train.start_weight_share == 0 and self.stages > 0
+        return self.train.final_pick == "best_on_probe"
 
     @property
     def selection_needs_calibration(self) -> bool:

@@ -142,17 +142,19 @@ class TrainConfig(_Section):
             "trust.calibration_files)."
         ),
     )
-    final_pick: Literal["last", "best_on_probe"] = Field(
-        "last",
+    final_pick: Literal["auto", "last", "best_on_probe"] = Field(
+        "auto",
         description=(
-            "Which weights the final student ends with (train/averaging.py). 'last': the training's last weights "
+            "Which weights the final student ends with (train/averaging.py). 'auto' (the default): 'best_on_probe' "
+            "where the run has a labelled probe and start_weight_share is 0, otherwise 'last' (the report then says "
+            "the final student was not checked against its start). 'last': the training's last weights "
             "(averaged with the start at start_weight_share). 'best_on_probe': those that answer the labelled probe "
             "best (the run's outputs known to be right, as for start_weight_share 'auto') of the checkpoints the "
             "final training kept (its last weights and the resumable ones still in a local train.storage_path, up to "
             "train.checkpoints_to_keep), each averaged with the start at 0, 0.25, 0.5 and 0.75, and the starting "
             "student itself; ties go to the least averaging, then the newest checkpoint. A final student never worse "
             "on the probe than where it started, at no extra training: the probe is answered 4 x checkpoints + 1 "
-            "times. Needs start_weight_share 0 (it picks the share itself)."
+            "times. Needs start_weight_share 0 (it picks the share itself) and a labelled probe."
         ),
     )
     rationales: Literal["all", "majority"] = Field(

@@ -115,7 +115,7 @@ def _train(ctx: "RunContext", stage: str, rows: pd.DataFrame, init_model: str, f
         storage_path=train.storage_path or str(ctx.run_dir.path / "ray_train"), name=stage,
         model_out=out, chat_template=ctx.config.inference.chat_template,
     )
-    if final and train.final_pick == "best_on_probe":
+    if final and ctx.config.picks_final_on_probe:
         metrics.update(_best_on_probe(ctx, out, init_model, train, metrics["ray_train_run"]))
     elif final and train.start_weight_share == "auto":
         metrics.update(_checked_share(ctx, out, init_model))

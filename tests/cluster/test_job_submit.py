@@ -47,7 +47,7 @@ def test_ray_job_submit_runs_the_demo_and_leaks_no_secret(ray_head, tmp_path):
              "train.strategy=ddp", "train.num_workers=1", "train.epochs=2", "inference.num_samples=3",
              # Training and inference in the driver (their Ray paths have their own tests); the
              # teacher's calls still run on Ray Data workers, which must find the key.
-             "train.launcher=local", "inference.launcher=local"],
+             "train.launcher=local", "inference.launcher=local", "train.final_pick=last"],
             env,
         )
         seen = dict(teacher.authorizations)

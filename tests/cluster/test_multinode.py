@@ -61,6 +61,7 @@ def run_overrides(run_dir: Path, teacher_url: str, final_steps: int | None = Non
         "train.global_batch_size=16", "train.micro_batch_size=8", "train.checkpoint_every_steps=10",
         "inference.launcher=serve", "inference.replicas=2", "inference.max_replicas_per_node=1",
         "inference.num_cpus=1", "inference.num_samples=4", "inference.batch_size=4",
+        "train.final_pick=last",  # the final pick on the probe has its own tests; here the spread steps are
     ]
 
 

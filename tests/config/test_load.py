@@ -152,7 +152,7 @@ def test_calibrated_trust_on_a_users_data_needs_reference_outputs(tmp_path):
 def test_the_final_pick_on_the_probe_needs_a_probe_and_chooses_the_share_itself(tmp_path):
     """train.final_pick 'best_on_probe' reads the run's outputs known to be right (so the run scores
     them and its final training reads them), refuses a run without them, and a share set beside it;
-    a config written before the key existed loads with the last weights, as it ran."""
+    a config written before the key existed loads, with today's default."""
     import json
 
     from tadistill.artifacts import CALIBRATION
@@ -170,7 +170,25 @@ def test_the_final_pick_on_the_probe_needs_a_probe_and_chooses_the_share_itself(
     assert not load_config(None, ["method=base", "train.final_pick=best_on_probe"]).checks_start_share  # trains none
     written = json.loads((Path(__file__).parents[2] / "bench/plan/demo_yaml_runs/budget60/config.json").read_text())
     assert "final_pick" not in written["train"]
-    assert Config.model_validate(written).train.final_pick == "last"
+    assert Config.model_validate(written).train.final_pick == "auto"
+
+
+def test_by_default_the_final_student_is_checked_against_its_start_wherever_a_probe_exists(tmp_path):
+    """train.final_pick 'auto' (the default) picks on the probe where the run has one and no fixed
+    averaging share, for every method that trains; elsewhere it keeps the last weights, and never
+    refuses a config."""
+    for method in ("none", "full", "random", "auto"):
+        assert load_config(None, [f"method={method}"]).picks_final_on_probe
+    assert not load_config(None, ["method=base"]).picks_final_on_probe
+    files = ["data.source=files", f"data.files={{train: [{tmp_path}/t.jsonl], test: [{tmp_path}/t.jsonl]}}",
+             "data.preset=gsm8k"]
+    without_probe = load_config(None, [*files, "method=none"])
+    assert not without_probe.picks_final_on_probe and not without_probe.checks_start_share
+    calibration = tmp_path / "calibration.jsonl"
+    assert load_config(None, [*files, "method=none", f"trust.calibration_files=[{calibration}]"]).picks_final_on_probe
+    shared = load_config(None, ["method=none", "train.start_weight_share=0.5"])
+    assert not shared.picks_final_on_probe and not shared.checks_start_share
+    assert not load_config(None, ["method=none", "train.final_pick=last"]).picks_final_on_probe
 
 
 def test_a_learning_trust_signal_needs_a_labelled_split_of_its_own_paid_from_the_budget():
@@ -186,7 +204,10 @@ def test_a_learning_trust_signal_needs_a_labelled_split_of_its_own_paid_from_the
     # The calibration purchase comes out of the budget: the pool gets the rest, compute stays the budget's.
     assert config.learns_trust and config.calibration_requests() == 60 and config.pool_requests() == 240
     assert config.warmup_requests() == 72 and config.round_targets() == [168]
-    assert config.trust_scale == "calibrated" and not config.calibrates_trust  # it places itself on its labels
+    assert config.trust_scale == "calibrated"
+    # It places itself on its labels: only the final pick's probe (the default's) has the run score references.
+    assert config.calibrates_trust and not config.model_copy(
+        update={"train": config.train.model_copy(update={"final_pick": "last"})}).calibrates_trust
     assert config.final_steps() == load_config(None, ["method=full", "budget.requests=300"]).final_steps()
     # A method that does not trust the teacher buys no calibration, whatever the signal.
     plain = load_config(None, ["method=none", "trust.signal=combined", "budget.requests=300"])

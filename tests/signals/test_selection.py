@@ -145,7 +145,7 @@ def test_the_pass_share_is_the_share_of_samples_at_or_above_the_level():
 def test_a_rule_on_the_calibration_scale_makes_the_run_calibrate():
     config = load_config(overrides=["method=proximal_none"])
     assert config.selection_needs_calibration and config.calibrates_trust and not config.trusts_teacher
-    assert not load_config(overrides=["method=random_none"]).calibrates_trust
+    assert not load_config(overrides=["method=random_none", "train.final_pick=last"]).calibrates_trust
 
 
 def test_a_rule_on_the_calibration_scale_without_references_is_a_config_error(tmp_path):

@@ -26,7 +26,7 @@ def test_teachers_are_checked_where_they_are_set():
     config = load_config(None, [TWO, "cascade.policy=cascade", "method=none"])
     assert config.teacher.model == "cheap" and [t.model for t in config.teacher_list()] == ["cheap", "dear"]
     assert config.calibrates_trust  # the cascade's trust scale is fixed before any purchase
-    single = load_config(None, ["method=none"])
+    single = load_config(None, ["method=none", "train.final_pick=last"])  # (the default's final pick calibrates)
     assert single.teacher_list() == [single.teacher] and not single.calibrates_trust
     cases = [
         ([TWO, "teacher.model=x"], "both teacher and teachers"),

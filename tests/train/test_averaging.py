@@ -178,11 +178,32 @@ def test_a_student_that_learnt_keeps_its_training_and_the_best_checkpoint_is_the
     # The folder the run evaluates is the chosen candidate (accuracies are recorded to 4 places).
     assert right(final, unknown).mean() == pytest.approx(measured[info["final_pick"]], abs=1e-4)
 
+    from tadistill.config import load_config
     from tadistill.report import _final_pick_lines
 
     facts: dict = {}
-    (said, _) = _final_pick_lines({**info, "probe_questions": len(unknown)}, facts)
+    (said, _) = _final_pick_lines({**info, "probe_questions": len(unknown)}, facts,
+                                  load_config(None, ["train.final_pick=best_on_probe"]))
     assert said.startswith(f"The final student is `{info['final_pick']}` (the ")
     assert f"the best of 13 candidates on {len(unknown)} labelled probe questions" in said
     assert "against 0.000 for the starting student" in said and "did not help" not in said
     assert facts["final_pick"] == info["final_pick"] and facts["start_probe_accuracy"] == 0.0
+
+
+def test_a_final_student_the_default_could_not_check_is_said_to_be_unchecked(tmp_path):
+    """Without a labelled probe (or with a fixed averaging share) the default keeps the last weights,
+    and the report says plainly that the final student was not checked against its start."""
+    from tadistill.config import load_config
+    from tadistill.report import _final_pick_lines
+
+    files = ["data.source=files", f"data.files={{train: [{tmp_path}/t.jsonl], test: [{tmp_path}/t.jsonl]}}",
+             "data.preset=gsm8k", "method=none"]
+    trained = {"steps": 8, "final_loss": 0.4}
+    (said, _) = _final_pick_lines(trained, {}, load_config(None, files))
+    assert said.startswith("The final student was not checked against the student it started from: the run has "
+                           "no labelled probe (trust.calibration_files gives it one)")
+    (said, _) = _final_pick_lines(trained, {}, load_config(None, ["method=none", "train.start_weight_share=0.5"]))
+    assert "train.start_weight_share 0.5 fixes its weights" in said
+    # A choice the user made, or a run with nothing trained, is not second-guessed.
+    assert _final_pick_lines(trained, {}, load_config(None, [*files, "train.final_pick=last"])) == []
+    assert _final_pick_lines({}, {}, load_config(None, files)) == []
