@@ -39,8 +39,10 @@ def run_config(questions: int, run_dir: Path, http_port: int, train_steps: int |
         "budget": {"requests": questions},
         "teacher": {"concurrency": 64, "http_port": http_port},
         "inference": {"batch_size": 64, "max_batch_size": 4},
+        # The last weights, as when the committed numbers were measured: the probe the default's final
+        # pick answers does not grow with the pool, which is what this bench scales.
         "train": {"launcher": "local", "strategy": "ddp", "num_workers": 1, "epochs": 1,
-                  "global_batch_size": 64, "micro_batch_size": 64},
+                  "global_batch_size": 64, "micro_batch_size": 64, "final_pick": "last"},
         "eval": {"batch_size": 40},
     }
     if train_steps is not None:
