@@ -14,14 +14,15 @@ from typing import Optional
 from . import console
 from .interrupt import exit_code, install as install_stop_handlers
 from .version import __version__
-from .config import ConfigError, describe_options, load_config
+from .config import Config, ConfigError, describe_options, load_config
 from .corpus.files import CorpusError
 from .resources import resource
 from .rundir import RunDir, RunDirError
 
 log = logging.getLogger("tadistill")
 
-DEMO_METHODS = ("none", "full")
+# Plain fine-tuning against the method every user gets by default (whichever that is).
+DEMO_METHODS = ("none", Config.model_fields["method"].default)
 # The demo is one cell of the quality benchmark, as the benchmark runs it (the file says which).
 DEMO_CONFIG = resource("demo_benchmark.yaml")
 WORLDS = resource("worlds")

@@ -23,16 +23,35 @@ def test_the_demo_config_is_the_benchmark_cell_it_names():
     from bench.quality import bench
 
     demo = load_config(cli.DEMO_CONFIG)
-    cell = load_config(None, [*bench._world_overrides("shaped"), "teacher.synthetic.error_rate=0.4", *bench.SETTINGS,
-                              *bench.TRAINING, "budget.requests=600", *bench.seed_overrides(0)])
+    cell = load_config(None, [*bench._world_overrides("drawn38106"), "teacher.synthetic.error_rate=0.41",
+                              *bench.SETTINGS, *bench.TRAINING, *bench.GRIDS["issue38"]["settings"],
+                              "budget.requests=580", *bench.seed_overrides(0)])
     a, b = _flat(json.loads(demo.model_dump_json())), _flat(json.loads(cell.model_dump_json()))
     assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
-    assert cli.benchmark_world(demo) == "shaped"
+    assert cli.benchmark_world(demo) == "drawn38106"
     assert cli.benchmark_world(load_config(None, ["data.synthetic.max_steps=7"])) is None
 
 
+def test_the_demos_cell_is_the_one_its_rule_names():
+    """The rule written before the measured grid: the measurement world whose budget is the lower
+    median of the draw's budgets (ties to the lower seed), whatever came out there."""
+    from bench.quality.worlds import DRAWS, draw_world
+
+    worlds = sorted((draw_world(seed) for seed in DRAWS["measure"]), key=lambda w: (w.budget, w.seed))
+    chosen = worlds[(len(worlds) - 1) // 2]
+    demo = load_config(cli.DEMO_CONFIG)
+    assert (f"drawn{chosen.seed}", chosen.error_rate, chosen.budget) == (
+        cli.benchmark_world(demo), demo.teacher.synthetic.error_rate, demo.budget.requests)
+
+
+def test_the_demo_runs_the_default_method_against_plain_fine_tuning():
+    from tadistill.config import Config
+
+    assert cli.DEMO_METHODS == ("none", Config().method)
+
+
 def test_the_demo_line_reports_its_own_cell_with_the_win_share(tmp_path, monkeypatch):
-    comparison = {"world": "shaped", "error_rate": 0.4, "budget": 600, "a": "full", "n": 10}
+    comparison = {"world": "drawn38106", "error_rate": 0.41, "budget": 580, "a": "full", "n": 10}
     summary = {
         "headline": {"cell": {"world": "shaped", "error_rate": 0.4, "budget": 300},
                      "full_vs_none": {"n": 10, "rel": 0.155, "rel_ci": [0.068, 0.244]}},
@@ -41,8 +60,9 @@ def test_the_demo_line_reports_its_own_cell_with_the_win_share(tmp_path, monkeyp
     }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     monkeypatch.setattr(cli, "BENCHMARK_SUMMARY", tmp_path / "summary.json")
+    monkeypatch.setattr(cli, "WORLDS_SUMMARY", tmp_path / "no_worlds_summary.json")
     line = cli._benchmark_line(load_config(cli.DEMO_CONFIG))
-    assert "in this cell (world shaped, teacher error 0.4, budget 600), over 10 seeds" in line
+    assert "in this cell (world drawn38106, teacher error 0.41, budget 580), over 10 seeds" in line
     assert "full vs none +24.4% (95% CI +19.7 to +30.0, ahead on 10 of 10 seeds)" in line
     assert "full vs random +18.7% (95% CI +15.2 to +21.8, ahead on 9 of 10 seeds)" in line
     # Elsewhere (a budget the benchmark never ran) the headline cell is what it can point to.

@@ -53,8 +53,8 @@ def test_the_installed_package_is_the_wheel_and_ships_its_resources(installed, t
     assert Path(package).is_relative_to(target) and Path(demo).is_relative_to(target) and Path(demo).is_file()
     shipped = {p.relative_to(target / "tadistill" / "resources").as_posix()
                for p in (target / "tadistill" / "resources").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    assert {"demo_benchmark.yaml", "quality_summary.json", "worlds/shaped.yaml",
-            "plan_rates/rates_cpu_2core_local.json"} <= shipped
+    assert {"demo_benchmark.yaml", "quality_summary.json", "quality_worlds_summary.json", "worlds/shaped.yaml",
+            "worlds/drawn38106.yaml", "plan_rates/rates_cpu_2core_local.json"} <= shipped
 
 
 def test_config_show_and_plan_run_from_another_folder(installed, tmp_path):
@@ -92,7 +92,7 @@ def test_the_demo_runs_its_benchmark_cell_and_builds_models_in_the_user_cache(in
     output = log.read_text()
     assert "corpus" in _steps_done(run) and process.returncode == 130, output
     saved = json.loads((run / "config.json").read_text())
-    assert saved["budget"]["requests"] == 600 and saved["teacher"]["synthetic"]["error_rate"] == 0.4, output
+    assert saved["budget"]["requests"] == 580 and saved["teacher"]["synthetic"]["error_rate"] == 0.41, output
     assert Path(saved["models"]["cache_dir"]) == cache and not (tmp_path / ".cache").exists()
 
 
