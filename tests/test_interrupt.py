@@ -66,22 +66,20 @@ KEPT = textwrap.dedent("""
 """)
 
 
+# A child that never ends ends itself: SIGALRM's default action, set before anything else runs, so
+# a hang shows as a child that printed too little (the assertions compare what it printed) rather
+# than as a wait for CI's own limit. Nothing the test asserts is a time.
+HANG_GUARD = "import signal as _guard; _guard.alarm(300)\n"
+
+
 def _python(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+    return subprocess.Popen([sys.executable, "-c", HANG_GUARD + code], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-# A child that never ends is a failure, not a wait for CI's own limit; nothing is measured by it.
-HANG_GUARD_S = 300
-
-
 def _printed(proc: subprocess.Popen) -> str:
-    """Everything the child printed, once it has ended (a hung child is killed and fails the test)."""
-    try:
-        return proc.communicate(timeout=HANG_GUARD_S)[0]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError(f"the child hung; it printed: {proc.communicate()[0]!r}") from None
+    """Everything the child printed, once it has ended."""
+    return proc.communicate()[0]
 
 
 def test_a_swallowed_stop_is_raised_again_and_the_exit_code_names_the_signal():
