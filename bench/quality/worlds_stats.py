@@ -283,15 +283,14 @@ def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     plt.close(fig)
 
 
-def write_package_summary(runs: pd.DataFrame, path: Path, method: str, report: Path, out: Path = PACKAGE_SUMMARY) -> None:
+def write_package_summary(runs: pd.DataFrame, method: str, report: Path, out: Path = PACKAGE_SUMMARY) -> None:
     """The complete cells' comparisons `tadistill demo` cites, pointing at `report` (the records
     themselves while the grid runs; the report written from them once it is done)."""
     from bench.quality.bench import GRIDS
 
-    seeds = len(GRIDS["issue38"]["seeds"])
+    seeds, where = len(GRIDS["issue38"]["seeds"]), report.resolve()
     out.write_text(json.dumps({
-        "report": (report.resolve().relative_to(REPO).as_posix() if report.resolve().is_relative_to(REPO)
-                   else str(report.resolve())),
+        "report": where.relative_to(REPO).as_posix() if where.is_relative_to(REPO) else str(where),
         "comparisons": cell_comparisons(runs, tuple(dict.fromkeys((method, "full"))), seeds=seeds)}, indent=1) + "\n")
 
 
@@ -311,17 +310,18 @@ def main() -> None:
     args = parser.parse_args()
     path = Path(args.records)
     runs = load(path)
-    if args.method == PREREGISTERED or args.package_only:
-        write_package_summary(runs, path, PREREGISTERED, path if args.package_only else path.with_suffix(".md"),
+    preregistered = args.method == PREREGISTERED  # the goal, the figure and the demo's summary are its
+    if preregistered or args.package_only:
+        write_package_summary(runs, PREREGISTERED, path if args.package_only else path.with_suffix(".md"),
                               Path(args.package_summary))
     if args.package_only:
         print(f"{args.package_summary}: the complete cells of {path}")
         return
     text, summary = summarise(runs, args.method)
-    if args.method == PREREGISTERED:  # the goal is the pre-registered method's; another is reported beside it
+    if preregistered:  # another method is reported beside it, without the goal
         text += "\n" + "\n".join(goal_lines(summary))
         summary["goal"] = goal(summary)
-    stem = path.stem + ("" if args.method == PREREGISTERED else f"_{args.method}")
+    stem = path.stem + ("" if preregistered else f"_{args.method}")
     path.with_name(f"{stem}.md").write_text(text)
     if args.doc:
         from bench.quality.stats import replace_between
@@ -330,7 +330,7 @@ def main() -> None:
         body = text.split("\n", 2)[2]  # the page has its own heading
         page.write_text(replace_between(page.read_text(), f"<!-- {stem}:begin -->", f"<!-- {stem}:end -->", body))
     path.with_name(f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if args.method == PREREGISTERED:  # the figure has the default method's bars beside it already
+    if preregistered:  # its figure has the default method's bars beside it already
         plot(summary, runs, args.method, Path(args.figures) / f"{stem}.png")
     print(text)
 
