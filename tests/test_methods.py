@@ -29,7 +29,7 @@ def test_factorial_methods_plan_their_signals_and_trust(name):
     steps = [s.name for s in plan(config)]
     selection, trust = name.rsplit("_", 1)
     assert ("round1.sample" in steps) == (selection != "random")
-    assert ("calibrate_trust" in steps) == (trust != "none" or config.selection_needs_calibration)
+    assert ("calibrate_trust" in steps) == (trust != "none")
     assert steps[-3:] == ["final.train", "evaluate", "report"]
     # By default the final student is checked on the probe, so every method scores the references.
     assert "calibrate_trust" in [s.name for s in plan(load_config(None, [f"method={name}"]))]
