@@ -52,8 +52,9 @@ def pair(table: pd.DataFrame, a: str, b: str) -> dict:
 
 
 def statics(table: pd.DataFrame, method: str) -> list[str]:
-    """The static selections of a cell: every method but the baselines and the one measured."""
-    return [m for m in table.columns if m not in (*BASELINES, method)]
+    """The static selections of a cell: every method but the baselines, the one measured and the
+    pre-registered `auto`, which decides from the run's evidence (reporting full, auto is not its rival)."""
+    return [m for m in table.columns if m not in (*BASELINES, method, PREREGISTERED)]
 
 
 def _line(p: dict) -> str:

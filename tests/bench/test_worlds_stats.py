@@ -81,5 +81,7 @@ def test_another_method_is_reported_beside_the_preregistered_one_without_its_goa
     text = (tmp_path / "r_full.md").read_text()
     assert "| full vs none |" in text and "goal" not in text
     assert "| full vs none |" in page.read_text()
+    # Auto decides from the run's evidence: it is never the best *static* rule full is held against.
+    assert "auto 0." not in text
     # The pre-registered method's files, its figure and what the demo cites are left alone.
     assert not (tmp_path / "r.md").exists() and not (tmp_path / "r_full.png").exists() and not package.exists()
