@@ -263,25 +263,34 @@ def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tables = wide(runs)
-    gains = []
-    for cell, table in tables.items():
+    gains = []  # (label, method's gain, its CI, full's gain, its CI), in % over none, paired by seed
+    for cell, table in wide(runs).items():
         if {method, "none"} <= set(table):
-            gain = lambda m: 100 * (table[m].mean() / table["none"].mean() - 1) if m in table else np.nan  # noqa: E731
-            gains.append((cell[0], gain(method), gain("full")))
+            label = cell[0] if cell[0].startswith("drawn") else f"{cell[0]} (A) {cell[2]}"
+            gains.append((label, *_gain_over_none(table, method), *_gain_over_none(table, "full")))
     gains.sort(key=lambda g: g[1])
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(gains)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(gains)), 3.8))
     x = np.arange(len(gains))
-    ax.bar(x - 0.2, [g[1] for g in gains], 0.4, label=method)
-    ax.bar(x + 0.2, [g[2] for g in gains], 0.4, label="full")
+    for offset, (name, at) in zip((-0.2, 0.2), ((method, 1), ("full", 3))):
+        means = np.array([g[at] for g in gains])
+        errors = np.abs(np.array([g[at + 1] for g in gains]).T - means)
+        ax.bar(x + offset, means, 0.4, yerr=errors, capsize=2, error_kw={"linewidth": 0.8}, label=name)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [g[0] for g in gains], rotation=45, ha="right")
-    ax.set_ylabel("accuracy gain over none (%)")
+    ax.set_ylabel("accuracy gain over none (%),\n95% paired-bootstrap CI")
     ax.legend()
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)  # --figures may name a folder not made yet
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def _gain_over_none(table: pd.DataFrame, method: str) -> tuple[float, list[float]]:
+    """A method's relative gain over none in %, with its CI (NaN where the cell lacks the method)."""
+    if method not in table:
+        return np.nan, [np.nan, np.nan]
+    p = pair(table, method, "none")
+    return 100 * p["rel"], [100 * p["rel_ci"][0], 100 * p["rel_ci"][1]]
 
 
 def write_package_summary(runs: pd.DataFrame, method: str, report: Path, out: Path = PACKAGE_SUMMARY) -> None:
