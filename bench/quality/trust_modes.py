@@ -11,6 +11,7 @@ with a teacher that is always right (error 0) and one wrong 40% of the time (err
 
     .venv/bin/python -m bench.quality.trust_modes               # run (a rerun resumes), then the summary
     .venv/bin/python -m bench.quality.trust_modes --seeds 0 1   # fewer seeds
+    .venv/bin/python -m bench.quality.trust_modes --threads 1 --seeds 3 4 5   # one of two processes
     .venv/bin/python -m bench.quality.trust_modes --summary     # only the summary of what is recorded
     .venv/bin/python -m bench.quality.trust_modes --check       # load every run's config; run nothing
 
@@ -101,7 +102,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(bench.REPO / "bench" / "results" / "quality"), help="run directories")
     parser.add_argument("--summary", action="store_true", help="only summarise what RESULTS holds")
     parser.add_argument("--check", action="store_true", help="load every run's config and run nothing")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of this process (two processes of 1 thread use 2 cores better than two of 2)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     results = Path(args.results)
     if args.check:
         check(args.set)
