@@ -263,20 +263,20 @@ def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gains = []  # (label, method's gain, its CI, full's gain, its CI), in % over none, paired by seed
+    rows = []  # (cell's label, {method: (gain over none in %, its CI)}), paired by seed
     for cell, table in wide(runs).items():
         if {method, "none"} <= set(table):
             label = cell[0] if cell[0].startswith("drawn") else f"{cell[0]} (A) {cell[2]}"
-            gains.append((label, *_gain_over_none(table, method), *_gain_over_none(table, "full")))
-    gains.sort(key=lambda g: g[1])
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(gains)), 3.8))
-    x = np.arange(len(gains))
-    for offset, (name, at) in zip((-0.2, 0.2), ((method, 1), ("full", 3))):
-        means = np.array([g[at] for g in gains])
-        errors = np.abs(np.array([g[at + 1] for g in gains]).T - means)
-        ax.bar(x + offset, means, 0.4, yerr=errors, capsize=2, error_kw={"linewidth": 0.8}, label=name)
+            rows.append((label, {m: _gain_over_none(table, m) for m in (method, "full")}))
+    rows.sort(key=lambda row: row[1][method][0])
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows)), 3.8))
+    x = np.arange(len(rows))
+    for offset, name in zip((-0.2, 0.2), (method, "full")):
+        gains = np.array([row[1][name][0] for row in rows])
+        errors = np.abs(np.array([row[1][name][1] for row in rows]).T - gains)
+        ax.bar(x + offset, gains, 0.4, yerr=errors, capsize=2, error_kw={"linewidth": 0.8}, label=name)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [g[0] for g in gains], rotation=45, ha="right")
+    ax.set_xticks(x, [row[0] for row in rows], rotation=45, ha="right")
     ax.set_ylabel("accuracy gain over none (%),\n95% paired-bootstrap CI")
     ax.legend()
     fig.tight_layout()

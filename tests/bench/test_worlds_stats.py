@@ -85,3 +85,19 @@ def test_another_method_is_reported_beside_the_preregistered_one_without_its_goa
     assert "auto 0." not in text
     # The pre-registered method's files, its figure and what the demo cites are left alone.
     assert not (tmp_path / "r.md").exists() and not (tmp_path / "r_full.png").exists() and not package.exists()
+
+
+def test_the_preregistered_method_writes_its_report_its_figure_and_what_the_demo_cites(tmp_path, monkeypatch):
+    import sys
+
+    from bench.quality import worlds_stats
+
+    _records(tmp_path / "r.jsonl", 0.25)
+    package = tmp_path / "package.json"
+    monkeypatch.setattr(sys, "argv", ["worlds_stats", str(tmp_path / "r.jsonl"), "--figures", str(tmp_path / "fig"),
+                                      "--package-summary", str(package)])
+    worlds_stats.main()
+    assert "auto: every bullet holds" in (tmp_path / "r.md").read_text()
+    assert (tmp_path / "fig" / "r.png").read_bytes().startswith(b"\x89PNG")
+    cited = json.loads(package.read_text())
+    assert {c["world"] for c in cited["comparisons"]} == {"drawn1", "drawn2", "shaped"}
