@@ -109,7 +109,13 @@ def gold_rows(count: int, seed: int, min_steps: int = 2, max_steps: int = 5) -> 
 
 
 def _spec_key(name: str, spec: TinyModelSpec) -> str:
-    payload = json.dumps({"name": name, "version": BUILD_VERSION, **asdict(spec)}, sort_keys=True)
+    """The cache folder's key: the spec, and the arithmetic the build does. Trained with 1 thread or
+    2, the TA's weights differ (its matrix products round differently), so a model built by a
+    1-thread benchmark process must not be read by a 2-thread run as if it were that run's own."""
+    import torch
+
+    arithmetic = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    payload = json.dumps({"name": name, "version": BUILD_VERSION, **asdict(spec), **arithmetic}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

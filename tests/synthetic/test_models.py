@@ -70,3 +70,21 @@ def test_second_call_reuses_the_cache(synthetic_models):
     again = ensure_synthetic_models(MODEL_CACHE)
     assert again == synthetic_models
     assert _build_state(again) == before
+
+
+def test_a_model_built_with_another_thread_count_is_cached_apart():
+    """Built with 1 thread, the TA's weights differ from a 2-thread build's: one must never be
+    read for the other, so a benchmark's 1-thread cache and a 2-thread run's are kept apart."""
+    import torch
+
+    from tadistill.synthetic.models import TA_SPEC, _spec_key
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _spec_key("ta", TA_SPEC)
+        torch.set_num_threads(2)
+        two = _spec_key("ta", TA_SPEC)
+    finally:
+        torch.set_num_threads(threads)
+    assert one != two
