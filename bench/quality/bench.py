@@ -516,6 +516,20 @@ def _start_ray() -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """--threads, shared by the quality scripts that run the pipeline in this process."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of this process (two processes of 1 thread use 2 cores better than two of 2)")
+
+
+def use_threads(threads: int | None) -> None:
+    """This process's torch threads, where --threads names them (torch's default otherwise)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one cell, one seed, the main methods")
@@ -530,16 +544,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="key=value override for every run")
     parser.add_argument("--results", default=str(RESULTS), help="the JSON-lines file runs are appended to")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "quality"), help="run directories")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of this process (two processes of 1 thread use 2 cores better than one of 2)")
+    add_threads_option(parser)
     parser.add_argument("--tune", action="store_true", help="choose lr/epochs for `none` on the validation split")
     parser.add_argument("--tune-lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
     parser.add_argument("--tune-epochs", type=int, nargs="+", default=[3, 6, 12])
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _start_ray()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bench import REPO
+from .bench import REPO, add_threads_option, use_threads
 from .stats import paired
 
 
@@ -86,13 +86,10 @@ def main() -> None:
     parser.add_argument("--cell", nargs=3, default=["shaped", "0.4", "300"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--runs", default=str(REPO / "bench" / "results" / "quality" / "runs"))
-    parser.add_argument("--threads", type=int, default=None)
+    add_threads_option(parser)
     parser.add_argument("--out", default=str(REPO / "docs" / "results" / "trainer_check.json"))
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     world, rate, budget = args.cell
     cell = Path(args.runs) / f"{world}_err{float(rate)}_b{int(budget)}"
     rows = []

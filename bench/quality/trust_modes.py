@@ -102,13 +102,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(bench.REPO / "bench" / "results" / "quality"), help="run directories")
     parser.add_argument("--summary", action="store_true", help="only summarise what RESULTS holds")
     parser.add_argument("--check", action="store_true", help="load every run's config and run nothing")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of this process (two processes of 1 thread use 2 cores better than two of 2)")
+    bench.add_threads_option(parser)
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    bench.use_threads(args.threads)
     results = Path(args.results)
     if args.check:
         check(args.set)

@@ -257,7 +257,7 @@ def goal_lines(summary: dict) -> list[str]:
             f"{summary['method']}: {verdict}.", ""]
 
 
-def plot(summary: dict, runs: pd.DataFrame, method: str, out: Path) -> None:
+def plot(runs: pd.DataFrame, method: str, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,7 +341,7 @@ def main() -> None:
         page.write_text(replace_between(page.read_text(), f"<!-- {stem}:begin -->", f"<!-- {stem}:end -->", body))
     path.with_name(f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     if preregistered:  # its figure has the default method's bars beside it already
-        plot(summary, runs, args.method, Path(args.figures) / f"{stem}.png")
+        plot(runs, args.method, Path(args.figures) / f"{stem}.png")
     print(text)
 
 
