@@ -44,6 +44,18 @@ def can_mount_tmpfs(folder) -> bool:
 TEST_HTTP_PORT = free_port()
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """Each test starts with the thread count the session started with: a backend built in the
+    test process sets torch's count for the whole process, and the arithmetic of every later test
+    (the pinned runs compare exactly on the machine they were captured on) depends on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     import ray

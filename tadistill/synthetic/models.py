@@ -25,6 +25,11 @@ from ..tasks.prompts import student_prompt, student_target
 log = logging.getLogger(__name__)
 
 BUILD_VERSION = 1
+# Every build trains with this many torch threads, whatever the calling process uses: the weights
+# depend on it (matrix products round differently with 1 thread or 2), and a process's thread count
+# is not the model's business (a benchmark runs at 1, a test at the machine's default, a backend
+# built in-process resets it). One count makes the models the same for all of them.
+BUILD_THREADS = 1
 BUILT = "tadistill_build.json"  # written last into a built model folder: its presence marks the folder complete
 SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 
@@ -109,14 +114,26 @@ def gold_rows(count: int, seed: int, min_steps: int = 2, max_steps: int = 5) -> 
 
 
 def _spec_key(name: str, spec: TinyModelSpec) -> str:
-    """The cache folder's key: the spec, and the arithmetic the build does. Trained with 1 thread or
-    2, the TA's weights differ (its matrix products round differently), so a model built by a
-    1-thread benchmark process must not be read by a 2-thread run as if it were that run's own."""
+    """The cache folder's key: the spec, and the arithmetic of the build (torch's version and the
+    build's fixed thread count), so models built another way are never read for these."""
     import torch
 
-    arithmetic = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    arithmetic = {"torch": torch.__version__, "threads": BUILD_THREADS}
     payload = json.dumps({"name": name, "version": BUILD_VERSION, **asdict(spec), **arithmetic}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@contextmanager
+def torch_threads(count: int):
+    """torch uses `count` threads inside the block, and the caller's count again after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_model(name: str, spec: TinyModelSpec, out_dir: Path) -> Path:
@@ -128,10 +145,11 @@ def build_model(name: str, spec: TinyModelSpec, out_dir: Path) -> Path:
     model = _new_model(spec, tokenizer, seed=spec.data_seed)
     rows = gold_rows(spec.gold_examples, spec.data_seed, spec.min_steps, spec.max_steps)
     started = time.time()
-    fit_local(
-        model, tokenizer, rows, epochs=spec.epochs, batch_size=32, lr=spec.lr, seed=spec.data_seed,
-        on_epoch=lambda e, loss: log.info("building %s: epoch %d loss %.3f", name, e + 1, loss),
-    )
+    with torch_threads(BUILD_THREADS):
+        fit_local(
+            model, tokenizer, rows, epochs=spec.epochs, batch_size=32, lr=spec.lr, seed=spec.data_seed,
+            on_epoch=lambda e, loss: log.info("building %s: epoch %d loss %.3f", name, e + 1, loss),
+        )
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / BUILT).write_text(

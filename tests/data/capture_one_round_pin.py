@@ -2,6 +2,9 @@
 the two-stage code before the round layout (commit 2c4be65). The runs depend on this machine's
 arithmetic (models are built and trained here), so the pin is captured per arithmetic, keyed by
 `arithmetic_key()` in tests/test_plan.py, and the test compares against the entry for its machine.
+The package builds every synthetic model with 1 thread (synthetic/models.py, BUILD_THREADS); the
+older code built with the caller's count, so this script builds them with 1 thread itself, into a
+cache of its own, and the runs read those.
 
     git worktree add /tmp/oldcode 2c4be65
     PYTHONPATH=/tmp/oldcode .venv/bin/python tests/data/capture_one_round_pin.py /tmp/pin-capture
@@ -24,6 +27,7 @@ METHODS = ["full", "none", "ta_teacher_only", "random", "sc_filter"]
 
 def main(out: Path) -> None:
     import ray
+    import torch
 
     import tadistill
     from tadistill.config import load_config
@@ -38,8 +42,11 @@ def main(out: Path) -> None:
 
     print(f"capturing with {tadistill.__file__}", flush=True)
     ray.init(num_cpus=4, include_dashboard=False)
-    cache = REPO / ".cache" / "tadistill"
+    cache = out / "models"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the package's builds do
     ensure_synthetic_models(cache)
+    torch.set_num_threads(threads)
     base = load_config(None, WORLD)
     records = write_teacher_records(synthetic_splits(base.data)["train"],
                                     TeacherProfile.from_config(base.teacher.synthetic, base.data.synthetic),

@@ -72,9 +72,29 @@ def test_second_call_reuses_the_cache(synthetic_models):
     assert _build_state(again) == before
 
 
-def test_a_model_built_with_another_thread_count_is_cached_apart():
-    """Built with 1 thread, the TA's weights differ from a 2-thread build's: one must never be
-    read for the other, so a benchmark's 1-thread cache and a 2-thread run's are kept apart."""
+def test_a_build_gives_the_same_weights_whatever_the_caller_s_thread_count(tmp_path):
+    """Trained with 1 thread or 2, a model's weights differ (its matrix products round
+    differently); a build fixes its own count, so a 1-thread benchmark, a 2-thread test and a
+    process whose count a backend reset all read one model, and the caller's count is left as it was."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tadistill.synthetic.models import TinyModelSpec, build_model
+
+    spec = TinyModelSpec(hidden=128, layers=1, heads=4, gold_examples=96, epochs=1, lr=2e-3, data_seed=5)
+    threads, weights = torch.get_num_threads(), {}
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            build_model("probe", spec, tmp_path / str(count))
+            assert torch.get_num_threads() == count
+            weights[count] = load_file(tmp_path / str(count) / "model.safetensors")
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(weights[1][name], weights[2][name]) for name in weights[1])
+
+
+def test_the_cache_key_does_not_read_the_caller_s_thread_count():
     import torch
 
     from tadistill.synthetic.models import TA_SPEC, _spec_key
@@ -87,4 +107,4 @@ def test_a_model_built_with_another_thread_count_is_cached_apart():
         two = _spec_key("ta", TA_SPEC)
     finally:
         torch.set_num_threads(threads)
-    assert one != two
+    assert one == two
