@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.quality.machine import arithmetic_key
+from bench.quality.machine import arithmetic_key, weights_fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = {name: REPO / "tadistill" / "resources" / "worlds" / f"{name}.yaml" for name in ("shaped", "holdout", "legacy", "weak", "long")}
@@ -378,7 +378,8 @@ def _run(overrides: list[str], run_dir: Path, seed_from: Path | None) -> dict:
     started = time.time()
     ctx = run_pipeline(config)
     return {**run_record(run_dir), "seconds": round(time.time() - started, 1),
-            "ran": [s["step"] for s in ctx.step_log if s["status"] == "ran"]}
+            "ran": [s["step"] for s in ctx.step_log if s["status"] == "ran"],
+            "models": {name: weights_fingerprint(path) for name, path in ctx.models().items()}}
 
 
 def world_file(world: str) -> Path:
