@@ -79,32 +79,23 @@ def test_a_build_gives_the_same_weights_whatever_the_caller_s_thread_count(tmp_p
     import torch
     from safetensors.torch import load_file
 
-    from tadistill.synthetic.models import TinyModelSpec, build_model
+    from tadistill.synthetic.models import TinyModelSpec, build_model, torch_threads
 
     spec = TinyModelSpec(hidden=128, layers=1, heads=4, gold_examples=96, epochs=1, lr=2e-3, data_seed=5)
-    threads, weights = torch.get_num_threads(), {}
-    try:
-        for count in (1, 2):
-            torch.set_num_threads(count)
+    weights = {}
+    for count in (1, 2):
+        with torch_threads(count):
             build_model("probe", spec, tmp_path / str(count))
             assert torch.get_num_threads() == count
-            weights[count] = load_file(tmp_path / str(count) / "model.safetensors")
-    finally:
-        torch.set_num_threads(threads)
+        weights[count] = load_file(tmp_path / str(count) / "model.safetensors")
     assert all(torch.equal(weights[1][name], weights[2][name]) for name in weights[1])
 
 
 def test_the_cache_key_does_not_read_the_caller_s_thread_count():
-    import torch
+    from tadistill.synthetic.models import TA_SPEC, _spec_key, torch_threads
 
-    from tadistill.synthetic.models import TA_SPEC, _spec_key
-
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):
         one = _spec_key("ta", TA_SPEC)
-        torch.set_num_threads(2)
+    with torch_threads(2):
         two = _spec_key("ta", TA_SPEC)
-    finally:
-        torch.set_num_threads(threads)
     assert one == two
