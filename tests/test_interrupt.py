@@ -26,29 +26,22 @@ WAIT_FOR_A_SIGNAL = """
             os.read(_wake_r, 1)
 """
 
-# The repeat is raised by hand, once, after the first raise was swallowed: with REPEAT_S None no
-# timer repeats it, so nothing the test sees depends on time.
+# The repeat is raised by hand, once, by the main thread itself after the first raise was
+# swallowed: with REPEAT_S None no timer thread repeats it, and no other thread takes part, so what
+# the child prints follows from the order of its own statements alone.
 SWALLOWED_ONCE = textwrap.dedent(WAIT_FOR_A_SIGNAL + """
-    import threading
     from tadistill import interrupt
 
     interrupt.REPEAT_S = None
     interrupt.install()
-    swallowed = threading.Event()
-
-    def repeat_once():
-        swallowed.wait()
-        interrupt.raise_again()
-
-    threading.Thread(target=repeat_once, daemon=True).start()
     try:
         print("ready", flush=True)
         wait_for_a_signal()
     except BaseException:  # a library's catch-all swallows the first raise
         print("swallowed", flush=True)
     try:
-        swallowed.set()
-        wait_for_a_signal()  # only the stop raised again ends this
+        interrupt.raise_again()  # the stop is still unheard: raised in this thread again
+        wait_for_a_signal()
     except KeyboardInterrupt as stop:
         print("stopped", interrupt.exit_code(stop), interrupt.raise_again(), flush=True)
 """)
